@@ -1,0 +1,32 @@
+//! Schema migrations of philia-bot: one migration per file, the same statements on SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod columns;
+mod m20261122_000001_create_users;
+mod m20261122_000002_create_conversations;
+mod m20261122_000003_create_messages;
+mod m20261122_000004_create_items;
+mod m20261122_000005_create_reservations;
+mod m20261122_000006_create_orders;
+mod m20261122_000007_create_order_items;
+mod m20261122_000008_create_processed_events;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_users::Migration),
+            Box::new(m20261122_000002_create_conversations::Migration),
+            Box::new(m20261122_000003_create_messages::Migration),
+            Box::new(m20261122_000004_create_items::Migration),
+            Box::new(m20261122_000005_create_reservations::Migration),
+            Box::new(m20261122_000006_create_orders::Migration),
+            Box::new(m20261122_000007_create_order_items::Migration),
+            Box::new(m20261122_000008_create_processed_events::Migration),
+        ]
+    }
+}

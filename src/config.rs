@@ -1,0 +1,965 @@
+//! Settings, layered: compiled-in defaults → `config/default.toml` → `config/{environment}.toml` → `.env`
+//! → environment variables (`PHILIA_` prefix with `__` for nesting, plus the conventional names such as
+//! `DATABASE_URL` and `PORT`). Also the checks behind `philia-bot config check`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Where the bot runs: decides log format and how strict start-up is.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// A developer's or shop owner's machine: embedded defaults allowed, human-readable logs.
+    #[default]
+    Local,
+    /// Railway or any real deployment: PostgreSQL, a webhook secret and JSON logs are required.
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::Production => "production",
+        }
+    }
+
+    /// Reads `ENVIRONMENT` (or `PHILIA_ENVIRONMENT`) from the process environment; `local` when unset.
+    pub fn from_process_env() -> Result<Self, Problem> {
+        let (name, value) = match (std::env::var("PHILIA_ENVIRONMENT"), std::env::var("ENVIRONMENT")) {
+            (Ok(v), _) => ("PHILIA_ENVIRONMENT", v),
+            (_, Ok(v)) => ("ENVIRONMENT", v),
+            _ => return Ok(Environment::Local),
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "local" | "" => Ok(Environment::Local),
+            "production" => Ok(Environment::Production),
+            other => Err(Problem::new(
+                name,
+                "environment",
+                format!("unknown environment {other:?}: expected \"local\" or \"production\""),
+            )),
+        }
+    }
+}
+
+/// Which parts of the system a process runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The webhook ingress and the worker pool in one process (one Railway service does everything).
+    #[default]
+    All,
+    /// Only the HTTP ingress: verifies, parses and enqueues webhooks.
+    Web,
+    /// Only the worker pool: consumes jobs and replies.
+    Worker,
+}
+
+impl Role {
+    pub fn runs_web(self) -> bool {
+        matches!(self, Role::All | Role::Web)
+    }
+
+    pub fn runs_worker(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Web => "web",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// Every setting of the bot. Each section has a compiled-in default, so an empty configuration runs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `local` (default) or `production`. Env: `ENVIRONMENT`.
+    pub environment: Environment,
+    pub log: LogSettings,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub worker: WorkerSettings,
+    pub tiktok: TikTokSettings,
+    pub llm: LlmSettings,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// Filter directive, e.g. `info` or `philia_bot=debug,info`. Env: `LOG_LEVEL`; `RUST_LOG` wins over it.
+    pub level: String,
+    /// `auto` (JSON in production, human-readable locally), `json` or `pretty`.
+    pub format: LogFormat,
+    /// Log every SQL statement (noisy; for debugging only).
+    pub sql_statements: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Auto,
+            sql_statements: false,
+        }
+    }
+}
+
+/// How log records are written to stdout.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Address to bind. `0.0.0.0` when `PORT` is set (Railway), else `127.0.0.1`.
+    pub host: String,
+    /// Port to bind; 0 picks a free one (tests). Env: `PORT`.
+    pub port: u16,
+    /// Largest accepted request body, in bytes, after decompression.
+    pub body_limit_bytes: usize,
+    /// Time a client has to send the request head, in milliseconds.
+    pub client_request_timeout_ms: u64,
+    /// Keep-alive of idle connections, in seconds.
+    pub keep_alive_secs: u64,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub http_workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            body_limit_bytes: 64 * 1024,
+            client_request_timeout_ms: 5_000,
+            keep_alive_secs: 75,
+            http_workers: 0,
+        }
+    }
+}
+
+/// The database: SQLite file by default, PostgreSQL in production.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://…`. Unset: the embedded SQLite file at `sqlite_path`. Env: `DATABASE_URL`.
+    pub url: Option<SecretString>,
+    /// The embedded database file used when `url` is unset.
+    pub sqlite_path: PathBuf,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            sqlite_path: PathBuf::from("./data/philia.db"),
+            max_connections: 10,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseSettings {
+    /// The URL to connect with: the configured one, or the embedded SQLite file (created if missing).
+    pub fn connection_url(&self) -> String {
+        match &self.url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}?mode=rwc", self.sqlite_path.display()),
+        }
+    }
+
+    /// True when no database is configured and the embedded SQLite file is used.
+    pub fn is_embedded(&self) -> bool {
+        self.url.is_none()
+    }
+
+    pub fn kind(&self) -> Option<DatabaseKind> {
+        database_kind(&self.connection_url())
+    }
+
+    /// Where the database is, for logs: engine, host and database name, never credentials.
+    pub fn describe(&self) -> String {
+        match &self.url {
+            None => format!("sqlite ({}, embedded)", self.sqlite_path.display()),
+            Some(url) => describe_url(url.expose_secret()),
+        }
+    }
+}
+
+fn database_kind(url: &str) -> Option<DatabaseKind> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(DatabaseKind::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Some(DatabaseKind::Sqlite)
+    } else {
+        None
+    }
+}
+
+/// `scheme (host:port/path)` without user or password; for log lines.
+pub fn describe_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            let host = parsed.host_str().unwrap_or("");
+            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{} ({host}{port}{})", parsed.scheme(), parsed.path())
+        }
+        Err(_) => "unparseable URL".into(),
+    }
+}
+
+/// Redis: queue, idempotency keys, reply windows and the shared send rate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`. Unset: in-process queue and maps (not durable). Env: `REDIS_URL`.
+    pub url: Option<SecretString>,
+    /// Prefix of every key this deployment writes (`{prefix}:jobs`, …), so several bots can share a server.
+    pub key_prefix: String,
+    /// Pooled connections (blocking stream reads each hold one).
+    pub pool_size: usize,
+    /// Milliseconds to wait for a connection or a command before calling Redis unreachable.
+    pub timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "philia".into(),
+            pool_size: 16,
+            timeout_ms: 2_000,
+        }
+    }
+}
+
+/// The worker pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// Consumer tasks per worker process.
+    pub concurrency: usize,
+    /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT before the process exits.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+/// TikTok Business Messaging API and webhook verification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TikTokSettings {
+    /// App client key. Env: `TIKTOK_CLIENT_KEY`.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub client_key: Option<String>,
+    /// App client secret. Env: `TIKTOK_CLIENT_SECRET`.
+    #[serde(deserialize_with = "lenient::opt_secret")]
+    pub client_secret: Option<SecretString>,
+    /// Access token of the shop's business account; unset means dry run. Env: `TIKTOK_ACCESS_TOKEN`.
+    #[serde(deserialize_with = "lenient::opt_secret")]
+    pub access_token: Option<SecretString>,
+    /// Secret that signs webhooks (`TikTok-Signature`); required in production. Env: `TIKTOK_WEBHOOK_SECRET`.
+    #[serde(deserialize_with = "lenient::opt_secret")]
+    pub webhook_secret: Option<SecretString>,
+    /// The shop's business account id, the `business_id` of every send.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub business_id: Option<String>,
+    /// Base URL of the API (a fake server's in tests).
+    pub api_base_url: String,
+    /// How far a webhook's signed timestamp may be from now, in seconds.
+    pub signature_tolerance_secs: u64,
+}
+
+impl Default for TikTokSettings {
+    fn default() -> Self {
+        Self {
+            client_key: None,
+            client_secret: None,
+            access_token: None,
+            webhook_secret: None,
+            business_id: None,
+            api_base_url: "https://business-api.tiktok.com".into(),
+            signature_tolerance_secs: 300,
+        }
+    }
+}
+
+impl TikTokSettings {
+    /// Replies are sent only with credentials; otherwise they are stored and printed.
+    pub fn is_dry_run(&self) -> bool {
+        self.access_token.is_none()
+    }
+}
+
+/// The intent classifier: any OpenAI-compatible endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LlmSettings {
+    /// API key; unset means the keyword router only. Env: `OPENAI_API_KEY`.
+    #[serde(deserialize_with = "lenient::opt_secret")]
+    pub api_key: Option<SecretString>,
+    /// Base URL of the OpenAI-compatible API. Env: `OPENAI_BASE_URL`.
+    pub base_url: String,
+    /// Model name sent with every request.
+    pub model: String,
+    /// Milliseconds before a classification falls back to the keyword result.
+    pub timeout_ms: u64,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            api_key: None,
+            base_url: "https://api.openai.com/v1".into(),
+            model: "gpt-4o-mini".into(),
+            timeout_ms: 4_000,
+        }
+    }
+}
+
+/// One thing wrong with the configuration: where it comes from, which field, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// A file path, or the environment variable that set the field.
+    pub source: String,
+    /// Dotted field path, e.g. `server.port`.
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(source: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.source, self.field, self.message)
+    }
+}
+
+/// The configuration cannot be used; every problem found is listed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<Problem>);
+
+/// The settings sections and the settings file names, as `config check` knows them.
+const SECTIONS: &[&str] = &["log", "server", "database", "redis", "worker", "tiktok", "llm"];
+pub const SETTINGS_FILES: &[&str] = &["default.toml", "local.toml", "production.toml"];
+
+/// Conventional environment variable names and the fields they set.
+const CONVENTIONAL_ENV: &[(&str, &str)] = &[
+    ("ENVIRONMENT", "environment"),
+    ("LOG_LEVEL", "log.level"),
+    ("PORT", "server.port"),
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("OPENAI_API_KEY", "llm.api_key"),
+    ("OPENAI_BASE_URL", "llm.base_url"),
+    ("TIKTOK_CLIENT_KEY", "tiktok.client_key"),
+    ("TIKTOK_CLIENT_SECRET", "tiktok.client_secret"),
+    ("TIKTOK_ACCESS_TOKEN", "tiktok.access_token"),
+    ("TIKTOK_WEBHOOK_SECRET", "tiktok.webhook_secret"),
+];
+
+/// `PHILIA_` variables that configure the process rather than `Settings`.
+const NON_SETTINGS_ENV: &[&str] = &["role", "config_dir", "require_services"];
+
+/// The directory holding the config files: `PHILIA_CONFIG_DIR`, else `./config`.
+pub fn default_config_dir() -> PathBuf {
+    std::env::var_os("PHILIA_CONFIG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("config"))
+}
+
+impl Settings {
+    /// Loads the layered settings from `config_dir` and the process environment, and validates them.
+    /// The caller loads `.env` first (it only fills variables that are not already set).
+    pub fn load(config_dir: &Path) -> Result<Settings, ConfigError> {
+        let environment = Environment::from_process_env().map_err(|p| ConfigError(vec![p]))?;
+        let mut problems = check_settings_files(config_dir);
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        let settings: Settings = figment(config_dir, environment)
+            .extract()
+            .map_err(|e| ConfigError(figment_problems(e)))?;
+        problems.extend(settings.validate());
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Problems that make these settings unusable, whatever the role.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let effective = "settings";
+        if let Some(url) = &self.database.url
+            && database_kind(url.expose_secret()).is_none()
+        {
+            problems.push(Problem::new(
+                effective,
+                "database.url",
+                "must start with postgres://, postgresql:// or sqlite:",
+            ));
+        }
+        if let Some(url) = &self.redis.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+                problems.push(Problem::new(
+                    effective,
+                    "redis.url",
+                    "must start with redis://, rediss:// or unix://",
+                ));
+            }
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
+            problems.push(Problem::new(
+                effective,
+                "redis.key_prefix",
+                "must be non-empty and without spaces",
+            ));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            problems.push(Problem::new(
+                effective,
+                "server.body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.worker.concurrency == 0 {
+            problems.push(Problem::new(effective, "worker.concurrency", "must be at least 1"));
+        }
+        if self.database.max_connections == 0 {
+            problems.push(Problem::new(
+                effective,
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        for (field, url) in [
+            ("tiktok.api_base_url", &self.tiktok.api_base_url),
+            ("llm.base_url", &self.llm.base_url),
+        ] {
+            if url::Url::parse(url)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+            {
+                problems.push(Problem::new(effective, field, format!("{url:?} is not an http(s) URL")));
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(Problem::new(effective, "log.level", format!("not a log filter: {e}")));
+        }
+        problems
+    }
+
+    /// What `production` requires of a process with this role, beyond [`Settings::validate`].
+    pub fn validate_for_role(&self, role: Role) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.environment == Environment::Production {
+            let source = "production";
+            if self.tiktok.webhook_secret.is_none() && role.runs_web() {
+                problems.push(Problem::new(
+                    source,
+                    "tiktok.webhook_secret",
+                    "required: set TIKTOK_WEBHOOK_SECRET (unsigned webhooks are never accepted in production)",
+                ));
+            }
+            if self.database.kind() != Some(DatabaseKind::Postgres) {
+                problems.push(Problem::new(
+                    source,
+                    "database.url",
+                    "must be a PostgreSQL URL: set DATABASE_URL=postgres://… (SQLite is for local use only)",
+                ));
+            }
+        }
+        if role != Role::All && self.redis.url.is_none() {
+            problems.push(Problem::new(
+                format!("--role {}", role.as_str()),
+                "redis.url",
+                "required: set REDIS_URL (split web and worker processes share their queue through Redis)",
+            ));
+        }
+        problems
+    }
+}
+
+/// The layered provider chain, without validation.
+pub fn figment(config_dir: &Path, environment: Environment) -> Figment {
+    let mut figment = Figment::new();
+    // Each file is optional; an absent file is skipped (Toml::file would search parent folders instead).
+    for name in ["default.toml".to_owned(), format!("{}.toml", environment.as_str())] {
+        let path = config_dir.join(name);
+        if path.exists() {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+    }
+    // Railway sets PORT and expects the service on every interface; PHILIA_SERVER__HOST still wins.
+    if std::env::var_os("PORT").is_some() {
+        figment = figment.merge(Serialized::default("server.host", "0.0.0.0"));
+    }
+    let names: Vec<&str> = CONVENTIONAL_ENV.iter().map(|(name, _)| *name).collect();
+    figment
+        .merge(Env::raw().only(&names).map(|key| {
+            let field = CONVENTIONAL_ENV
+                .iter()
+                .find(|(name, _)| key.as_str().eq_ignore_ascii_case(name))
+                .map_or(key.as_str(), |(_, field)| field);
+            field.to_owned().into()
+        }))
+        .merge(Env::prefixed("PHILIA_").ignore(NON_SETTINGS_ENV).split("__"))
+}
+
+/// Turns a figment error (possibly several) into problems naming the file or variable that set the field.
+fn figment_problems(error: figment::Error) -> Vec<Problem> {
+    error
+        .into_iter()
+        .map(|e| {
+            let keys: Vec<&str> = e.path.iter().map(String::as_str).collect();
+            let source = match &e.metadata {
+                Some(meta) => match &meta.source {
+                    Some(figment::Source::File(path)) => path.display().to_string(),
+                    _ => env_var_for(&keys).unwrap_or_else(|| meta.name.to_string()),
+                },
+                None => "settings".into(),
+            };
+            let field = if e.path.is_empty() {
+                "(root)".into()
+            } else {
+                e.path.join(".")
+            };
+            Problem::new(source, field, e.kind.to_string())
+        })
+        .collect()
+}
+
+/// The environment variable that set a field: the `PHILIA_` one (merged last, so it wins) when set,
+/// else the conventional name.
+fn env_var_for(path: &[&str]) -> Option<String> {
+    let prefixed = format!("PHILIA_{}", path.join("__").to_ascii_uppercase());
+    if std::env::var_os(&prefixed).is_some() {
+        return Some(prefixed);
+    }
+    let field = path.join(".");
+    CONVENTIONAL_ENV
+        .iter()
+        .find(|(name, f)| *f == field && std::env::var_os(name).is_some())
+        .map(|(name, _)| (*name).to_owned())
+}
+
+/// Everything `config check` reports for a config folder: each settings file on its own, and any
+/// `.toml` file there that nothing reads (a misspelt file name would otherwise be ignored).
+pub fn check_config_dir(config_dir: &Path) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    match std::fs::read_dir(config_dir) {
+        Ok(entries) => {
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            for name in names
+                .iter()
+                .filter(|n| n.ends_with(".toml") && !SETTINGS_FILES.contains(&n.as_str()))
+            {
+                problems.push(Problem::new(
+                    config_dir.join(name).display().to_string(),
+                    "(file)",
+                    format!("not a known config file (known: {})", SETTINGS_FILES.join(", ")),
+                ));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push(Problem::new(
+            config_dir.display().to_string(),
+            "(folder)",
+            format!("cannot read: {e}"),
+        )),
+    }
+    problems.extend(check_settings_files(config_dir));
+    problems
+}
+
+/// Checks every settings file present in `config_dir` on its own: TOML syntax, unknown keys (all of them)
+/// and wrong types (the first per section), so one run of `config check` lists as much as it can.
+pub fn check_settings_files(config_dir: &Path) -> Vec<Problem> {
+    SETTINGS_FILES
+        .iter()
+        .map(|name| config_dir.join(name))
+        .filter(|path| path.exists())
+        .flat_map(|path| check_settings_file(&path))
+        .collect()
+}
+
+fn check_settings_file(path: &Path) -> Vec<Problem> {
+    let source = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => return vec![Problem::new(source, "(file)", format!("cannot read: {e}"))],
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(table) => table,
+        Err(e) => {
+            return vec![Problem::new(
+                source,
+                "(syntax)",
+                e.message().to_owned() + &line_of(&text, e.span()),
+            )];
+        }
+    };
+    let mut problems = Vec::new();
+    for (key, value) in &table {
+        if key == "environment" {
+            if let Err(e) = Environment::deserialize(value.clone()) {
+                problems.push(Problem::new(&source, key, e.to_string()));
+            }
+            continue;
+        }
+        if !SECTIONS.contains(&key.as_str()) {
+            problems.push(Problem::new(
+                &source,
+                key,
+                format!("unknown section (known: {})", SECTIONS.join(", ")),
+            ));
+            continue;
+        }
+        if !value.is_table() {
+            problems.push(Problem::new(
+                &source,
+                key,
+                format!("must be a table ([{key}]), found a {}", value.type_str()),
+            ));
+            continue;
+        }
+        problems.extend(unknown_keys(&source, key, value));
+        let section = Figment::from(Toml::file_exact(path)).focus(key);
+        let result = match key.as_str() {
+            "log" => section.extract::<LogSettings>().map(drop),
+            "server" => section.extract::<ServerSettings>().map(drop),
+            "database" => section.extract::<DatabaseSettings>().map(drop),
+            "redis" => section.extract::<RedisSettings>().map(drop),
+            "worker" => section.extract::<WorkerSettings>().map(drop),
+            "tiktok" => section.extract::<TikTokSettings>().map(drop),
+            "llm" => section.extract::<LlmSettings>().map(drop),
+            _ => unreachable!("every name in SECTIONS is matched above"),
+        };
+        if let Err(error) = result {
+            for mut problem in figment_problems(error) {
+                problem.source = source.clone();
+                problem.field = format!("{key}.{}", problem.field);
+                problems.push(problem);
+            }
+        }
+    }
+    problems
+}
+
+/// Keys in a section that no setting reads (a typo would otherwise be ignored silently). All of them
+/// are found, whatever else is wrong in the section.
+fn unknown_keys(source: &str, section: &str, value: &toml::Value) -> Vec<Problem> {
+    let known = match section {
+        "log" => field_names::<LogSettings>(),
+        "server" => field_names::<ServerSettings>(),
+        "database" => field_names::<DatabaseSettings>(),
+        "redis" => field_names::<RedisSettings>(),
+        "worker" => field_names::<WorkerSettings>(),
+        "tiktok" => field_names::<TikTokSettings>(),
+        "llm" => field_names::<LlmSettings>(),
+        _ => &[],
+    };
+    let Some(table) = value.as_table() else {
+        return Vec::new();
+    };
+    table
+        .keys()
+        .filter(|key| !known.contains(&key.as_str()))
+        .map(|key| {
+            Problem::new(
+                source,
+                format!("{section}.{key}"),
+                format!("unknown field (known: {})", known.join(", ")),
+            )
+        })
+        .collect()
+}
+
+/// The field names serde expects for a struct, read from the derive (which passes them to
+/// `deserialize_struct`), so the list of known keys can never drift from the structs.
+fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Introspect<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for Introspect<'_> {
+        type Error = serde::de::value::Error;
+
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("introspection only"))
+        }
+
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("introspection only"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Introspect(&mut fields));
+    fields
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+/// Deserializers for text settings that environment variables may carry as digits: figment parses
+/// `TIKTOK_CLIENT_KEY=123456` as a number, but ids and secrets are strings.
+mod lenient {
+    use secrecy::SecretString;
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        String(String),
+        Unsigned(u64),
+        Signed(i64),
+    }
+
+    pub fn opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Text>::deserialize(deserializer)?.map(|text| match text {
+            Text::String(s) => s,
+            Text::Unsigned(n) => n.to_string(),
+            Text::Signed(n) => n.to_string(),
+        }))
+    }
+
+    pub fn opt_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
+        Ok(opt_string(deserializer)?.map(SecretString::from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in(jail: &Jail) -> Result<Settings, ConfigError> {
+        Settings::load(&jail.directory().join("config"))
+    }
+
+    #[test]
+    fn empty_configuration_gives_the_embedded_defaults() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let settings = load_in(jail).expect("defaults load");
+            assert_eq!(settings.environment, Environment::Local);
+            assert!(settings.database.is_embedded());
+            assert_eq!(settings.database.connection_url(), "sqlite://./data/philia.db?mode=rwc");
+            assert_eq!(
+                (settings.server.host.as_str(), settings.server.port),
+                ("127.0.0.1", 8000)
+            );
+            assert!(settings.tiktok.is_dry_run());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn files_then_environment_override_in_order() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_dir("config")?;
+            jail.create_file(
+                "config/default.toml",
+                "[server]\nport = 9000\nhost = \"10.1.1.1\"\n[worker]\nconcurrency = 3",
+            )?;
+            jail.create_file("config/production.toml", "[worker]\nconcurrency = 5")?;
+            jail.set_env("ENVIRONMENT", "production");
+            jail.set_env("DATABASE_URL", "postgres://u:pw@db.internal:5432/philia");
+            jail.set_env("TIKTOK_CLIENT_KEY", "123456");
+            jail.set_env("PHILIA_WORKER__CONCURRENCY", "7");
+            let settings = load_in(jail).expect("loads");
+            assert_eq!(settings.environment, Environment::Production);
+            assert_eq!(settings.server.port, 9000);
+            assert_eq!(settings.worker.concurrency, 7, "PHILIA_ variables win over files");
+            assert_eq!(settings.database.kind(), Some(DatabaseKind::Postgres));
+            assert_eq!(
+                settings.tiktok.client_key.as_deref(),
+                Some("123456"),
+                "numeric ids stay strings"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn port_from_the_platform_binds_every_interface() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("PORT", "4321");
+            let settings = load_in(jail).expect("loads");
+            assert_eq!((settings.server.host.as_str(), settings.server.port), ("0.0.0.0", 4321));
+            jail.set_env("PHILIA_SERVER__HOST", "127.0.0.2");
+            assert_eq!(load_in(jail).expect("loads").server.host, "127.0.0.2");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("TIKTOK_WEBHOOK_SECRET", "hunter2-webhook");
+            jail.set_env("OPENAI_API_KEY", "sk-hunter2");
+            jail.set_env("DATABASE_URL", "postgres://u:hunter2pw@db/philia");
+            let settings = load_in(jail).expect("loads");
+            let debug = format!("{settings:?}");
+            assert!(!debug.contains("hunter2"), "{debug}");
+            assert_eq!(settings.database.describe(), "postgres (db/philia)");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn wrong_type_and_unknown_keys_name_file_and_field() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_dir("config")?;
+            jail.create_file(
+                "config/default.toml",
+                "[server]\nport = \"eighty\"\nprot = 1\n[worker]\nconcurency = 2\n[wrokers]\nx = 1\n",
+            )?;
+            let problems = check_settings_files(&jail.directory().join("config"));
+            let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
+            assert!(
+                problems.iter().all(|p| p.source.ends_with("config/default.toml")),
+                "{problems:?}"
+            );
+            assert!(
+                text.iter().any(|t| t.starts_with("server.port: invalid type")),
+                "{text:?}"
+            );
+            assert!(
+                text.iter().any(|t| t.starts_with("server.prot: unknown field")),
+                "{text:?}"
+            );
+            assert!(
+                text.iter().any(|t| t.starts_with("worker.concurency: unknown field")),
+                "{text:?}"
+            );
+            assert!(
+                text.iter().any(|t| t.starts_with("wrokers: unknown section")),
+                "{text:?}"
+            );
+            assert!(load_in(jail).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn toml_syntax_error_names_the_line() {
+        Jail::expect_with(|jail| {
+            jail.create_dir("config")?;
+            jail.create_file("config/local.toml", "[server]\nport = 80\nhost = \n")?;
+            let problems = check_settings_files(&jail.directory().join("config"));
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].field, "(syntax)");
+            assert!(problems[0].message.contains("line 3"), "{problems:?}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn production_names_each_missing_setting() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("ENVIRONMENT", "production");
+            let settings = load_in(jail).expect("loads");
+            let fields: Vec<String> = settings
+                .validate_for_role(Role::Web)
+                .into_iter()
+                .map(|p| p.field)
+                .collect();
+            assert_eq!(fields, ["tiktok.webhook_secret", "database.url", "redis.url"]);
+            let all: Vec<String> = settings
+                .validate_for_role(Role::All)
+                .into_iter()
+                .map(|p| p.field)
+                .collect();
+            assert_eq!(all, ["tiktok.webhook_secret", "database.url"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_environment_variable_value_names_the_variable() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("PHILIA_SERVER__PORT", "not-a-port");
+            let problems = load_in(jail).expect_err("rejected").0;
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].field, "server.port");
+            assert_eq!(problems[0].source, "PHILIA_SERVER__PORT");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,193 @@
+//! The `philia-bot` command line: a thin shell over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use philia_bot::config::{self, Role, Settings};
+use philia_bot::startup::{Application, StartOptions};
+use philia_bot::{store, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "philia-bot",
+    version,
+    about = "TikTok DM sales and support bot for Philia Thrifts"
+)]
+struct Cli {
+    /// Folder of the config files (default.toml, {environment}.toml, …).
+    #[arg(long, global = true, env = "PHILIA_CONFIG_DIR", default_value = "config")]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bot: the webhook ingress and/or the worker pool.
+    ///
+    /// With no configuration at all it runs on the embedded default: SQLite at ./data/philia.db
+    /// (migrated on start), the in-process queue, dry-run sending, http://127.0.0.1:8000.
+    Serve {
+        /// Which parts to run: `all` (ingress + workers), `web` (ingress only) or `worker` (workers only).
+        /// Split roles need Redis (REDIS_URL) to share the queue.
+        #[arg(long, value_enum, env = "PHILIA_ROLE", default_value = "all")]
+        role: Role,
+        /// Apply pending migrations before starting (always done on SQLite; explicit on PostgreSQL).
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Manage the database schema (DATABASE_URL, or the embedded SQLite file).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back migrations: all of them (removing the schema and its data) unless --steps is given.
+    Down {
+        /// Roll back only this many migrations, newest first.
+        #[arg(long)]
+        steps: Option<u32>,
+        /// Required in production: rolling back deletes data.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// List every migration and whether it is applied.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate every config file and the effective settings; print `ok` (exit 0) or each problem as
+    /// `file: field: what is wrong` (exit 1).
+    Check {
+        /// Also check what this role requires (e.g. Redis for split roles).
+        #[arg(long, value_enum, env = "PHILIA_ROLE", default_value = "all")]
+        role: Role,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    philia_bot::install_crypto_provider();
+    let cli = Cli::parse();
+    // .env fills only variables that are not set already; a missing file is normal.
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!(".env: {e}");
+        return ExitCode::from(2);
+    }
+    match cli.command {
+        Command::Config {
+            action: ConfigAction::Check { role },
+        } => config_check(&cli.config_dir, role),
+        Command::Serve { role, migrate } => {
+            let settings = match load_settings(&cli.config_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let problems = settings.validate_for_role(role);
+            if !problems.is_empty() {
+                eprintln!("{}", config::ConfigError(problems));
+                return ExitCode::from(2);
+            }
+            report(serve(settings, StartOptions { role, migrate }).await)
+        }
+        Command::Migrate { action } => {
+            let settings = match load_settings(&cli.config_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            report(run_migrate(settings, action).await)
+        }
+    }
+}
+
+fn load_settings(config_dir: &std::path::Path) -> Result<Settings, ExitCode> {
+    match Settings::load(config_dir) {
+        Ok(settings) => {
+            telemetry::init(&settings.log, settings.environment);
+            Ok(settings)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "fatal");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings, options: StartOptions) -> anyhow::Result<()> {
+    let app = Application::build(settings, options).await?;
+    app.run_until_stopped().await
+}
+
+async fn run_migrate(settings: Settings, action: MigrateAction) -> anyhow::Result<()> {
+    let db = store::connect(&settings.database, settings.log.sql_statements).await?;
+    let target = settings.database.describe();
+    match action {
+        MigrateAction::Up => {
+            let pending = store::pending_migrations(&db).await?;
+            store::migrate_up(&db).await?;
+            println!("{target}: applied {} migration(s)", pending.len());
+        }
+        MigrateAction::Down { steps, yes } => {
+            if settings.environment == config::Environment::Production && !yes {
+                anyhow::bail!("refusing to roll back a production database without --yes (it deletes data)");
+            }
+            store::migrate_down(&db, steps).await?;
+            match steps {
+                Some(n) => println!("{target}: rolled back {n} migration(s)"),
+                None => println!("{target}: rolled back every migration"),
+            }
+        }
+        MigrateAction::Status => {
+            for (name, applied) in store::migration_status(&db).await? {
+                println!("{} {name}", if applied { "applied" } else { "pending" });
+            }
+        }
+    }
+    db.close().await?;
+    Ok(())
+}
+
+fn config_check(config_dir: &std::path::Path, role: Role) -> ExitCode {
+    let mut problems = config::check_config_dir(config_dir);
+    // The files are fine on their own: now the layered result, environment variables included.
+    if problems.is_empty() {
+        match Settings::load(config_dir) {
+            Ok(settings) => problems.extend(settings.validate_for_role(role)),
+            Err(e) => problems.extend(e.0),
+        }
+    }
+    if problems.is_empty() {
+        println!("ok");
+        ExitCode::SUCCESS
+    } else {
+        for problem in &problems {
+            println!("{problem}");
+        }
+        ExitCode::FAILURE
+    }
+}

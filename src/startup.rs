@@ -1,0 +1,188 @@
+//! One `Application` builder for every role, used by `main` and by the tests alike.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DatabaseKind, Role, Settings};
+use crate::worker::WorkerPool;
+
+/// What every part of a running process shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    pub redis: Option<deadpool_redis::Pool>,
+}
+
+/// How a process starts, beyond its settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    pub role: Role,
+    /// Apply pending migrations on start. Always done on SQLite (the embedded default); on PostgreSQL
+    /// migrations are explicit (`migrate up`, the release phase) unless this is set.
+    pub migrate: bool,
+}
+
+/// A built, not yet running, process: the HTTP server (web role) and the worker pool (worker role).
+pub struct Application {
+    state: AppState,
+    role: Role,
+    server: Option<(actix_web::dev::Server, u16)>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Connects to the database and Redis, prepares the schema and binds the HTTP listener (port 0 in
+    /// tests picks a free one). Nothing runs until [`Application::run_until_stopped`].
+    pub async fn build(settings: Settings, options: StartOptions) -> anyhow::Result<Self> {
+        let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
+        prepare_schema(&db, &settings, options).await?;
+        let redis = crate::redis_pool::create_pool(&settings.redis)?;
+        let state = AppState {
+            settings: Arc::new(settings),
+            db,
+            redis,
+        };
+        let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
+        let server = if options.role.runs_web() {
+            Some(crate::web::build_server(&state.settings.server, state.clone(), grace)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            state,
+            role: options.role,
+            server,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The bound HTTP port, when this role serves HTTP.
+    pub fn port(&self) -> Option<u16> {
+        self.server.as_ref().map(|(_, port)| *port)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling this token stops the process as SIGTERM would (tests use it).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// One line saying what this process runs on, so an operator sees at a glance what is durable.
+    pub fn describe(&self) -> String {
+        let settings = &self.state.settings;
+        let http = match self.port() {
+            Some(port) => format!("{}:{port}", settings.server.host),
+            None => "none (worker role)".into(),
+        };
+        let queue = if settings.redis.url.is_some() {
+            format!("redis streams (prefix {:?})", settings.redis.key_prefix)
+        } else {
+            "in-process (NOT durable: jobs in flight are lost when the process stops)".into()
+        };
+        format!(
+            "role={} environment={} http={http} database={} queue={queue} cache={} llm={} tiktok={}",
+            self.role.as_str(),
+            settings.environment.as_str(),
+            settings.database.describe(),
+            if settings.redis.url.is_some() {
+                "redis"
+            } else {
+                "in-process"
+            },
+            if settings.llm.api_key.is_some() {
+                format!("{} at {}", settings.llm.model, settings.llm.base_url)
+            } else {
+                "none (keyword router only)".into()
+            },
+            if settings.tiktok.is_dry_run() {
+                "dry run (replies are stored and printed, not sent)"
+            } else {
+                "live"
+            },
+        )
+    }
+
+    /// Runs until SIGTERM/SIGINT (or the shutdown token): then stops taking requests and jobs, lets
+    /// in-flight work finish within the grace period, and returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!("philia-bot started: {}", self.describe());
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        let worker = self
+            .role
+            .runs_worker()
+            .then(|| WorkerPool::start(self.state.clone(), shutdown.clone()));
+        let web = self.server.map(|(server, _)| {
+            let handle = server.handle();
+            let stopper = shutdown.clone();
+            tokio::spawn(async move {
+                stopper.cancelled().await;
+                handle.stop(true).await;
+            });
+            tokio::spawn(server)
+        });
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: finishing in-flight requests and jobs");
+        if let Some(worker) = worker {
+            worker.join().await;
+        }
+        if let Some(web) = web {
+            web.await.context("HTTP server task")?.context("HTTP server")?;
+        }
+        self.state
+            .db
+            .clone()
+            .close()
+            .await
+            .context("closing the database pool")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn prepare_schema(db: &DatabaseConnection, settings: &Settings, options: StartOptions) -> anyhow::Result<()> {
+    if options.migrate || settings.database.kind() == Some(DatabaseKind::Sqlite) {
+        return crate::store::migrate_up(db).await;
+    }
+    let pending = crate::store::pending_migrations(db).await?;
+    if !pending.is_empty() {
+        anyhow::bail!(
+            "the database has {} pending migration(s) ({}): run `philia-bot migrate up` first, or start with --migrate",
+            pending.len(),
+            pending.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+        _ = token.cancelled() => return,
+    }
+    token.cancel();
+}

@@ -1,0 +1,84 @@
+//! The database: connecting (SQLite or PostgreSQL through sea-orm), migrations, and the entities.
+
+pub mod entities;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+
+use crate::config::{DatabaseKind, DatabaseSettings};
+
+/// Opens a connection pool. The embedded SQLite file and its folder are created when missing.
+pub async fn connect(settings: &DatabaseSettings, log_statements: bool) -> anyhow::Result<DatabaseConnection> {
+    if settings.is_embedded()
+        && let Some(dir) = settings.sqlite_path.parent().filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating the database folder {}", dir.display()))?;
+    }
+    let kind = settings
+        .kind()
+        .context("database.url: unsupported scheme (use postgres:// or sqlite:)")?;
+    let mut options = ConnectOptions::new(settings.connection_url());
+    options
+        .max_connections(settings.max_connections)
+        .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+        .acquire_timeout(Duration::from_secs(settings.connect_timeout_secs))
+        .sqlx_logging(log_statements);
+    if kind == DatabaseKind::Sqlite {
+        // WAL lets readers run beside the one writer; the busy timeout makes a second writer wait for
+        // the lock instead of failing with SQLITE_BUSY; foreign keys are off in SQLite unless asked for.
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    }
+    Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to the database at {}", settings.describe()))
+}
+
+/// Applies every pending migration.
+pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None).await.context("applying migrations")
+}
+
+/// Rolls back `steps` migrations, or all of them when `None`.
+pub async fn migrate_down(db: &DatabaseConnection, steps: Option<u32>) -> anyhow::Result<()> {
+    match steps {
+        Some(n) => Migrator::down(db, Some(n)).await,
+        None => Migrator::reset(db).await,
+    }
+    .context("rolling back migrations")
+}
+
+/// Each known migration and whether it is applied, oldest first.
+pub async fn migration_status(db: &DatabaseConnection) -> anyhow::Result<Vec<(String, bool)>> {
+    let applied: Vec<String> = Migrator::get_applied_migrations(db)
+        .await
+        .context("reading applied migrations")?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    Ok(Migrator::migrations()
+        .iter()
+        .map(|m| (m.name().to_owned(), applied.iter().any(|a| a == m.name())))
+        .collect())
+}
+
+/// Names of migrations not yet applied.
+pub async fn pending_migrations(db: &DatabaseConnection) -> anyhow::Result<Vec<String>> {
+    Ok(migration_status(db)
+        .await?
+        .into_iter()
+        .filter(|(_, applied)| !applied)
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// A cheap round trip, for health checks.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    db.execute_unprepared("SELECT 1").await.map(drop)
+}

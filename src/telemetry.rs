@@ -1,0 +1,89 @@
+//! Logging: tracing to stdout, JSON lines in production (Railway reads stdout), human-readable locally.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::config::{Environment, LogFormat, LogSettings};
+
+/// Crates whose per-statement logs are silenced unless `log.sql_statements` asks for them.
+const SQL_TARGETS: &[&str] = &["sqlx", "sea_orm", "sea_orm_migration"];
+
+/// The filter in force: `RUST_LOG` when set, else `log.level` (`LOG_LEVEL`), with SQL statements muted.
+pub fn env_filter(settings: &LogSettings) -> EnvFilter {
+    let base = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| settings.level.clone());
+    let mut directives = base;
+    if !settings.sql_statements {
+        for target in SQL_TARGETS {
+            // An explicit directive for the target in RUST_LOG/LOG_LEVEL is kept: the operator asked for it.
+            if !directives.contains(target) {
+                directives.push_str(&format!(",{target}=warn"));
+            }
+        }
+    }
+    EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Whether logs are JSON lines for these settings.
+pub fn is_json(settings: &LogSettings, environment: Environment) -> bool {
+    match settings.format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => environment == Environment::Production,
+    }
+}
+
+/// Installs the global subscriber once; later calls (tests building several apps) are no-ops.
+pub fn init(settings: &LogSettings, environment: Environment) {
+    let filter = env_filter(settings);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    let result = if is_json(settings, environment) {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_span_events(FmtSpan::NONE)
+            .try_init()
+    } else {
+        builder.with_target(false).try_init()
+    };
+    // Err only means a subscriber is already installed (a second Application in one test process).
+    drop(result);
+}
+
+/// Makes user-provided text safe to put in a log line: CR, LF and other control characters are escaped,
+/// and the text is capped, so no message can forge or break a log record.
+pub fn escape_for_log(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 2));
+    for (count, c) in text.chars().enumerate() {
+        if count == max_chars {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_text_is_capped() {
+        assert_eq!(
+            escape_for_log("hi\r\nINFO fake\x1b[31m", 100),
+            "hi\\r\\nINFO fake\\u{1b}[31m"
+        );
+        assert_eq!(escape_for_log("abcdef", 3), "abc…");
+    }
+}
