@@ -97,11 +97,6 @@ async fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let problems = settings.validate_for_role(role);
-            if !problems.is_empty() {
-                eprintln!("{}", config::ConfigError(problems));
-                return ExitCode::from(2);
-            }
             report(serve(settings, StartOptions { role, migrate }).await)
         }
         Command::Migrate { action } => {
@@ -131,8 +126,8 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Telemetry is up by now: the error is logged once, with its cause chain, where operators look.
             tracing::error!(error = format!("{e:#}"), "fatal");
-            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

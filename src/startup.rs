@@ -7,7 +7,7 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DatabaseKind, Role, Settings};
+use crate::config::{ConfigError, DatabaseKind, Role, Settings};
 use crate::worker::WorkerPool;
 
 /// What every part of a running process shares. Cheap to clone.
@@ -39,6 +39,10 @@ impl Application {
     /// Connects to the database and Redis, prepares the schema and binds the HTTP listener (port 0 in
     /// tests picks a free one). Nothing runs until [`Application::run_until_stopped`].
     pub async fn build(settings: Settings, options: StartOptions) -> anyhow::Result<Self> {
+        let problems = settings.validate_for_role(options.role);
+        if !problems.is_empty() {
+            return Err(ConfigError(problems).into());
+        }
         let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
         prepare_schema(&db, &settings, options).await?;
         let redis = crate::redis_pool::create_pool(&settings.redis)?;

@@ -1,5 +1,7 @@
 //! Logging: tracing to stdout, JSON lines in production (Railway reads stdout), human-readable locally.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
@@ -50,7 +52,11 @@ pub fn init(settings: &LogSettings, environment: Environment) {
             .with_span_events(FmtSpan::NONE)
             .try_init()
     } else {
-        builder.with_target(false).try_init()
+        // Colours only on a terminal: piped output (files, CI, `chat` transcripts) stays plain text.
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init()
     };
     // Err only means a subscriber is already installed (a second Application in one test process).
     drop(result);

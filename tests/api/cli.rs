@@ -1,0 +1,245 @@
+//! The `philia-bot` binary itself: the commands a shop owner and an operator type.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::TestDatabase;
+use crate::on_both_databases;
+
+const BIN: &str = env!("CARGO_BIN_EXE_philia-bot");
+
+/// The binary with an empty environment (only PATH), so the machine's variables cannot leak in.
+fn philia(cwd: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(cwd);
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn repo_config_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+#[test]
+fn config_check_accepts_the_shipped_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = philia(dir.path())
+        .arg("config")
+        .arg("check")
+        .arg("--config-dir")
+        .arg(repo_config_dir())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+}
+
+#[test]
+fn config_check_names_the_file_and_field_of_each_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    std::fs::write(
+        config.join("default.toml"),
+        "[server]\nport = \"eighty\"\n[worker]\nconcurency = 4\n",
+    )
+    .unwrap();
+    std::fs::write(config.join("replys.toml"), "").unwrap();
+    let output = philia(dir.path()).args(["config", "check"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("config/default.toml: server.port: invalid type")),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("config/default.toml: worker.concurency: unknown field")),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("config/replys.toml: (file): not a known config file")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn production_refuses_to_start_and_names_each_missing_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = philia(dir.path())
+        .args(["serve", "--role", "web"])
+        .env("ENVIRONMENT", "production")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let all = text(&output);
+    for needle in ["TIKTOK_WEBHOOK_SECRET", "DATABASE_URL", "REDIS_URL"] {
+        assert!(all.contains(needle), "missing {needle} in: {all}");
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created when start-up is refused"
+    );
+}
+
+#[test]
+fn serve_with_no_configuration_runs_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 0 instead of 8000 so tests can run side by side; everything else is the bare default.
+    let mut child = philia(dir.path())
+        .arg("serve")
+        .env("PHILIA_SERVER__PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("philia-bot started"))
+        .expect("start line");
+    for part in [
+        "role=all",
+        "database=sqlite (./data/philia.db, embedded)",
+        "NOT durable",
+        "tiktok=dry run",
+    ] {
+        assert!(started.contains(part), "{part:?} missing from {started}");
+    }
+    let port: u16 = started
+        .split("http=127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = http_get(port, "/health");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains(r#""db":"connected""#), "{body}");
+    assert!(
+        dir.path().join("data/philia.db").exists(),
+        "the embedded database file is created"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "graceful exit after SIGTERM: {exit:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("SIGTERM received")), "{rest:?}");
+}
+
+/// A minimal HTTP/1.1 GET, so this test does not need an HTTP client with a TLS provider.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+on_both_databases!(migrate_up_status_and_down_manage_the_schema);
+
+async fn migrate_up_status_and_down_manage_the_schema(db: TestDatabase) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = philia(dir.path())
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let status = run(&["migrate", "status"]);
+    assert!(
+        status.lines().count() >= 8 && status.lines().all(|l| l.starts_with("pending ")),
+        "{status}"
+    );
+
+    assert!(run(&["migrate", "up"]).contains("applied 8 migration(s)"));
+    let status = run(&["migrate", "status"]);
+    assert!(status.lines().all(|l| l.starts_with("applied ")), "{status}");
+    assert_eq!(tables(&db).await, expected_tables(), "{}", db.kind);
+
+    run(&["migrate", "down"]);
+    assert!(run(&["migrate", "status"]).lines().all(|l| l.starts_with("pending ")));
+    let left = tables(&db).await;
+    assert!(expected_tables().iter().all(|t| !left.contains(t)), "{left:?}");
+}
+
+fn expected_tables() -> Vec<String> {
+    let mut tables = [
+        "conversations",
+        "items",
+        "messages",
+        "order_items",
+        "orders",
+        "processed_events",
+        "reservations",
+        "users",
+    ]
+    .map(String::from)
+    .to_vec();
+    tables.sort();
+    tables
+}
+
+/// The application tables present in the database (the migrations' own bookkeeping table excluded).
+async fn tables(db: &TestDatabase) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let conn = Database::connect(&db.url).await.unwrap();
+    let sql = if db.kind == "postgres" {
+        "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public'"
+    } else {
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+    };
+    let rows = conn
+        .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").unwrap())
+        .filter(|name| name != "seaql_migrations" && !name.starts_with("sqlite_"))
+        .collect();
+    names.sort();
+    conn.close().await.unwrap();
+    names
+}

@@ -1,0 +1,8 @@
+//! Integration tests: one binary, each test with its own database, Redis prefix and running app.
+
+mod helpers;
+
+mod cli;
+mod health;
+mod lifecycle;
+mod schema;
