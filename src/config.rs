@@ -89,8 +89,13 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub worker: WorkerSettings,
+    pub jobs: JobSettings,
+    pub webhook: WebhookSettings,
     pub tiktok: TikTokSettings,
     pub llm: LlmSettings,
+    /// The folder the settings were read from; the bot's texts (`replies.toml`) are read from it too.
+    #[serde(skip)]
+    pub config_dir: PathBuf,
 }
 
 /// Logging.
@@ -107,11 +112,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: LogFormat::Auto,
-            sql_statements: false,
-        }
+        Self { level: "info".into(), format: LogFormat::Auto, sql_statements: false }
     }
 }
 
@@ -172,12 +173,7 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self {
-            url: None,
-            sqlite_path: PathBuf::from("./data/philia.db"),
-            max_connections: 10,
-            connect_timeout_secs: 5,
-        }
+        Self { url: None, sqlite_path: PathBuf::from("./data/philia.db"), max_connections: 10, connect_timeout_secs: 5 }
     }
 }
 
@@ -253,12 +249,7 @@ pub struct RedisSettings {
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self {
-            url: None,
-            key_prefix: "philia".into(),
-            pool_size: 16,
-            timeout_ms: 2_000,
-        }
+        Self { url: None, key_prefix: "philia".into(), pool_size: 16, timeout_ms: 2_000 }
     }
 }
 
@@ -270,14 +261,61 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT before the process exits.
     pub shutdown_grace_secs: u64,
+    /// Milliseconds one job may run before it counts as a failed delivery.
+    pub job_timeout_ms: u64,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
+        Self { concurrency: 8, shutdown_grace_secs: 20, job_timeout_ms: 30_000 }
+    }
+}
+
+/// The job queue (Redis Streams, or in-process without Redis).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct JobSettings {
+    /// Deliveries of one job before it goes to the dead-letter stream `{prefix}:dead`.
+    pub max_deliveries: u64,
+    /// Approximate cap of the stream length (`XADD MAXLEN ~`).
+    pub stream_max_len: u64,
+    /// Milliseconds a consumer blocks waiting for a job (`XREADGROUP BLOCK`).
+    pub block_ms: u64,
+    /// Milliseconds a job stays unacknowledged before another consumer takes it over (`XAUTOCLAIM`).
+    /// Must exceed the job timeout, so a slow but live consumer is never robbed of its job.
+    pub reclaim_min_idle_ms: u64,
+    /// Milliseconds between looks for abandoned jobs.
+    pub reclaim_interval_ms: u64,
+    /// Jobs the in-process queue holds before the ingress answers 503.
+    pub memory_capacity: usize,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
         Self {
-            concurrency: 8,
-            shutdown_grace_secs: 20,
+            max_deliveries: 5,
+            stream_max_len: 1_000_000,
+            block_ms: 1_000,
+            reclaim_min_idle_ms: 60_000,
+            reclaim_interval_ms: 5_000,
+            memory_capacity: 10_000,
         }
+    }
+}
+
+/// The webhook ingress.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WebhookSettings {
+    /// Requests per second one source address may send before getting 429 (TikTok retries those).
+    pub rate_limit_per_second: u32,
+    /// Requests a source may send at once above the steady rate.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self { rate_limit_per_second: 1_000, rate_limit_burst: 2_000 }
     }
 }
 
@@ -365,11 +403,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(source: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            source: source.into(),
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { source: source.into(), field: field.into(), message: message.into() }
     }
 }
 
@@ -385,7 +419,7 @@ impl fmt::Display for Problem {
 pub struct ConfigError(pub Vec<Problem>);
 
 /// The settings sections and the settings file names, as `config check` knows them.
-const SECTIONS: &[&str] = &["log", "server", "database", "redis", "worker", "tiktok", "llm"];
+const SECTIONS: &[&str] = &["log", "server", "database", "redis", "worker", "jobs", "webhook", "tiktok", "llm"];
 pub const SETTINGS_FILES: &[&str] = &["default.toml", "local.toml", "production.toml"];
 
 /// Conventional environment variable names and the fields they set.
@@ -408,9 +442,7 @@ const NON_SETTINGS_ENV: &[&str] = &["role", "config_dir", "require_services"];
 
 /// The directory holding the config files: `PHILIA_CONFIG_DIR`, else `./config`.
 pub fn default_config_dir() -> PathBuf {
-    std::env::var_os("PHILIA_CONFIG_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("config"))
+    std::env::var_os("PHILIA_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("config"))
 }
 
 impl Settings {
@@ -422,15 +454,11 @@ impl Settings {
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
-        let settings: Settings = figment(config_dir, environment)
-            .extract()
-            .map_err(|e| ConfigError(figment_problems(e)))?;
+        let mut settings: Settings =
+            figment(config_dir, environment).extract().map_err(|e| ConfigError(figment_problems(e)))?;
+        settings.config_dir = config_dir.to_path_buf();
         problems.extend(settings.validate());
-        if problems.is_empty() {
-            Ok(settings)
-        } else {
-            Err(ConfigError(problems))
-        }
+        if problems.is_empty() { Ok(settings) } else { Err(ConfigError(problems)) }
     }
 
     /// Problems that make these settings unusable, whatever the role.
@@ -449,45 +477,43 @@ impl Settings {
         if let Some(url) = &self.redis.url {
             let url = url.expose_secret();
             if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
-                problems.push(Problem::new(
-                    effective,
-                    "redis.url",
-                    "must start with redis://, rediss:// or unix://",
-                ));
+                problems.push(Problem::new(effective, "redis.url", "must start with redis://, rediss:// or unix://"));
             }
         }
         if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
-            problems.push(Problem::new(
-                effective,
-                "redis.key_prefix",
-                "must be non-empty and without spaces",
-            ));
+            problems.push(Problem::new(effective, "redis.key_prefix", "must be non-empty and without spaces"));
         }
         if self.server.body_limit_bytes < 1024 {
+            problems.push(Problem::new(effective, "server.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.jobs.reclaim_min_idle_ms <= self.worker.job_timeout_ms {
             problems.push(Problem::new(
                 effective,
-                "server.body_limit_bytes",
-                "must be at least 1024",
+                "jobs.reclaim_min_idle_ms",
+                format!(
+                    "must exceed worker.job_timeout_ms ({}), or live jobs get taken over",
+                    self.worker.job_timeout_ms
+                ),
+            ));
+        }
+        if self.jobs.max_deliveries == 0 {
+            problems.push(Problem::new(effective, "jobs.max_deliveries", "must be at least 1"));
+        }
+        if self.webhook.rate_limit_per_second == 0 || self.webhook.rate_limit_burst == 0 {
+            problems.push(Problem::new(
+                effective,
+                "webhook.rate_limit_per_second",
+                "rate and burst must be at least 1",
             ));
         }
         if self.worker.concurrency == 0 {
             problems.push(Problem::new(effective, "worker.concurrency", "must be at least 1"));
         }
         if self.database.max_connections == 0 {
-            problems.push(Problem::new(
-                effective,
-                "database.max_connections",
-                "must be at least 1",
-            ));
+            problems.push(Problem::new(effective, "database.max_connections", "must be at least 1"));
         }
-        for (field, url) in [
-            ("tiktok.api_base_url", &self.tiktok.api_base_url),
-            ("llm.base_url", &self.llm.base_url),
-        ] {
-            if url::Url::parse(url)
-                .map(|u| !matches!(u.scheme(), "http" | "https"))
-                .unwrap_or(true)
-            {
+        for (field, url) in [("tiktok.api_base_url", &self.tiktok.api_base_url), ("llm.base_url", &self.llm.base_url)] {
+            if url::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
                 problems.push(Problem::new(effective, field, format!("{url:?} is not an http(s) URL")));
             }
         }
@@ -567,11 +593,7 @@ fn figment_problems(error: figment::Error) -> Vec<Problem> {
                 },
                 None => "settings".into(),
             };
-            let field = if e.path.is_empty() {
-                "(root)".into()
-            } else {
-                e.path.join(".")
-            };
+            let field = if e.path.is_empty() { "(root)".into() } else { e.path.join(".") };
             Problem::new(source, field, e.kind.to_string())
         })
         .collect()
@@ -591,37 +613,28 @@ fn env_var_for(path: &[&str]) -> Option<String> {
         .map(|(name, _)| (*name).to_owned())
 }
 
-/// Everything `config check` reports for a config folder: each settings file on its own, and any
-/// `.toml` file there that nothing reads (a misspelt file name would otherwise be ignored).
-pub fn check_config_dir(config_dir: &Path) -> Vec<Problem> {
-    let mut problems = Vec::new();
+/// `.toml` files in `config_dir` that nothing reads (a misspelt file name would otherwise be ignored).
+pub fn unknown_config_files(config_dir: &Path, known: &[&str]) -> Vec<Problem> {
     match std::fs::read_dir(config_dir) {
         Ok(entries) => {
-            let mut names: Vec<String> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
+            let mut names: Vec<String> =
+                entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
             names.sort();
-            for name in names
+            names
                 .iter()
-                .filter(|n| n.ends_with(".toml") && !SETTINGS_FILES.contains(&n.as_str()))
-            {
-                problems.push(Problem::new(
-                    config_dir.join(name).display().to_string(),
-                    "(file)",
-                    format!("not a known config file (known: {})", SETTINGS_FILES.join(", ")),
-                ));
-            }
+                .filter(|name| name.ends_with(".toml") && !known.contains(&name.as_str()))
+                .map(|name| {
+                    Problem::new(
+                        config_dir.join(name).display().to_string(),
+                        "(file)",
+                        format!("not a known config file (known: {})", known.join(", ")),
+                    )
+                })
+                .collect()
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => problems.push(Problem::new(
-            config_dir.display().to_string(),
-            "(folder)",
-            format!("cannot read: {e}"),
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => vec![Problem::new(config_dir.display().to_string(), "(folder)", format!("cannot read: {e}"))],
     }
-    problems.extend(check_settings_files(config_dir));
-    problems
 }
 
 /// Checks every settings file present in `config_dir` on its own: TOML syntax, unknown keys (all of them)
@@ -644,11 +657,7 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
     let table: toml::Table = match text.parse() {
         Ok(table) => table,
         Err(e) => {
-            return vec![Problem::new(
-                source,
-                "(syntax)",
-                e.message().to_owned() + &line_of(&text, e.span()),
-            )];
+            return vec![Problem::new(source, "(syntax)", e.message().to_owned() + &line_of(&text, e.span()))];
         }
     };
     let mut problems = Vec::new();
@@ -660,11 +669,7 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
             continue;
         }
         if !SECTIONS.contains(&key.as_str()) {
-            problems.push(Problem::new(
-                &source,
-                key,
-                format!("unknown section (known: {})", SECTIONS.join(", ")),
-            ));
+            problems.push(Problem::new(&source, key, format!("unknown section (known: {})", SECTIONS.join(", "))));
             continue;
         }
         if !value.is_table() {
@@ -683,6 +688,8 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
             "database" => section.extract::<DatabaseSettings>().map(drop),
             "redis" => section.extract::<RedisSettings>().map(drop),
             "worker" => section.extract::<WorkerSettings>().map(drop),
+            "jobs" => section.extract::<JobSettings>().map(drop),
+            "webhook" => section.extract::<WebhookSettings>().map(drop),
             "tiktok" => section.extract::<TikTokSettings>().map(drop),
             "llm" => section.extract::<LlmSettings>().map(drop),
             _ => unreachable!("every name in SECTIONS is matched above"),
@@ -707,6 +714,8 @@ fn unknown_keys(source: &str, section: &str, value: &toml::Value) -> Vec<Problem
         "database" => field_names::<DatabaseSettings>(),
         "redis" => field_names::<RedisSettings>(),
         "worker" => field_names::<WorkerSettings>(),
+        "jobs" => field_names::<JobSettings>(),
+        "webhook" => field_names::<WebhookSettings>(),
         "tiktok" => field_names::<TikTokSettings>(),
         "llm" => field_names::<LlmSettings>(),
         _ => &[],
@@ -718,11 +727,7 @@ fn unknown_keys(source: &str, section: &str, value: &toml::Value) -> Vec<Problem
         .keys()
         .filter(|key| !known.contains(&key.as_str()))
         .map(|key| {
-            Problem::new(
-                source,
-                format!("{section}.{key}"),
-                format!("unknown field (known: {})", known.join(", ")),
-            )
+            Problem::new(source, format!("{section}.{key}"), format!("unknown field (known: {})", known.join(", ")))
         })
         .collect()
 }
@@ -816,10 +821,7 @@ mod tests {
             assert_eq!(settings.environment, Environment::Local);
             assert!(settings.database.is_embedded());
             assert_eq!(settings.database.connection_url(), "sqlite://./data/philia.db?mode=rwc");
-            assert_eq!(
-                (settings.server.host.as_str(), settings.server.port),
-                ("127.0.0.1", 8000)
-            );
+            assert_eq!((settings.server.host.as_str(), settings.server.port), ("127.0.0.1", 8000));
             assert!(settings.tiktok.is_dry_run());
             Ok(())
         });
@@ -844,11 +846,7 @@ mod tests {
             assert_eq!(settings.server.port, 9000);
             assert_eq!(settings.worker.concurrency, 7, "PHILIA_ variables win over files");
             assert_eq!(settings.database.kind(), Some(DatabaseKind::Postgres));
-            assert_eq!(
-                settings.tiktok.client_key.as_deref(),
-                Some("123456"),
-                "numeric ids stay strings"
-            );
+            assert_eq!(settings.tiktok.client_key.as_deref(), Some("123456"), "numeric ids stay strings");
             Ok(())
         });
     }
@@ -892,26 +890,11 @@ mod tests {
             )?;
             let problems = check_settings_files(&jail.directory().join("config"));
             let text: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
-            assert!(
-                problems.iter().all(|p| p.source.ends_with("config/default.toml")),
-                "{problems:?}"
-            );
-            assert!(
-                text.iter().any(|t| t.starts_with("server.port: invalid type")),
-                "{text:?}"
-            );
-            assert!(
-                text.iter().any(|t| t.starts_with("server.prot: unknown field")),
-                "{text:?}"
-            );
-            assert!(
-                text.iter().any(|t| t.starts_with("worker.concurency: unknown field")),
-                "{text:?}"
-            );
-            assert!(
-                text.iter().any(|t| t.starts_with("wrokers: unknown section")),
-                "{text:?}"
-            );
+            assert!(problems.iter().all(|p| p.source.ends_with("config/default.toml")), "{problems:?}");
+            assert!(text.iter().any(|t| t.starts_with("server.port: invalid type")), "{text:?}");
+            assert!(text.iter().any(|t| t.starts_with("server.prot: unknown field")), "{text:?}");
+            assert!(text.iter().any(|t| t.starts_with("worker.concurency: unknown field")), "{text:?}");
+            assert!(text.iter().any(|t| t.starts_with("wrokers: unknown section")), "{text:?}");
             assert!(load_in(jail).is_err());
             Ok(())
         });
@@ -936,17 +919,9 @@ mod tests {
             jail.clear_env();
             jail.set_env("ENVIRONMENT", "production");
             let settings = load_in(jail).expect("loads");
-            let fields: Vec<String> = settings
-                .validate_for_role(Role::Web)
-                .into_iter()
-                .map(|p| p.field)
-                .collect();
+            let fields: Vec<String> = settings.validate_for_role(Role::Web).into_iter().map(|p| p.field).collect();
             assert_eq!(fields, ["tiktok.webhook_secret", "database.url", "redis.url"]);
-            let all: Vec<String> = settings
-                .validate_for_role(Role::All)
-                .into_iter()
-                .map(|p| p.field)
-                .collect();
+            let all: Vec<String> = settings.validate_for_role(Role::All).into_iter().map(|p| p.field).collect();
             assert_eq!(all, ["tiktok.webhook_secret", "database.url"]);
             Ok(())
         });

@@ -3,13 +3,32 @@
 //! Dependencies point one way: `web`/`worker` → bot → shop → `store`. `startup` wires the parts of a
 //! process together for its role; `config` and `telemetry` serve all of them.
 
+pub mod bot;
 pub mod config;
+pub mod jobs;
+pub mod kv;
 pub mod redis_pool;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tiktok;
 pub mod web;
 pub mod worker;
+
+use std::path::Path;
+
+/// Everything `config check` reports for a config folder: unknown files, each settings file on its own,
+/// and the bot's texts.
+pub fn check_config_dir(config_dir: &Path) -> Vec<config::Problem> {
+    let mut known = config::SETTINGS_FILES.to_vec();
+    known.push(bot::REPLIES_FILE);
+    let mut problems = config::unknown_config_files(config_dir, &known);
+    problems.extend(config::check_settings_files(config_dir));
+    if let Err(more) = bot::Replies::load(config_dir) {
+        problems.extend(more);
+    }
+    problems
+}
 
 /// Installs ring as rustls' process-wide crypto provider. Must run before any HTTP client or TLS
 /// connection is built (reqwest, async-openai and sqlx are compiled without a provider of their own).

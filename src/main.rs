@@ -9,11 +9,7 @@ use philia_bot::startup::{Application, StartOptions};
 use philia_bot::{store, telemetry};
 
 #[derive(Parser)]
-#[command(
-    name = "philia-bot",
-    version,
-    about = "TikTok DM sales and support bot for Philia Thrifts"
-)]
+#[command(name = "philia-bot", version, about = "TikTok DM sales and support bot for Philia Thrifts")]
 struct Cli {
     /// Folder of the config files (default.toml, {environment}.toml, …).
     #[arg(long, global = true, env = "PHILIA_CONFIG_DIR", default_value = "config")]
@@ -89,9 +85,7 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match cli.command {
-        Command::Config {
-            action: ConfigAction::Check { role },
-        } => config_check(&cli.config_dir, role),
+        Command::Config { action: ConfigAction::Check { role } } => config_check(&cli.config_dir, role),
         Command::Serve { role, migrate } => {
             let settings = match load_settings(&cli.config_dir) {
                 Ok(s) => s,
@@ -168,7 +162,7 @@ async fn run_migrate(settings: Settings, action: MigrateAction) -> anyhow::Resul
 }
 
 fn config_check(config_dir: &std::path::Path, role: Role) -> ExitCode {
-    let mut problems = config::check_config_dir(config_dir);
+    let mut problems = philia_bot::check_config_dir(config_dir);
     // The files are fine on their own: now the layered result, environment variables included.
     if problems.is_empty() {
         match Settings::load(config_dir) {

@@ -7,7 +7,11 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
+use crate::bot::{Bot, Replies};
 use crate::config::{ConfigError, DatabaseKind, Role, Settings};
+use crate::jobs::{JobQueue, MemoryQueue, RedisQueue, consumer_name};
+use crate::kv::Kv;
+use crate::redis_pool::Redis;
 use crate::worker::WorkerPool;
 
 /// What every part of a running process shares. Cheap to clone.
@@ -15,7 +19,10 @@ use crate::worker::WorkerPool;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
-    pub redis: Option<deadpool_redis::Pool>,
+    pub redis: Option<Redis>,
+    pub queue: JobQueue,
+    pub kv: Kv,
+    pub bot: Bot,
 }
 
 /// How a process starts, beyond its settings.
@@ -45,24 +52,21 @@ impl Application {
         }
         let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
         prepare_schema(&db, &settings, options).await?;
-        let redis = crate::redis_pool::create_pool(&settings.redis)?;
-        let state = AppState {
-            settings: Arc::new(settings),
-            db,
-            redis,
+        let replies = Replies::load(&settings.config_dir).map_err(ConfigError)?;
+        let redis = Redis::new(&settings.redis, &settings.jobs)?;
+        let queue = match &redis {
+            Some(redis) => JobQueue::Redis(RedisQueue::new(redis.clone(), &settings.jobs, consumer_name())),
+            None => JobQueue::Memory(MemoryQueue::new(&settings.jobs)),
         };
+        let kv = Kv::new(redis.as_ref());
+        let state = AppState { settings: Arc::new(settings), db, redis, queue, kv, bot: Bot::new(replies) };
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         let server = if options.role.runs_web() {
             Some(crate::web::build_server(&state.settings.server, state.clone(), grace)?)
         } else {
             None
         };
-        Ok(Self {
-            state,
-            role: options.role,
-            server,
-            shutdown: CancellationToken::new(),
-        })
+        Ok(Self { state, role: options.role, server, shutdown: CancellationToken::new() })
     }
 
     /// The bound HTTP port, when this role serves HTTP.
@@ -86,8 +90,8 @@ impl Application {
             Some(port) => format!("{}:{port}", settings.server.host),
             None => "none (worker role)".into(),
         };
-        let queue = if settings.redis.url.is_some() {
-            format!("redis streams (prefix {:?})", settings.redis.key_prefix)
+        let queue = if let JobQueue::Redis(queue) = &self.state.queue {
+            format!("redis streams ({}, consumer {})", queue.stream_key(), queue.consumer())
         } else {
             "in-process (NOT durable: jobs in flight are lost when the process stops)".into()
         };
@@ -96,21 +100,13 @@ impl Application {
             self.role.as_str(),
             settings.environment.as_str(),
             settings.database.describe(),
-            if settings.redis.url.is_some() {
-                "redis"
-            } else {
-                "in-process"
-            },
+            if settings.redis.url.is_some() { "redis" } else { "in-process" },
             if settings.llm.api_key.is_some() {
                 format!("{} at {}", settings.llm.model, settings.llm.base_url)
             } else {
                 "none (keyword router only)".into()
             },
-            if settings.tiktok.is_dry_run() {
-                "dry run (replies are stored and printed, not sent)"
-            } else {
-                "live"
-            },
+            if settings.tiktok.is_dry_run() { "dry run (replies are stored and printed, not sent)" } else { "live" },
         )
     }
 
@@ -120,10 +116,7 @@ impl Application {
         tracing::info!("philia-bot started: {}", self.describe());
         let shutdown = self.shutdown.clone();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let worker = self
-            .role
-            .runs_worker()
-            .then(|| WorkerPool::start(self.state.clone(), shutdown.clone()));
+        let worker = self.role.runs_worker().then(|| WorkerPool::start(self.state.clone(), shutdown.clone()));
         let web = self.server.map(|(server, _)| {
             let handle = server.handle();
             let stopper = shutdown.clone();
@@ -141,12 +134,7 @@ impl Application {
         if let Some(web) = web {
             web.await.context("HTTP server task")?.context("HTTP server")?;
         }
-        self.state
-            .db
-            .clone()
-            .close()
-            .await
-            .context("closing the database pool")?;
+        self.state.db.clone().close().await.context("closing the database pool")?;
         tracing::info!("stopped");
         Ok(())
     }

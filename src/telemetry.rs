@@ -12,10 +12,8 @@ const SQL_TARGETS: &[&str] = &["sqlx", "sea_orm", "sea_orm_migration"];
 
 /// The filter in force: `RUST_LOG` when set, else `log.level` (`LOG_LEVEL`), with SQL statements muted.
 pub fn env_filter(settings: &LogSettings) -> EnvFilter {
-    let base = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| settings.level.clone());
+    let base =
+        std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()).unwrap_or_else(|| settings.level.clone());
     let mut directives = base;
     if !settings.sql_statements {
         for target in SQL_TARGETS {
@@ -40,9 +38,7 @@ pub fn is_json(settings: &LogSettings, environment: Environment) -> bool {
 /// Installs the global subscriber once; later calls (tests building several apps) are no-ops.
 pub fn init(settings: &LogSettings, environment: Environment) {
     let filter = env_filter(settings);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
     let result = if is_json(settings, environment) {
         builder
             .json()
@@ -53,10 +49,7 @@ pub fn init(settings: &LogSettings, environment: Environment) {
             .try_init()
     } else {
         // Colours only on a terminal: piped output (files, CI, `chat` transcripts) stays plain text.
-        builder
-            .with_target(false)
-            .with_ansi(std::io::stdout().is_terminal())
-            .try_init()
+        builder.with_target(false).with_ansi(std::io::stdout().is_terminal()).try_init()
     };
     // Err only means a subscriber is already installed (a second Application in one test process).
     drop(result);
@@ -86,10 +79,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped_and_text_is_capped() {
-        assert_eq!(
-            escape_for_log("hi\r\nINFO fake\x1b[31m", 100),
-            "hi\\r\\nINFO fake\\u{1b}[31m"
-        );
+        assert_eq!(escape_for_log("hi\r\nINFO fake\x1b[31m", 100), "hi\\r\\nINFO fake\\u{1b}[31m");
         assert_eq!(escape_for_log("abcdef", 3), "abc…");
     }
 }

@@ -4,12 +4,7 @@ use sea_orm_migration::prelude::*;
 
 /// A 64-bit auto-increment primary key (SQLite turns it into its rowid alias).
 pub fn id<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name)
-        .big_integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .take()
+    ColumnDef::new(name).big_integer().not_null().auto_increment().primary_key().take()
 }
 
 /// A required reference to another table's id.

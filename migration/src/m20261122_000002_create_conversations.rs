@@ -18,12 +18,7 @@ impl MigrationTrait for Migration {
                     .col(string(Conversations::TiktokConversationId).unique_key())
                     .col(reference(Conversations::UserId))
                     .col(json(Conversations::State))
-                    .col(
-                        ColumnDef::new(Conversations::HandoffActive)
-                            .boolean()
-                            .not_null()
-                            .default(false),
-                    )
+                    .col(ColumnDef::new(Conversations::HandoffActive).boolean().not_null().default(false))
                     .col(timestamp_null(Conversations::HandoffAt))
                     .col(string_null(Conversations::HandoffReason))
                     .col(json(Conversations::Metadata))
@@ -52,9 +47,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Conversations::Table).take())
-            .await
+        manager.drop_table(Table::drop().table(Conversations::Table).take()).await
     }
 }
 

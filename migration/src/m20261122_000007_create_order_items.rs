@@ -50,11 +50,7 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("idx_order_items_item")
-                    .table(OrderItems::Table)
-                    .col(OrderItems::ItemId)
-                    .take(),
+                Index::create().name("idx_order_items_item").table(OrderItems::Table).col(OrderItems::ItemId).take(),
             )
             .await
     }

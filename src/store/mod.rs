@@ -17,9 +17,7 @@ pub async fn connect(settings: &DatabaseSettings, log_statements: bool) -> anyho
     {
         std::fs::create_dir_all(dir).with_context(|| format!("creating the database folder {}", dir.display()))?;
     }
-    let kind = settings
-        .kind()
-        .context("database.url: unsupported scheme (use postgres:// or sqlite:)")?;
+    let kind = settings.kind().context("database.url: unsupported scheme (use postgres:// or sqlite:)")?;
     let mut options = ConnectOptions::new(settings.connection_url());
     options
         .max_connections(settings.max_connections)
@@ -35,9 +33,7 @@ pub async fn connect(settings: &DatabaseSettings, log_statements: bool) -> anyho
                 .foreign_keys(true)
         });
     }
-    Database::connect(options)
-        .await
-        .with_context(|| format!("connecting to the database at {}", settings.describe()))
+    Database::connect(options).await.with_context(|| format!("connecting to the database at {}", settings.describe()))
 }
 
 /// Applies every pending migration.
@@ -62,20 +58,12 @@ pub async fn migration_status(db: &DatabaseConnection) -> anyhow::Result<Vec<(St
         .iter()
         .map(|m| m.name().to_owned())
         .collect();
-    Ok(Migrator::migrations()
-        .iter()
-        .map(|m| (m.name().to_owned(), applied.iter().any(|a| a == m.name())))
-        .collect())
+    Ok(Migrator::migrations().iter().map(|m| (m.name().to_owned(), applied.iter().any(|a| a == m.name()))).collect())
 }
 
 /// Names of migrations not yet applied.
 pub async fn pending_migrations(db: &DatabaseConnection) -> anyhow::Result<Vec<String>> {
-    Ok(migration_status(db)
-        .await?
-        .into_iter()
-        .filter(|(_, applied)| !applied)
-        .map(|(name, _)| name)
-        .collect())
+    Ok(migration_status(db).await?.into_iter().filter(|(_, applied)| !applied).map(|(name, _)| name).collect())
 }
 
 /// A cheap round trip, for health checks.

@@ -24,7 +24,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let db_ok = database_ok(&state).await;
     let redis = match &state.redis {
         None => "not_configured",
-        Some(pool) => match tokio::time::timeout(CHECK_TIMEOUT, crate::redis_pool::ping(pool)).await {
+        Some(redis) => match tokio::time::timeout(CHECK_TIMEOUT, redis.ping()).await {
             Ok(Ok(())) => "connected",
             Ok(Err(e)) => {
                 tracing::warn!(error = format!("{e:#}"), "readiness: Redis unreachable");
@@ -58,9 +58,5 @@ async fn database_ok(state: &AppState) -> bool {
 }
 
 fn respond(ok: bool, body: serde_json::Value) -> HttpResponse {
-    if ok {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    if ok { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

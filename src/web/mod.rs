@@ -1,6 +1,7 @@
 //! The HTTP side: routes, limits and the middleware every request goes through.
 
 mod health;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -24,12 +25,14 @@ pub fn build_server(
         .map_err(|e| anyhow::anyhow!("binding {}:{}: {e}", settings.host, settings.port))?;
     let port = listener.local_addr()?.port();
     let body_limit = settings.body_limit_bytes;
+    let limiter = web::Data::from(webhook::SourceLimiter::new(&state.settings.webhook));
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(request_id_header))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
+            .app_data(limiter.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::JsonConfig::default().limit(body_limit))
             .configure(routes)
@@ -47,8 +50,7 @@ pub fn build_server(
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready));
+    cfg.route("/health", web::get().to(health::health)).route("/ready", web::get().to(health::ready));
 }
 
 /// Echoes the request id that `TracingLogger` put on the request span, so a customer report or a TikTok
@@ -62,9 +64,7 @@ async fn request_id_header(
     if let Some(id) = id
         && let Ok(value) = HeaderValue::from_str(&id.to_string())
     {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), value);
+        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
 }

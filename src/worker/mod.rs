@@ -1,50 +1,143 @@
-//! The worker role: a pool of consumer tasks that stops reading on shutdown and lets in-flight work finish.
+//! The worker role: a pool of consumer tasks reading the job queue. Each job runs in its own task under
+//! a timeout, so a panic or a hang in one job is a failed delivery, never a crashed worker. On shutdown
+//! the consumers stop reading and in-flight jobs get the grace period to finish.
+
+pub mod pipeline;
 
 use std::time::Duration;
 
+use anyhow::anyhow;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::jobs::{Delivery, JobError, NackOutcome};
 use crate::startup::AppState;
 
-/// The running worker tasks of this process.
+/// Longest pause between attempts to reach an unavailable queue: workers resume within this long of
+/// Redis coming back.
+const MAX_QUEUE_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The running consumer tasks of this process.
 pub struct WorkerPool {
     tasks: JoinSet<()>,
     grace: Duration,
 }
 
 impl WorkerPool {
-    /// Starts the pool's tasks; each watches `shutdown` and returns when it fires.
-    /// The job consumers join this pool with the job queue (`src/jobs/`); today it holds only the
-    /// supervisor that keeps the role alive until shutdown.
+    /// Starts `worker.concurrency` consumers; each finishes its current job and returns once `shutdown`
+    /// fires.
     pub fn start(state: AppState, shutdown: CancellationToken) -> Self {
         let mut tasks = JoinSet::new();
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
-        tasks.spawn(async move {
-            shutdown.cancelled().await;
-            tracing::info!("worker pool: stop reading new jobs");
-        });
+        for consumer in 0..state.settings.worker.concurrency {
+            tasks.spawn(consume(state.clone(), shutdown.clone(), consumer));
+        }
+        tracing::info!(consumers = state.settings.worker.concurrency, "worker pool started");
         Self { tasks, grace }
     }
 
-    /// Waits for every task to finish, at most the configured grace period; the rest are aborted.
+    /// Waits for every consumer to finish, at most the grace period; the rest are aborted (their jobs
+    /// stay unacknowledged and are redelivered).
     pub async fn join(mut self) {
         let drained = tokio::time::timeout(self.grace, async {
             while let Some(result) = self.tasks.join_next().await {
                 if let Err(e) = result
                     && e.is_panic()
                 {
-                    tracing::error!(error = %e, "worker task panicked");
+                    tracing::error!(error = %e, "worker consumer panicked");
                 }
             }
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(
-                remaining = self.tasks.len(),
-                "worker pool: grace period over, aborting remaining tasks"
-            );
+            tracing::warn!(remaining = self.tasks.len(), "grace period over: aborting unfinished jobs");
             self.tasks.shutdown().await;
         }
     }
+}
+
+async fn consume(state: AppState, shutdown: CancellationToken, consumer: usize) {
+    let mut backoff = Duration::from_millis(100);
+    let mut queue_down = false;
+    // Shutdown is checked between reads rather than by cancelling a read, so a job Redis has already
+    // handed over is never dropped on the floor; a read blocks at most `jobs.block_ms`.
+    while !shutdown.is_cancelled() {
+        match state.queue.next().await {
+            Ok(Some(delivery)) => {
+                queue_down = false;
+                backoff = Duration::from_millis(100);
+                settle(&state, delivery).await;
+            }
+            Ok(None) => queue_down = false,
+            Err(e) => {
+                if !queue_down {
+                    tracing::error!(consumer, error = format!("{e:#}"), "job queue unavailable; retrying");
+                    queue_down = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_QUEUE_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Runs one delivery and acknowledges or nacks it according to the result.
+async fn settle(state: &AppState, delivery: Delivery) {
+    let job = match &delivery.job {
+        Ok(job) => job.clone(),
+        Err(reason) => {
+            let error = JobError::Permanent(anyhow!("{reason}"));
+            report_nack(&delivery.id.clone(), delivery.deliveries, delivery.nack(&error).await, &error);
+            return;
+        }
+    };
+    let timeout = Duration::from_millis(state.settings.worker.job_timeout_ms);
+    let task_state = state.clone();
+    let mut task = tokio::spawn(async move { pipeline::handle(&task_state, job).await });
+    let result = match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join_error)) if join_error.is_panic() => {
+            Err(JobError::Retryable(anyhow!("job panicked: {}", panic_message(join_error.into_panic()))))
+        }
+        Ok(Err(join_error)) => Err(JobError::Retryable(anyhow!("job task failed: {join_error}"))),
+        Err(_) => {
+            task.abort();
+            Err(JobError::Retryable(anyhow!("job timed out after {timeout:?}")))
+        }
+    };
+    let (id, deliveries) = (delivery.id.clone(), delivery.deliveries);
+    match result {
+        Ok(outcome) => {
+            tracing::debug!(job_id = %id, ?outcome, "job done");
+            if let Err(e) = delivery.ack().await {
+                // The effects are stored; a redelivery is recognised as a duplicate.
+                tracing::warn!(job_id = %id, error = format!("{e:#}"), "could not acknowledge a finished job");
+            }
+        }
+        Err(error) => {
+            let nacked = delivery.nack(&error).await;
+            report_nack(&id, deliveries, nacked, &error);
+        }
+    }
+}
+
+fn report_nack(id: &str, deliveries: u64, nacked: Result<NackOutcome, crate::jobs::QueueError>, error: &JobError) {
+    match nacked {
+        Ok(NackOutcome::Retry) => {
+            tracing::warn!(job_id = %id, deliveries, error = %error, "job failed; it will be retried")
+        }
+        Ok(NackOutcome::Dead) => {}
+        Err(e) => tracing::error!(job_id = %id, error = format!("{e:#}"), "could not record a failed job"),
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic payload".into())
 }

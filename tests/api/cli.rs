@@ -13,19 +13,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_philia-bot");
 /// The binary with an empty environment (only PATH), so the machine's variables cannot leak in.
 fn philia(cwd: &Path) -> Command {
     let mut command = Command::new(BIN);
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .current_dir(cwd);
+    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).current_dir(cwd);
     command
 }
 
 fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
 fn repo_config_dir() -> std::path::PathBuf {
@@ -35,13 +28,8 @@ fn repo_config_dir() -> std::path::PathBuf {
 #[test]
 fn config_check_accepts_the_shipped_config() {
     let dir = tempfile::tempdir().unwrap();
-    let output = philia(dir.path())
-        .arg("config")
-        .arg("check")
-        .arg("--config-dir")
-        .arg(repo_config_dir())
-        .output()
-        .unwrap();
+    let output =
+        philia(dir.path()).arg("config").arg("check").arg("--config-dir").arg(repo_config_dir()).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
 }
@@ -51,53 +39,27 @@ fn config_check_names_the_file_and_field_of_each_problem() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config");
     std::fs::create_dir(&config).unwrap();
-    std::fs::write(
-        config.join("default.toml"),
-        "[server]\nport = \"eighty\"\n[worker]\nconcurency = 4\n",
-    )
-    .unwrap();
+    std::fs::write(config.join("default.toml"), "[server]\nport = \"eighty\"\n[worker]\nconcurency = 4\n").unwrap();
     std::fs::write(config.join("replys.toml"), "").unwrap();
     let output = philia(dir.path()).args(["config", "check"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("config/default.toml: server.port: invalid type")),
-        "{stdout}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("config/default.toml: worker.concurency: unknown field")),
-        "{stdout}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("config/replys.toml: (file): not a known config file")),
-        "{stdout}"
-    );
+    assert!(lines.iter().any(|l| l.starts_with("config/default.toml: server.port: invalid type")), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("config/default.toml: worker.concurency: unknown field")), "{stdout}");
+    assert!(lines.iter().any(|l| l.starts_with("config/replys.toml: (file): not a known config file")), "{stdout}");
 }
 
 #[test]
 fn production_refuses_to_start_and_names_each_missing_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let output = philia(dir.path())
-        .args(["serve", "--role", "web"])
-        .env("ENVIRONMENT", "production")
-        .output()
-        .unwrap();
+    let output = philia(dir.path()).args(["serve", "--role", "web"]).env("ENVIRONMENT", "production").output().unwrap();
     assert!(!output.status.success());
     let all = text(&output);
     for needle in ["TIKTOK_WEBHOOK_SECRET", "DATABASE_URL", "REDIS_URL"] {
         assert!(all.contains(needle), "missing {needle} in: {all}");
     }
-    assert!(
-        !dir.path().join("data").exists(),
-        "nothing is created when start-up is refused"
-    );
+    assert!(!dir.path().join("data").exists(), "nothing is created when start-up is refused");
 }
 
 #[test]
@@ -112,40 +74,18 @@ fn serve_with_no_configuration_runs_on_the_embedded_default() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let started = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("philia-bot started"))
-        .expect("start line");
-    for part in [
-        "role=all",
-        "database=sqlite (./data/philia.db, embedded)",
-        "NOT durable",
-        "tiktok=dry run",
-    ] {
+    let started = lines.by_ref().map_while(Result::ok).find(|l| l.contains("philia-bot started")).expect("start line");
+    for part in ["role=all", "database=sqlite (./data/philia.db, embedded)", "NOT durable", "tiktok=dry run"] {
         assert!(started.contains(part), "{part:?} missing from {started}");
     }
-    let port: u16 = started
-        .split("http=127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port: u16 =
+        started.split("http=127.0.0.1:").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
     let body = http_get(port, "/health");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains(r#""db":"connected""#), "{body}");
-    assert!(
-        dir.path().join("data/philia.db").exists(),
-        "the embedded database file is created"
-    );
+    assert!(dir.path().join("data/philia.db").exists(), "the embedded database file is created");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
@@ -164,11 +104,7 @@ fn serve_with_no_configuration_runs_on_the_embedded_default() {
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
@@ -179,19 +115,12 @@ on_both_databases!(migrate_up_status_and_down_manage_the_schema);
 async fn migrate_up_status_and_down_manage_the_schema(db: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let output = philia(dir.path())
-            .args(args)
-            .env("DATABASE_URL", &db.url)
-            .output()
-            .unwrap();
+        let output = philia(dir.path()).args(args).env("DATABASE_URL", &db.url).output().unwrap();
         assert!(output.status.success(), "{args:?}: {}", text(&output));
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let status = run(&["migrate", "status"]);
-    assert!(
-        status.lines().count() >= 8 && status.lines().all(|l| l.starts_with("pending ")),
-        "{status}"
-    );
+    assert!(status.lines().count() >= 8 && status.lines().all(|l| l.starts_with("pending ")), "{status}");
 
     assert!(run(&["migrate", "up"]).contains("applied 8 migration(s)"));
     let status = run(&["migrate", "status"]);
@@ -205,18 +134,10 @@ async fn migrate_up_status_and_down_manage_the_schema(db: TestDatabase) {
 }
 
 fn expected_tables() -> Vec<String> {
-    let mut tables = [
-        "conversations",
-        "items",
-        "messages",
-        "order_items",
-        "orders",
-        "processed_events",
-        "reservations",
-        "users",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut tables =
+        ["conversations", "items", "messages", "order_items", "orders", "processed_events", "reservations", "users"]
+            .map(String::from)
+            .to_vec();
     tables.sort();
     tables
 }
@@ -230,10 +151,7 @@ async fn tables(db: &TestDatabase) -> Vec<String> {
     } else {
         "SELECT name FROM sqlite_master WHERE type = 'table'"
     };
-    let rows = conn
-        .query_all_raw(Statement::from_string(conn.get_database_backend(), sql))
-        .await
-        .unwrap();
+    let rows = conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap();
     let mut names: Vec<String> = rows
         .iter()
         .map(|row| row.try_get::<String>("", "name").unwrap())

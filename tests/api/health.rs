@@ -17,15 +17,9 @@ async fn health_answers_ok_with_a_connected_database(db: TestDatabase) {
     let app = spawn_app(db).await;
     let response = app.get("/health").await;
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers().contains_key("x-request-id"),
-        "every response carries its request id"
-    );
+    assert!(response.headers().contains_key("x-request-id"), "every response carries its request id");
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body,
-        json!({"status": "ok", "db": "connected", "service": "philia-bot"})
-    );
+    assert_eq!(body, json!({"status": "ok", "db": "connected", "service": "philia-bot"}));
     app.stop().await.unwrap();
 }
 
@@ -36,10 +30,7 @@ async fn health_answers_503_when_the_database_is_unreachable(db: TestDatabase) {
     let response = app.get("/health").await;
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body,
-        json!({"status": "error", "db": "unreachable", "service": "philia-bot"})
-    );
+    assert_eq!(body, json!({"status": "error", "db": "unreachable", "service": "philia-bot"}));
 }
 
 async fn ready_without_redis_reports_it_not_configured(db: TestDatabase) {
@@ -81,9 +72,6 @@ async fn ready_reports_redis_connected_when_it_answers() {
     let response = app.get("/ready").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        body,
-        json!({"status": "ok", "db": "connected", "redis": "connected", "service": "philia-bot"})
-    );
+    assert_eq!(body, json!({"status": "ok", "db": "connected", "redis": "connected", "service": "philia-bot"}));
     app.stop().await.unwrap();
 }

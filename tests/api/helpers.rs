@@ -72,26 +72,16 @@ impl TestDatabase {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let path: PathBuf = dir.path().join("philia-test.db");
-        Self {
-            url: format!("sqlite://{}?mode=rwc", path.display()),
-            kind: "sqlite",
-            _dir: Some(dir),
-            _postgres: None,
-        }
+        Self { url: format!("sqlite://{}?mode=rwc", path.display()), kind: "sqlite", _dir: Some(dir), _postgres: None }
     }
 
     /// A freshly created, randomly named PostgreSQL database on the `TEST_DATABASE_URL` server.
     pub async fn postgres(test: &str) -> Option<Self> {
         let admin_url = service_url("TEST_DATABASE_URL", test)?;
         let name = format!("philia_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(&admin_url)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
+        let admin = sea_orm::Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
         use sea_orm::ConnectionTrait;
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create test database");
+        admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
         admin.close().await.expect("close admin connection");
         let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
         url.set_path(&name);
@@ -114,16 +104,11 @@ impl Drop for PostgresDropGuard {
         // Drop runs inside the test's runtime, which cannot block on async work: use a thread of its own.
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             runtime.block_on(async {
                 use sea_orm::ConnectionTrait;
                 let admin = sea_orm::Database::connect(&admin_url).await?;
-                admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .await?;
+                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await?;
                 admin.close().await
             })
         })
@@ -143,10 +128,7 @@ pub struct TestRedis {
 impl TestRedis {
     pub fn new(test: &str) -> Option<Self> {
         let url = service_url("TEST_REDIS_URL", test)?;
-        Some(Self {
-            url,
-            prefix: format!("philia-test-{}", uuid::Uuid::new_v4().simple()),
-        })
+        Some(Self { url, prefix: format!("philia-test-{}", uuid::Uuid::new_v4().simple()) })
     }
 }
 
@@ -182,11 +164,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request")
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
     }
 
     /// Stops the application as SIGTERM would and returns what `run_until_stopped` returned.
@@ -198,9 +176,7 @@ impl TestApp {
 
 /// Builds and starts the application with `settings` and `role`.
 pub async fn spawn_app_with(db: TestDatabase, settings: Settings, role: Role) -> TestApp {
-    let app = Application::build(settings, StartOptions { role, migrate: true })
-        .await
-        .expect("application builds");
+    let app = Application::build(settings, StartOptions { role, migrate: true }).await.expect("application builds");
     let port = app.port();
     let state = app.state().clone();
     let shutdown = app.shutdown_token();

@@ -14,11 +14,7 @@ async fn shutdown_request_stops_the_app_within_the_grace_period() {
     assert_eq!(app.get("/health").await.status(), 200);
     let started = Instant::now();
     app.stop().await.expect("clean stop");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "stopped in {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "stopped in {:?}", started.elapsed());
     let after = reqwest::Client::new().get(format!("{address}/health")).send().await;
     assert!(after.is_err(), "the listener is closed after shutdown");
 }
@@ -28,10 +24,7 @@ async fn split_roles_are_refused_without_redis() {
     for role in [Role::Web, Role::Worker] {
         let db = TestDatabase::sqlite();
         let settings = test_settings(&db);
-        let error = Application::build(settings, StartOptions { role, migrate: true })
-            .await
-            .err()
-            .expect("refused");
+        let error = Application::build(settings, StartOptions { role, migrate: true }).await.err().expect("refused");
         let text = format!("{error:#}");
         assert!(text.contains("redis.url") && text.contains("REDIS_URL"), "{text}");
     }

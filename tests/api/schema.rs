@@ -73,24 +73,12 @@ async fn an_item_can_have_only_one_active_hold(db: TestDatabase) {
     let conn = migrated(&db).await;
     let (alice, bob) = (user(&conn, "alice").await, user(&conn, "bob").await);
     let jacket = item(&conn, "PH-0001").await;
-    hold(jacket.id, alice.id, Active)
-        .insert(&conn)
-        .await
-        .expect("first hold");
+    hold(jacket.id, alice.id, Active).insert(&conn).await.expect("first hold");
     let second = hold(jacket.id, bob.id, Active).insert(&conn).await;
-    assert!(
-        second.is_err(),
-        "a second active hold on one item must be refused by the database"
-    );
+    assert!(second.is_err(), "a second active hold on one item must be refused by the database");
     // Released holds do not count: the history of an item can hold many of them.
-    hold(jacket.id, bob.id, Released)
-        .insert(&conn)
-        .await
-        .expect("released hold");
-    hold(jacket.id, alice.id, Released)
-        .insert(&conn)
-        .await
-        .expect("another released hold");
+    hold(jacket.id, bob.id, Released).insert(&conn).await.expect("released hold");
+    hold(jacket.id, alice.id, Released).insert(&conn).await.expect("another released hold");
     assert_eq!(reservations::Entity::find().count(&conn).await.unwrap(), 3);
 }
 
@@ -123,19 +111,12 @@ async fn tiktok_message_ids_are_unique_but_may_be_absent(db: TestDatabase) {
         ..Default::default()
     };
     message(Some("7447361234567890123")).insert(&conn).await.expect("first");
-    assert!(
-        message(Some("7447361234567890123")).insert(&conn).await.is_err(),
-        "a redelivered id is refused"
-    );
+    assert!(message(Some("7447361234567890123")).insert(&conn).await.is_err(), "a redelivered id is refused");
     message(None).insert(&conn).await.expect("no id");
     message(None).insert(&conn).await.expect("another without id");
     let stored = messages::Entity::find().all(&conn).await.unwrap();
     assert_eq!(stored.len(), 3);
-    assert_eq!(
-        stored[0].tiktok_message_id.as_deref(),
-        Some("7447361234567890123"),
-        "19-digit ids stay exact"
-    );
+    assert_eq!(stored[0].tiktok_message_id.as_deref(), Some("7447361234567890123"), "19-digit ids stay exact");
 }
 
 async fn foreign_keys_reject_a_conversation_of_an_unknown_user(db: TestDatabase) {

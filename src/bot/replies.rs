@@ -1,0 +1,113 @@
+//! The customer-facing texts, read from `config/replies.toml` (compiled in as the fallback, so the bot
+//! speaks even without a config folder).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::Problem;
+
+pub const REPLIES_FILE: &str = "replies.toml";
+const BUILT_IN: &str = include_str!("../../config/replies.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replies {
+    pub menu: MenuTexts,
+}
+
+/// The numbered menu.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MenuTexts {
+    pub intro: String,
+    pub options: Vec<String>,
+    pub outro: String,
+}
+
+impl Replies {
+    /// Reads `replies.toml` from `config_dir`, or the built-in texts when the file is absent.
+    pub fn load(config_dir: &Path) -> Result<Self, Vec<Problem>> {
+        let path = config_dir.join(REPLIES_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::parse(BUILT_IN, "built-in replies.toml"),
+            Err(e) => Err(vec![Problem::new(path.display().to_string(), "(file)", format!("cannot read: {e}"))]),
+        }
+    }
+
+    /// Parses and validates the texts; problems name `source` and the field.
+    pub fn parse(text: &str, source: &str) -> Result<Self, Vec<Problem>> {
+        let replies: Replies = toml::from_str(text).map_err(|e| {
+            let field = e.span().map(|span| field_at(text, span.start)).unwrap_or_else(|| "(syntax)".into());
+            vec![Problem::new(source, field, e.message().to_owned())]
+        })?;
+        let mut problems = Vec::new();
+        if replies.menu.options.is_empty() {
+            problems.push(Problem::new(source, "menu.options", "must list at least one option"));
+        }
+        if replies.menu.options.len() > 9 {
+            problems.push(Problem::new(source, "menu.options", "at most 9 options (customers answer with one digit)"));
+        }
+        for (i, option) in replies.menu.options.iter().enumerate() {
+            if option.trim().is_empty() {
+                problems.push(Problem::new(source, format!("menu.options[{i}]"), "must not be empty"));
+            }
+        }
+        if problems.is_empty() { Ok(replies) } else { Err(problems) }
+    }
+
+    /// The numbered menu as one message.
+    pub fn menu(&self) -> String {
+        let mut text = self.menu.intro.trim_end().to_owned();
+        for (i, option) in self.menu.options.iter().enumerate() {
+            text.push_str(&format!("\n{}. {}", i + 1, option.trim()));
+        }
+        if !self.menu.outro.trim().is_empty() {
+            text.push('\n');
+            text.push_str(self.menu.outro.trim());
+        }
+        text
+    }
+}
+
+/// The dotted key path of the TOML table/key around byte `offset`, for error messages.
+fn field_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let table = before
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .map(|t| t.trim().to_owned());
+    let line = text[before.rfind('\n').map_or(0, |i| i + 1)..].lines().next().unwrap_or("");
+    let key = line.split('=').next().map(str::trim).filter(|k| !k.is_empty() && !k.starts_with('['));
+    match (table, key) {
+        (Some(table), Some(key)) => format!("{table}.{key}"),
+        (Some(table), None) => table,
+        (None, Some(key)) => key.to_owned(),
+        (None, None) => "(root)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_texts_render_a_numbered_menu() {
+        let replies = Replies::parse(BUILT_IN, "replies.toml").unwrap();
+        let menu = replies.menu();
+        assert!(menu.contains("\n1. Order status\n2. New drops\n3. Talk to a human\n"), "{menu}");
+    }
+
+    #[test]
+    fn problems_name_the_field() {
+        let problems = Replies::parse("[menu]\nintro = \"hi\"\noptions = []\noutro = \"\"\n", "r.toml").unwrap_err();
+        assert_eq!(problems[0].to_string(), "r.toml: menu.options: must list at least one option");
+        let problems = Replies::parse("[menu]\nintro = 5\noptions = [\"a\"]\noutro = \"\"\n", "r.toml").unwrap_err();
+        assert_eq!(problems[0].field, "menu.intro", "{problems:?}");
+        let problems =
+            Replies::parse("[menu]\nintro = \"x\"\noptions = [\"a\"]\noutro = \"\"\ntypo = 1\n", "r.toml").unwrap_err();
+        assert!(problems[0].message.contains("typo"), "{problems:?}");
+    }
+}

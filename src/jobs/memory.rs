@@ -1,0 +1,142 @@
+//! The in-process queue of the embedded default: same contract as Redis, but not durable (jobs in it
+//! are lost when the process stops) and seen by this process only.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use tokio::sync::Notify;
+
+use super::{Backend, DeadJob, Delivery, QueueError, QueueParams, decode};
+use crate::config::JobSettings;
+
+/// Delay before a failed job is offered again: grows with its deliveries, capped.
+fn retry_delay(deliveries: u64) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << deliveries.min(6))).min(Duration::from_secs(5))
+}
+
+#[derive(Clone)]
+pub struct MemoryQueue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    params: QueueParams,
+    capacity: usize,
+    next_id: AtomicU64,
+    state: Mutex<State>,
+    available: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// (id, payload, deliveries so far)
+    ready: VecDeque<(String, String, u64)>,
+    /// Handed out and not settled: id → (payload, deliveries).
+    in_flight: HashMap<String, (String, u64)>,
+    dead: Vec<DeadJob>,
+}
+
+impl MemoryQueue {
+    pub fn new(settings: &JobSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                params: settings.into(),
+                capacity: settings.memory_capacity,
+                next_id: AtomicU64::new(1),
+                state: Mutex::new(State::default()),
+                available: Notify::new(),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the queue half-updated (every update is one
+        // push or remove), so a poisoned lock is still safe to use.
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn enqueue(&self, payload: String) -> Result<String, QueueError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed).to_string();
+        {
+            let mut state = self.state();
+            if state.ready.len() + state.in_flight.len() >= self.inner.capacity {
+                return Err(QueueError(anyhow!("in-process queue is full ({} jobs)", self.inner.capacity)));
+            }
+            state.ready.push_back((id.clone(), payload, 0));
+        }
+        self.inner.available.notify_one();
+        Ok(id)
+    }
+
+    pub(super) async fn next(&self) -> Option<Delivery> {
+        let deadline = tokio::time::Instant::now() + self.inner.params.block;
+        loop {
+            // Register interest before looking, so a job enqueued in between still wakes us.
+            let notified = self.inner.available.notified();
+            if let Some((id, payload, deliveries)) = self.take() {
+                return Some(Delivery {
+                    job: decode(&payload),
+                    id,
+                    deliveries,
+                    payload,
+                    backend: Backend::Memory(self.clone()),
+                });
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn take(&self) -> Option<(String, String, u64)> {
+        let mut state = self.state();
+        let (id, payload, deliveries) = state.ready.pop_front()?;
+        state.in_flight.insert(id.clone(), (payload.clone(), deliveries + 1));
+        Some((id, payload, deliveries + 1))
+    }
+
+    pub(super) fn ack(&self, id: &str) {
+        self.state().in_flight.remove(id);
+    }
+
+    pub(super) fn retry_later(&self, id: String, payload: String, deliveries: u64) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(retry_delay(deliveries)).await;
+            {
+                let mut state = queue.state();
+                state.in_flight.remove(&id);
+                state.ready.push_back((id, payload, deliveries));
+            }
+            queue.inner.available.notify_one();
+        });
+    }
+
+    pub(super) fn dead_letter(&self, delivery: &Delivery, error: &str) {
+        tracing::error!(job_id = %delivery.id, deliveries = delivery.deliveries, error, "job moved to the dead letters");
+        let mut state = self.state();
+        state.in_flight.remove(&delivery.id);
+        state.dead.push(DeadJob {
+            id: delivery.id.clone(),
+            payload: delivery.payload.clone(),
+            error: error.to_owned(),
+            deliveries: delivery.deliveries,
+        });
+    }
+
+    pub(super) fn backlog(&self) -> u64 {
+        let state = self.state();
+        (state.ready.len() + state.in_flight.len()) as u64
+    }
+
+    pub(super) fn dead_jobs(&self) -> Vec<DeadJob> {
+        self.state().dead.clone()
+    }
+
+    pub(super) fn max_deliveries(&self) -> u64 {
+        self.inner.params.max_deliveries
+    }
+}

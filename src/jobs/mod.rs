@@ -1,0 +1,218 @@
+//! The typed job module: the only thing that crosses from the web role to the worker role. A serde enum
+//! of versioned jobs, a producer (`enqueue`) and a consumer (`next` → [`Delivery`] with `ack`/`nack`),
+//! over Redis Streams (durable, shared by replicas) or an in-process queue (embedded default).
+
+mod memory;
+mod redis;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use self::memory::MemoryQueue;
+pub use self::redis::RedisQueue;
+
+/// Every kind of job, versioned: a new shape of a job is a new variant, so jobs already queued by an
+/// older release still deserialize.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Job {
+    InboundMessageV1(InboundMessageV1),
+}
+
+impl Job {
+    /// The idempotency key of the webhook event the job came from.
+    pub fn idempotency_key(&self) -> &str {
+        match self {
+            Job::InboundMessageV1(m) => &m.idempotency_key,
+        }
+    }
+}
+
+/// A message a customer sent to the shop (`im_receive_msg`). Ids are strings, as TikTok sends them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessageV1 {
+    pub idempotency_key: String,
+    pub event: String,
+    pub received_at: DateTime<Utc>,
+    pub conversation_id: String,
+    pub message_id: Option<String>,
+    /// When the customer sent it (TikTok's `timestamp`, milliseconds since the epoch).
+    pub sent_at_ms: Option<i64>,
+    /// `text`, `image`, `share_post`, `sticker`, `emoji`, `video`, …
+    pub message_type: String,
+    pub text: Option<String>,
+    pub media_id: Option<String>,
+    pub from_user_id: String,
+    pub from_username: Option<String>,
+    pub to_user_id: Option<String>,
+}
+
+/// Why a job failed, which decides what happens to it.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another try later (a database or network hiccup): the job stays pending.
+    #[error("{0:#}")]
+    Retryable(anyhow::Error),
+    /// Will never succeed (bad data): the job goes to the dead-letter stream at once.
+    #[error("{0:#}")]
+    Permanent(anyhow::Error),
+}
+
+/// The queue could not do what was asked (Redis unreachable, in-process queue full, …).
+#[derive(Debug, thiserror::Error)]
+#[error("job queue: {0:#}")]
+pub struct QueueError(#[from] pub anyhow::Error);
+
+/// A job handed to one consumer. It is settled with [`Delivery::ack`] once its effects are stored, or
+/// [`Delivery::nack`] with the error; a delivery dropped unsettled is redelivered (Redis: after the
+/// reclaim idle time).
+pub struct Delivery {
+    /// The queue's id of the entry (a stream id on Redis).
+    pub id: String,
+    /// How many times this job has been handed out, this time included.
+    pub deliveries: u64,
+    /// The job, or why its payload could not be read (such a job goes to the dead letters at once).
+    pub job: Result<Job, String>,
+    /// The payload as queued, kept for the dead-letter stream.
+    pub payload: String,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Redis(RedisQueue),
+    Memory(MemoryQueue),
+}
+
+/// What became of a nacked job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NackOutcome {
+    /// It will be delivered again.
+    Retry,
+    /// It went to the dead letters.
+    Dead,
+}
+
+impl Delivery {
+    /// The job's effects are stored: it is done.
+    pub async fn ack(self) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Redis(queue) => queue.ack(&self.id).await,
+            Backend::Memory(queue) => {
+                queue.ack(&self.id);
+                Ok(())
+            }
+        }
+    }
+
+    /// The job failed: retry it later, or move it to the dead letters when the error is permanent or
+    /// it has been delivered `max_deliveries` times.
+    pub async fn nack(self, error: &JobError) -> Result<NackOutcome, QueueError> {
+        let reason = error.to_string();
+        let dead = matches!(error, JobError::Permanent(_)) || self.deliveries >= self.max_deliveries();
+        match &self.backend {
+            Backend::Redis(queue) if dead => queue.dead_letter(&self, &reason).await.map(|()| NackOutcome::Dead),
+            Backend::Redis(queue) => queue.record_failure(&self.id, &reason).await.map(|()| NackOutcome::Retry),
+            Backend::Memory(queue) if dead => {
+                queue.dead_letter(&self, &reason);
+                Ok(NackOutcome::Dead)
+            }
+            Backend::Memory(queue) => {
+                queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries);
+                Ok(NackOutcome::Retry)
+            }
+        }
+    }
+
+    fn max_deliveries(&self) -> u64 {
+        match &self.backend {
+            Backend::Redis(queue) => queue.max_deliveries(),
+            Backend::Memory(queue) => queue.max_deliveries(),
+        }
+    }
+}
+
+/// A job moved aside for a human to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadJob {
+    pub id: String,
+    pub payload: String,
+    pub error: String,
+    pub deliveries: u64,
+}
+
+/// The queue of this deployment: Redis Streams when Redis is configured, else in-process.
+#[derive(Clone)]
+pub enum JobQueue {
+    Redis(RedisQueue),
+    Memory(MemoryQueue),
+}
+
+impl JobQueue {
+    /// Puts a job on the queue; `Ok` means it is durably there (Redis) or held (in-process).
+    pub async fn enqueue(&self, job: &Job) -> Result<String, QueueError> {
+        let payload = serde_json::to_string(job).map_err(|e| QueueError(e.into()))?;
+        match self {
+            JobQueue::Redis(queue) => queue.enqueue(&payload).await,
+            JobQueue::Memory(queue) => queue.enqueue(payload),
+        }
+    }
+
+    /// The next job for this consumer, waiting at most the configured block time; `None` when idle.
+    pub async fn next(&self) -> Result<Option<Delivery>, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.next().await,
+            JobQueue::Memory(queue) => Ok(queue.next().await),
+        }
+    }
+
+    /// Jobs waiting or in flight (Redis: the stream's pending entries plus those not yet read).
+    pub async fn backlog(&self) -> Result<u64, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.backlog().await,
+            JobQueue::Memory(queue) => Ok(queue.backlog()),
+        }
+    }
+
+    /// The dead letters, oldest first.
+    pub async fn dead_jobs(&self) -> Result<Vec<DeadJob>, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.dead_jobs().await,
+            JobQueue::Memory(queue) => Ok(queue.dead_jobs()),
+        }
+    }
+
+    pub fn is_durable(&self) -> bool {
+        matches!(self, JobQueue::Redis(_))
+    }
+}
+
+/// Decodes a queued payload; a payload that is not a known job is reported, not panicked on.
+fn decode(payload: &str) -> Result<Job, String> {
+    serde_json::from_str(payload).map_err(|e| format!("undecodable job: {e}"))
+}
+
+/// A name for this process's consumer, unique across replicas and restarts: host, pid and a random part.
+pub fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+/// Shared by the backends: a job queue's fixed parameters.
+#[derive(Debug, Clone)]
+struct QueueParams {
+    max_deliveries: u64,
+    block: std::time::Duration,
+}
+
+impl From<&crate::config::JobSettings> for QueueParams {
+    fn from(settings: &crate::config::JobSettings) -> Self {
+        Self { max_deliveries: settings.max_deliveries, block: std::time::Duration::from_millis(settings.block_ms) }
+    }
+}

@@ -1,0 +1,338 @@
+//! The Redis Streams queue: `XADD {prefix}:jobs MAXLEN ~ N`, a consumer group `{prefix}:workers`,
+//! `XREADGROUP … BLOCK`, `XACK` after the effects are stored, `XAUTOCLAIM` for jobs whose consumer died or
+//! got stuck, and a dead-letter stream `{prefix}:dead`. At least once: a job is acknowledged only by
+//! [`Delivery::ack`](super::Delivery::ack), and idempotency makes the repeats harmless.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use deadpool_redis::redis::streams::{
+    StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamRangeReply, StreamReadReply,
+};
+use deadpool_redis::redis::{self, ErrorKind, RedisError, Value, cmd};
+
+use super::{Backend, DeadJob, Delivery, QueueError, QueueParams, decode};
+use crate::config::JobSettings;
+use crate::redis_pool::Redis;
+
+/// The field of a stream entry that holds the job's JSON.
+const JOB_FIELD: &str = "job";
+
+#[derive(Clone)]
+pub struct RedisQueue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: Redis,
+    params: QueueParams,
+    stream: String,
+    group: String,
+    dead: String,
+    errors: String,
+    consumer: String,
+    max_len: u64,
+    reclaim_min_idle: Duration,
+    reclaim_interval: Duration,
+    /// Jobs taken over from other consumers, waiting for one of this process's consumer tasks.
+    reclaimed: Mutex<VecDeque<Delivery>>,
+    last_reclaim: Mutex<Option<Instant>>,
+}
+
+fn is_nogroup(error: &RedisError) -> bool {
+    error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
+}
+
+impl RedisQueue {
+    /// A queue on `redis` for the consumer named `consumer` (one name per process).
+    pub fn new(redis: Redis, settings: &JobSettings, consumer: String) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                stream: redis.key("jobs"),
+                group: redis.key("workers"),
+                dead: redis.key("dead"),
+                errors: redis.key("job-errors"),
+                redis,
+                params: settings.into(),
+                consumer,
+                max_len: settings.stream_max_len,
+                reclaim_min_idle: Duration::from_millis(settings.reclaim_min_idle_ms),
+                reclaim_interval: Duration::from_millis(settings.reclaim_interval_ms),
+                reclaimed: Mutex::new(VecDeque::new()),
+                last_reclaim: Mutex::new(None),
+            }),
+        }
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.inner.consumer
+    }
+
+    pub fn stream_key(&self) -> &str {
+        &self.inner.stream
+    }
+
+    pub(super) fn max_deliveries(&self) -> u64 {
+        self.inner.params.max_deliveries
+    }
+
+    pub(super) async fn enqueue(&self, payload: &str) -> Result<String, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let id: String = cmd("XADD")
+            .arg(&self.inner.stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.inner.max_len)
+            .arg("*")
+            .arg(JOB_FIELD)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+            .context("XADD")?;
+        Ok(id)
+    }
+
+    /// Creates the consumer group (and the stream) when missing. The group starts at the beginning of
+    /// the stream, so jobs added before any worker ever ran (or after Redis lost the group) are read.
+    async fn ensure_group(&self) -> Result<(), QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let created: Result<(), RedisError> = cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.inner.stream)
+            .arg(&self.inner.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Ok(()) => {
+                tracing::info!(stream = %self.inner.stream, group = %self.inner.group, "created consumer group");
+                Ok(())
+            }
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(QueueError(anyhow!(e).context("XGROUP CREATE"))),
+        }
+    }
+
+    pub(super) async fn next(&self) -> Result<Option<Delivery>, QueueError> {
+        if let Some(delivery) = self.take_reclaimed() {
+            return Ok(Some(delivery));
+        }
+        if self.reclaim_due() {
+            self.reclaim().await?;
+            if let Some(delivery) = self.take_reclaimed() {
+                return Ok(Some(delivery));
+            }
+        }
+        match self.read_new().await {
+            Err(e) if is_nogroup(&e) => {
+                // Redis lost the group (restart without persistence, FLUSHALL): recreate it and go on.
+                tracing::warn!(stream = %self.inner.stream, "consumer group missing; recreating it");
+                self.ensure_group().await?;
+                Ok(None)
+            }
+            Err(e) => Err(QueueError(anyhow!(e).context("XREADGROUP"))),
+            Ok(entry) => Ok(entry.map(|entry| self.delivery(entry, 1))),
+        }
+    }
+
+    async fn read_new(&self) -> Result<Option<StreamId>, RedisError> {
+        let mut conn = self
+            .inner
+            .redis
+            .blocking_connection()
+            .await
+            .map_err(|e| RedisError::from((ErrorKind::Io, "no Redis connection", format!("{e:#}"))))?;
+        let reply: Option<StreamReadReply> = cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&self.inner.group)
+            .arg(&self.inner.consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(self.inner.params.block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.inner.stream)
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply.and_then(|r| r.keys.into_iter().next()).and_then(|k| k.ids.into_iter().next()))
+    }
+
+    fn delivery(&self, entry: StreamId, deliveries: u64) -> Delivery {
+        let payload = match entry.map.get(JOB_FIELD) {
+            Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Some(Value::SimpleString(text)) => text.clone(),
+            _ => String::new(),
+        };
+        let job = if payload.is_empty() { Err("stream entry has no job field".to_owned()) } else { decode(&payload) };
+        Delivery { id: entry.id, deliveries, job, payload, backend: Backend::Redis(self.clone()) }
+    }
+
+    fn take_reclaimed(&self) -> Option<Delivery> {
+        self.inner.reclaimed.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+    }
+
+    fn reclaim_due(&self) -> bool {
+        let mut last = self.inner.last_reclaim.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= self.inner.reclaim_interval);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Takes over jobs that another consumer (dead, or stuck past the min-idle time) left unacknowledged.
+    /// Jobs delivered too often go to the dead letters instead of being run again.
+    async fn reclaim(&self) -> Result<(), QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let claimed: Result<StreamAutoClaimReply, RedisError> = cmd("XAUTOCLAIM")
+            .arg(&self.inner.stream)
+            .arg(&self.inner.group)
+            .arg(&self.inner.consumer)
+            .arg(self.inner.reclaim_min_idle.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(32)
+            .query_async(&mut conn)
+            .await;
+        let claimed = match claimed {
+            Ok(reply) => reply.claimed,
+            Err(e) if is_nogroup(&e) => {
+                self.ensure_group().await?;
+                return Ok(());
+            }
+            Err(e) => return Err(QueueError(anyhow!(e).context("XAUTOCLAIM"))),
+        };
+        for entry in claimed {
+            let deliveries = self.delivery_count(&entry.id).await?;
+            tracing::warn!(job_id = %entry.id, deliveries, "took over an unacknowledged job");
+            let delivery = self.delivery(entry, deliveries);
+            if deliveries > self.max_deliveries() {
+                let last_error: Option<String> = redis::cmd("HGET")
+                    .arg(&self.inner.errors)
+                    .arg(&delivery.id)
+                    .query_async(&mut conn)
+                    .await
+                    .context("HGET")?;
+                let reason = last_error.unwrap_or_else(|| "never acknowledged (consumer died or timed out)".into());
+                self.dead_letter(&delivery, &reason).await?;
+                continue;
+            }
+            self.inner.reclaimed.lock().unwrap_or_else(|p| p.into_inner()).push_back(delivery);
+        }
+        Ok(())
+    }
+
+    async fn delivery_count(&self, id: &str) -> Result<u64, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let reply: StreamPendingCountReply = cmd("XPENDING")
+            .arg(&self.inner.stream)
+            .arg(&self.inner.group)
+            .arg(id)
+            .arg(id)
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .context("XPENDING")?;
+        Ok(reply.ids.first().map_or(1, |p| p.times_delivered as u64))
+    }
+
+    pub(super) async fn ack(&self, id: &str) -> Result<(), QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let acked: Result<((), ()), RedisError> = redis::pipe()
+            .cmd("XACK")
+            .arg(&self.inner.stream)
+            .arg(&self.inner.group)
+            .arg(id)
+            .ignore()
+            .cmd("HDEL")
+            .arg(&self.inner.errors)
+            .arg(id)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        match acked {
+            Ok(_) => Ok(()),
+            // The group is gone (Redis lost it): nothing is pending any more, so nothing to ack.
+            Err(e) if is_nogroup(&e) => Ok(()),
+            Err(e) => Err(QueueError(anyhow!(e).context("XACK"))),
+        }
+    }
+
+    /// Remembers why the job failed; it stays pending and is taken over after the min-idle time.
+    pub(super) async fn record_failure(&self, id: &str, error: &str) -> Result<(), QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let () = cmd("HSET").arg(&self.inner.errors).arg(id).arg(error).query_async(&mut conn).await.context("HSET")?;
+        Ok(())
+    }
+
+    /// Copies the job to `{prefix}:dead` with its last error, then acknowledges it, atomically.
+    pub(super) async fn dead_letter(&self, delivery: &Delivery, error: &str) -> Result<(), QueueError> {
+        tracing::error!(job_id = %delivery.id, deliveries = delivery.deliveries, error, "job moved to the dead letters");
+        let mut conn = self.inner.redis.connection().await?;
+        let result: Result<(), RedisError> = redis::pipe()
+            .atomic()
+            .cmd("XADD")
+            .arg(&self.inner.dead)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.inner.max_len)
+            .arg("*")
+            .arg("id")
+            .arg(&delivery.id)
+            .arg(JOB_FIELD)
+            .arg(&delivery.payload)
+            .arg("error")
+            .arg(error)
+            .arg("deliveries")
+            .arg(delivery.deliveries)
+            .ignore()
+            .cmd("XACK")
+            .arg(&self.inner.stream)
+            .arg(&self.inner.group)
+            .arg(&delivery.id)
+            .ignore()
+            .cmd("HDEL")
+            .arg(&self.inner.errors)
+            .arg(&delivery.id)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        result.context("moving a job to the dead letters")?;
+        Ok(())
+    }
+
+    /// Entries not yet read by the group plus those read and not acknowledged.
+    pub(super) async fn backlog(&self) -> Result<u64, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let exists: bool = cmd("EXISTS").arg(&self.inner.stream).query_async(&mut conn).await.context("EXISTS")?;
+        if !exists {
+            return Ok(0);
+        }
+        let info: StreamInfoGroupsReply =
+            cmd("XINFO").arg("GROUPS").arg(&self.inner.stream).query_async(&mut conn).await.context("XINFO GROUPS")?;
+        match info.groups.iter().find(|g| g.name == self.inner.group) {
+            Some(group) => Ok((group.pending + group.lag.unwrap_or(0)) as u64),
+            None => Ok(cmd("XLEN").arg(&self.inner.stream).query_async(&mut conn).await.context("XLEN")?),
+        }
+    }
+
+    pub(super) async fn dead_jobs(&self) -> Result<Vec<DeadJob>, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let reply: StreamRangeReply =
+            cmd("XRANGE").arg(&self.inner.dead).arg("-").arg("+").query_async(&mut conn).await.context("XRANGE")?;
+        Ok(reply
+            .ids
+            .into_iter()
+            .map(|entry| DeadJob {
+                id: entry.get("id").unwrap_or_default(),
+                payload: entry.get(JOB_FIELD).unwrap_or_default(),
+                error: entry.get("error").unwrap_or_default(),
+                deliveries: entry.get("deliveries").unwrap_or_default(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,295 @@
+//! What a worker does with each job. For an inbound customer message: take the idempotency lease, open
+//! the reply window, store user, conversation, message and the bot's reply in one transaction together
+//! with the `processed_events` row, then deliver the reply. Run twice, it stores and sends nothing twice.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+};
+use serde_json::json;
+
+use crate::jobs::{InboundMessageV1, Job, JobError};
+use crate::startup::AppState;
+use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
+use crate::store::entities::{conversations, messages, processed_events, users};
+use crate::telemetry::escape_for_log;
+
+/// TikTok allows replies for 48 hours after the customer's last message.
+pub const REPLY_WINDOW: Duration = Duration::from_secs(48 * 3600);
+/// How long "this event is done" is remembered in Redis; the database row is the durable guard.
+const DONE_TTL: Duration = Duration::from_secs(72 * 3600);
+const DONE: &str = "done";
+
+/// What running a job amounted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Processed,
+    /// The event had been processed before (a redelivery): nothing was stored or sent again.
+    Duplicate,
+}
+
+fn retryable(error: impl Into<anyhow::Error>) -> JobError {
+    JobError::Retryable(error.into())
+}
+
+pub async fn handle(state: &AppState, job: Job) -> Result<Outcome, JobError> {
+    match job {
+        Job::InboundMessageV1(message) => inbound_message(state, message).await,
+    }
+}
+
+/// The Redis (or in-process) key of the reply window of a customer.
+pub fn window_key(state: &AppState, tiktok_user_id: &str) -> String {
+    state.kv.key(&format!("TIKTOK_WINDOW:{tiktok_user_id}"))
+}
+
+async fn inbound_message(state: &AppState, message: InboundMessageV1) -> Result<Outcome, JobError> {
+    let key = state.kv.key(&format!("idem:{}", message.idempotency_key));
+    if state.kv.get(&key).await.map_err(retryable)?.as_deref() == Some(DONE) {
+        return Ok(Outcome::Duplicate);
+    }
+    // The lease lapses on its own if this worker dies, so the job can run again elsewhere.
+    let lease = format!("lease:{}", uuid::Uuid::new_v4().simple());
+    let lease_ttl = Duration::from_millis(state.settings.worker.job_timeout_ms);
+    if !state.kv.set_if_absent(&key, &lease, lease_ttl).await.map_err(retryable)? {
+        return match state.kv.get(&key).await.map_err(retryable)?.as_deref() {
+            Some(DONE) => Ok(Outcome::Duplicate),
+            _ => Err(retryable(anyhow!("event {} is being processed by another worker", message.idempotency_key))),
+        };
+    }
+    let result = process_inbound(state, &message).await;
+    match &result {
+        Ok(_) => state.kv.set(&key, DONE, DONE_TTL).await.map_err(retryable)?,
+        Err(_) => {
+            if let Err(e) = state.kv.delete_if_equals(&key, &lease).await {
+                tracing::warn!(error = format!("{e:#}"), "could not release an idempotency lease; it will lapse");
+            }
+        }
+    }
+    result
+}
+
+async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result<Outcome, JobError> {
+    let sent_at = message.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(message.received_at);
+    // The window opens before anything else: even if storing fails now, the customer did write.
+    state
+        .kv
+        .set(&window_key(state, &message.from_user_id), &sent_at.timestamp().to_string(), REPLY_WINDOW)
+        .await
+        .map_err(retryable)?;
+
+    let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
+    let event = processed_events::ActiveModel {
+        idempotency_key: Set(message.idempotency_key.clone()),
+        event_type: Set(message.event.clone()),
+        received_at: Set(message.received_at),
+        ..Default::default()
+    };
+    let inserted = processed_events::Entity::insert(event)
+        .on_conflict(OnConflict::column(processed_events::Column::IdempotencyKey).do_nothing().to_owned())
+        .exec_without_returning(&txn)
+        .await
+        .context("recording the event")
+        .map_err(retryable)?;
+    if inserted == 0 {
+        txn.rollback().await.context("rollback").map_err(retryable)?;
+        // Stored before: only a reply that was stored but not yet delivered (a crash in between) is left.
+        finish_delivery(state, &message.idempotency_key).await?;
+        return Ok(Outcome::Duplicate);
+    }
+
+    let stored = store_conversation(&txn, message, sent_at).await.map_err(retryable)?;
+    let reply = match state.bot.reply_to(message) {
+        Some(text) => {
+            Some(store_reply(&txn, stored.conversation.id, &text, &message.idempotency_key).await.map_err(retryable)?)
+        }
+        None => None,
+    };
+    let outcome = match &reply {
+        Some(reply) => format!("reply:{}", reply.id),
+        None => "no_reply".to_owned(),
+    };
+    processed_events::Entity::update_many()
+        .col_expr(processed_events::Column::Outcome, outcome.into())
+        .filter(processed_events::Column::IdempotencyKey.eq(&message.idempotency_key))
+        .exec(&txn)
+        .await
+        .context("recording the outcome")
+        .map_err(retryable)?;
+    txn.commit().await.context("committing").map_err(retryable)?;
+
+    tracing::info!(
+        event_id = %message.idempotency_key,
+        conversation = %stored.conversation.tiktok_conversation_id,
+        user = %stored.user.tiktok_user_id,
+        message_type = %message.message_type,
+        text = %escape_for_log(message.text.as_deref().unwrap_or(""), 200),
+        "inbound message stored"
+    );
+    finish_delivery(state, &message.idempotency_key).await?;
+    Ok(Outcome::Processed)
+}
+
+struct Stored {
+    user: users::Model,
+    conversation: conversations::Model,
+}
+
+/// Upserts the customer and the conversation and stores the message (once, whatever the deliveries).
+async fn store_conversation(
+    txn: &DatabaseTransaction,
+    message: &InboundMessageV1,
+    sent_at: DateTime<Utc>,
+) -> anyhow::Result<Stored> {
+    let now = Utc::now();
+    let mut update = vec![users::Column::LastInboundAt, users::Column::UpdatedAt];
+    if message.from_username.is_some() {
+        update.push(users::Column::Username);
+    }
+    users::Entity::insert(users::ActiveModel {
+        tiktok_user_id: Set(message.from_user_id.clone()),
+        username: Set(message.from_username.clone()),
+        last_inbound_at: Set(Some(sent_at)),
+        opted_out: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .on_conflict(OnConflict::column(users::Column::TiktokUserId).update_columns(update).to_owned())
+    .exec_without_returning(txn)
+    .await
+    .context("upserting the user")?;
+    let user = users::Entity::find()
+        .filter(users::Column::TiktokUserId.eq(&message.from_user_id))
+        .one(txn)
+        .await?
+        .context("user missing right after its upsert")?;
+
+    conversations::Entity::insert(conversations::ActiveModel {
+        tiktok_conversation_id: Set(message.conversation_id.clone()),
+        user_id: Set(user.id),
+        state: Set(json!({"kind": "idle"})),
+        handoff_active: Set(false),
+        metadata: Set(json!({})),
+        last_message_at: Set(Some(sent_at)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    })
+    .on_conflict(
+        OnConflict::column(conversations::Column::TiktokConversationId)
+            .update_columns([conversations::Column::LastMessageAt, conversations::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .context("upserting the conversation")?;
+    let conversation = conversations::Entity::find()
+        .filter(conversations::Column::TiktokConversationId.eq(&message.conversation_id))
+        .one(txn)
+        .await?
+        .context("conversation missing right after its upsert")?;
+
+    messages::Entity::insert(messages::ActiveModel {
+        conversation_id: Set(conversation.id),
+        direction: Set(Direction::In),
+        role: Set(Role::User),
+        tiktok_message_id: Set(message.message_id.clone()),
+        message_type: Set(message.message_type.clone()),
+        text: Set(message.text.clone()),
+        media_id: Set(message.media_id.clone()),
+        metadata: Set(json!({"event_id": message.idempotency_key})),
+        created_at: Set(sent_at),
+        ..Default::default()
+    })
+    .on_conflict(OnConflict::column(messages::Column::TiktokMessageId).do_nothing().to_owned())
+    .exec_without_returning(txn)
+    .await
+    .context("storing the inbound message")?;
+    Ok(Stored { user, conversation })
+}
+
+async fn store_reply(
+    txn: &DatabaseTransaction,
+    conversation_id: i64,
+    text: &str,
+    event_id: &str,
+) -> anyhow::Result<messages::Model> {
+    messages::ActiveModel {
+        conversation_id: Set(conversation_id),
+        direction: Set(Direction::Out),
+        role: Set(Role::Assistant),
+        message_type: Set("text".into()),
+        text: Set(Some(text.to_owned())),
+        delivery_status: Set(Some(DeliveryStatus::Pending)),
+        metadata: Set(json!({"in_reply_to": event_id})),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await
+    .context("storing the reply")
+}
+
+/// Delivers the reply stored for an event, if it is still pending, then marks the event processed.
+/// Safe to run again: a reply that is no longer pending is left alone.
+async fn finish_delivery(state: &AppState, event_id: &str) -> Result<(), JobError> {
+    let event = processed_events::Entity::find()
+        .filter(processed_events::Column::IdempotencyKey.eq(event_id))
+        .one(&state.db)
+        .await
+        .context("reading the event")
+        .map_err(retryable)?;
+    let Some(event) = event else { return Ok(()) };
+    if event.processed_at.is_some() {
+        return Ok(());
+    }
+    if let Some(reply_id) =
+        event.outcome.as_deref().and_then(|o| o.strip_prefix("reply:")).and_then(|id| id.parse().ok())
+    {
+        deliver_reply(state, reply_id).await?;
+    }
+    let mut done: processed_events::ActiveModel = event.into();
+    done.processed_at = Set(Some(Utc::now()));
+    done.update(&state.db).await.context("marking the event processed").map_err(retryable)?;
+    Ok(())
+}
+
+/// Sends one stored reply, after checking the customer's reply window. Without TikTok credentials this
+/// is the dry-run sender: the reply is printed and marked `dry_run`.
+async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> {
+    let reply =
+        messages::Entity::find_by_id(reply_id).one(&state.db).await.context("reading the reply").map_err(retryable)?;
+    let Some(reply) = reply else { return Err(JobError::Permanent(anyhow!("reply {reply_id} does not exist"))) };
+    if reply.delivery_status != Some(DeliveryStatus::Pending) {
+        return Ok(());
+    }
+    let (conversation, user) = conversations::Entity::find_by_id(reply.conversation_id)
+        .find_also_related(users::Entity)
+        .one(&state.db)
+        .await
+        .context("reading the conversation")
+        .map_err(retryable)?
+        .and_then(|(c, u)| u.map(|u| (c, u)))
+        .ok_or_else(|| JobError::Permanent(anyhow!("reply {reply_id} has no conversation or user")))?;
+    let window_open = state.kv.get(&window_key(state, &user.tiktok_user_id)).await.map_err(retryable)?.is_some();
+    let status = if !window_open {
+        tracing::info!(conversation = %conversation.tiktok_conversation_id, "reply window closed: reply not sent");
+        DeliveryStatus::OutsideWindow
+    } else {
+        tracing::info!(
+            conversation = %conversation.tiktok_conversation_id,
+            text = %escape_for_log(reply.text.as_deref().unwrap_or(""), 2_000),
+            "reply (dry run, not sent to TikTok)"
+        );
+        DeliveryStatus::DryRun
+    };
+    let mut update: messages::ActiveModel = reply.into();
+    update.delivery_status = Set(Some(status));
+    update.update(&state.db).await.context("recording the delivery").map_err(retryable)?;
+    Ok(())
+}
