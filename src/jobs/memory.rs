@@ -59,14 +59,15 @@ impl MemoryQueue {
     }
 
     pub(super) fn enqueue(&self, payload: String) -> Result<String, QueueError> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed).to_string();
-        {
+        let id = {
             let mut state = self.state();
             if state.ready.len() + state.in_flight.len() >= self.inner.capacity {
                 return Err(QueueError(anyhow!("in-process queue is full ({} jobs)", self.inner.capacity)));
             }
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed).to_string();
             state.ready.push_back((id.clone(), payload, 0));
-        }
+            id
+        };
         self.inner.available.notify_one();
         Ok(id)
     }
@@ -130,6 +131,10 @@ impl MemoryQueue {
     pub(super) fn backlog(&self) -> u64 {
         let state = self.state();
         (state.ready.len() + state.in_flight.len()) as u64
+    }
+
+    pub(super) fn enqueued_total(&self) -> u64 {
+        self.inner.next_id.load(Ordering::Relaxed) - 1
     }
 
     pub(super) fn dead_jobs(&self) -> Vec<DeadJob> {

@@ -174,6 +174,15 @@ impl JobQueue {
         }
     }
 
+    /// Jobs accepted since the queue began: the stream's length on Redis (exact until `MAXLEN` trims
+    /// it), the ids handed out in-process. Tests use it to prove a request was not enqueued.
+    pub async fn enqueued_total(&self) -> Result<u64, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.stream_len().await,
+            JobQueue::Memory(queue) => Ok(queue.enqueued_total()),
+        }
+    }
+
     /// The dead letters, oldest first.
     pub async fn dead_jobs(&self) -> Result<Vec<DeadJob>, QueueError> {
         match self {

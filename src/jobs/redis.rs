@@ -242,7 +242,7 @@ impl RedisQueue {
 
     pub(super) async fn ack(&self, id: &str) -> Result<(), QueueError> {
         let mut conn = self.inner.redis.connection().await?;
-        let acked: Result<((), ()), RedisError> = redis::pipe()
+        let acked: Result<(), RedisError> = redis::pipe()
             .cmd("XACK")
             .arg(&self.inner.stream)
             .arg(&self.inner.group)
@@ -318,6 +318,11 @@ impl RedisQueue {
             Some(group) => Ok((group.pending + group.lag.unwrap_or(0)) as u64),
             None => Ok(cmd("XLEN").arg(&self.inner.stream).query_async(&mut conn).await.context("XLEN")?),
         }
+    }
+
+    pub(super) async fn stream_len(&self) -> Result<u64, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        Ok(cmd("XLEN").arg(&self.inner.stream).query_async(&mut conn).await.context("XLEN")?)
     }
 
     pub(super) async fn dead_jobs(&self) -> Result<Vec<DeadJob>, QueueError> {

@@ -50,7 +50,9 @@ pub fn build_server(
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health)).route("/ready", web::get().to(health::ready));
+    cfg.route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready))
+        .route("/webhook/tiktok", web::post().to(webhook::tiktok));
 }
 
 /// Echoes the request id that `TracingLogger` put on the request span, so a customer report or a TikTok

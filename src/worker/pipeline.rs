@@ -56,10 +56,10 @@ async fn inbound_message(state: &AppState, message: InboundMessageV1) -> Result<
     let lease = format!("lease:{}", uuid::Uuid::new_v4().simple());
     let lease_ttl = Duration::from_millis(state.settings.worker.job_timeout_ms);
     if !state.kv.set_if_absent(&key, &lease, lease_ttl).await.map_err(retryable)? {
-        return match state.kv.get(&key).await.map_err(retryable)?.as_deref() {
-            Some(DONE) => Ok(Outcome::Duplicate),
-            _ => Err(retryable(anyhow!("event {} is being processed by another worker", message.idempotency_key))),
-        };
+        // Another delivery of the same event holds the lease. That delivery stays pending until its
+        // effects are stored (and is taken over if its worker dies), so this copy can be settled now.
+        tracing::debug!(event_id = %message.idempotency_key, "another worker is processing this event");
+        return Ok(Outcome::Duplicate);
     }
     let result = process_inbound(state, &message).await;
     match &result {

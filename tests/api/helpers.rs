@@ -7,6 +7,9 @@ use std::sync::Once;
 
 use philia_bot::config::{Role, Settings};
 use philia_bot::startup::{AppState, Application, StartOptions};
+use philia_bot::store::entities::messages;
+use philia_bot::tiktok::signature;
+use sea_orm::{EntityTrait, QueryOrder};
 use secrecy::SecretString;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +31,70 @@ macro_rules! on_both_databases {
                 let test = path.strip_prefix("api::").unwrap_or(path);
                 if let Some(db) = $crate::helpers::TestDatabase::postgres(test).await {
                     super::$name(db).await
+                }
+            }
+        }
+    )+};
+}
+
+/// Runs an `async fn(TestDatabase, Option<TestRedis>)` on every database × queue backend:
+/// `NAME::sqlite_memory`, `NAME::sqlite_redis`, `NAME::postgres_memory`, `NAME::postgres_redis`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            fn test(suffix: &str) -> String {
+                let path = module_path!();
+                format!("{}::{suffix}", path.strip_prefix("api::").unwrap_or(path))
+            }
+
+            #[tokio::test]
+            async fn sqlite_memory() {
+                super::$name($crate::helpers::TestDatabase::sqlite(), None).await
+            }
+
+            #[tokio::test]
+            async fn sqlite_redis() {
+                if let Some(redis) = $crate::helpers::TestRedis::new(&test("sqlite_redis")) {
+                    super::$name($crate::helpers::TestDatabase::sqlite(), Some(redis)).await
+                }
+            }
+
+            #[tokio::test]
+            async fn postgres_memory() {
+                if let Some(db) = $crate::helpers::TestDatabase::postgres(&test("postgres_memory")).await {
+                    super::$name(db, None).await
+                }
+            }
+
+            #[tokio::test]
+            async fn postgres_redis() {
+                let name = test("postgres_redis");
+                if let Some(redis) = $crate::helpers::TestRedis::new(&name)
+                    && let Some(db) = $crate::helpers::TestDatabase::postgres(&name).await
+                {
+                    super::$name(db, Some(redis)).await
+                }
+            }
+        }
+    )+};
+}
+
+/// Runs an `async fn(Option<TestRedis>)` on the in-process queue and on Redis: `NAME::memory`, `NAME::redis`.
+#[macro_export]
+macro_rules! on_both_queues {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn memory() {
+                super::$name(None).await
+            }
+
+            #[tokio::test]
+            async fn redis() {
+                let path = concat!(module_path!(), "::redis");
+                if let Some(redis) = $crate::helpers::TestRedis::new(path.strip_prefix("api::").unwrap_or(path)) {
+                    super::$name(Some(redis)).await
                 }
             }
         }
@@ -132,7 +199,11 @@ impl TestRedis {
     }
 }
 
-/// Settings for a test: a free port, the test's database, no Redis, quiet logs.
+/// The webhook secret every test app verifies signatures with.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+
+/// Settings for a test: a free port, the test's database, no Redis, the repository's config folder,
+/// a webhook secret, quiet logs (`TEST_LOG=1` shows them).
 pub fn test_settings(db: &TestDatabase) -> Settings {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
@@ -142,6 +213,9 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
         }
     });
     let mut settings = Settings::default();
+    settings.config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+    settings.tiktok.webhook_secret = Some(SecretString::from(WEBHOOK_SECRET.to_owned()));
+    settings.worker.concurrency = 4;
     settings.server.port = 0;
     settings.server.http_workers = 1;
     settings.database.url = Some(SecretString::from(db.url.clone()));
@@ -167,10 +241,82 @@ impl TestApp {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
     }
 
+    /// Posts `body` to the webhook, signed now with the test secret, as TikTok would.
+    pub async fn post_webhook(&self, body: &str) -> reqwest::Response {
+        let signature = signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
+        self.webhook_request()
+            .header("TikTok-Signature", signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A JSON POST to the webhook, for tests that set their own headers.
+    pub fn webhook_request(&self) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}/webhook/tiktok", self.address)).header("Content-Type", "application/json")
+    }
+
+    /// Jobs the queue has ever accepted (Redis: entries in the stream; in-process: ids handed out).
+    pub async fn enqueued(&self) -> u64 {
+        self.state.queue.enqueued_total().await.expect("queue answers")
+    }
+
+    /// Stored messages, oldest first.
+    pub async fn messages(&self) -> Vec<messages::Model> {
+        messages::Entity::find().order_by_asc(messages::Column::Id).all(&self.state.db).await.expect("messages")
+    }
+
     /// Stops the application as SIGTERM would and returns what `run_until_stopped` returned.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.task.await.expect("application task")
+    }
+}
+
+/// Points `settings` at the test's Redis, when it has one.
+pub fn use_redis(settings: &mut Settings, redis: Option<&TestRedis>) {
+    if let Some(redis) = redis {
+        settings.redis.url = Some(SecretString::from(redis.url.clone()));
+        settings.redis.key_prefix = redis.prefix.clone();
+    }
+}
+
+/// A TikTok `im_receive_msg` webhook body, in TikTok's real envelope (`content` is a JSON string).
+pub fn tiktok_message(message_id: &str, user: &str, text: &str) -> String {
+    let content = serde_json::json!({
+        "conversation_id": format!("conv-{user}"),
+        "message_id": message_id,
+        "timestamp": chrono::Utc::now().timestamp_millis(),
+        "type": "text",
+        "text": {"body": text},
+        "from": user,
+        "from_user": {"id": format!("open-{user}"), "role": "personal_account"},
+        "to_user": {"id": "biz_open_id", "role": "business_account"},
+    });
+    serde_json::json!({
+        "client_key": "app_key",
+        "event": "im_receive_msg",
+        "create_time": chrono::Utc::now().timestamp(),
+        "user_openid": "biz_open_id",
+        "content": content.to_string(),
+    })
+    .to_string()
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
 
@@ -196,4 +342,64 @@ pub async fn spawn_app_with(db: TestDatabase, settings: Settings, role: Role) ->
 pub async fn spawn_app(db: TestDatabase) -> TestApp {
     let settings = test_settings(&db);
     spawn_app_with(db, settings, Role::All).await
+}
+
+/// A Redis server of the test's own, on a free port, for tests that stop it or wipe it whole
+/// (FLUSHALL, restarts) without touching other tests' keys. Killed when dropped.
+pub struct PrivateRedis {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    /// Starts `redis-server`; `None` (reported) when it is not installed and services are not required.
+    pub async fn start(test: &str) -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let spawned = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if services_required() => panic!("{test}: cannot start redis-server: {e}"),
+            Err(e) => {
+                report_skip(test, &format!("cannot start redis-server: {e}"));
+                return None;
+            }
+        };
+        let server = Self { url: format!("redis://127.0.0.1:{port}"), child };
+        let url = server.url.clone();
+        wait_for("the private redis-server to answer", std::time::Duration::from_secs(10), || {
+            let url = url.clone();
+            async move { redis_cli(&url, &["PING"]).await.filter(|r| r == "PONG") }
+        })
+        .await;
+        Some(server)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one Redis command over a fresh connection and returns a simple reply as text.
+pub async fn redis_cli(url: &str, args: &[&str]) -> Option<String> {
+    use deadpool_redis::redis;
+    let client = redis::Client::open(url).ok()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    let value: redis::Value = command.query_async(&mut conn).await.ok()?;
+    match value {
+        redis::Value::Okay => Some("OK".into()),
+        redis::Value::SimpleString(s) => Some(s),
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        redis::Value::Int(n) => Some(n.to_string()),
+        other => Some(format!("{other:?}")),
+    }
 }

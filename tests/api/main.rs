@@ -6,3 +6,5 @@ mod cli;
 mod health;
 mod lifecycle;
 mod schema;
+mod webhook;
+mod worker;

@@ -1,0 +1,236 @@
+//! The queue and the worker pool: at least once delivery made exactly-once in effect, take-over of
+//! abandoned jobs, dead letters, and recovery when Redis loses everything.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use philia_bot::config::{JobSettings, RedisSettings, Role};
+use philia_bot::jobs::{InboundMessageV1, Job, JobError, JobQueue, MemoryQueue, NackOutcome, RedisQueue};
+use philia_bot::redis_pool::Redis;
+use philia_bot::store::entities::messages::{DeliveryStatus, Direction, Role as MessageRole};
+use philia_bot::store::entities::processed_events;
+use sea_orm::{EntityTrait, PaginatorTrait};
+use secrecy::SecretString;
+
+use crate::helpers::{
+    PrivateRedis, TestApp, TestDatabase, TestRedis, redis_cli, spawn_app_with, test_settings, tiktok_message,
+    use_redis, wait_for,
+};
+use crate::{on_both_queues, on_every_backend};
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+async fn app_on(db: TestDatabase, redis: Option<&TestRedis>) -> TestApp {
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis);
+    spawn_app_with(db, settings, Role::All).await
+}
+
+/// Waits until `n` replies were handled (dry-run or otherwise settled), returning all stored messages.
+async fn settled_replies(app: &TestApp, n: usize) -> Vec<philia_bot::store::entities::messages::Model> {
+    wait_for(&format!("{n} settled replies"), PATIENCE, || async {
+        let messages = app.messages().await;
+        let settled = messages
+            .iter()
+            .filter(|m| m.direction == Direction::Out && m.delivery_status != Some(DeliveryStatus::Pending))
+            .count();
+        (settled >= n).then_some(messages)
+    })
+    .await
+}
+
+on_every_backend!(the_same_event_delivered_three_times_yields_one_message_and_one_reply);
+
+async fn the_same_event_delivered_three_times_yields_one_message_and_one_reply(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    let app = app_on(db, redis.as_ref()).await;
+    let body = tiktok_message("7447361234567890123", "alice", "is the carhartt still available?");
+    // Two copies at once, as TikTok's retries can overlap, then a late third.
+    let (a, b) = tokio::join!(app.post_webhook(&body), app.post_webhook(&body));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    settled_replies(&app, 1).await;
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    wait_for("the queue to drain", PATIENCE, || async { (app.state.queue.backlog().await.ok()? == 0).then_some(()) })
+        .await;
+
+    let messages = app.messages().await;
+    let inbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::In).collect();
+    let outbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Out).collect();
+    assert_eq!(inbound.len(), 1, "{messages:#?}");
+    assert_eq!(outbound.len(), 1, "{messages:#?}");
+    assert_eq!(inbound[0].tiktok_message_id.as_deref(), Some("7447361234567890123"));
+    assert_eq!(inbound[0].role, MessageRole::User);
+    assert_eq!(outbound[0].role, MessageRole::Assistant);
+    assert_eq!(outbound[0].delivery_status, Some(DeliveryStatus::DryRun), "no credentials: dry run");
+    let menu = outbound[0].text.as_deref().unwrap();
+    assert!(menu.contains("1. Order status") && menu.contains("3. Talk to a human"), "{menu}");
+    let events = processed_events::Entity::find().all(&app.state.db).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].processed_at.is_some());
+    assert_eq!(app.state.queue.dead_jobs().await.unwrap(), vec![]);
+    // The customer's 48-hour reply window is open.
+    let window = app.state.kv.key("TIKTOK_WINDOW:open-alice");
+    assert!(app.state.kv.get(&window).await.unwrap().is_some());
+    app.stop().await.unwrap();
+}
+
+on_every_backend!(many_customers_each_get_exactly_one_reply);
+
+async fn many_customers_each_get_exactly_one_reply(db: TestDatabase, redis: Option<TestRedis>) {
+    let app = app_on(db, redis.as_ref()).await;
+    let bodies: Vec<String> =
+        (0..40).map(|n| tiktok_message(&format!("m{n}"), &format!("user{}", n % 8), "hi")).collect();
+    for response in futures_util::future::join_all(bodies.iter().map(|b| app.post_webhook(b))).await {
+        assert_eq!(response.status(), 200);
+    }
+    let messages = settled_replies(&app, 40).await;
+    assert_eq!(messages.iter().filter(|m| m.direction == Direction::In).count(), 40);
+    assert_eq!(messages.iter().filter(|m| m.direction == Direction::Out).count(), 40);
+    let users = philia_bot::store::entities::users::Entity::find().count(&app.state.db).await.unwrap();
+    assert_eq!(users, 8);
+    app.stop().await.unwrap();
+}
+
+fn job(n: u32) -> Job {
+    Job::InboundMessageV1(InboundMessageV1 {
+        idempotency_key: format!("test:{n}"),
+        event: "im_receive_msg".into(),
+        received_at: chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap(),
+        conversation_id: "conv".into(),
+        message_id: Some(n.to_string()),
+        sent_at_ms: None,
+        message_type: "text".into(),
+        text: Some("hi".into()),
+        media_id: None,
+        from_user_id: "user".into(),
+        from_username: None,
+        to_user_id: None,
+    })
+}
+
+fn job_settings() -> JobSettings {
+    JobSettings {
+        max_deliveries: 3,
+        block_ms: 100,
+        reclaim_min_idle_ms: 300,
+        reclaim_interval_ms: 50,
+        ..Default::default()
+    }
+}
+
+/// A Redis queue for one consumer name, on the test's prefix.
+fn redis_queue(url: &str, prefix: &str, consumer: &str) -> RedisQueue {
+    let settings = RedisSettings {
+        url: Some(SecretString::from(url.to_owned())),
+        key_prefix: prefix.to_owned(),
+        ..Default::default()
+    };
+    let redis = Redis::new(&settings, &job_settings()).unwrap().expect("configured");
+    RedisQueue::new(redis, &job_settings(), consumer.to_owned())
+}
+
+fn queue_for(redis: Option<&TestRedis>, consumer: &str) -> JobQueue {
+    match redis {
+        Some(redis) => JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, consumer)),
+        None => JobQueue::Memory(MemoryQueue::new(&job_settings())),
+    }
+}
+
+#[tokio::test]
+async fn a_job_abandoned_by_a_dead_consumer_is_finished_by_another_after_the_min_idle_time() {
+    let test = "worker::a_job_abandoned_by_a_dead_consumer_is_finished_by_another_after_the_min_idle_time";
+    let Some(redis) = TestRedis::new(test) else { return };
+    let crashed = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "crashed"));
+    let survivor = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "survivor"));
+    crashed.enqueue(&job(1)).await.unwrap();
+    let taken =
+        wait_for("the first consumer to take the job", PATIENCE, || async { crashed.next().await.unwrap() }).await;
+    assert_eq!(taken.deliveries, 1);
+    let taken_at = std::time::Instant::now();
+    drop(taken); // the consumer dies: no ack, no nack.
+
+    let again =
+        wait_for("another consumer to take it over", PATIENCE, || async { survivor.next().await.unwrap() }).await;
+    assert!(taken_at.elapsed() >= Duration::from_millis(300), "not before the min-idle time");
+    assert_eq!(again.job, Ok(job(1)));
+    assert_eq!(again.deliveries, 2, "the delivery count is kept");
+    again.ack().await.unwrap();
+    assert_eq!(survivor.backlog().await.unwrap(), 0);
+}
+
+on_both_queues!(a_job_failing_every_time_goes_to_the_dead_letters_after_max_deliveries);
+
+async fn a_job_failing_every_time_goes_to_the_dead_letters_after_max_deliveries(redis: Option<TestRedis>) {
+    let queue = queue_for(redis.as_ref(), "only");
+    queue.enqueue(&job(7)).await.unwrap();
+    let mut outcomes = Vec::new();
+    for attempt in 1..=3 {
+        let delivery = wait_for("the job again", PATIENCE, || async { queue.next().await.unwrap() }).await;
+        assert_eq!(delivery.deliveries, attempt);
+        let error = JobError::Retryable(anyhow!("TikTok answered 51065 (attempt {attempt})"));
+        outcomes.push(delivery.nack(&error).await.unwrap());
+    }
+    assert_eq!(outcomes, [NackOutcome::Retry, NackOutcome::Retry, NackOutcome::Dead]);
+    let dead = queue.dead_jobs().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].deliveries, 3);
+    assert!(dead[0].error.contains("attempt 3"), "the last error is kept: {:?}", dead[0]);
+    assert_eq!(serde_json::from_str::<Job>(&dead[0].payload).unwrap(), job(7));
+    assert_eq!(queue.backlog().await.unwrap(), 0, "a dead job is acknowledged");
+}
+
+on_both_queues!(a_permanent_failure_goes_to_the_dead_letters_at_once);
+
+async fn a_permanent_failure_goes_to_the_dead_letters_at_once(redis: Option<TestRedis>) {
+    let queue = queue_for(redis.as_ref(), "only");
+    queue.enqueue(&job(8)).await.unwrap();
+    let delivery = wait_for("the job", PATIENCE, || async { queue.next().await.unwrap() }).await;
+    let outcome = delivery.nack(&JobError::Permanent(anyhow!("conversation id is empty"))).await.unwrap();
+    assert_eq!(outcome, NackOutcome::Dead);
+    assert_eq!(queue.dead_jobs().await.unwrap()[0].deliveries, 1);
+}
+
+#[tokio::test]
+async fn an_undecodable_job_goes_to_the_dead_letters_and_the_worker_goes_on() {
+    let Some(redis) = TestRedis::new("worker::an_undecodable_job_goes_to_the_dead_letters_and_the_worker_goes_on")
+    else {
+        return;
+    };
+    let app = app_on(TestDatabase::sqlite(), Some(&redis)).await;
+    let stream = format!("{}:jobs", redis.prefix);
+    redis_cli(&redis.url, &["XADD", &stream, "*", "job", "{\"type\":\"NoSuchJobV9\"}"]).await.unwrap();
+    redis_cli(&redis.url, &["XADD", &stream, "*", "nothing", "here"]).await.unwrap();
+    assert_eq!(app.post_webhook(&tiktok_message("after", "bob", "hello")).await.status(), 200);
+    settled_replies(&app, 1).await;
+    let dead = wait_for("two dead letters", PATIENCE, || async {
+        let dead = app.state.queue.dead_jobs().await.ok()?;
+        (dead.len() == 2).then_some(dead)
+    })
+    .await;
+    assert!(dead.iter().all(|d| d.deliveries == 1), "dead at once: {dead:?}");
+    assert!(dead[0].error.contains("undecodable job"), "{dead:?}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn workers_recover_when_redis_loses_everything_mid_run() {
+    let Some(server) = PrivateRedis::start("worker::workers_recover_when_redis_loses_everything_mid_run").await else {
+        return;
+    };
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    settings.redis.url = Some(SecretString::from(server.url.clone()));
+    settings.jobs = job_settings();
+    let app = spawn_app_with(db, settings, Role::All).await;
+    assert_eq!(app.post_webhook(&tiktok_message("before", "alice", "hi")).await.status(), 200);
+    settled_replies(&app, 1).await;
+
+    // The group and the stream are gone; the next XREADGROUP gets NOGROUP.
+    assert_eq!(redis_cli(&server.url, &["FLUSHALL"]).await.as_deref(), Some("OK"));
+    assert_eq!(app.post_webhook(&tiktok_message("after", "bob", "hello")).await.status(), 200);
+    let messages = settled_replies(&app, 2).await;
+    assert_eq!(messages.iter().filter(|m| m.direction == Direction::In).count(), 2);
+    app.stop().await.unwrap();
+}
