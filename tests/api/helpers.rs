@@ -212,8 +212,8 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
             philia_bot::telemetry::init(&Default::default(), Default::default());
         }
     });
-    let mut settings = Settings::default();
-    settings.config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings =
+        Settings { config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"), ..Default::default() };
     settings.tiktok.webhook_secret = Some(SecretString::from(WEBHOOK_SECRET.to_owned()));
     settings.worker.concurrency = 4;
     settings.server.port = 0;
