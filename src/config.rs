@@ -315,7 +315,7 @@ pub struct WebhookSettings {
 
 impl Default for WebhookSettings {
     fn default() -> Self {
-        Self { rate_limit_per_second: 1_000, rate_limit_burst: 2_000 }
+        Self { rate_limit_per_second: 5_000, rate_limit_burst: 10_000 }
     }
 }
 

@@ -49,16 +49,14 @@ pub fn window_key(state: &AppState, tiktok_user_id: &str) -> String {
 
 async fn inbound_message(state: &AppState, message: InboundMessageV1) -> Result<Outcome, JobError> {
     let key = state.kv.key(&format!("idem:{}", message.idempotency_key));
-    if state.kv.get(&key).await.map_err(retryable)?.as_deref() == Some(DONE) {
-        return Ok(Outcome::Duplicate);
-    }
     // The lease lapses on its own if this worker dies, so the job can run again elsewhere.
     let lease = format!("lease:{}", uuid::Uuid::new_v4().simple());
     let lease_ttl = Duration::from_millis(state.settings.worker.job_timeout_ms);
     if !state.kv.set_if_absent(&key, &lease, lease_ttl).await.map_err(retryable)? {
-        // Another delivery of the same event holds the lease. That delivery stays pending until its
-        // effects are stored (and is taken over if its worker dies), so this copy can be settled now.
-        tracing::debug!(event_id = %message.idempotency_key, "another worker is processing this event");
+        // Either the event is done, or another delivery of it holds the lease. That delivery stays
+        // pending until its effects are stored (and is taken over if its worker dies), so this copy can
+        // be settled now either way.
+        tracing::debug!(event_id = %message.idempotency_key, "event done or being processed by another worker");
         return Ok(Outcome::Duplicate);
     }
     let result = process_inbound(state, &message).await;
@@ -75,18 +73,47 @@ async fn inbound_message(state: &AppState, message: InboundMessageV1) -> Result<
 
 async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result<Outcome, JobError> {
     let sent_at = message.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(message.received_at);
-    // The window opens before anything else: even if storing fails now, the customer did write.
-    state
-        .kv
-        .set(&window_key(state, &message.from_user_id), &sent_at.timestamp().to_string(), REPLY_WINDOW)
-        .await
-        .map_err(retryable)?;
+    // The window is 48 h from when the customer wrote, not from when this job happens to run; it is
+    // opened before anything else, so even if storing fails now, the customer did write.
+    let window_left = (sent_at + chrono::Duration::from_std(REPLY_WINDOW).expect("48 h fits")) - Utc::now();
+    if let Ok(ttl) = window_left.to_std()
+        && !ttl.is_zero()
+    {
+        let key = window_key(state, &message.from_user_id);
+        state.kv.set(&key, &sent_at.timestamp().to_string(), ttl).await.map_err(retryable)?;
+    }
 
     let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
+    let stored = store_conversation(&txn, message, sent_at).await.map_err(retryable)?;
+    let reply = match state.bot.reply_to(message) {
+        Some(text) => {
+            // Without TikTok credentials "sending" is printing, so the reply is settled in this very
+            // transaction; a live send happens after the commit and records its own outcome.
+            let status = if state.settings.tiktok.is_dry_run() {
+                dry_run_status(state, &stored.user.tiktok_user_id).await?
+            } else {
+                DeliveryStatus::Pending
+            };
+            Some(
+                store_reply(&txn, stored.conversation.id, &text, status, &message.idempotency_key)
+                    .await
+                    .map_err(retryable)?,
+            )
+        }
+        None => None,
+    };
+    let pending_reply = reply.as_ref().filter(|r| r.delivery_status == Some(DeliveryStatus::Pending));
+    // Written last, in the same transaction: if another delivery of this event got here first, the
+    // insert finds its row and everything above is rolled back.
     let event = processed_events::ActiveModel {
         idempotency_key: Set(message.idempotency_key.clone()),
         event_type: Set(message.event.clone()),
         received_at: Set(message.received_at),
+        processed_at: Set(pending_reply.is_none().then(Utc::now)),
+        outcome: Set(Some(match &reply {
+            Some(reply) => format!("reply:{}", reply.id),
+            None => "no_reply".to_owned(),
+        })),
         ..Default::default()
     };
     let inserted = processed_events::Entity::insert(event)
@@ -101,25 +128,6 @@ async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result
         finish_delivery(state, &message.idempotency_key).await?;
         return Ok(Outcome::Duplicate);
     }
-
-    let stored = store_conversation(&txn, message, sent_at).await.map_err(retryable)?;
-    let reply = match state.bot.reply_to(message) {
-        Some(text) => {
-            Some(store_reply(&txn, stored.conversation.id, &text, &message.idempotency_key).await.map_err(retryable)?)
-        }
-        None => None,
-    };
-    let outcome = match &reply {
-        Some(reply) => format!("reply:{}", reply.id),
-        None => "no_reply".to_owned(),
-    };
-    processed_events::Entity::update_many()
-        .col_expr(processed_events::Column::Outcome, outcome.into())
-        .filter(processed_events::Column::IdempotencyKey.eq(&message.idempotency_key))
-        .exec(&txn)
-        .await
-        .context("recording the outcome")
-        .map_err(retryable)?;
     txn.commit().await.context("committing").map_err(retryable)?;
 
     tracing::info!(
@@ -130,8 +138,40 @@ async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result
         text = %escape_for_log(message.text.as_deref().unwrap_or(""), 200),
         "inbound message stored"
     );
-    finish_delivery(state, &message.idempotency_key).await?;
+    if let Some(reply) = &reply {
+        log_reply(&stored.conversation, reply);
+    }
+    if pending_reply.is_some() {
+        finish_delivery(state, &message.idempotency_key).await?;
+    }
     Ok(Outcome::Processed)
+}
+
+/// Whether TikTok still lets the shop reply to this customer (48 h after their last message).
+pub async fn window_open(state: &AppState, tiktok_user_id: &str) -> Result<bool, JobError> {
+    Ok(state.kv.get(&window_key(state, tiktok_user_id)).await.map_err(retryable)?.is_some())
+}
+
+/// What the dry-run sender does with a reply: print it (`dry_run`), or nothing when the customer's
+/// window is closed (`outside_window`), exactly as a live send would check first.
+async fn dry_run_status(state: &AppState, tiktok_user_id: &str) -> Result<DeliveryStatus, JobError> {
+    Ok(if window_open(state, tiktok_user_id).await? { DeliveryStatus::DryRun } else { DeliveryStatus::OutsideWindow })
+}
+
+fn log_reply(conversation: &conversations::Model, reply: &messages::Model) {
+    let text = escape_for_log(reply.text.as_deref().unwrap_or(""), 2_000);
+    match reply.delivery_status {
+        Some(DeliveryStatus::DryRun) => tracing::info!(
+            conversation = %conversation.tiktok_conversation_id,
+            %text,
+            "reply (dry run, not sent to TikTok)"
+        ),
+        Some(DeliveryStatus::OutsideWindow) => tracing::info!(
+            conversation = %conversation.tiktok_conversation_id,
+            "reply window closed: reply not sent"
+        ),
+        _ => {}
+    }
 }
 
 struct Stored {
@@ -150,7 +190,7 @@ async fn store_conversation(
     if message.from_username.is_some() {
         update.push(users::Column::Username);
     }
-    users::Entity::insert(users::ActiveModel {
+    let user = users::Entity::insert(users::ActiveModel {
         tiktok_user_id: Set(message.from_user_id.clone()),
         username: Set(message.from_username.clone()),
         last_inbound_at: Set(Some(sent_at)),
@@ -160,16 +200,11 @@ async fn store_conversation(
         ..Default::default()
     })
     .on_conflict(OnConflict::column(users::Column::TiktokUserId).update_columns(update).to_owned())
-    .exec_without_returning(txn)
+    .exec_with_returning(txn)
     .await
     .context("upserting the user")?;
-    let user = users::Entity::find()
-        .filter(users::Column::TiktokUserId.eq(&message.from_user_id))
-        .one(txn)
-        .await?
-        .context("user missing right after its upsert")?;
 
-    conversations::Entity::insert(conversations::ActiveModel {
+    let conversation = conversations::Entity::insert(conversations::ActiveModel {
         tiktok_conversation_id: Set(message.conversation_id.clone()),
         user_id: Set(user.id),
         state: Set(json!({"kind": "idle"})),
@@ -185,14 +220,9 @@ async fn store_conversation(
             .update_columns([conversations::Column::LastMessageAt, conversations::Column::UpdatedAt])
             .to_owned(),
     )
-    .exec_without_returning(txn)
+    .exec_with_returning(txn)
     .await
     .context("upserting the conversation")?;
-    let conversation = conversations::Entity::find()
-        .filter(conversations::Column::TiktokConversationId.eq(&message.conversation_id))
-        .one(txn)
-        .await?
-        .context("conversation missing right after its upsert")?;
 
     messages::Entity::insert(messages::ActiveModel {
         conversation_id: Set(conversation.id),
@@ -217,6 +247,7 @@ async fn store_reply(
     txn: &DatabaseTransaction,
     conversation_id: i64,
     text: &str,
+    status: DeliveryStatus,
     event_id: &str,
 ) -> anyhow::Result<messages::Model> {
     messages::ActiveModel {
@@ -225,7 +256,7 @@ async fn store_reply(
         role: Set(Role::Assistant),
         message_type: Set("text".into()),
         text: Set(Some(text.to_owned())),
-        delivery_status: Set(Some(DeliveryStatus::Pending)),
+        delivery_status: Set(Some(status)),
         metadata: Set(json!({"in_reply_to": event_id})),
         created_at: Set(Utc::now()),
         ..Default::default()
@@ -276,18 +307,10 @@ async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> 
         .map_err(retryable)?
         .and_then(|(c, u)| u.map(|u| (c, u)))
         .ok_or_else(|| JobError::Permanent(anyhow!("reply {reply_id} has no conversation or user")))?;
-    let window_open = state.kv.get(&window_key(state, &user.tiktok_user_id)).await.map_err(retryable)?.is_some();
-    let status = if !window_open {
-        tracing::info!(conversation = %conversation.tiktok_conversation_id, "reply window closed: reply not sent");
-        DeliveryStatus::OutsideWindow
-    } else {
-        tracing::info!(
-            conversation = %conversation.tiktok_conversation_id,
-            text = %escape_for_log(reply.text.as_deref().unwrap_or(""), 2_000),
-            "reply (dry run, not sent to TikTok)"
-        );
-        DeliveryStatus::DryRun
-    };
+    let status = dry_run_status(state, &user.tiktok_user_id).await?;
+    let mut settled = reply.clone();
+    settled.delivery_status = Some(status);
+    log_reply(&conversation, &settled);
     let mut update: messages::ActiveModel = reply.into();
     update.delivery_status = Set(Some(status));
     update.update(&state.db).await.context("recording the delivery").map_err(retryable)?;

@@ -234,3 +234,60 @@ async fn workers_recover_when_redis_loses_everything_mid_run() {
     assert_eq!(messages.iter().filter(|m| m.direction == Direction::In).count(), 2);
     app.stop().await.unwrap();
 }
+
+on_every_backend!(a_message_processed_after_its_reply_window_closed_gets_no_reply_sent);
+
+async fn a_message_processed_after_its_reply_window_closed_gets_no_reply_sent(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    let app = app_on(db, redis.as_ref()).await;
+    // Written 49 hours ago (TikTok's timestamp), processed only now.
+    let mut body: serde_json::Value = serde_json::from_str(&tiktok_message("old", "carol", "hello?")).unwrap();
+    let mut content: serde_json::Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+    content["timestamp"] = (chrono::Utc::now() - chrono::Duration::hours(49)).timestamp_millis().into();
+    body["content"] = content.to_string().into();
+    assert_eq!(app.post_webhook(&body.to_string()).await.status(), 200);
+    let messages = settled_replies(&app, 1).await;
+    let reply = messages.iter().find(|m| m.direction == Direction::Out).unwrap();
+    assert_eq!(reply.delivery_status, Some(DeliveryStatus::OutsideWindow));
+    assert!(app.state.kv.get(&app.state.kv.key("TIKTOK_WINDOW:open-carol")).await.unwrap().is_none());
+    app.stop().await.unwrap();
+}
+
+on_every_backend!(a_reply_stored_but_not_delivered_before_a_crash_is_delivered_on_redelivery);
+
+async fn a_reply_stored_but_not_delivered_before_a_crash_is_delivered_on_redelivery(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+    let app = app_on(db, redis.as_ref()).await;
+    let body = tiktok_message("crash-1", "dave", "hi");
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    let messages = settled_replies(&app, 1).await;
+    // Rewind to the moment after the commit and before the send: reply pending, event not processed,
+    // and Redis without the done marker (as after a crash, or a Redis restart).
+    let reply = messages.into_iter().find(|m| m.direction == Direction::Out).unwrap();
+    let mut pending = reply.clone().into_active_model();
+    pending.delivery_status = Set(Some(DeliveryStatus::Pending));
+    pending.update(&app.state.db).await.unwrap();
+    let event = processed_events::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    let mut unprocessed = event.into_active_model();
+    unprocessed.processed_at = Set(None);
+    unprocessed.update(&app.state.db).await.unwrap();
+    let done_key = app.state.kv.key("idem:im_receive_msg:crash-1");
+    app.state.kv.delete_if_equals(&done_key, "done").await.unwrap();
+
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    wait_for("the pending reply to be delivered", PATIENCE, || async {
+        let event = processed_events::Entity::find().one(&app.state.db).await.ok()??;
+        event.processed_at.map(|_| ())
+    })
+    .await;
+    let messages = app.messages().await;
+    assert_eq!(messages.len(), 2, "nothing stored twice: {messages:#?}");
+    let reply = messages.iter().find(|m| m.direction == Direction::Out).unwrap();
+    assert_eq!(reply.delivery_status, Some(DeliveryStatus::DryRun));
+    app.stop().await.unwrap();
+}
