@@ -32,7 +32,9 @@ struct Inner {
 impl Redis {
     /// Prepares the connections when Redis is configured. Nothing is connected yet, so a process can
     /// start while Redis is down (and answer 503 until it is back); a malformed URL fails here.
-    pub fn new(settings: &RedisSettings, jobs: &JobSettings) -> anyhow::Result<Option<Self>> {
+    /// `consumers` connections are held for good by the worker's consumer tasks: the pool gets that
+    /// many on top of `redis.pool_size`.
+    pub fn new(settings: &RedisSettings, jobs: &JobSettings, consumers: usize) -> anyhow::Result<Option<Self>> {
         let Some(url) = &settings.url else { return Ok(None) };
         let client = Client::open(url.expose_secret()).context("redis.url: not a Redis URL")?;
         let timeout = Duration::from_millis(settings.timeout_ms);
@@ -47,7 +49,7 @@ impl Redis {
             .set_response_timeout(Some(timeout + Duration::from_millis(jobs.block_ms)));
         let manager = Manager::new_with_config(url.expose_secret(), blocking_config).context("redis.url")?;
         let blocking = Pool::builder(manager)
-            .max_size(settings.pool_size)
+            .max_size(settings.pool_size + consumers)
             .wait_timeout(Some(timeout))
             .create_timeout(Some(timeout))
             .recycle_timeout(Some(timeout))

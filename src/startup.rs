@@ -53,7 +53,8 @@ impl Application {
         let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
         prepare_schema(&db, &settings, options).await?;
         let replies = Replies::load(&settings.config_dir).map_err(ConfigError)?;
-        let redis = Redis::new(&settings.redis, &settings.jobs)?;
+        let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
+        let redis = Redis::new(&settings.redis, &settings.jobs, consumers)?;
         let queue = match &redis {
             Some(redis) => JobQueue::Redis(RedisQueue::new(redis.clone(), &settings.jobs, consumer_name())),
             None => JobQueue::Memory(MemoryQueue::new(&settings.jobs)),

@@ -158,12 +158,10 @@ impl JobQueue {
         }
     }
 
-    /// The next job for this consumer, waiting at most the configured block time; `None` when idle.
-    pub async fn next(&self) -> Result<Option<Delivery>, QueueError> {
-        match self {
-            JobQueue::Redis(queue) => queue.next().await,
-            JobQueue::Memory(queue) => Ok(queue.next().await),
-        }
+    /// A handle for one consumer task. On Redis it keeps its own connection for blocking reads, so a
+    /// read costs one round trip rather than a pool checkout (with its health check) each time.
+    pub fn consumer(&self) -> Consumer {
+        Consumer { queue: self.clone(), connection: None }
     }
 
     /// Jobs waiting or in flight (Redis: the stream's pending entries plus those not yet read).
@@ -193,6 +191,22 @@ impl JobQueue {
 
     pub fn is_durable(&self) -> bool {
         matches!(self, JobQueue::Redis(_))
+    }
+}
+
+/// One consumer task's view of the queue.
+pub struct Consumer {
+    queue: JobQueue,
+    connection: Option<deadpool_redis::Connection>,
+}
+
+impl Consumer {
+    /// The next job, waiting at most the configured block time; `None` when idle.
+    pub async fn next(&mut self) -> Result<Option<Delivery>, QueueError> {
+        match &self.queue {
+            JobQueue::Redis(queue) => queue.next(&mut self.connection).await,
+            JobQueue::Memory(queue) => Ok(queue.next().await),
+        }
     }
 }
 

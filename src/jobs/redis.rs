@@ -116,7 +116,12 @@ impl RedisQueue {
         }
     }
 
-    pub(super) async fn next(&self) -> Result<Option<Delivery>, QueueError> {
+    /// The next job for the consumer holding `connection` (checked out when `None`, dropped after an
+    /// error so the next read starts on a fresh one).
+    pub(super) async fn next(
+        &self,
+        connection: &mut Option<deadpool_redis::Connection>,
+    ) -> Result<Option<Delivery>, QueueError> {
         if let Some(delivery) = self.take_reclaimed() {
             return Ok(Some(delivery));
         }
@@ -126,7 +131,11 @@ impl RedisQueue {
                 return Ok(Some(delivery));
             }
         }
-        match self.read_new().await {
+        let read = self.read_new(connection).await;
+        if read.is_err() {
+            *connection = None;
+        }
+        match read {
             Err(e) if is_nogroup(&e) => {
                 // Redis lost the group (restart without persistence, FLUSHALL): recreate it and go on.
                 tracing::warn!(stream = %self.inner.stream, "consumer group missing; recreating it");
@@ -138,13 +147,20 @@ impl RedisQueue {
         }
     }
 
-    async fn read_new(&self) -> Result<Option<StreamId>, RedisError> {
-        let mut conn = self
-            .inner
-            .redis
-            .blocking_connection()
-            .await
-            .map_err(|e| RedisError::from((ErrorKind::Io, "no Redis connection", format!("{e:#}"))))?;
+    async fn read_new(
+        &self,
+        connection: &mut Option<deadpool_redis::Connection>,
+    ) -> Result<Option<StreamId>, RedisError> {
+        if connection.is_none() {
+            let fresh = self
+                .inner
+                .redis
+                .blocking_connection()
+                .await
+                .map_err(|e| RedisError::from((ErrorKind::Io, "no Redis connection", format!("{e:#}"))))?;
+            *connection = Some(fresh);
+        }
+        let conn = connection.as_mut().expect("set just above");
         let reply: Option<StreamReadReply> = cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&self.inner.group)
@@ -156,7 +172,7 @@ impl RedisQueue {
             .arg("STREAMS")
             .arg(&self.inner.stream)
             .arg(">")
-            .query_async(&mut conn)
+            .query_async(conn)
             .await?;
         Ok(reply.and_then(|r| r.keys.into_iter().next()).and_then(|k| k.ids.into_iter().next()))
     }

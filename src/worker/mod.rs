@@ -57,12 +57,13 @@ impl WorkerPool {
 }
 
 async fn consume(state: AppState, shutdown: CancellationToken, consumer: usize) {
+    let mut queue = state.queue.consumer();
     let mut backoff = Duration::from_millis(100);
     let mut queue_down = false;
     // Shutdown is checked between reads rather than by cancelling a read, so a job Redis has already
     // handed over is never dropped on the floor; a read blocks at most `jobs.block_ms`.
     while !shutdown.is_cancelled() {
-        match state.queue.next().await {
+        match queue.next().await {
             Ok(Some(delivery)) => {
                 queue_down = false;
                 backoff = Duration::from_millis(100);

@@ -76,30 +76,33 @@ async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result
     // The window is 48 h from when the customer wrote, not from when this job happens to run; it is
     // opened before anything else, so even if storing fails now, the customer did write.
     let window_left = (sent_at + chrono::Duration::from_std(REPLY_WINDOW).expect("48 h fits")) - Utc::now();
-    if let Ok(ttl) = window_left.to_std()
-        && !ttl.is_zero()
-    {
-        let key = window_key(state, &message.from_user_id);
-        state.kv.set(&key, &sent_at.timestamp().to_string(), ttl).await.map_err(retryable)?;
-    }
+    let window_opened = match window_left.to_std() {
+        Ok(ttl) if !ttl.is_zero() => {
+            let key = window_key(state, &message.from_user_id);
+            state.kv.set(&key, &sent_at.timestamp().to_string(), ttl).await.map_err(retryable)?;
+            true
+        }
+        _ => false,
+    };
 
+    // Decided before the transaction opens, so no Redis round trip happens while it holds locks.
+    let reply_text = state.bot.reply_to(message);
+    // Without TikTok credentials "sending" is printing, so the reply is settled in the message's own
+    // transaction; a live send happens after the commit and records its own outcome.
+    let reply_status = match &reply_text {
+        // This very message opened the window: no need to ask Redis whether it is open.
+        Some(_) if state.settings.tiktok.is_dry_run() && window_opened => DeliveryStatus::DryRun,
+        Some(_) if state.settings.tiktok.is_dry_run() => dry_run_status(state, &message.from_user_id).await?,
+        _ => DeliveryStatus::Pending,
+    };
     let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
     let stored = store_conversation(&txn, message, sent_at).await.map_err(retryable)?;
-    let reply = match state.bot.reply_to(message) {
-        Some(text) => {
-            // Without TikTok credentials "sending" is printing, so the reply is settled in this very
-            // transaction; a live send happens after the commit and records its own outcome.
-            let status = if state.settings.tiktok.is_dry_run() {
-                dry_run_status(state, &stored.user.tiktok_user_id).await?
-            } else {
-                DeliveryStatus::Pending
-            };
-            Some(
-                store_reply(&txn, stored.conversation.id, &text, status, &message.idempotency_key)
-                    .await
-                    .map_err(retryable)?,
-            )
-        }
+    let reply = match &reply_text {
+        Some(text) => Some(
+            store_reply(&txn, stored.conversation.id, text, reply_status, &message.idempotency_key)
+                .await
+                .map_err(retryable)?,
+        ),
         None => None,
     };
     let pending_reply = reply.as_ref().filter(|r| r.delivery_status == Some(DeliveryStatus::Pending));

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use philia_bot::config::{JobSettings, RedisSettings, Role};
-use philia_bot::jobs::{InboundMessageV1, Job, JobError, JobQueue, MemoryQueue, NackOutcome, RedisQueue};
+use philia_bot::jobs::{
+    Consumer, Delivery, InboundMessageV1, Job, JobError, JobQueue, MemoryQueue, NackOutcome, RedisQueue,
+};
 use philia_bot::redis_pool::Redis;
 use philia_bot::store::entities::messages::{DeliveryStatus, Direction, Role as MessageRole};
 use philia_bot::store::entities::processed_events;
@@ -110,6 +112,17 @@ fn job(n: u32) -> Job {
     })
 }
 
+/// Waits for `consumer`'s next job, or panics naming `what`.
+async fn next_job(consumer: &mut Consumer, what: &str) -> Delivery {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(delivery) = consumer.next().await.unwrap() {
+            return delivery;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+    }
+}
+
 fn job_settings() -> JobSettings {
     JobSettings {
         max_deliveries: 3,
@@ -127,7 +140,7 @@ fn redis_queue(url: &str, prefix: &str, consumer: &str) -> RedisQueue {
         key_prefix: prefix.to_owned(),
         ..Default::default()
     };
-    let redis = Redis::new(&settings, &job_settings()).unwrap().expect("configured");
+    let redis = Redis::new(&settings, &job_settings(), 1).unwrap().expect("configured");
     RedisQueue::new(redis, &job_settings(), consumer.to_owned())
 }
 
@@ -145,14 +158,12 @@ async fn a_job_abandoned_by_a_dead_consumer_is_finished_by_another_after_the_min
     let crashed = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "crashed"));
     let survivor = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "survivor"));
     crashed.enqueue(&job(1)).await.unwrap();
-    let taken =
-        wait_for("the first consumer to take the job", PATIENCE, || async { crashed.next().await.unwrap() }).await;
+    let taken = next_job(&mut crashed.consumer(), "the first consumer to take the job").await;
     assert_eq!(taken.deliveries, 1);
     let taken_at = std::time::Instant::now();
     drop(taken); // the consumer dies: no ack, no nack.
 
-    let again =
-        wait_for("another consumer to take it over", PATIENCE, || async { survivor.next().await.unwrap() }).await;
+    let again = next_job(&mut survivor.consumer(), "another consumer to take it over").await;
     assert!(taken_at.elapsed() >= Duration::from_millis(300), "not before the min-idle time");
     assert_eq!(again.job, Ok(job(1)));
     assert_eq!(again.deliveries, 2, "the delivery count is kept");
@@ -164,10 +175,11 @@ on_both_queues!(a_job_failing_every_time_goes_to_the_dead_letters_after_max_deli
 
 async fn a_job_failing_every_time_goes_to_the_dead_letters_after_max_deliveries(redis: Option<TestRedis>) {
     let queue = queue_for(redis.as_ref(), "only");
+    let mut consumer = queue.consumer();
     queue.enqueue(&job(7)).await.unwrap();
     let mut outcomes = Vec::new();
     for attempt in 1..=3 {
-        let delivery = wait_for("the job again", PATIENCE, || async { queue.next().await.unwrap() }).await;
+        let delivery = next_job(&mut consumer, "the job again").await;
         assert_eq!(delivery.deliveries, attempt);
         let error = JobError::Retryable(anyhow!("TikTok answered 51065 (attempt {attempt})"));
         outcomes.push(delivery.nack(&error).await.unwrap());
@@ -185,8 +197,9 @@ on_both_queues!(a_permanent_failure_goes_to_the_dead_letters_at_once);
 
 async fn a_permanent_failure_goes_to_the_dead_letters_at_once(redis: Option<TestRedis>) {
     let queue = queue_for(redis.as_ref(), "only");
+    let mut consumer = queue.consumer();
     queue.enqueue(&job(8)).await.unwrap();
-    let delivery = wait_for("the job", PATIENCE, || async { queue.next().await.unwrap() }).await;
+    let delivery = next_job(&mut consumer, "the job").await;
     let outcome = delivery.nack(&JobError::Permanent(anyhow!("conversation id is empty"))).await.unwrap();
     assert_eq!(outcome, NackOutcome::Dead);
     assert_eq!(queue.dead_jobs().await.unwrap()[0].deliveries, 1);
