@@ -668,11 +668,7 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
             }
             continue;
         }
-        if !SECTIONS.contains(&key.as_str()) {
-            problems.push(Problem::new(&source, key, format!("unknown section (known: {})", SECTIONS.join(", "))));
-            continue;
-        }
-        if !value.is_table() {
+        if !value.is_table() && SECTIONS.contains(&key.as_str()) {
             problems.push(Problem::new(
                 &source,
                 key,
@@ -680,61 +676,49 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
             ));
             continue;
         }
-        problems.extend(unknown_keys(&source, key, value));
-        let section = Figment::from(Toml::file_exact(path)).focus(key);
-        let result = match key.as_str() {
-            "log" => section.extract::<LogSettings>().map(drop),
-            "server" => section.extract::<ServerSettings>().map(drop),
-            "database" => section.extract::<DatabaseSettings>().map(drop),
-            "redis" => section.extract::<RedisSettings>().map(drop),
-            "worker" => section.extract::<WorkerSettings>().map(drop),
-            "jobs" => section.extract::<JobSettings>().map(drop),
-            "webhook" => section.extract::<WebhookSettings>().map(drop),
-            "tiktok" => section.extract::<TikTokSettings>().map(drop),
-            "llm" => section.extract::<LlmSettings>().map(drop),
-            _ => unreachable!("every name in SECTIONS is matched above"),
-        };
-        if let Err(error) = result {
-            for mut problem in figment_problems(error) {
-                problem.source = source.clone();
-                problem.field = format!("{key}.{}", problem.field);
-                problems.push(problem);
-            }
-        }
+        problems.extend(match key.as_str() {
+            "log" => check_section::<LogSettings>(path, key, value),
+            "server" => check_section::<ServerSettings>(path, key, value),
+            "database" => check_section::<DatabaseSettings>(path, key, value),
+            "redis" => check_section::<RedisSettings>(path, key, value),
+            "worker" => check_section::<WorkerSettings>(path, key, value),
+            "jobs" => check_section::<JobSettings>(path, key, value),
+            "webhook" => check_section::<WebhookSettings>(path, key, value),
+            "tiktok" => check_section::<TikTokSettings>(path, key, value),
+            "llm" => check_section::<LlmSettings>(path, key, value),
+            _ => vec![Problem::new(&source, key, format!("unknown section (known: {})", SECTIONS.join(", ")))],
+        });
     }
     problems
 }
 
-/// Keys in a section that no setting reads (a typo would otherwise be ignored silently). All of them
-/// are found, whatever else is wrong in the section.
-fn unknown_keys(source: &str, section: &str, value: &toml::Value) -> Vec<Problem> {
-    let known = match section {
-        "log" => field_names::<LogSettings>(),
-        "server" => field_names::<ServerSettings>(),
-        "database" => field_names::<DatabaseSettings>(),
-        "redis" => field_names::<RedisSettings>(),
-        "worker" => field_names::<WorkerSettings>(),
-        "jobs" => field_names::<JobSettings>(),
-        "webhook" => field_names::<WebhookSettings>(),
-        "tiktok" => field_names::<TikTokSettings>(),
-        "llm" => field_names::<LlmSettings>(),
-        _ => &[],
-    };
-    let Some(table) = value.as_table() else {
-        return Vec::new();
-    };
-    table
-        .keys()
+/// One section of a settings file read as `T`: every key `T` does not know (all of them, whatever else
+/// is wrong), and the first value of a wrong type, with its field path.
+fn check_section<T: serde::de::DeserializeOwned>(path: &Path, section: &str, value: &toml::Value) -> Vec<Problem> {
+    let source = path.display().to_string();
+    let known = field_names::<T>();
+    let mut problems: Vec<Problem> = value
+        .as_table()
+        .into_iter()
+        .flat_map(|table| table.keys())
         .filter(|key| !known.contains(&key.as_str()))
         .map(|key| {
-            Problem::new(source, format!("{section}.{key}"), format!("unknown field (known: {})", known.join(", ")))
+            Problem::new(&source, format!("{section}.{key}"), format!("unknown field (known: {})", known.join(", ")))
         })
-        .collect()
+        .collect();
+    if let Err(error) = Figment::from(Toml::file_exact(path)).focus(section).extract::<T>() {
+        problems.extend(figment_problems(error).into_iter().map(|problem| Problem {
+            source: source.clone(),
+            field: format!("{section}.{}", problem.field),
+            message: problem.message,
+        }));
+    }
+    problems
 }
 
 /// The field names serde expects for a struct, read from the derive (which passes them to
 /// `deserialize_struct`), so the list of known keys can never drift from the structs.
-fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
     struct Introspect<'a>(&'a mut &'static [&'static str]);
 
     impl<'de> serde::Deserializer<'de> for Introspect<'_> {

@@ -62,3 +62,12 @@ pub fn foreign_key<F: IntoIden, C: IntoIden, T: IntoIden, I: IntoIden>(
         .on_update(ForeignKeyAction::Cascade)
         .take()
 }
+
+/// An index named `name` on `table` over `cols`, in order.
+pub fn index<T: IntoIden + Copy + 'static>(name: &str, table: T, cols: &[T]) -> IndexCreateStatement {
+    let mut index = Index::create().name(name).table(table).take();
+    for col in cols {
+        index.col(*col);
+    }
+    index
+}

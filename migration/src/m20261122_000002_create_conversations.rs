@@ -35,15 +35,7 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_conversations_user")
-                    .table(Conversations::Table)
-                    .col(Conversations::UserId)
-                    .take(),
-            )
-            .await
+        manager.create_index(index("idx_conversations_user", Conversations::Table, &[Conversations::UserId])).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -51,7 +43,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 pub enum Conversations {
     Table,
     Id,

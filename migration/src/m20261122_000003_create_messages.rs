@@ -38,14 +38,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_messages_conversation_time")
-                    .table(Messages::Table)
-                    .col(Messages::ConversationId)
-                    .col(Messages::CreatedAt)
-                    .take(),
-            )
+            .create_index(index(
+                "idx_messages_conversation_time",
+                Messages::Table,
+                &[Messages::ConversationId, Messages::CreatedAt],
+            ))
             .await
     }
 
@@ -54,7 +51,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 pub enum Messages {
     Table,
     Id,

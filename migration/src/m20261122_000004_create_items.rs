@@ -36,16 +36,12 @@ impl MigrationTrait for Migration {
             .await?;
         // "New drops" lists available items newest first; the others serve size and category searches.
         for (name, cols) in [
-            ("idx_items_status_dropped_at", vec![Items::Status, Items::DroppedAt]),
-            ("idx_items_category", vec![Items::Category]),
-            ("idx_items_tag_size", vec![Items::TagSize]),
-            ("idx_items_fits_like_size", vec![Items::FitsLikeSize]),
+            ("idx_items_status_dropped_at", &[Items::Status, Items::DroppedAt][..]),
+            ("idx_items_category", &[Items::Category]),
+            ("idx_items_tag_size", &[Items::TagSize]),
+            ("idx_items_fits_like_size", &[Items::FitsLikeSize]),
         ] {
-            let mut index = Index::create().name(name).table(Items::Table).take();
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index).await?;
+            manager.create_index(index(name, Items::Table, cols)).await?;
         }
         Ok(())
     }

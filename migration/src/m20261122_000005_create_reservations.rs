@@ -41,24 +41,13 @@ impl MigrationTrait for Migration {
             .await?;
         // The sweeper looks for active holds past their expiry; customers list their own holds.
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_reservations_status_expires_at")
-                    .table(Reservations::Table)
-                    .col(Reservations::Status)
-                    .col(Reservations::ExpiresAt)
-                    .take(),
-            )
+            .create_index(index(
+                "idx_reservations_status_expires_at",
+                Reservations::Table,
+                &[Reservations::Status, Reservations::ExpiresAt],
+            ))
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_reservations_user")
-                    .table(Reservations::Table)
-                    .col(Reservations::UserId)
-                    .take(),
-            )
-            .await?;
+        manager.create_index(index("idx_reservations_user", Reservations::Table, &[Reservations::UserId])).await?;
         // A partial unique index (same syntax on SQLite and PostgreSQL): a second active hold on one item
         // is refused by the database itself, whatever the code above it does.
         manager
@@ -75,7 +64,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 pub enum Reservations {
     Table,
     Id,

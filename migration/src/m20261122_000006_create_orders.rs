@@ -42,14 +42,7 @@ impl MigrationTrait for Migration {
             .await?;
         // "Where is my order?" without a number lists the customer's latest orders.
         manager
-            .create_index(
-                Index::create()
-                    .name("idx_orders_user_created_at")
-                    .table(Orders::Table)
-                    .col(Orders::UserId)
-                    .col(Orders::CreatedAt)
-                    .take(),
-            )
+            .create_index(index("idx_orders_user_created_at", Orders::Table, &[Orders::UserId, Orders::CreatedAt]))
             .await
     }
 
@@ -58,7 +51,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 pub enum Orders {
     Table,
     Id,

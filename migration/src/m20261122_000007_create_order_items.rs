@@ -39,20 +39,12 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("uq_order_items_order_item")
-                    .table(OrderItems::Table)
-                    .col(OrderItems::OrderId)
-                    .col(OrderItems::ItemId)
+                index("uq_order_items_order_item", OrderItems::Table, &[OrderItems::OrderId, OrderItems::ItemId])
                     .unique()
                     .take(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create().name("idx_order_items_item").table(OrderItems::Table).col(OrderItems::ItemId).take(),
-            )
-            .await
+        manager.create_index(index("idx_order_items_item", OrderItems::Table, &[OrderItems::ItemId])).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -60,7 +52,7 @@ impl MigrationTrait for Migration {
     }
 }
 
-#[derive(DeriveIden)]
+#[derive(DeriveIden, Clone, Copy)]
 pub enum OrderItems {
     Table,
     Id,

@@ -55,6 +55,20 @@ async fn item(conn: &DatabaseConnection, sku: &str) -> items::Model {
     .expect("insert item")
 }
 
+fn conversation(user_id: i64, tiktok_id: &str) -> conversations::ActiveModel {
+    let now = Utc::now();
+    conversations::ActiveModel {
+        tiktok_conversation_id: Set(tiktok_id.into()),
+        user_id: Set(user_id),
+        state: Set(json!({"kind": "idle"})),
+        handoff_active: Set(false),
+        metadata: Set(json!({})),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
 fn hold(item: i64, user: i64, status: reservations::ReservationStatus) -> reservations::ActiveModel {
     let now = Utc::now();
     reservations::ActiveModel {
@@ -86,19 +100,7 @@ async fn tiktok_message_ids_are_unique_but_may_be_absent(db: TestDatabase) {
     let conn = migrated(&db).await;
     let alice = user(&conn, "alice").await;
     let now = Utc::now();
-    let conversation = conversations::ActiveModel {
-        tiktok_conversation_id: Set("Cgw4LjE+Y29udjE=".into()),
-        user_id: Set(alice.id),
-        state: Set(json!({"kind": "idle"})),
-        handoff_active: Set(false),
-        metadata: Set(json!({})),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&conn)
-    .await
-    .expect("insert conversation");
+    let conversation = conversation(alice.id, "Cgw4LjE+Y29udjE=").insert(&conn).await.expect("insert conversation");
     let message = |tiktok_id: Option<&str>| messages::ActiveModel {
         conversation_id: Set(conversation.id),
         direction: Set(messages::Direction::In),
@@ -121,18 +123,6 @@ async fn tiktok_message_ids_are_unique_but_may_be_absent(db: TestDatabase) {
 
 async fn foreign_keys_reject_a_conversation_of_an_unknown_user(db: TestDatabase) {
     let conn = migrated(&db).await;
-    let now = Utc::now();
-    let orphan = conversations::ActiveModel {
-        tiktok_conversation_id: Set("nobody".into()),
-        user_id: Set(999_999),
-        state: Set(json!({"kind": "idle"})),
-        handoff_active: Set(false),
-        metadata: Set(json!({})),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&conn)
-    .await;
+    let orphan = conversation(999_999, "nobody").insert(&conn).await;
     assert!(orphan.is_err(), "foreign keys are enforced ({})", db.kind);
 }
