@@ -117,7 +117,10 @@ impl Application {
         tracing::info!("philia-bot started: {}", self.describe());
         let shutdown = self.shutdown.clone();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let worker = self.role.runs_worker().then(|| WorkerPool::start(self.state.clone(), shutdown.clone()));
+        let worker = match self.role.runs_worker() {
+            true => Some(WorkerPool::start(self.state.clone(), shutdown.clone()).await),
+            false => None,
+        };
         let web = self.server.map(|(server, _)| {
             let handle = server.handle();
             let stopper = shutdown.clone();

@@ -158,6 +158,15 @@ impl JobQueue {
         }
     }
 
+    /// Readies the queue for consuming: on Redis, creates the consumer group when it does not exist yet
+    /// (quietly: that is every first start). A failure here is not fatal; reads retry it.
+    pub async fn prepare(&self) -> Result<(), QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.ensure_group().await,
+            JobQueue::Memory(_) => Ok(()),
+        }
+    }
+
     /// A handle for one consumer task. On Redis it keeps its own connection for blocking reads, so a
     /// read costs one round trip rather than a pool checkout (with its health check) each time.
     pub fn consumer(&self) -> Consumer {

@@ -96,7 +96,7 @@ impl RedisQueue {
 
     /// Creates the consumer group (and the stream) when missing. The group starts at the beginning of
     /// the stream, so jobs added before any worker ever ran (or after Redis lost the group) are read.
-    async fn ensure_group(&self) -> Result<(), QueueError> {
+    pub(super) async fn ensure_group(&self) -> Result<(), QueueError> {
         let mut conn = self.inner.redis.connection().await?;
         let created: Result<(), RedisError> = cmd("XGROUP")
             .arg("CREATE")

@@ -26,7 +26,10 @@ pub struct WorkerPool {
 impl WorkerPool {
     /// Starts `worker.concurrency` consumers; each finishes its current job and returns once `shutdown`
     /// fires.
-    pub fn start(state: AppState, shutdown: CancellationToken) -> Self {
+    pub async fn start(state: AppState, shutdown: CancellationToken) -> Self {
+        if let Err(e) = state.queue.prepare().await {
+            tracing::warn!(error = format!("{e:#}"), "job queue not ready yet; consumers will retry");
+        }
         let mut tasks = JoinSet::new();
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         for consumer in 0..state.settings.worker.concurrency {
