@@ -115,6 +115,11 @@ impl Application {
     /// in-flight work finish within the grace period, and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!("philia-bot started: {}", self.describe());
+        if self.role.runs_web() && self.state.settings.tiktok.webhook_secret.is_none() {
+            // Production refuses to start like this (see Settings::validate_for_role); locally it is
+            // how a shop owner tries the bot without TikTok, so it is allowed, loudly.
+            tracing::warn!("TIKTOK_WEBHOOK_SECRET is not set: webhook signatures are NOT verified (local use only)");
+        }
         let shutdown = self.shutdown.clone();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let worker = match self.role.runs_worker() {

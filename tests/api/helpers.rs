@@ -348,6 +348,7 @@ pub async fn spawn_app(db: TestDatabase) -> TestApp {
 /// (FLUSHALL, restarts) without touching other tests' keys. Killed when dropped.
 pub struct PrivateRedis {
     pub url: String,
+    port: u16,
     child: std::process::Child,
 }
 
@@ -355,11 +356,7 @@ impl PrivateRedis {
     /// Starts `redis-server`; `None` (reported) when it is not installed and services are not required.
     pub async fn start(test: &str) -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let spawned = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn();
-        let child = match spawned {
+        let child = match Self::spawn(port) {
             Ok(child) => child,
             Err(e) if services_required() => panic!("{test}: cannot start redis-server: {e}"),
             Err(e) => {
@@ -367,14 +364,37 @@ impl PrivateRedis {
                 return None;
             }
         };
-        let server = Self { url: format!("redis://127.0.0.1:{port}"), child };
-        let url = server.url.clone();
+        let server = Self { url: format!("redis://127.0.0.1:{port}"), port, child };
+        server.wait_until_up().await;
+        Some(server)
+    }
+
+    fn spawn(port: u16) -> std::io::Result<std::process::Child> {
+        std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+    }
+
+    async fn wait_until_up(&self) {
+        let url = self.url.clone();
         wait_for("the private redis-server to answer", std::time::Duration::from_secs(10), || {
             let url = url.clone();
             async move { redis_cli(&url, &["PING"]).await.filter(|r| r == "PONG") }
         })
         .await;
-        Some(server)
+    }
+
+    /// Stops the server (its data is gone: it keeps nothing on disk).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port.
+    pub async fn start_again(&mut self) {
+        self.child = Self::spawn(self.port).expect("redis-server starts again");
+        self.wait_until_up().await;
     }
 }
 
