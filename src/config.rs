@@ -342,6 +342,23 @@ pub struct TikTokSettings {
     pub api_base_url: String,
     /// How far a webhook's signed timestamp may be from now, in seconds.
     pub signature_tolerance_secs: u64,
+    /// Refresh token to start from, until the OAuth callback or a refresh stores newer ones in the database.
+    #[serde(deserialize_with = "lenient::opt_secret")]
+    pub refresh_token: Option<SecretString>,
+    /// Sends per second for all replicas together (TikTok allows about 10).
+    pub send_rate_per_second: u32,
+    /// Sends allowed at once above the steady rate (1 = evenly spaced).
+    pub send_burst: u32,
+    /// Attempts of one API call before it counts as failed (retryable errors only).
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles each attempt, with full jitter.
+    pub retry_base_ms: u64,
+    /// Longest delay between two attempts, in milliseconds (a longer Retry-After is still honoured).
+    pub retry_max_delay_ms: u64,
+    /// Milliseconds to open a connection to TikTok.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds for a whole API call.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for TikTokSettings {
@@ -354,14 +371,23 @@ impl Default for TikTokSettings {
             business_id: None,
             api_base_url: "https://business-api.tiktok.com".into(),
             signature_tolerance_secs: 300,
+            refresh_token: None,
+            send_rate_per_second: 10,
+            send_burst: 1,
+            max_attempts: 5,
+            retry_base_ms: 200,
+            retry_max_delay_ms: 10_000,
+            connect_timeout_ms: 3_000,
+            request_timeout_ms: 10_000,
         }
     }
 }
 
 impl TikTokSettings {
-    /// Replies are sent only with credentials; otherwise they are stored and printed.
+    /// Replies are sent only with credentials (an access token, or the app's key and secret for tokens
+    /// stored by the OAuth callback); otherwise they are stored and printed.
     pub fn is_dry_run(&self) -> bool {
-        self.access_token.is_none()
+        self.access_token.is_none() && (self.client_key.is_none() || self.client_secret.is_none())
     }
 }
 
@@ -435,6 +461,8 @@ const CONVENTIONAL_ENV: &[(&str, &str)] = &[
     ("TIKTOK_CLIENT_SECRET", "tiktok.client_secret"),
     ("TIKTOK_ACCESS_TOKEN", "tiktok.access_token"),
     ("TIKTOK_WEBHOOK_SECRET", "tiktok.webhook_secret"),
+    ("TIKTOK_REFRESH_TOKEN", "tiktok.refresh_token"),
+    ("TIKTOK_BUSINESS_ID", "tiktok.business_id"),
 ];
 
 /// `PHILIA_` variables that configure the process rather than `Settings`.
@@ -516,6 +544,13 @@ impl Settings {
             if url::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
                 problems.push(Problem::new(effective, field, format!("{url:?} is not an http(s) URL")));
             }
+        }
+        if !self.tiktok.is_dry_run() && self.tiktok.business_id.is_none() {
+            problems.push(Problem::new(
+                effective,
+                "tiktok.business_id",
+                "required to send: set TIKTOK_BUSINESS_ID (or unset the TikTok credentials for a dry run)",
+            ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(Problem::new(effective, "log.level", format!("not a log filter: {e}")));

@@ -12,6 +12,7 @@ use crate::config::{ConfigError, DatabaseKind, Role, Settings};
 use crate::jobs::{JobQueue, MemoryQueue, RedisQueue, consumer_name};
 use crate::kv::Kv;
 use crate::redis_pool::Redis;
+use crate::tiktok::{self, TikTokClient, limiter::SendLimiter, tokens::TokenManager};
 use crate::worker::WorkerPool;
 
 /// What every part of a running process shares. Cheap to clone.
@@ -23,6 +24,10 @@ pub struct AppState {
     pub queue: JobQueue,
     pub kv: Kv,
     pub bot: Bot,
+    /// The live TikTok sender; `None` is the dry run (replies stored and printed, never sent).
+    pub tiktok: Option<TikTokClient>,
+    /// The shop's TikTok tokens (the OAuth callback stores new ones here).
+    pub tokens: TokenManager,
 }
 
 /// How a process starts, beyond its settings.
@@ -60,7 +65,15 @@ impl Application {
             None => JobQueue::Memory(MemoryQueue::new(&settings.jobs)),
         };
         let kv = Kv::new(redis.as_ref());
-        let state = AppState { settings: Arc::new(settings), db, redis, queue, kv, bot: Bot::new(replies) };
+        let http = tiktok::client::http_client(&settings.tiktok)?;
+        let tokens = TokenManager::new(&settings.tiktok, db.clone(), http.clone());
+        let tiktok = (!settings.tiktok.is_dry_run()).then(|| {
+            let limiter =
+                SendLimiter::new(redis.as_ref(), settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
+            TikTokClient::new(&settings.tiktok, http, tokens.clone(), limiter)
+        });
+        let state =
+            AppState { settings: Arc::new(settings), db, redis, queue, kv, bot: Bot::new(replies), tiktok, tokens };
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         let server = if options.role.runs_web() {
             Some(crate::web::build_server(&state.settings.server, state.clone(), grace)?)

@@ -11,6 +11,7 @@ mod m20261122_000005_create_reservations;
 mod m20261122_000006_create_orders;
 mod m20261122_000007_create_order_items;
 mod m20261122_000008_create_processed_events;
+mod m20261122_000009_create_tiktok_tokens;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_create_orders::Migration),
             Box::new(m20261122_000007_create_order_items::Migration),
             Box::new(m20261122_000008_create_processed_events::Migration),
+            Box::new(m20261122_000009_create_tiktok_tokens::Migration),
         ]
     }
 }

@@ -1,4 +1,10 @@
-//! TikTok Business Messaging: webhook signatures and the webhook envelope (the API client joins here).
+//! TikTok Business Messaging: webhook signatures and envelope, and the API client (sending, tokens, the
+//! shared send rate).
 
+pub mod client;
 pub mod envelope;
+pub mod limiter;
 pub mod signature;
+pub mod tokens;
+
+pub use client::{ApiError, TikTokClient};

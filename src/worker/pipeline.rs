@@ -17,6 +17,7 @@ use crate::startup::AppState;
 use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
 use crate::store::entities::{conversations, messages, processed_events, users};
 use crate::telemetry::escape_for_log;
+use crate::tiktok::client::{MAX_TEXT_CHARS, codes, split_text};
 
 /// TikTok allows replies for 48 hours after the customer's last message.
 pub const REPLY_WINDOW: Duration = Duration::from_secs(48 * 3600);
@@ -97,25 +98,26 @@ async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result
     };
     let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
     let stored = store_conversation(&txn, message, sent_at).await.map_err(retryable)?;
-    let reply = match &reply_text {
-        Some(text) => Some(
-            store_reply(&txn, stored.conversation.id, text, reply_status, &message.idempotency_key)
-                .await
-                .map_err(retryable)?,
-        ),
-        None => None,
-    };
-    let pending_reply = reply.as_ref().filter(|r| r.delivery_status == Some(DeliveryStatus::Pending));
+    let mut replies = Vec::new();
+    // One stored message per TikTok message: a text over TikTok's limit becomes several, in order.
+    for part in reply_text.as_deref().map(|t| split_text(t, MAX_TEXT_CHARS)).unwrap_or_default() {
+        let stored_reply = store_reply(&txn, stored.conversation.id, &part, reply_status, &message.idempotency_key)
+            .await
+            .map_err(retryable)?;
+        replies.push(stored_reply);
+    }
+    let pending_reply = replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending));
     // Written last, in the same transaction: if another delivery of this event got here first, the
     // insert finds its row and everything above is rolled back.
     let event = processed_events::ActiveModel {
         idempotency_key: Set(message.idempotency_key.clone()),
         event_type: Set(message.event.clone()),
         received_at: Set(message.received_at),
-        processed_at: Set(pending_reply.is_none().then(Utc::now)),
-        outcome: Set(Some(match &reply {
-            Some(reply) => format!("reply:{}", reply.id),
-            None => "no_reply".to_owned(),
+        processed_at: Set((!pending_reply).then(Utc::now)),
+        outcome: Set(Some(if replies.is_empty() {
+            "no_reply".to_owned()
+        } else {
+            format!("reply:{}", replies.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(","))
         })),
         ..Default::default()
     };
@@ -141,10 +143,10 @@ async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result
         text = %escape_for_log(message.text.as_deref().unwrap_or(""), 200),
         "inbound message stored"
     );
-    if let Some(reply) = &reply {
+    for reply in &replies {
         log_reply(&stored.conversation, reply);
     }
-    if pending_reply.is_some() {
+    if pending_reply {
         finish_delivery(state, &message.idempotency_key).await?;
     }
     Ok(Outcome::Processed)
@@ -282,9 +284,9 @@ async fn finish_delivery(state: &AppState, event_id: &str) -> Result<(), JobErro
     if event.processed_at.is_some() {
         return Ok(());
     }
-    if let Some(reply_id) =
-        event.outcome.as_deref().and_then(|o| o.strip_prefix("reply:")).and_then(|id| id.parse().ok())
-    {
+    let reply_ids = event.outcome.as_deref().and_then(|o| o.strip_prefix("reply:")).unwrap_or("");
+    // In order: a split text must arrive as it was written.
+    for reply_id in reply_ids.split(',').filter_map(|id| id.parse::<i64>().ok()) {
         deliver_reply(state, reply_id).await?;
     }
     let mut done: processed_events::ActiveModel = event.into();
@@ -293,8 +295,9 @@ async fn finish_delivery(state: &AppState, event_id: &str) -> Result<(), JobErro
     Ok(())
 }
 
-/// Sends one stored reply, after checking the customer's reply window. Without TikTok credentials this
-/// is the dry-run sender: the reply is printed and marked `dry_run`.
+/// Sends one stored reply, once: the row is claimed (`pending` → `sending`) before the call, so a
+/// redelivered job never sends it twice. The customer's reply window is checked first. Without TikTok
+/// credentials this is the dry-run sender: the reply is printed and marked `dry_run`.
 async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> {
     let reply =
         messages::Entity::find_by_id(reply_id).one(&state.db).await.context("reading the reply").map_err(retryable)?;
@@ -310,12 +313,67 @@ async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> 
         .map_err(retryable)?
         .and_then(|(c, u)| u.map(|u| (c, u)))
         .ok_or_else(|| JobError::Permanent(anyhow!("reply {reply_id} has no conversation or user")))?;
-    let status = dry_run_status(state, &user.tiktok_user_id).await?;
-    let mut settled = reply.clone();
-    settled.delivery_status = Some(status);
-    log_reply(&conversation, &settled);
-    let mut update: messages::ActiveModel = reply.into();
+    let Some(client) = &state.tiktok else {
+        let status = dry_run_status(state, &user.tiktok_user_id).await?;
+        let mut settled = reply.clone();
+        settled.delivery_status = Some(status);
+        log_reply(&conversation, &settled);
+        return record_delivery(state, reply_id, status, None, None).await;
+    };
+    let claimed = messages::Entity::update_many()
+        .col_expr(messages::Column::DeliveryStatus, DeliveryStatus::Sending.into())
+        .filter(messages::Column::Id.eq(reply_id))
+        .filter(messages::Column::DeliveryStatus.eq(DeliveryStatus::Pending))
+        .exec(&state.db)
+        .await
+        .context("claiming the reply")
+        .map_err(retryable)?;
+    if claimed.rows_affected == 0 {
+        return Ok(());
+    }
+    if !window_open(state, &user.tiktok_user_id).await? {
+        tracing::info!(conversation = %conversation.tiktok_conversation_id, "reply window closed: reply not sent");
+        return record_delivery(state, reply_id, DeliveryStatus::OutsideWindow, None, None).await;
+    }
+    let sent = match (reply.message_type.as_str(), &reply.media_id) {
+        ("image", Some(media_id)) => client.send_image(&conversation.tiktok_conversation_id, media_id).await,
+        _ => client.send_text(&conversation.tiktok_conversation_id, reply.text.as_deref().unwrap_or("")).await,
+    };
+    match sent {
+        Ok(message_id) => {
+            tracing::info!(conversation = %conversation.tiktok_conversation_id, %message_id, "reply sent");
+            record_delivery(state, reply_id, DeliveryStatus::Sent, Some(message_id), None).await
+        }
+        Err(error) if error.code() == Some(codes::OUTSIDE_WINDOW) => {
+            tracing::info!(conversation = %conversation.tiktok_conversation_id, "TikTok: outside the reply window (40064)");
+            record_delivery(state, reply_id, DeliveryStatus::OutsideWindow, None, error.code()).await
+        }
+        Err(error) if error.is_retryable() && !error.maybe_delivered() => {
+            // TikTok certainly did not take it: release the claim so a later delivery of the job sends it.
+            record_delivery(state, reply_id, DeliveryStatus::Pending, None, error.code()).await?;
+            Err(retryable(anyhow!("sending reply {reply_id}: {error}")))
+        }
+        Err(error) => {
+            // Refused for good, or possibly delivered (no answer): recorded, never sent twice.
+            tracing::error!(conversation = %conversation.tiktok_conversation_id, %error, "reply not sent");
+            record_delivery(state, reply_id, DeliveryStatus::Failed, None, error.code()).await
+        }
+    }
+}
+
+async fn record_delivery(
+    state: &AppState,
+    reply_id: i64,
+    status: DeliveryStatus,
+    tiktok_message_id: Option<String>,
+    error_code: Option<i64>,
+) -> Result<(), JobError> {
+    let mut update = messages::ActiveModel { id: Set(reply_id), ..Default::default() };
     update.delivery_status = Set(Some(status));
+    update.error_code = Set(error_code);
+    if let Some(id) = tiktok_message_id {
+        update.tiktok_message_id = Set(Some(id));
+    }
     update.update(&state.db).await.context("recording the delivery").map_err(retryable)?;
     Ok(())
 }

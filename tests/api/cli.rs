@@ -120,9 +120,9 @@ async fn migrate_up_status_and_down_manage_the_schema(db: TestDatabase) {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let status = run(&["migrate", "status"]);
-    assert!(status.lines().count() >= 8 && status.lines().all(|l| l.starts_with("pending ")), "{status}");
+    assert!(status.lines().count() >= 9 && status.lines().all(|l| l.starts_with("pending ")), "{status}");
 
-    assert!(run(&["migrate", "up"]).contains("applied 8 migration(s)"));
+    assert!(run(&["migrate", "up"]).contains("applied 9 migration(s)"));
     let status = run(&["migrate", "status"]);
     assert!(status.lines().all(|l| l.starts_with("applied ")), "{status}");
     assert_eq!(tables(&db).await, expected_tables(), "{}", db.kind);
@@ -134,10 +134,19 @@ async fn migrate_up_status_and_down_manage_the_schema(db: TestDatabase) {
 }
 
 fn expected_tables() -> Vec<String> {
-    let mut tables =
-        ["conversations", "items", "messages", "order_items", "orders", "processed_events", "reservations", "users"]
-            .map(String::from)
-            .to_vec();
+    let mut tables = [
+        "conversations",
+        "items",
+        "messages",
+        "order_items",
+        "orders",
+        "processed_events",
+        "reservations",
+        "tiktok_tokens",
+        "users",
+    ]
+    .map(String::from)
+    .to_vec();
     tables.sort();
     tables
 }

@@ -25,6 +25,8 @@ pub enum Role {
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,
+    /// Claimed by one worker for sending: never sent again, even if that worker dies mid-send.
+    Sending,
     Sent,
     Failed,
     OutsideWindow,

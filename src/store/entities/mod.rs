@@ -7,4 +7,5 @@ pub mod order_items;
 pub mod orders;
 pub mod processed_events;
 pub mod reservations;
+pub mod tiktok_tokens;
 pub mod users;

@@ -1,0 +1,313 @@
+//! The TikTok Business Messaging API client. It owns its policy: callers ask to send a message and never
+//! see the rate limit, the retries (exponential backoff with full jitter, `Retry-After` honoured) or the
+//! access-token refresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_retry::strategy::{ExponentialBackoff, jitter};
+
+use super::limiter::SendLimiter;
+use super::tokens::TokenManager;
+use crate::config::TikTokSettings;
+
+/// TikTok's answer codes the client acts on.
+pub mod codes {
+    pub const OK: i64 = 0;
+    pub const BAD_PARAMETER: i64 = 40002;
+    pub const OUTSIDE_WINDOW: i64 = 40064;
+    pub const RATE_LIMITED: i64 = 40100;
+    pub const TOKEN_INVALID: i64 = 40105;
+    pub const SYSTEM_ERROR: i64 = 51065;
+}
+
+/// The longest text TikTok accepts in one message.
+pub const MAX_TEXT_CHARS: usize = 6_000;
+
+/// Why a call did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// TikTok answered with a non-zero code.
+    #[error("TikTok answered {code}: {message}")]
+    Api { code: i64, message: String },
+    /// An HTTP status without a usable TikTok body.
+    #[error("TikTok answered HTTP {status}")]
+    Http { status: u16 },
+    /// The request never reached TikTok (connection refused, DNS): safe to send again.
+    #[error("could not reach TikTok: {0}")]
+    Unreachable(String),
+    /// The request may or may not have reached TikTok (timeout, connection lost mid-call).
+    #[error("no answer from TikTok: {0}")]
+    NoAnswer(String),
+    /// The answer could not be read.
+    #[error("unreadable answer from TikTok: {0}")]
+    Decode(String),
+    /// No usable access token (none configured, or refreshing failed).
+    #[error("no valid TikTok access token: {0}")]
+    Token(String),
+    /// The shared send-rate limiter (Redis) could not be asked.
+    #[error("send rate limiter unavailable: {0}")]
+    Limiter(String),
+}
+
+impl ApiError {
+    /// Worth another attempt: rate limits, TikTok's own failures, and requests that never left.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Api { code, .. } => matches!(*code, codes::RATE_LIMITED | codes::SYSTEM_ERROR),
+            ApiError::Http { status } => *status == 429 || *status >= 500,
+            ApiError::Unreachable(_) | ApiError::NoAnswer(_) | ApiError::Limiter(_) => true,
+            ApiError::Decode(_) | ApiError::Token(_) => false,
+        }
+    }
+
+    /// TikTok's code, when it gave one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            ApiError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// True when the message may have been delivered although the call failed.
+    pub fn maybe_delivered(&self) -> bool {
+        matches!(self, ApiError::NoAnswer(_))
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    code: i64,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// A failed attempt and how long TikTok asked us to wait before the next.
+struct Attempt {
+    error: ApiError,
+    retry_after: Option<Duration>,
+}
+
+#[derive(Clone)]
+pub struct TikTokClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    business_id: String,
+    tokens: TokenManager,
+    limiter: SendLimiter,
+    max_attempts: u32,
+    retry_base: Duration,
+    retry_max_delay: Duration,
+}
+
+/// The HTTP client every TikTok call uses: timeouts set, base URL from config.
+pub fn http_client(settings: &TikTokSettings) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .timeout(Duration::from_millis(settings.request_timeout_ms))
+        .user_agent(concat!("philia-bot/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// `{base}/open_api/v1.3{path}`.
+pub fn api_url(base: &str, path: &str) -> String {
+    format!("{}/open_api/v1.3{path}", base.trim_end_matches('/'))
+}
+
+impl TikTokClient {
+    pub fn new(settings: &TikTokSettings, http: reqwest::Client, tokens: TokenManager, limiter: SendLimiter) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                http,
+                base: settings.api_base_url.clone(),
+                business_id: settings.business_id.clone().unwrap_or_default(),
+                tokens,
+                limiter,
+                max_attempts: settings.max_attempts.max(1),
+                retry_base: Duration::from_millis(settings.retry_base_ms.max(1)),
+                retry_max_delay: Duration::from_millis(settings.retry_max_delay_ms),
+            }),
+        }
+    }
+
+    pub fn tokens(&self) -> &TokenManager {
+        &self.inner.tokens
+    }
+
+    /// Sends one text message (at most [`MAX_TEXT_CHARS`]; split longer texts with [`split_text`]) and
+    /// returns TikTok's id of the new message.
+    pub async fn send_text(&self, conversation_id: &str, text: &str) -> Result<String, ApiError> {
+        let body = json!({
+            "business_id": self.inner.business_id,
+            "recipient_type": "CONVERSATION",
+            "recipient": conversation_id,
+            "message_type": "TEXT",
+            "text": {"body": text},
+        });
+        self.send(body).await
+    }
+
+    /// Sends one image, by the media id an upload returned.
+    pub async fn send_image(&self, conversation_id: &str, media_id: &str) -> Result<String, ApiError> {
+        let body = json!({
+            "business_id": self.inner.business_id,
+            "recipient_type": "CONVERSATION",
+            "recipient": conversation_id,
+            "message_type": "IMAGE",
+            "image": {"media_id": media_id},
+        });
+        self.send(body).await
+    }
+
+    async fn send(&self, body: Value) -> Result<String, ApiError> {
+        let data = self.call("/business/message/send/", &body).await?;
+        data.pointer("/message/message_id")
+            .and_then(|id| match id {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .ok_or_else(|| ApiError::Decode("no data.message.message_id in a successful answer".into()))
+    }
+
+    /// One API call with the client's whole policy: the shared send rate, the access token (refreshed
+    /// once on 40105), and retries of retryable failures with backoff and full jitter, or exactly the
+    /// `Retry-After` TikTok asked for.
+    async fn call(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        let inner = &self.inner;
+        let factor = (inner.retry_base.as_millis() as u64 / 2).max(1);
+        let mut backoff =
+            ExponentialBackoff::from_millis(2).factor(factor).max_delay(inner.retry_max_delay).map(jitter);
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            inner.limiter.until_ready().await.map_err(|e| ApiError::Limiter(format!("{e:#}")))?;
+            let token = inner.tokens.access_token().await?;
+            let failure = match self.post_once(path, body, &token).await {
+                Ok(data) => return Ok(data),
+                Err(failure) => failure,
+            };
+            if failure.error.code() == Some(codes::TOKEN_INVALID) && !refreshed {
+                refreshed = true;
+                tracing::warn!("TikTok rejected the access token (40105): refreshing it once");
+                inner.tokens.refresh().await?;
+                continue;
+            }
+            if !failure.error.is_retryable() || attempt >= inner.max_attempts {
+                return Err(failure.error);
+            }
+            let delay = failure.retry_after.unwrap_or_else(|| backoff.next().unwrap_or(inner.retry_max_delay));
+            tracing::warn!(attempt, error = %failure.error, delay_ms = delay.as_millis() as u64, "TikTok call failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn post_once(&self, path: &str, body: &Value, token: &str) -> Result<Value, Attempt> {
+        let response = self
+            .inner
+            .http
+            .post(api_url(&self.inner.base, path))
+            .header("Access-Token", token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| Attempt { error: transport_error(&e), retry_after: None })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.map_err(|e| Attempt { error: transport_error(&e), retry_after })?;
+        let envelope: Option<Envelope> = serde_json::from_str(&text).ok();
+        match envelope {
+            Some(envelope) if status == StatusCode::OK && envelope.code == codes::OK => Ok(envelope.data),
+            Some(envelope) if envelope.code != codes::OK => {
+                Err(Attempt { error: ApiError::Api { code: envelope.code, message: envelope.message }, retry_after })
+            }
+            _ if status != StatusCode::OK => {
+                Err(Attempt { error: ApiError::Http { status: status.as_u16() }, retry_after })
+            }
+            _ => Err(Attempt { error: ApiError::Decode("not a TikTok answer".into()), retry_after }),
+        }
+    }
+}
+
+fn transport_error(error: &reqwest::Error) -> ApiError {
+    // A connect error means nothing was sent; anything later may have reached TikTok.
+    if error.is_connect() { ApiError::Unreachable(error.to_string()) } else { ApiError::NoAnswer(error.to_string()) }
+}
+
+/// Splits a text into messages of at most `max` characters, at paragraph, line or sentence ends when
+/// there is one in the second half of the chunk, else at a space, else anywhere. Order is kept.
+pub fn split_text(text: &str, max: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = text.trim();
+    while rest.chars().count() > max {
+        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+        let window = &rest[..limit];
+        let half = window.len() / 2;
+        let cut = ["\n\n", "\n", ". ", "! ", "? ", " "]
+            .iter()
+            .filter_map(|sep| window.rfind(sep).filter(|i| *i >= half).map(|i| i + sep.len()))
+            .next()
+            .unwrap_or(limit);
+        parts.push(rest[..cut].trim_end().to_owned());
+        rest = rest[cut..].trim_start();
+    }
+    if !rest.is_empty() {
+        parts.push(rest.to_owned());
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_one_message() {
+        assert_eq!(split_text("hello there", 6_000), vec!["hello there"]);
+    }
+
+    #[test]
+    fn long_text_splits_at_sentence_ends_in_order() {
+        let sentence = "This jacket is a one-of-one Carhartt Detroit in great shape. ";
+        let text = sentence.repeat(300);
+        let parts = split_text(&text, 6_000);
+        assert!(parts.len() >= 3);
+        assert!(parts.iter().all(|p| p.chars().count() <= 6_000));
+        assert!(parts.iter().all(|p| p.ends_with('.')), "every part ends a sentence");
+        assert_eq!(parts.join(" "), text.trim());
+    }
+
+    #[test]
+    fn text_without_boundaries_is_cut_by_characters() {
+        let text = "é".repeat(13_000);
+        let parts = split_text(&text, 6_000);
+        assert_eq!(parts.iter().map(|p| p.chars().count()).collect::<Vec<_>>(), [6_000, 6_000, 1_000]);
+    }
+
+    #[test]
+    fn retryable_codes_are_classified() {
+        let api = |code| ApiError::Api { code, message: String::new() };
+        assert!(api(codes::RATE_LIMITED).is_retryable());
+        assert!(api(codes::SYSTEM_ERROR).is_retryable());
+        assert!(!api(codes::OUTSIDE_WINDOW).is_retryable());
+        assert!(!api(codes::BAD_PARAMETER).is_retryable());
+        assert!(ApiError::Http { status: 503 }.is_retryable());
+        assert!(ApiError::Http { status: 429 }.is_retryable());
+        assert!(!ApiError::Http { status: 404 }.is_retryable());
+    }
+}
