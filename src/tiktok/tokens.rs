@@ -131,12 +131,12 @@ impl TokenManager {
 
     /// Trades the refresh token for new tokens and stores them (the new refresh token included).
     pub async fn refresh(&self) -> Result<(), ApiError> {
-        let seen = self.cached().map(|c| c.expires_at);
+        let seen = self.cached().map(|c| c.access.expose_secret().to_owned());
         let _only_one = self.inner.refreshing.lock().await;
-        // Another task (or replica) may have refreshed while this one waited.
+        // Another task (or replica) may have refreshed while this one waited: then its token is used.
         *self.inner.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let current = self.load().await?;
-        if seen.is_some_and(|seen| current.expires_at > seen) {
+        if seen.is_some_and(|seen| current.access.expose_secret() != seen) {
             return Ok(());
         }
         let refresh = current.refresh.ok_or_else(|| ApiError::Token("no refresh token to renew with".into()))?;

@@ -6,5 +6,6 @@ mod cli;
 mod health;
 mod lifecycle;
 mod schema;
+mod tiktok;
 mod webhook;
 mod worker;

@@ -1,0 +1,332 @@
+//! The TikTok client against a fake TikTok (wiremock): request shape, retries, token refresh, the
+//! window, the shared send rate, and that nothing is sent twice.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use philia_bot::bot::Replies;
+use philia_bot::config::{Role, Settings, TikTokSettings};
+use philia_bot::store::entities::messages::{DeliveryStatus, Direction};
+use philia_bot::store::entities::tiktok_tokens;
+use philia_bot::tiktok::limiter::SendLimiter;
+use philia_bot::tiktok::tokens::TokenManager;
+use philia_bot::tiktok::{ApiError, TikTokClient, client};
+use sea_orm::EntityTrait;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::{
+    TestApp, TestDatabase, TestRedis, spawn_app_with, test_settings, tiktok_message, use_redis, wait_for,
+};
+
+const SEND: &str = "/open_api/v1.3/business/message/send/";
+const REFRESH: &str = "/open_api/v1.3/tt_user/oauth2/refresh_token/";
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn sent(message_id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(
+        json!({"code": 0, "message": "OK", "request_id": "r", "data": {"message": {"message_id": message_id}}}),
+    )
+}
+
+fn tiktok_error(code: i64) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(json!({"code": code, "message": "fake error", "request_id": "r", "data": {}}))
+}
+
+/// TikTok settings pointing at the fake, with fast retries.
+fn live(tiktok: &mut TikTokSettings, fake: &MockServer) {
+    tiktok.api_base_url = fake.uri();
+    tiktok.access_token = Some(SecretString::from("test-token".to_owned()));
+    tiktok.business_id = Some("biz-1".into());
+    tiktok.client_key = Some("app-key".into());
+    tiktok.client_secret = Some(SecretString::from("app-secret".to_owned()));
+    tiktok.retry_base_ms = 10;
+    tiktok.retry_max_delay_ms = 50;
+    tiktok.send_rate_per_second = 1_000;
+    tiktok.send_burst = 100;
+}
+
+async fn live_app(fake: &MockServer, redis: Option<&TestRedis>) -> TestApp {
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    live(&mut settings.tiktok, fake);
+    use_redis(&mut settings, redis);
+    spawn_app_with(db, settings, Role::All).await
+}
+
+/// A client of its own (no app), on a migrated SQLite database for its tokens.
+async fn client_for(fake: &MockServer, tweak: impl FnOnce(&mut TikTokSettings)) -> (TikTokClient, TestDatabase) {
+    let db = TestDatabase::sqlite();
+    let mut settings: Settings = test_settings(&db);
+    live(&mut settings.tiktok, fake);
+    tweak(&mut settings.tiktok);
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    philia_bot::store::migrate_up(&conn).await.unwrap();
+    let http = client::http_client(&settings.tiktok).unwrap();
+    let tokens = TokenManager::new(&settings.tiktok, conn, http.clone());
+    let limiter = SendLimiter::new(None, settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
+    (TikTokClient::new(&settings.tiktok, http, tokens, limiter), db)
+}
+
+fn menu() -> String {
+    Replies::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap().menu()
+}
+
+/// Waits until the app's replies are no longer pending or sending, and returns them.
+async fn settled_replies(app: &TestApp, n: usize) -> Vec<philia_bot::store::entities::messages::Model> {
+    wait_for(&format!("{n} settled replies"), PATIENCE, || async {
+        let replies: Vec<_> = app.messages().await.into_iter().filter(|m| m.direction == Direction::Out).collect();
+        let settled = replies
+            .iter()
+            .filter(|m| !matches!(m.delivery_status, Some(DeliveryStatus::Pending | DeliveryStatus::Sending)))
+            .count();
+        (settled >= n).then_some(replies)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_reply_is_sent_with_the_exact_body_and_headers_and_recorded() {
+    let fake = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .and(header("Access-Token", "test-token"))
+        .and(header("Content-Type", "application/json"))
+        .and(body_json(json!({
+            "business_id": "biz-1",
+            "recipient_type": "CONVERSATION",
+            "recipient": "conv-alice",
+            "message_type": "TEXT",
+            "text": {"body": menu()},
+        })))
+        .respond_with(sent("7447000000000000001"))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    let app = live_app(&fake, None).await;
+    assert_eq!(app.post_webhook(&tiktok_message("m1", "alice", "hi")).await.status(), 200);
+    let replies = settled_replies(&app, 1).await;
+    assert_eq!(replies[0].delivery_status, Some(DeliveryStatus::Sent));
+    assert_eq!(replies[0].tiktok_message_id.as_deref(), Some("7447000000000000001"));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn rate_limited_twice_then_sent() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(tiktok_error(40100)).up_to_n_times(2).with_priority(1).mount(&fake).await;
+    Mock::given(path(SEND)).respond_with(sent("m-ok")).mount(&fake).await;
+    let (client, _db) = client_for(&fake, |_| {}).await;
+    assert_eq!(client.send_text("conv", "hello").await, Ok("m-ok".to_owned()));
+    assert_eq!(fake.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn http_429_with_retry_after_is_honoured() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "2"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&fake)
+        .await;
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(path(SEND)).respond_with(Recorder(arrivals.clone(), sent("m-ok"))).mount(&fake).await;
+    let (client, _db) = client_for(&fake, |_| {}).await;
+    let started = Instant::now();
+    assert_eq!(client.send_text("conv", "hello").await, Ok("m-ok".to_owned()));
+    let second = arrivals.lock().unwrap()[0];
+    assert!(second - started >= Duration::from_secs(2), "retried after {:?}", second - started);
+}
+
+#[tokio::test]
+async fn a_network_error_is_retried_then_reported() {
+    // Nothing listens on port 1: every attempt is refused before anything is sent.
+    let fake = MockServer::start().await;
+    let (client, _db) = client_for(&fake, |t| {
+        t.api_base_url = "http://127.0.0.1:1".into();
+        t.max_attempts = 3;
+    })
+    .await;
+    let error = client.send_text("conv", "hello").await.unwrap_err();
+    assert!(matches!(error, ApiError::Unreachable(_)), "{error:?}");
+    assert!(error.is_retryable() && !error.maybe_delivered());
+}
+
+#[tokio::test]
+async fn bad_parameter_is_not_retried() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(tiktok_error(40002)).expect(1).mount(&fake).await;
+    let (client, _db) = client_for(&fake, |_| {}).await;
+    let error = client.send_text("conv", "hello").await.unwrap_err();
+    assert_eq!(error.code(), Some(40002));
+}
+
+#[tokio::test]
+async fn outside_the_window_is_recorded_and_not_retried() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(tiktok_error(40064)).expect(1).mount(&fake).await;
+    let app = live_app(&fake, None).await;
+    assert_eq!(app.post_webhook(&tiktok_message("m1", "alice", "hi")).await.status(), 200);
+    let replies = settled_replies(&app, 1).await;
+    assert_eq!(replies[0].delivery_status, Some(DeliveryStatus::OutsideWindow));
+    assert_eq!(replies[0].error_code, Some(40064));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_invalid_token_is_refreshed_once_and_the_new_tokens_are_kept() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND))
+        .and(header("Access-Token", "test-token"))
+        .respond_with(tiktok_error(40105))
+        .mount(&fake)
+        .await;
+    Mock::given(path(SEND)).and(header("Access-Token", "fresh-token")).respond_with(sent("m-ok")).mount(&fake).await;
+    Mock::given(method("POST"))
+        .and(path(REFRESH))
+        .and(body_json(json!({
+            "client_id": "app-key", "client_secret": "app-secret",
+            "grant_type": "refresh_token", "refresh_token": "seed-refresh",
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": 0, "message": "ok", "data": {
+            "access_token": "fresh-token", "expires_in": 86400,
+            "refresh_token": "next-refresh", "refresh_token_expires_in": 31536000, "scope": "message",
+        }})))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    let (client, db) =
+        client_for(&fake, |t| t.refresh_token = Some(SecretString::from("seed-refresh".to_owned()))).await;
+    assert_eq!(client.send_text("conv", "hello").await, Ok("m-ok".to_owned()));
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    let stored = tiktok_tokens::Entity::find().one(&conn).await.unwrap().expect("tokens stored");
+    assert_eq!(stored.access_token, "fresh-token");
+    assert_eq!(stored.refresh_token.as_deref(), Some("next-refresh"), "the new refresh token is kept");
+    assert!(!format!("{stored:?}").contains("fresh-token"), "tokens never reach debug output");
+    // Later sends use the stored token without refreshing again (the refresh mock expects one call).
+    assert_eq!(client.send_text("conv", "again").await, Ok("m-ok".to_owned()));
+}
+
+#[tokio::test]
+async fn no_request_is_made_after_the_48_hour_window() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(sent("m")).expect(0).mount(&fake).await;
+    let app = live_app(&fake, None).await;
+    let mut body: Value = serde_json::from_str(&tiktok_message("old", "carol", "hello?")).unwrap();
+    let mut content: Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+    content["timestamp"] = (chrono::Utc::now() - chrono::Duration::hours(49)).timestamp_millis().into();
+    body["content"] = content.to_string().into();
+    assert_eq!(app.post_webhook(&body.to_string()).await.status(), 200);
+    let replies = settled_replies(&app, 1).await;
+    assert_eq!(replies[0].delivery_status, Some(DeliveryStatus::OutsideWindow));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redelivered_job_does_not_send_twice() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(sent("m-once")).expect(1).mount(&fake).await;
+    let app = live_app(&fake, None).await;
+    let body = tiktok_message("dup", "erin", "hi");
+    for _ in 0..3 {
+        assert_eq!(app.post_webhook(&body).await.status(), 200);
+    }
+    settled_replies(&app, 1).await;
+    wait_for("the queue to drain", PATIENCE, || async { (app.state.queue.backlog().await.ok()? == 0).then_some(()) })
+        .await;
+    assert_eq!(app.messages().await.iter().filter(|m| m.direction == Direction::Out).count(), 1);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_reply_is_sent_as_several_messages_in_order() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(UniqueIds::default()).mount(&fake).await;
+    let config = tempfile::tempdir().unwrap();
+    let intro = "Every piece here is one of a kind, measured by hand and photographed in daylight. ".repeat(100);
+    std::fs::write(
+        config.path().join("replies.toml"),
+        format!("[menu]\nintro = \"{intro}\"\noptions = [\"Order status\", \"New drops\", \"Talk to a human\"]\noutro = \"\"\n"),
+    )
+    .unwrap();
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    settings.config_dir = config.path().to_path_buf();
+    live(&mut settings.tiktok, &fake);
+    let app = spawn_app_with(db, settings, Role::All).await;
+    assert_eq!(app.post_webhook(&tiktok_message("long", "frank", "hi")).await.status(), 200);
+    let replies = settled_replies(&app, 2).await;
+    assert_eq!(replies.len(), 2);
+    assert!(replies.iter().all(|r| r.delivery_status == Some(DeliveryStatus::Sent)));
+    let requests = fake.received_requests().await.unwrap();
+    let texts: Vec<String> = requests
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["text"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(texts.iter().all(|t| t.chars().count() <= 6_000));
+    assert!(texts[0].starts_with("Every piece") && texts[1].ends_with("3. Talk to a human"), "in order");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_stay_within_the_send_rate() {
+    let Some(redis) = TestRedis::new("tiktok::two_replicas_sharing_redis_stay_within_the_send_rate") else { return };
+    let fake = MockServer::start().await;
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(path(SEND)).respond_with(Recorder(arrivals.clone(), UniqueIds::default())).mount(&fake).await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let db = TestDatabase::sqlite();
+        let mut settings = test_settings(&db);
+        live(&mut settings.tiktok, &fake);
+        settings.tiktok.send_rate_per_second = 10;
+        settings.tiktok.send_burst = 1;
+        use_redis(&mut settings, Some(&redis));
+        replicas.push(spawn_app_with(db, settings, Role::All).await);
+    }
+    // 30 customers write at once, their webhooks spread over both replicas.
+    let bodies: Vec<String> = (0..30).map(|n| tiktok_message(&format!("r{n}"), &format!("u{n}"), "hi")).collect();
+    let posts = bodies.iter().enumerate().map(|(n, body)| replicas[n % 2].post_webhook(body));
+    for response in futures_util::future::join_all(posts).await {
+        assert_eq!(response.status(), 200);
+    }
+    wait_for("30 sends", Duration::from_secs(20), || async { (arrivals.lock().unwrap().len() >= 30).then_some(()) })
+        .await;
+    let mut times = arrivals.lock().unwrap().clone();
+    times.sort();
+    // In any one-second window at most the rate, plus one for where the window starts.
+    let busiest = times
+        .iter()
+        .map(|start| times.iter().filter(|t| **t >= *start && **t - *start < Duration::from_secs(1)).count())
+        .max();
+    assert!(busiest.unwrap() <= 11, "{busiest:?} sends within one second");
+    let span = *times.last().unwrap() - times[0];
+    assert!(span >= Duration::from_millis(2_700), "30 sends at 10/s take about 3 s, took {span:?}");
+    for app in replicas {
+        app.stop().await.unwrap();
+    }
+}
+
+/// Answers as its inner responder does and records when each request arrived.
+struct Recorder<R>(Arc<Mutex<Vec<Instant>>>, R);
+
+impl<R: Respond> Respond for Recorder<R> {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.0.lock().unwrap().push(Instant::now());
+        self.1.respond(request)
+    }
+}
+
+/// A successful send with a new message id each time, as TikTok answers.
+#[derive(Default)]
+struct UniqueIds(std::sync::atomic::AtomicUsize);
+
+impl Respond for UniqueIds {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        sent(&format!("m-{}", self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+    }
+}
