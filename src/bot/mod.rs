@@ -6,7 +6,7 @@ mod replies;
 use std::sync::Arc;
 
 pub use self::replies::{REPLIES_FILE, Replies};
-use crate::jobs::InboundMessageV1;
+use crate::jobs::MessageV1;
 
 /// The bot's decision-making, shared by every worker task.
 #[derive(Clone)]
@@ -21,7 +21,7 @@ impl Bot {
 
     /// The reply to a customer's message, if it gets one. Non-text messages (stickers, images, shared
     /// posts) get no automatic answer yet.
-    pub fn reply_to(&self, message: &InboundMessageV1) -> Option<String> {
+    pub fn reply_to(&self, message: &MessageV1) -> Option<String> {
         message.text.as_ref().filter(|t| !t.trim().is_empty()).map(|_| self.replies.menu())
     }
 }

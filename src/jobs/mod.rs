@@ -16,21 +16,24 @@ pub use self::redis::RedisQueue;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Job {
-    InboundMessageV1(InboundMessageV1),
+    /// A customer wrote to the shop (`im_receive_msg`).
+    InboundMessageV1(MessageV1),
+    /// TikTok's echo of a message the business sent (`im_send_msg`): ours, or a staff reply from the app.
+    OutboundEchoV1(MessageV1),
 }
 
 impl Job {
     /// The idempotency key of the webhook event the job came from.
     pub fn idempotency_key(&self) -> &str {
         match self {
-            Job::InboundMessageV1(m) => &m.idempotency_key,
+            Job::InboundMessageV1(m) | Job::OutboundEchoV1(m) => &m.idempotency_key,
         }
     }
 }
 
-/// A message a customer sent to the shop (`im_receive_msg`). Ids are strings, as TikTok sends them.
+/// A message of a conversation as TikTok's webhook describes it. Ids are strings, as TikTok sends them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboundMessageV1 {
+pub struct MessageV1 {
     pub idempotency_key: String,
     pub event: String,
     pub received_at: DateTime<Utc>,

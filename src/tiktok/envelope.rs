@@ -6,15 +6,18 @@ use chrono::{DateTime, Utc};
 use ring::digest;
 use serde_json::{Map, Value};
 
-use crate::jobs::InboundMessageV1;
+use crate::jobs::MessageV1;
 
 /// The event a customer message arrives with.
 pub const RECEIVE_EVENT: &str = "im_receive_msg";
+/// The echo of every message the business sent, by the bot or by staff in the TikTok app.
+pub const SEND_EVENT: &str = "im_send_msg";
 
 /// A webhook the bot acts on, or one it acknowledges and leaves alone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WebhookEvent {
-    Inbound(Box<InboundMessageV1>),
+    Inbound(Box<MessageV1>),
+    Echo(Box<MessageV1>),
     Ignored { idempotency_key: String, event: String },
 }
 
@@ -34,7 +37,7 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, En
     let event = required_str(&envelope, "event", "event")?.to_owned();
     let content = content(&envelope)?;
     let idempotency_key = idempotency_key(&envelope, &event, content.as_ref(), body)?;
-    if event != RECEIVE_EVENT {
+    if event != RECEIVE_EVENT && event != SEND_EVENT {
         return Ok(WebhookEvent::Ignored { idempotency_key, event });
     }
     let content = content.ok_or_else(|| missing("content"))?;
@@ -56,7 +59,7 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, En
         Some(id) => id_string(id, "content.from_user.id")?,
         None => return Err(missing("content.from_user.id")),
     };
-    Ok(WebhookEvent::Inbound(Box::new(InboundMessageV1 {
+    let message = Box::new(MessageV1 {
         idempotency_key,
         event,
         received_at,
@@ -76,7 +79,8 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, En
             .and_then(|u| u.get("id"))
             .map(|id| id_string(id, "content.to_user.id"))
             .transpose()?,
-    })))
+    });
+    Ok(if message.event == SEND_EVENT { WebhookEvent::Echo(message) } else { WebhookEvent::Inbound(message) })
 }
 
 /// The message object: `content` (a JSON string in TikTok's envelope, or an object) or `data`.

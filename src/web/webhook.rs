@@ -94,15 +94,16 @@ pub async fn tiktok(
             return error(StatusCode::BAD_REQUEST, &e.0);
         }
     };
-    let message = match event {
+    let job = match event {
         WebhookEvent::Ignored { idempotency_key, event } => {
             tracing::info!(event = %escape_for_log(&event, 64), event_id = %escape_for_log(&idempotency_key, 128), "webhook event ignored");
             return reply(StatusCode::OK, json!({"status": "ignored", "event": event, "event_id": idempotency_key}));
         }
-        WebhookEvent::Inbound(message) => message,
+        WebhookEvent::Inbound(message) => Job::InboundMessageV1(*message),
+        WebhookEvent::Echo(message) => Job::OutboundEchoV1(*message),
     };
-    let key = message.idempotency_key.clone();
-    match state.queue.enqueue(&Job::InboundMessageV1(*message)).await {
+    let key = job.idempotency_key().to_owned();
+    match state.queue.enqueue(&job).await {
         Ok(_) => reply(StatusCode::OK, json!({"status": "ok", "event_id": key})),
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), event_id = %escape_for_log(&key, 128), "cannot enqueue webhook");

@@ -8,11 +8,12 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
 };
 use serde_json::json;
 
-use crate::jobs::{InboundMessageV1, Job, JobError};
+use crate::jobs::{Job, JobError, MessageV1};
 use crate::startup::AppState;
 use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
 use crate::store::entities::{conversations, messages, processed_events, users};
@@ -39,7 +40,12 @@ fn retryable(error: impl Into<anyhow::Error>) -> JobError {
 
 pub async fn handle(state: &AppState, job: Job) -> Result<Outcome, JobError> {
     match job {
-        Job::InboundMessageV1(message) => inbound_message(state, message).await,
+        Job::InboundMessageV1(message) => {
+            exactly_once(state, &message.idempotency_key, || process_inbound(state, &message)).await
+        }
+        Job::OutboundEchoV1(message) => {
+            exactly_once(state, &message.idempotency_key, || process_echo(state, &message)).await
+        }
     }
 }
 
@@ -48,19 +54,26 @@ pub fn window_key(state: &AppState, tiktok_user_id: &str) -> String {
     state.kv.key(&format!("TIKTOK_WINDOW:{tiktok_user_id}"))
 }
 
-async fn inbound_message(state: &AppState, message: InboundMessageV1) -> Result<Outcome, JobError> {
-    let key = state.kv.key(&format!("idem:{}", message.idempotency_key));
-    // The lease lapses on its own if this worker dies, so the job can run again elsewhere.
+/// Runs `process` for an event unless it is done or another worker holds it: a `SET NX` lease on the
+/// event's key (it lapses on its own if this worker dies, so the job can run again elsewhere), then a
+/// done marker. The database's `processed_events` row, written by `process` in the same transaction as
+/// its effects, is the durable guard behind both.
+async fn exactly_once<F, Fut>(state: &AppState, event_id: &str, process: F) -> Result<Outcome, JobError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome, JobError>>,
+{
+    let key = state.kv.key(&format!("idem:{event_id}"));
     let lease = format!("lease:{}", uuid::Uuid::new_v4().simple());
     let lease_ttl = Duration::from_millis(state.settings.worker.job_timeout_ms);
     if !state.kv.set_if_absent(&key, &lease, lease_ttl).await.map_err(retryable)? {
         // Either the event is done, or another delivery of it holds the lease. That delivery stays
         // pending until its effects are stored (and is taken over if its worker dies), so this copy can
         // be settled now either way.
-        tracing::debug!(event_id = %message.idempotency_key, "event done or being processed by another worker");
+        tracing::debug!(event_id, "event done or being processed by another worker");
         return Ok(Outcome::Duplicate);
     }
-    let result = process_inbound(state, &message).await;
+    let result = process().await;
     match &result {
         Ok(_) => state.kv.set(&key, DONE, DONE_TTL).await.map_err(retryable)?,
         Err(_) => {
@@ -72,7 +85,7 @@ async fn inbound_message(state: &AppState, message: InboundMessageV1) -> Result<
     result
 }
 
-async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result<Outcome, JobError> {
+async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
     let sent_at = message.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(message.received_at);
     // The window is 48 h from when the customer wrote, not from when this job happens to run; it is
     // opened before anything else, so even if storing fails now, the customer did write.
@@ -97,7 +110,15 @@ async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result
         _ => DeliveryStatus::Pending,
     };
     let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
-    let stored = store_conversation(&txn, message, sent_at).await.map_err(retryable)?;
+    let customer = Customer {
+        tiktok_user_id: &message.from_user_id,
+        username: message.from_username.as_deref(),
+        wrote_at: Some(sent_at),
+    };
+    let stored = upsert_conversation(&txn, &customer, &message.conversation_id, sent_at).await.map_err(retryable)?;
+    insert_message(&txn, stored.conversation.id, (Direction::In, Role::User), message, sent_at)
+        .await
+        .map_err(retryable)?;
     let mut replies = Vec::new();
     // One stored message per TikTok message: a text over TikTok's limit becomes several, in order.
     for part in reply_text.as_deref().map(|t| split_text(t, MAX_TEXT_CHARS)).unwrap_or_default() {
@@ -109,25 +130,12 @@ async fn process_inbound(state: &AppState, message: &InboundMessageV1) -> Result
     let pending_reply = replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending));
     // Written last, in the same transaction: if another delivery of this event got here first, the
     // insert finds its row and everything above is rolled back.
-    let event = processed_events::ActiveModel {
-        idempotency_key: Set(message.idempotency_key.clone()),
-        event_type: Set(message.event.clone()),
-        received_at: Set(message.received_at),
-        processed_at: Set((!pending_reply).then(Utc::now)),
-        outcome: Set(Some(if replies.is_empty() {
-            "no_reply".to_owned()
-        } else {
-            format!("reply:{}", replies.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(","))
-        })),
-        ..Default::default()
+    let outcome = if replies.is_empty() {
+        "no_reply".to_owned()
+    } else {
+        format!("reply:{}", replies.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(","))
     };
-    let inserted = processed_events::Entity::insert(event)
-        .on_conflict(OnConflict::column(processed_events::Column::IdempotencyKey).do_nothing().to_owned())
-        .exec_without_returning(&txn)
-        .await
-        .context("recording the event")
-        .map_err(retryable)?;
-    if inserted == 0 {
+    if !record_event(&txn, message, outcome, !pending_reply).await? {
         txn.rollback().await.context("rollback").map_err(retryable)?;
         // Stored before: only a reply that was stored but not yet delivered (a crash in between) is left.
         finish_delivery(state, &message.idempotency_key).await?;
@@ -184,21 +192,32 @@ struct Stored {
     conversation: conversations::Model,
 }
 
-/// Upserts the customer and the conversation and stores the message (once, whatever the deliveries).
-async fn store_conversation(
+/// The customer of a conversation, and when they wrote (`None` for messages the shop sent).
+struct Customer<'a> {
+    tiktok_user_id: &'a str,
+    username: Option<&'a str>,
+    wrote_at: Option<DateTime<Utc>>,
+}
+
+/// Upserts the customer and the conversation.
+async fn upsert_conversation(
     txn: &DatabaseTransaction,
-    message: &InboundMessageV1,
-    sent_at: DateTime<Utc>,
+    customer: &Customer<'_>,
+    conversation_id: &str,
+    at: DateTime<Utc>,
 ) -> anyhow::Result<Stored> {
     let now = Utc::now();
-    let mut update = vec![users::Column::LastInboundAt, users::Column::UpdatedAt];
-    if message.from_username.is_some() {
+    let mut update = vec![users::Column::UpdatedAt];
+    if customer.wrote_at.is_some() {
+        update.push(users::Column::LastInboundAt);
+    }
+    if customer.username.is_some() {
         update.push(users::Column::Username);
     }
     let user = users::Entity::insert(users::ActiveModel {
-        tiktok_user_id: Set(message.from_user_id.clone()),
-        username: Set(message.from_username.clone()),
-        last_inbound_at: Set(Some(sent_at)),
+        tiktok_user_id: Set(customer.tiktok_user_id.to_owned()),
+        username: Set(customer.username.map(str::to_owned)),
+        last_inbound_at: Set(customer.wrote_at),
         opted_out: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
@@ -210,12 +229,12 @@ async fn store_conversation(
     .context("upserting the user")?;
 
     let conversation = conversations::Entity::insert(conversations::ActiveModel {
-        tiktok_conversation_id: Set(message.conversation_id.clone()),
+        tiktok_conversation_id: Set(conversation_id.to_owned()),
         user_id: Set(user.id),
         state: Set(json!({"kind": "idle"})),
         handoff_active: Set(false),
         metadata: Set(json!({})),
-        last_message_at: Set(Some(sent_at)),
+        last_message_at: Set(Some(at)),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -228,24 +247,127 @@ async fn store_conversation(
     .exec_with_returning(txn)
     .await
     .context("upserting the conversation")?;
+    Ok(Stored { user, conversation })
+}
 
+/// Stores a message as TikTok described it (once: a known TikTok message id is not stored again).
+async fn insert_message(
+    txn: &DatabaseTransaction,
+    conversation_id: i64,
+    (direction, role): (Direction, Role),
+    message: &MessageV1,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
     messages::Entity::insert(messages::ActiveModel {
-        conversation_id: Set(conversation.id),
-        direction: Set(Direction::In),
-        role: Set(Role::User),
+        conversation_id: Set(conversation_id),
+        direction: Set(direction),
+        role: Set(role),
         tiktok_message_id: Set(message.message_id.clone()),
         message_type: Set(message.message_type.clone()),
         text: Set(message.text.clone()),
         media_id: Set(message.media_id.clone()),
         metadata: Set(json!({"event_id": message.idempotency_key})),
-        created_at: Set(sent_at),
+        created_at: Set(at),
         ..Default::default()
     })
     .on_conflict(OnConflict::column(messages::Column::TiktokMessageId).do_nothing().to_owned())
     .exec_without_returning(txn)
     .await
-    .context("storing the inbound message")?;
-    Ok(Stored { user, conversation })
+    .context("storing the message")?;
+    Ok(())
+}
+
+/// Inserts the event's `processed_events` row; false when the event was recorded before (the caller then
+/// rolls its transaction back).
+async fn record_event(
+    txn: &DatabaseTransaction,
+    message: &MessageV1,
+    outcome: String,
+    processed: bool,
+) -> Result<bool, JobError> {
+    let event = processed_events::ActiveModel {
+        idempotency_key: Set(message.idempotency_key.clone()),
+        event_type: Set(message.event.clone()),
+        received_at: Set(message.received_at),
+        processed_at: Set(processed.then(Utc::now)),
+        outcome: Set(Some(outcome)),
+        ..Default::default()
+    };
+    let inserted = processed_events::Entity::insert(event)
+        .on_conflict(OnConflict::column(processed_events::Column::IdempotencyKey).do_nothing().to_owned())
+        .exec_without_returning(txn)
+        .await
+        .context("recording the event")
+        .map_err(retryable)?;
+    Ok(inserted == 1)
+}
+
+/// TikTok's echo of a message the business sent. One of ours (known id, or a reply still being sent
+/// with the same content: the echo can beat the send call's answer) is matched and left alone; any
+/// other is a human writing from the TikTok app, stored as a `staff` message.
+async fn process_echo(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+    let customer_id = message
+        .to_user_id
+        .as_deref()
+        .ok_or_else(|| JobError::Permanent(anyhow!("echo {} names no recipient", message.idempotency_key)))?;
+    let at = message.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(message.received_at);
+    let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
+    let known = match &message.message_id {
+        Some(id) => messages::Entity::find()
+            .filter(messages::Column::TiktokMessageId.eq(id))
+            .one(&txn)
+            .await
+            .context("looking up the echoed message")
+            .map_err(retryable)?
+            .is_some(),
+        None => false,
+    };
+    let outcome = if known {
+        "echo:ours"
+    } else if let Some(ours) = reply_being_sent(&txn, message).await.map_err(retryable)? {
+        let mut matched: messages::ActiveModel = ours.into();
+        matched.tiktok_message_id = Set(message.message_id.clone());
+        matched.update(&txn).await.context("matching the echo").map_err(retryable)?;
+        "echo:ours"
+    } else {
+        let customer = Customer { tiktok_user_id: customer_id, username: None, wrote_at: None };
+        let stored = upsert_conversation(&txn, &customer, &message.conversation_id, at).await.map_err(retryable)?;
+        insert_message(&txn, stored.conversation.id, (Direction::Out, Role::Staff), message, at)
+            .await
+            .map_err(retryable)?;
+        tracing::info!(conversation = %message.conversation_id, "staff replied from the TikTok app");
+        "echo:staff"
+    };
+    if !record_event(&txn, message, outcome.to_owned(), true).await? {
+        txn.rollback().await.context("rollback").map_err(retryable)?;
+        return Ok(Outcome::Duplicate);
+    }
+    txn.commit().await.context("committing").map_err(retryable)?;
+    Ok(Outcome::Processed)
+}
+
+/// The oldest reply of the bot in the echo's conversation that is being sent, has no TikTok id yet, and
+/// says what the echo says.
+async fn reply_being_sent(txn: &DatabaseTransaction, echo: &MessageV1) -> anyhow::Result<Option<messages::Model>> {
+    let Some(conversation) = conversations::Entity::find()
+        .filter(conversations::Column::TiktokConversationId.eq(&echo.conversation_id))
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut query = messages::Entity::find()
+        .filter(messages::Column::ConversationId.eq(conversation.id))
+        .filter(messages::Column::Role.eq(Role::Assistant))
+        .filter(messages::Column::TiktokMessageId.is_null())
+        .filter(messages::Column::DeliveryStatus.is_in([DeliveryStatus::Sending, DeliveryStatus::Sent]))
+        .filter(messages::Column::MessageType.eq(echo.message_type.to_ascii_lowercase()));
+    query = match (&echo.text, &echo.media_id) {
+        (Some(text), _) => query.filter(messages::Column::Text.eq(text)),
+        (None, Some(media_id)) => query.filter(messages::Column::MediaId.eq(media_id)),
+        (None, None) => return Ok(None),
+    };
+    Ok(query.order_by_asc(messages::Column::Id).one(txn).await?)
 }
 
 async fn store_reply(

@@ -284,19 +284,32 @@ pub fn use_redis(settings: &mut Settings, redis: Option<&TestRedis>) {
 
 /// A TikTok `im_receive_msg` webhook body, in TikTok's real envelope (`content` is a JSON string).
 pub fn tiktok_message(message_id: &str, user: &str, text: &str) -> String {
+    tiktok_event("im_receive_msg", message_id, user, text)
+}
+
+/// The `im_send_msg` echo of a message the shop sent to `user`.
+pub fn tiktok_echo(message_id: &str, user: &str, text: &str) -> String {
+    tiktok_event("im_send_msg", message_id, user, text)
+}
+
+fn tiktok_event(event: &str, message_id: &str, user: &str, text: &str) -> String {
+    let customer = serde_json::json!({"id": format!("open-{user}"), "role": "personal_account"});
+    let shop = serde_json::json!({"id": "biz_open_id", "role": "business_account"});
+    let (from, from_user, to_user) =
+        if event == "im_send_msg" { ("philia.thrifts", shop, customer) } else { (user, customer, shop) };
     let content = serde_json::json!({
         "conversation_id": format!("conv-{user}"),
         "message_id": message_id,
         "timestamp": chrono::Utc::now().timestamp_millis(),
         "type": "text",
         "text": {"body": text},
-        "from": user,
-        "from_user": {"id": format!("open-{user}"), "role": "personal_account"},
-        "to_user": {"id": "biz_open_id", "role": "business_account"},
+        "from": from,
+        "from_user": from_user,
+        "to_user": to_user,
     });
     serde_json::json!({
         "client_key": "app_key",
-        "event": "im_receive_msg",
+        "event": event,
         "create_time": chrono::Utc::now().timestamp(),
         "user_openid": "biz_open_id",
         "content": content.to_string(),

@@ -330,3 +330,66 @@ impl Respond for UniqueIds {
         sent(&format!("m-{}", self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
     }
 }
+
+async fn events_processed(app: &TestApp, n: usize) {
+    use philia_bot::store::entities::processed_events;
+    wait_for(&format!("{n} processed events"), PATIENCE, || async {
+        let events = processed_events::Entity::find().all(&app.state.db).await.ok()?;
+        (events.iter().filter(|e| e.processed_at.is_some()).count() >= n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_echo_of_our_own_reply_is_not_treated_as_staff() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(UniqueIds::default()).mount(&fake).await;
+    let app = live_app(&fake, None).await;
+    assert_eq!(app.post_webhook(&tiktok_message("m1", "gina", "hi")).await.status(), 200);
+    let replies = settled_replies(&app, 1).await;
+    assert_eq!(replies[0].tiktok_message_id.as_deref(), Some("m-0"));
+    assert_eq!(app.post_webhook(&crate::helpers::tiktok_echo("m-0", "gina", &menu())).await.status(), 200);
+    events_processed(&app, 2).await;
+    let messages = app.messages().await;
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages.iter().all(|m| m.role != philia_bot::store::entities::messages::Role::Staff));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_echo_that_beats_the_send_answer_is_matched_to_our_reply() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(sent("m-early").set_delay(Duration::from_millis(1_500))).mount(&fake).await;
+    let app = live_app(&fake, None).await;
+    assert_eq!(app.post_webhook(&tiktok_message("m1", "hank", "hi")).await.status(), 200);
+    wait_for("the reply to be claimed for sending", PATIENCE, || async {
+        let messages = app.messages().await;
+        messages.iter().any(|m| m.delivery_status == Some(DeliveryStatus::Sending)).then_some(())
+    })
+    .await;
+    // TikTok's echo arrives while the send call is still waiting for its answer.
+    assert_eq!(app.post_webhook(&crate::helpers::tiktok_echo("m-early", "hank", &menu())).await.status(), 200);
+    let replies = settled_replies(&app, 1).await;
+    assert_eq!(replies.len(), 1, "no staff message: {replies:#?}");
+    assert_eq!(replies[0].delivery_status, Some(DeliveryStatus::Sent));
+    assert_eq!(replies[0].tiktok_message_id.as_deref(), Some("m-early"));
+    events_processed(&app, 2).await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reply_from_staff_in_the_tiktok_app_is_stored_as_staff() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(UniqueIds::default()).mount(&fake).await;
+    let app = live_app(&fake, None).await;
+    let echo = crate::helpers::tiktok_echo("staff-1", "ivy", "hey! it's Maya from the shop, the jacket is yours");
+    assert_eq!(app.post_webhook(&echo).await.status(), 200);
+    events_processed(&app, 1).await;
+    let messages = app.messages().await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].role, philia_bot::store::entities::messages::Role::Staff);
+    assert_eq!(messages[0].direction, Direction::Out);
+    assert_eq!(messages[0].tiktok_message_id.as_deref(), Some("staff-1"));
+    assert!(fake.received_requests().await.unwrap().is_empty(), "the bot does not answer staff");
+    app.stop().await.unwrap();
+}

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use philia_bot::config::{JobSettings, RedisSettings, Role};
-use philia_bot::jobs::{
-    Consumer, Delivery, InboundMessageV1, Job, JobError, JobQueue, MemoryQueue, NackOutcome, RedisQueue,
-};
+use philia_bot::jobs::{Consumer, Delivery, Job, JobError, JobQueue, MemoryQueue, MessageV1, NackOutcome, RedisQueue};
 use philia_bot::redis_pool::Redis;
 use philia_bot::store::entities::messages::{DeliveryStatus, Direction, Role as MessageRole};
 use philia_bot::store::entities::processed_events;
@@ -96,7 +94,7 @@ async fn many_customers_each_get_exactly_one_reply(db: TestDatabase, redis: Opti
 }
 
 fn job(n: u32) -> Job {
-    Job::InboundMessageV1(InboundMessageV1 {
+    Job::InboundMessageV1(MessageV1 {
         idempotency_key: format!("test:{n}"),
         event: "im_receive_msg".into(),
         received_at: chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap(),
