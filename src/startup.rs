@@ -70,7 +70,7 @@ impl Application {
         let tiktok = (!settings.tiktok.is_dry_run()).then(|| {
             let limiter =
                 SendLimiter::new(redis.as_ref(), settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
-            TikTokClient::new(&settings.tiktok, http, tokens.clone(), limiter)
+            TikTokClient::new(&settings.tiktok, http, tokens.clone(), limiter, kv.clone())
         });
         let state =
             AppState { settings: Arc::new(settings), db, redis, queue, kv, bot: Bot::new(replies), tiktok, tokens };

@@ -13,6 +13,7 @@ use tokio_retry::strategy::{ExponentialBackoff, jitter};
 use super::limiter::SendLimiter;
 use super::tokens::TokenManager;
 use crate::config::TikTokSettings;
+use crate::kv::Kv;
 
 /// TikTok's answer codes the client acts on.
 pub mod codes {
@@ -26,6 +27,12 @@ pub mod codes {
 
 /// The longest text TikTok accepts in one message.
 pub const MAX_TEXT_CHARS: usize = 6_000;
+/// The largest image TikTok accepts.
+pub const MAX_IMAGE_BYTES: usize = 3 * 1024 * 1024;
+/// TikTok keeps an uploaded image for 30 days; its id is reused for a day less.
+const MEDIA_ID_LIFE: Duration = Duration::from_secs(29 * 24 * 3600);
+const SEND: &str = "/business/message/send/";
+const UPLOAD: &str = "/business/message/media/upload/";
 
 /// Why a call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +58,9 @@ pub enum ApiError {
     /// The shared send-rate limiter (Redis) could not be asked.
     #[error("send rate limiter unavailable: {0}")]
     Limiter(String),
+    /// The image to send could not be used (not found, too large, not JPG/PNG).
+    #[error("image: {0}")]
+    Image(String),
 }
 
 impl ApiError {
@@ -60,7 +70,7 @@ impl ApiError {
             ApiError::Api { code, .. } => matches!(*code, codes::RATE_LIMITED | codes::SYSTEM_ERROR),
             ApiError::Http { status } => *status == 429 || *status >= 500,
             ApiError::Unreachable(_) | ApiError::NoAnswer(_) | ApiError::Limiter(_) => true,
-            ApiError::Decode(_) | ApiError::Token(_) => false,
+            ApiError::Decode(_) | ApiError::Token(_) | ApiError::Image(_) => false,
         }
     }
 
@@ -100,6 +110,7 @@ pub struct TikTokClient {
 
 struct Inner {
     http: reqwest::Client,
+    kv: Kv,
     base: String,
     business_id: String,
     tokens: TokenManager,
@@ -124,10 +135,18 @@ pub fn api_url(base: &str, path: &str) -> String {
 }
 
 impl TikTokClient {
-    pub fn new(settings: &TikTokSettings, http: reqwest::Client, tokens: TokenManager, limiter: SendLimiter) -> Self {
+    /// `kv` caches uploaded images' media ids.
+    pub fn new(
+        settings: &TikTokSettings,
+        http: reqwest::Client,
+        tokens: TokenManager,
+        limiter: SendLimiter,
+        kv: Kv,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 http,
+                kv,
                 base: settings.api_base_url.clone(),
                 business_id: settings.business_id.clone().unwrap_or_default(),
                 tokens,
@@ -156,6 +175,66 @@ impl TikTokClient {
         self.send(body).await
     }
 
+    /// Sends an image from its URL (a JPG or PNG of at most 3 MB): uploaded once, then sent by media id.
+    pub async fn send_image_url(&self, conversation_id: &str, image_url: &str) -> Result<String, ApiError> {
+        let media_id = self.media_id_for(image_url).await?;
+        self.send_image(conversation_id, &media_id).await
+    }
+
+    /// TikTok's media id for an image: from the cache (media ids live 30 days), else downloaded and
+    /// uploaded to `/business/message/media/upload/`.
+    pub async fn media_id_for(&self, image_url: &str) -> Result<String, ApiError> {
+        let key = self.inner.kv.key(&format!(
+            "tiktok:media:{}",
+            hex::encode(ring::digest::digest(&ring::digest::SHA256, image_url.as_bytes()))
+        ));
+        if let Ok(Some(media_id)) = self.inner.kv.get(&key).await {
+            return Ok(media_id);
+        }
+        let (bytes, mime) = self.download_image(image_url).await?;
+        let file_name = if mime == "image/png" { "image.png" } else { "image.jpg" };
+        let data = self
+            .call_with(UPLOAD, |request| {
+                let part = reqwest::multipart::Part::bytes(bytes.clone())
+                    .file_name(file_name)
+                    .mime_str(mime)
+                    .expect("a valid mime type");
+                let form = reqwest::multipart::Form::new()
+                    .text("business_id", self.inner.business_id.clone())
+                    .text("media_type", "IMAGE")
+                    .part("file", part);
+                request.multipart(form)
+            })
+            .await?;
+        let media_id = data
+            .get("media_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::Decode("no data.media_id in the upload answer".into()))?;
+        if let Err(e) = self.inner.kv.set(&key, &media_id, MEDIA_ID_LIFE).await {
+            tracing::warn!(error = format!("{e:#}"), "could not cache a TikTok media id");
+        }
+        Ok(media_id)
+    }
+
+    async fn download_image(&self, url: &str) -> Result<(Vec<u8>, &'static str), ApiError> {
+        let response = self.inner.http.get(url).send().await.map_err(|e| transport_error(&e))?;
+        if !response.status().is_success() {
+            return Err(ApiError::Image(format!("{url} answered HTTP {}", response.status().as_u16())));
+        }
+        let bytes = response.bytes().await.map_err(|e| transport_error(&e))?;
+        if bytes.len() > MAX_IMAGE_BYTES {
+            return Err(ApiError::Image(format!("{url} is {} bytes; TikTok takes at most 3 MB", bytes.len())));
+        }
+        // Decided by the bytes, not the server's content type: only JPG and PNG are accepted.
+        let mime = match bytes.as_ref() {
+            [0xFF, 0xD8, 0xFF, ..] => "image/jpeg",
+            [0x89, b'P', b'N', b'G', ..] => "image/png",
+            _ => return Err(ApiError::Image(format!("{url} is not a JPG or PNG"))),
+        };
+        Ok((bytes.to_vec(), mime))
+    }
+
     /// Sends one image, by the media id an upload returned.
     pub async fn send_image(&self, conversation_id: &str, media_id: &str) -> Result<String, ApiError> {
         let body = json!({
@@ -169,7 +248,7 @@ impl TikTokClient {
     }
 
     async fn send(&self, body: Value) -> Result<String, ApiError> {
-        let data = self.call("/business/message/send/", &body).await?;
+        let data = self.call_with(SEND, |request| request.json(&body)).await?;
         data.pointer("/message/message_id")
             .and_then(|id| match id {
                 Value::String(s) => Some(s.clone()),
@@ -182,7 +261,11 @@ impl TikTokClient {
     /// One API call with the client's whole policy: the shared send rate, the access token (refreshed
     /// once on 40105), and retries of retryable failures with backoff and full jitter, or exactly the
     /// `Retry-After` TikTok asked for.
-    async fn call(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    async fn call_with(
+        &self,
+        path: &str,
+        body: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<Value, ApiError> {
         let inner = &self.inner;
         let factor = (inner.retry_base.as_millis() as u64 / 2).max(1);
         let mut backoff =
@@ -193,7 +276,7 @@ impl TikTokClient {
             attempt += 1;
             inner.limiter.until_ready().await.map_err(|e| ApiError::Limiter(format!("{e:#}")))?;
             let token = inner.tokens.access_token().await?;
-            let failure = match self.post_once(path, body, &token).await {
+            let failure = match self.post_once(path, &body, &token).await {
                 Ok(data) => return Ok(data),
                 Err(failure) => failure,
             };
@@ -212,16 +295,15 @@ impl TikTokClient {
         }
     }
 
-    async fn post_once(&self, path: &str, body: &Value, token: &str) -> Result<Value, Attempt> {
-        let response = self
-            .inner
-            .http
-            .post(api_url(&self.inner.base, path))
-            .header("Access-Token", token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| Attempt { error: transport_error(&e), retry_after: None })?;
+    async fn post_once(
+        &self,
+        path: &str,
+        body: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        token: &str,
+    ) -> Result<Value, Attempt> {
+        let request = self.inner.http.post(api_url(&self.inner.base, path)).header("Access-Token", token);
+        let response =
+            body(request).send().await.map_err(|e| Attempt { error: transport_error(&e), retry_after: None })?;
         let status = response.status();
         let retry_after = response
             .headers()

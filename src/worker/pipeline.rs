@@ -18,7 +18,7 @@ use crate::startup::AppState;
 use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
 use crate::store::entities::{conversations, messages, processed_events, users};
 use crate::telemetry::escape_for_log;
-use crate::tiktok::client::{MAX_TEXT_CHARS, codes, split_text};
+use crate::tiktok::client::{ApiError, MAX_TEXT_CHARS, codes, split_text};
 
 /// TikTok allows replies for 48 hours after the customer's last message.
 pub const REPLY_WINDOW: Duration = Duration::from_secs(48 * 3600);
@@ -457,9 +457,14 @@ async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> 
         tracing::info!(conversation = %conversation.tiktok_conversation_id, "reply window closed: reply not sent");
         return record_delivery(state, reply_id, DeliveryStatus::OutsideWindow, None, None).await;
     }
-    let sent = match (reply.message_type.as_str(), &reply.media_id) {
-        ("image", Some(media_id)) => client.send_image(&conversation.tiktok_conversation_id, media_id).await,
-        _ => client.send_text(&conversation.tiktok_conversation_id, reply.text.as_deref().unwrap_or("")).await,
+    let recipient = &conversation.tiktok_conversation_id;
+    // An image reply carries TikTok's media id, or the URL of a photo to upload first.
+    let image_url = reply.metadata.get("image_url").and_then(serde_json::Value::as_str);
+    let sent = match (reply.message_type.as_str(), &reply.media_id, image_url) {
+        ("image", Some(media_id), _) => client.send_image(recipient, media_id).await,
+        ("image", None, Some(url)) => client.send_image_url(recipient, url).await,
+        ("image", None, None) => Err(ApiError::Image("image reply without a media id or URL".into())),
+        _ => client.send_text(recipient, reply.text.as_deref().unwrap_or("")).await,
     };
     match sent {
         Ok(message_id) => {

@@ -68,7 +68,7 @@ async fn client_for(fake: &MockServer, tweak: impl FnOnce(&mut TikTokSettings)) 
     let http = client::http_client(&settings.tiktok).unwrap();
     let tokens = TokenManager::new(&settings.tiktok, conn, http.clone());
     let limiter = SendLimiter::new(None, settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
-    (TikTokClient::new(&settings.tiktok, http, tokens, limiter), db)
+    (TikTokClient::new(&settings.tiktok, http, tokens, limiter, philia_bot::kv::Kv::new(None)), db)
 }
 
 fn menu() -> String {
@@ -392,4 +392,58 @@ async fn a_reply_from_staff_in_the_tiktok_app_is_stored_as_staff() {
     assert_eq!(messages[0].tiktok_message_id.as_deref(), Some("staff-1"));
     assert!(fake.received_requests().await.unwrap().is_empty(), "the bot does not answer staff");
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_image_is_uploaded_once_then_sent_by_media_id() {
+    let fake = MockServer::start().await;
+    let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[0u8; 2048]].concat();
+    Mock::given(method("GET"))
+        .and(path("/photos/carhartt.jpg"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(jpeg).insert_header("Content-Type", "image/jpeg"))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/open_api/v1.3/business/message/media/upload/"))
+        .and(header("Access-Token", "test-token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"code": 0, "message": "OK", "data": {"media_id": "media-1"}})),
+        )
+        .expect(1)
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SEND))
+        .and(body_json(json!({
+            "business_id": "biz-1", "recipient_type": "CONVERSATION", "recipient": "conv",
+            "message_type": "IMAGE", "image": {"media_id": "media-1"},
+        })))
+        .respond_with(UniqueIds::default())
+        .expect(2)
+        .mount(&fake)
+        .await;
+    let (client, _db) = client_for(&fake, |_| {}).await;
+    let url = format!("{}/photos/carhartt.jpg", fake.uri());
+    assert_eq!(client.send_image_url("conv", &url).await, Ok("m-0".to_owned()));
+    // The media id is cached: the second send neither downloads nor uploads again.
+    assert_eq!(client.send_image_url("conv", &url).await, Ok("m-1".to_owned()));
+    let upload =
+        fake.received_requests().await.unwrap().into_iter().find(|r| r.url.path().ends_with("/media/upload/")).unwrap();
+    let form = String::from_utf8_lossy(&upload.body);
+    assert!(form.contains("name=\"media_type\"") && form.contains("IMAGE") && form.contains("name=\"file\""));
+}
+
+#[tokio::test]
+async fn an_image_that_is_not_jpg_or_png_is_refused_before_any_upload() {
+    let fake = MockServer::start().await;
+    Mock::given(path("/photos/x.gif"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"GIF89a....".to_vec()))
+        .mount(&fake)
+        .await;
+    let (client, _db) = client_for(&fake, |_| {}).await;
+    let error = client.send_image_url("conv", &format!("{}/photos/x.gif", fake.uri())).await.unwrap_err();
+    assert!(matches!(error, ApiError::Image(_)), "{error:?}");
+    assert_eq!(fake.received_requests().await.unwrap().len(), 1, "only the download");
 }
