@@ -359,6 +359,10 @@ pub struct TikTokSettings {
     pub connect_timeout_ms: u64,
     /// Milliseconds for a whole API call.
     pub request_timeout_ms: u64,
+    /// TikTok's page where the shop owner authorizes the app (`/oauth/tiktok/start` redirects there).
+    pub authorize_url: String,
+    /// This server's `/oauth/tiktok/callback` URL as registered with TikTok, when TikTok needs it named.
+    pub oauth_redirect_url: Option<String>,
 }
 
 impl Default for TikTokSettings {
@@ -379,6 +383,8 @@ impl Default for TikTokSettings {
             retry_max_delay_ms: 10_000,
             connect_timeout_ms: 3_000,
             request_timeout_ms: 10_000,
+            authorize_url: "https://business-api.tiktok.com/portal/auth".into(),
+            oauth_redirect_url: None,
         }
     }
 }

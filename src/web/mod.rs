@@ -1,6 +1,7 @@
 //! The HTTP side: routes, limits and the middleware every request goes through.
 
 mod health;
+mod oauth;
 pub mod webhook;
 
 use std::time::Duration;
@@ -52,7 +53,9 @@ pub fn build_server(
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
-        .route("/webhook/tiktok", web::post().to(webhook::tiktok));
+        .route("/webhook/tiktok", web::post().to(webhook::tiktok))
+        .route("/oauth/tiktok/start", web::get().to(oauth::start))
+        .route("/oauth/tiktok/callback", web::get().to(oauth::callback));
 }
 
 /// Echoes the request id that `TracingLogger` put on the request span, so a customer report or a TikTok

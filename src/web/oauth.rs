@@ -1,0 +1,86 @@
+//! Connecting the shop's TikTok account without copying tokens by hand: `GET /oauth/tiktok/start` sends
+//! the owner to TikTok's authorization page with a one-time `state`, and `GET /oauth/tiktok/callback`
+//! checks that state and trades the authorization code for tokens, which are stored in the database.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::startup::AppState;
+
+/// How long an authorization started here may take to come back.
+const STATE_TTL: Duration = Duration::from_secs(600);
+
+fn state_key(state: &AppState, value: &str) -> String {
+    state.kv.key(&format!("oauth-state:{value}"))
+}
+
+fn error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"status": "error", "error": message}))
+}
+
+pub async fn start(state: web::Data<AppState>) -> HttpResponse {
+    let tiktok = &state.settings.tiktok;
+    let Some(client_key) = tiktok.client_key.as_deref().filter(|_| tiktok.client_secret.is_some()) else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET are not configured");
+    };
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    if let Err(e) = state.kv.set(&state_key(&state, &nonce), "pending", STATE_TTL).await {
+        tracing::error!(error = format!("{e:#}"), "cannot store the OAuth state");
+        return error(StatusCode::SERVICE_UNAVAILABLE, "cannot start the authorization now; try again");
+    }
+    let mut url = match url::Url::parse(&tiktok.authorize_url) {
+        Ok(url) => url,
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "tiktok.authorize_url is not a URL"),
+    };
+    url.query_pairs_mut().append_pair("app_id", client_key).append_pair("state", &nonce);
+    if let Some(redirect) = &tiktok.oauth_redirect_url {
+        url.query_pairs_mut().append_pair("redirect_uri", redirect);
+    }
+    HttpResponse::Found().insert_header((header::LOCATION, url.to_string())).finish()
+}
+
+#[derive(Deserialize)]
+pub struct Callback {
+    /// TikTok names it `auth_code` on the Business API and `code` elsewhere: both are accepted.
+    #[serde(alias = "auth_code")]
+    code: Option<String>,
+    state: Option<String>,
+}
+
+pub async fn callback(state: web::Data<AppState>, query: web::Query<Callback>) -> HttpResponse {
+    let (Some(code), Some(nonce)) = (query.code.as_deref(), query.state.as_deref()) else {
+        return error(StatusCode::BAD_REQUEST, "the callback needs `code` and `state`");
+    };
+    // One use only: a replayed or forged callback finds no state.
+    let key = state_key(&state, nonce);
+    match state.kv.get(&key).await {
+        Ok(Some(_)) => {
+            if let Err(e) = state.kv.delete_if_equals(&key, "pending").await {
+                tracing::warn!(error = format!("{e:#}"), "could not clear the OAuth state; it will lapse");
+            }
+        }
+        Ok(None) => {
+            return error(StatusCode::FORBIDDEN, "unknown or expired state: start again at /oauth/tiktok/start");
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cannot check the OAuth state");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "cannot finish the authorization now; try again");
+        }
+    }
+    match state.tokens.exchange_code(code, state.settings.tiktok.oauth_redirect_url.as_deref()).await {
+        Ok(()) => {
+            tracing::info!("TikTok account connected");
+            HttpResponse::Ok().json(json!({"status": "connected"}))
+        }
+        Err(e) => {
+            // The error names the endpoint and TikTok's code, never a token.
+            tracing::error!(error = %e, "TikTok authorization code exchange failed");
+            error(StatusCode::BAD_GATEWAY, "TikTok did not accept the authorization; start again")
+        }
+    }
+}
