@@ -23,6 +23,9 @@ pub struct MenuTexts {
     pub intro: String,
     pub options: Vec<String>,
     pub outro: String,
+    /// A picture sent after the menu (a JPG or PNG URL), e.g. the shop's banner. Optional.
+    #[serde(default)]
+    pub image_url: Option<String>,
 }
 
 impl Replies {
@@ -53,6 +56,11 @@ impl Replies {
             if option.trim().is_empty() {
                 problems.push(Problem::new(source, format!("menu.options[{i}]"), "must not be empty"));
             }
+        }
+        if let Some(url) = &replies.menu.image_url
+            && url::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
+        {
+            problems.push(Problem::new(source, "menu.image_url", format!("{url:?} is not an http(s) URL")));
         }
         if problems.is_empty() { Ok(replies) } else { Err(problems) }
     }

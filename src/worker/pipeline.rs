@@ -100,10 +100,10 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     };
 
     // Decided before the transaction opens, so no Redis round trip happens while it holds locks.
-    let reply_text = state.bot.reply_to(message);
+    let reply = state.bot.reply_to(message);
     // Without TikTok credentials "sending" is printing, so the reply is settled in the message's own
     // transaction; a live send happens after the commit and records its own outcome.
-    let reply_status = match &reply_text {
+    let reply_status = match &reply {
         // This very message opened the window: no need to ask Redis whether it is open.
         Some(_) if state.settings.tiktok.is_dry_run() && window_opened => DeliveryStatus::DryRun,
         Some(_) if state.settings.tiktok.is_dry_run() => dry_run_status(state, &message.from_user_id).await?,
@@ -121,10 +121,19 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
         .map_err(retryable)?;
     let mut replies = Vec::new();
     // One stored message per TikTok message: a text over TikTok's limit becomes several, in order.
-    for part in reply_text.as_deref().map(|t| split_text(t, MAX_TEXT_CHARS)).unwrap_or_default() {
-        let stored_reply = store_reply(&txn, stored.conversation.id, &part, reply_status, &message.idempotency_key)
-            .await
-            .map_err(retryable)?;
+    // One stored message per TikTok message, in the order they are to arrive: the text (split when
+    // over TikTok's limit), then the picture.
+    let mut outgoing: Vec<(&str, &str)> = Vec::new();
+    let parts = reply.as_ref().map(|r| split_text(&r.text, MAX_TEXT_CHARS)).unwrap_or_default();
+    outgoing.extend(parts.iter().map(|part| ("text", part.as_str())));
+    if let Some(url) = reply.as_ref().and_then(|r| r.image_url.as_deref()) {
+        outgoing.push(("image", url));
+    }
+    for (kind, content) in outgoing {
+        let stored_reply =
+            store_reply(&txn, stored.conversation.id, kind, content, reply_status, &message.idempotency_key)
+                .await
+                .map_err(retryable)?;
         replies.push(stored_reply);
     }
     let pending_reply = replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending));
@@ -370,21 +379,27 @@ async fn reply_being_sent(txn: &DatabaseTransaction, echo: &MessageV1) -> anyhow
     Ok(query.order_by_asc(messages::Column::Id).one(txn).await?)
 }
 
+/// Stores one outgoing message of the bot: a text, or an image by URL (uploaded when it is sent).
 async fn store_reply(
     txn: &DatabaseTransaction,
     conversation_id: i64,
-    text: &str,
+    kind: &str,
+    content: &str,
     status: DeliveryStatus,
     event_id: &str,
 ) -> anyhow::Result<messages::Model> {
+    let (text, metadata) = match kind {
+        "image" => (None, json!({"in_reply_to": event_id, "image_url": content})),
+        _ => (Some(content.to_owned()), json!({"in_reply_to": event_id})),
+    };
     messages::ActiveModel {
         conversation_id: Set(conversation_id),
         direction: Set(Direction::Out),
         role: Set(Role::Assistant),
-        message_type: Set("text".into()),
-        text: Set(Some(text.to_owned())),
+        message_type: Set(kind.to_owned()),
+        text: Set(text),
         delivery_status: Set(Some(status)),
-        metadata: Set(json!({"in_reply_to": event_id})),
+        metadata: Set(metadata),
         created_at: Set(Utc::now()),
         ..Default::default()
     }

@@ -494,3 +494,45 @@ async fn the_oauth_callback_stores_the_tokens_once_per_started_authorization() {
     assert_eq!(browser.get(&callback).send().await.unwrap().status(), 403, "a state is good for one callback");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_reply_with_text_and_image_is_sent_as_two_messages_in_order() {
+    let fake = MockServer::start().await;
+    let png = [&[0x89, b'P', b'N', b'G'][..], &[0u8; 512]].concat();
+    Mock::given(method("GET"))
+        .and(path("/banner.png"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(png))
+        .mount(&fake)
+        .await;
+    Mock::given(path("/open_api/v1.3/business/message/media/upload/"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"code": 0, "message": "OK", "data": {"media_id": "banner-1"}})),
+        )
+        .mount(&fake)
+        .await;
+    Mock::given(path(SEND)).respond_with(UniqueIds::default()).mount(&fake).await;
+    let config = tempfile::tempdir().unwrap();
+    let shipped =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/replies.toml")).unwrap();
+    let with_image = shipped.replace("[menu]\n", &format!("[menu]\nimage_url = \"{}/banner.png\"\n", fake.uri()));
+    std::fs::write(config.path().join("replies.toml"), with_image).unwrap();
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    settings.config_dir = config.path().to_path_buf();
+    live(&mut settings.tiktok, &fake);
+    let app = spawn_app_with(db, settings, Role::All).await;
+    assert_eq!(app.post_webhook(&tiktok_message("pic", "jo", "hi")).await.status(), 200);
+    let replies = settled_replies(&app, 2).await;
+    assert!(replies.iter().all(|r| r.delivery_status == Some(DeliveryStatus::Sent)), "{replies:#?}");
+    let sends: Vec<String> = fake
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == SEND)
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["message_type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sends, ["TEXT", "IMAGE"], "one message each, text first");
+    app.stop().await.unwrap();
+}
