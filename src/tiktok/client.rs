@@ -158,21 +158,10 @@ impl TikTokClient {
         }
     }
 
-    pub fn tokens(&self) -> &TokenManager {
-        &self.inner.tokens
-    }
-
     /// Sends one text message (at most [`MAX_TEXT_CHARS`]; split longer texts with [`split_text`]) and
     /// returns TikTok's id of the new message.
     pub async fn send_text(&self, conversation_id: &str, text: &str) -> Result<String, ApiError> {
-        let body = json!({
-            "business_id": self.inner.business_id,
-            "recipient_type": "CONVERSATION",
-            "recipient": conversation_id,
-            "message_type": "TEXT",
-            "text": {"body": text},
-        });
-        self.send(body).await
+        self.send(conversation_id, "TEXT", "text", json!({"body": text})).await
     }
 
     /// Sends an image from its URL (a JPG or PNG of at most 3 MB): uploaded once, then sent by media id.
@@ -237,17 +226,24 @@ impl TikTokClient {
 
     /// Sends one image, by the media id an upload returned.
     pub async fn send_image(&self, conversation_id: &str, media_id: &str) -> Result<String, ApiError> {
-        let body = json!({
+        self.send(conversation_id, "IMAGE", "image", json!({"media_id": media_id})).await
+    }
+
+    /// One message of `message_type` to a conversation; its content goes under `content_key`.
+    async fn send(
+        &self,
+        conversation_id: &str,
+        message_type: &str,
+        content_key: &str,
+        content: Value,
+    ) -> Result<String, ApiError> {
+        let mut body = json!({
             "business_id": self.inner.business_id,
             "recipient_type": "CONVERSATION",
             "recipient": conversation_id,
-            "message_type": "IMAGE",
-            "image": {"media_id": media_id},
+            "message_type": message_type,
         });
-        self.send(body).await
-    }
-
-    async fn send(&self, body: Value) -> Result<String, ApiError> {
+        body[content_key] = content;
         let data = self.call_with(SEND, |request| request.json(&body)).await?;
         data.pointer("/message/message_id")
             .and_then(|id| match id {
