@@ -1,6 +1,7 @@
 //! The conversation: what the bot answers a customer. Today every text gets the numbered menu; intent
 //! routing, the shop's facts and human handoff build on this.
 
+pub mod intent;
 mod replies;
 
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each test with its own database, Redis prefix and running app.
 
 mod helpers;
+mod routing;
 
 mod cli;
 mod health;

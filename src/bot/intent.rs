@@ -1,0 +1,347 @@
+//! What a customer wants: the intents, the numbered-menu reader and the keyword router, which reads
+//! the keyword lists of `config/intents.toml` and `config/faq.toml`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::config::Problem;
+
+pub const INTENTS_FILE: &str = "intents.toml";
+pub const FAQ_FILE: &str = "faq.toml";
+const BUILT_IN_INTENTS: &str = include_str!("../../config/intents.toml");
+const BUILT_IN_FAQ: &str = include_str!("../../config/faq.toml");
+
+/// Everything the bot can be asked, as a fixed set (the LLM may only pick from these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    OrderStatus,
+    NewDrops,
+    Human,
+    Availability,
+    Sizing,
+    Reserve,
+    CancelHold,
+    /// A frequently asked question, by its topic in `faq.toml`.
+    Faq(String),
+    Greeting,
+    Thanks,
+    OptOut,
+    Unknown,
+}
+
+impl Intent {
+    /// The intent behind menu option `n` (1. Order status, 2. New drops, 3. Talk to a human).
+    pub fn from_menu(n: u32) -> Option<Intent> {
+        match n {
+            1 => Some(Intent::OrderStatus),
+            2 => Some(Intent::NewDrops),
+            3 => Some(Intent::Human),
+            _ => None,
+        }
+    }
+
+    /// The name used in the routing table, the config files and the LLM schema.
+    pub fn name(&self) -> String {
+        match self {
+            Intent::Faq(topic) => format!("faq:{topic}"),
+            other => serde_json::to_value(other).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        }
+    }
+}
+
+/// What the message names besides the intent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entities {
+    pub sku: Option<String>,
+    pub size: Option<String>,
+    pub category: Option<String>,
+    pub order_number: Option<String>,
+    /// "the second one", "2nd": a position in the last list the bot showed.
+    pub item_position: Option<u32>,
+}
+
+/// Lower case, accents and apostrophes removed, anything else that is not a letter or digit a space.
+pub fn normalize(text: &str) -> Vec<String> {
+    let folded: String = text
+        .nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .filter(|c| !matches!(c, '\'' | '’' | '`'))
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    folded.split_whitespace().map(str::to_owned).collect()
+}
+
+/// A menu choice written as "2", "2.", "#2", "2)", "option 2", "two" or the keycap emoji "2️⃣".
+pub fn menu_choice(text: &str) -> Option<u32> {
+    let trimmed = text.trim().trim_end_matches(['.', ')', '!']).trim();
+    let keycap: String = trimmed.chars().filter(|c| !matches!(c, '\u{FE0F}' | '\u{20E3}')).collect();
+    let words = normalize(&keycap);
+    let token = match words.as_slice() {
+        [one] => one.as_str(),
+        [prefix, n] if matches!(prefix.as_str(), "option" | "number" | "no" | "num") => n.as_str(),
+        _ => return None,
+    };
+    match token {
+        "one" => Some(1),
+        "two" => Some(2),
+        "three" => Some(3),
+        _ if token.len() == 1 => token.parse().ok().filter(|n| (1..=9).contains(n)),
+        _ => None,
+    }
+}
+
+/// A keyword: one or more normalized words that must appear together, in order.
+#[derive(Debug, Clone)]
+struct Phrase(Vec<String>);
+
+impl Phrase {
+    fn new(text: &str) -> Self {
+        Phrase(normalize(text))
+    }
+
+    /// Whole words, in order; a word of five letters or more may carry one typo.
+    fn found_in(&self, words: &[String]) -> bool {
+        if self.0.is_empty() || self.0.len() > words.len() {
+            return false;
+        }
+        words.windows(self.0.len()).any(|window| window.iter().zip(&self.0).all(|(w, k)| word_matches(w, k)))
+    }
+}
+
+fn word_matches(word: &str, keyword: &str) -> bool {
+    word == keyword
+        || (keyword.chars().count() >= 5
+            && word.chars().count() >= 4
+            && strsim::damerau_levenshtein(word, keyword) <= 1)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keywords {
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    exact: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntentsFile {
+    opt_out: Keywords,
+    human: Keywords,
+    cancel_hold: Keywords,
+    reserve: Keywords,
+    order_status: Keywords,
+    sizing: Keywords,
+    availability: Keywords,
+    new_drops: Keywords,
+    thanks: Keywords,
+    greeting: Keywords,
+    categories: BTreeMap<String, Vec<String>>,
+}
+
+/// One FAQ topic: when it applies and what the bot answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaqEntry {
+    pub keywords: Vec<String>,
+    pub answer: String,
+}
+
+/// The keyword router and the FAQ answers, read from the config folder.
+#[derive(Debug, Clone)]
+pub struct KeywordRouter {
+    opt_out: Vec<Vec<String>>,
+    /// In priority order: the first intent with a matching phrase wins.
+    intents: Vec<(Intent, Vec<Phrase>)>,
+    categories: Vec<(String, Vec<Phrase>)>,
+    faq: BTreeMap<String, FaqEntry>,
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, source: &str) -> Result<T, Vec<Problem>> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let field = line.map_or("(syntax)".to_owned(), |l| format!("(line {l})"));
+        vec![Problem::new(source, field, e.message().to_owned())]
+    })
+}
+
+fn read_or_built_in(config_dir: &Path, name: &str, built_in: &'static str) -> Result<(String, String), Vec<Problem>> {
+    let path = config_dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((text, path.display().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((built_in.to_owned(), format!("built-in {name}"))),
+        Err(e) => Err(vec![Problem::new(path.display().to_string(), "(file)", format!("cannot read: {e}"))]),
+    }
+}
+
+impl KeywordRouter {
+    /// Reads `intents.toml` and `faq.toml` from `config_dir` (the built-in files when absent).
+    pub fn load(config_dir: &Path) -> Result<Self, Vec<Problem>> {
+        let (intents_text, intents_source) = read_or_built_in(config_dir, INTENTS_FILE, BUILT_IN_INTENTS)?;
+        let (faq_text, faq_source) = read_or_built_in(config_dir, FAQ_FILE, BUILT_IN_FAQ)?;
+        let intents: Result<IntentsFile, _> = parse_toml(&intents_text, &intents_source);
+        let faq: Result<BTreeMap<String, FaqEntry>, _> = parse_toml(&faq_text, &faq_source);
+        let (intents, faq) = match (intents, faq) {
+            (Ok(i), Ok(f)) => (i, f),
+            (i, f) => return Err(i.err().into_iter().chain(f.err()).flatten().collect()),
+        };
+        let mut problems = Vec::new();
+        for (topic, entry) in &faq {
+            if entry.keywords.is_empty() {
+                problems.push(Problem::new(&faq_source, format!("{topic}.keywords"), "must list at least one keyword"));
+            }
+            if entry.answer.trim().is_empty() {
+                problems.push(Problem::new(&faq_source, format!("{topic}.answer"), "must not be empty"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let phrases = |k: &Keywords| k.keywords.iter().map(|w| Phrase::new(w)).collect::<Vec<_>>();
+        // Priority order: shop intents first, then FAQ, thanks and greeting ("hi, is the jacket still
+        // available?" is about the jacket).
+        let mut ordered = vec![
+            (Intent::Human, phrases(&intents.human)),
+            (Intent::CancelHold, phrases(&intents.cancel_hold)),
+            (Intent::Reserve, phrases(&intents.reserve)),
+            (Intent::OrderStatus, phrases(&intents.order_status)),
+            (Intent::Sizing, phrases(&intents.sizing)),
+            (Intent::Availability, phrases(&intents.availability)),
+            (Intent::NewDrops, phrases(&intents.new_drops)),
+        ];
+        for (topic, entry) in &faq {
+            ordered.push((Intent::Faq(topic.clone()), entry.keywords.iter().map(|w| Phrase::new(w)).collect()));
+        }
+        ordered.push((Intent::Thanks, phrases(&intents.thanks)));
+        ordered.push((Intent::Greeting, phrases(&intents.greeting)));
+        Ok(Self {
+            opt_out: intents.opt_out.exact.iter().chain(&intents.opt_out.keywords).map(|w| normalize(w)).collect(),
+            intents: ordered,
+            categories: intents
+                .categories
+                .iter()
+                .map(|(category, words)| (category.clone(), words.iter().map(|w| Phrase::new(w)).collect()))
+                .collect(),
+            faq,
+        })
+    }
+
+    /// The FAQ answer for a topic.
+    pub fn faq_answer(&self, topic: &str) -> Option<&str> {
+        self.faq.get(topic).map(|e| e.answer.as_str())
+    }
+
+    /// The FAQ topics, for the LLM's schema.
+    pub fn faq_topics(&self) -> Vec<String> {
+        self.faq.keys().cloned().collect()
+    }
+
+    /// The intent and entities of a message by keywords alone.
+    pub fn route(&self, text: &str) -> (Intent, Entities) {
+        let words = normalize(text);
+        let entities = self.entities(text, &words);
+        if self.opt_out.contains(&words) {
+            return (Intent::OptOut, entities);
+        }
+        if let Some(choice) = menu_choice(text).and_then(Intent::from_menu) {
+            return (choice, entities);
+        }
+        let intent = self
+            .intents
+            .iter()
+            .find(|(_, phrases)| phrases.iter().any(|p| p.found_in(&words)))
+            .map(|(intent, _)| intent.clone());
+        let intent = match intent {
+            Some(intent) => intent,
+            // "PH-7K3Q2A" alone is an order number; a bare SKU or category is a stock question.
+            None if entities.order_number.is_some() => Intent::OrderStatus,
+            None if entities.sku.is_some() => Intent::Availability,
+            None if entities.category.is_some() => Intent::NewDrops,
+            None => Intent::Unknown,
+        };
+        (intent, entities)
+    }
+
+    fn entities(&self, text: &str, words: &[String]) -> Entities {
+        let mut entities = Entities::default();
+        for raw in text.split(|c: char| c.is_whitespace() || matches!(c, ',' | '?' | '!' | '(' | ')')) {
+            let token = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '-').to_ascii_uppercase();
+            let has_digit = token.chars().any(|c| c.is_ascii_digit());
+            let has_letter = token.chars().any(|c| c.is_ascii_alphabetic());
+            if token.starts_with("PH-") && token.len() >= 6 {
+                entities.order_number.get_or_insert(token);
+            } else if has_digit
+                && has_letter
+                && token.len() >= 4
+                && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                entities.sku.get_or_insert(token);
+            }
+        }
+        entities.size = words.iter().find_map(|w| letter_size(w)).map(str::to_owned);
+        entities.category = self
+            .categories
+            .iter()
+            .find(|(_, phrases)| phrases.iter().any(|p| p.found_in(words)))
+            .map(|(category, _)| category.clone());
+        entities.item_position = words.iter().find_map(|w| ordinal(w));
+        entities
+    }
+}
+
+fn letter_size(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "xxs" => "XXS",
+        "xs" => "XS",
+        "s" | "small" => "S",
+        "m" | "medium" | "med" => "M",
+        "l" | "large" => "L",
+        "xl" => "XL",
+        "xxl" | "2xl" => "XXL",
+        "xxxl" | "3xl" => "XXXL",
+        _ => return None,
+    })
+}
+
+fn ordinal(word: &str) -> Option<u32> {
+    Some(match word {
+        "first" | "1st" => 1,
+        "second" | "2nd" => 2,
+        "third" | "3rd" => 3,
+        "fourth" | "4th" => 4,
+        "fifth" | "5th" => 5,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn menu_numbers_in_every_form() {
+        for text in ["2", "2.", "#2", " 2) ", "2️⃣", "option 2", "two", "Two!"] {
+            assert_eq!(menu_choice(text), Some(2), "{text:?}");
+        }
+        for text in ["22", "2 jackets", "0", "", "size 2"] {
+            assert_eq!(menu_choice(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn normalize_folds_case_accents_and_apostrophes() {
+        assert_eq!(normalize("Héllo, I'll TAKE it!!"), ["hello", "ill", "take", "it"]);
+    }
+
+    #[test]
+    fn the_shipped_config_loads() {
+        let router = KeywordRouter::load(Path::new("/nonexistent")).expect("built-in files");
+        assert!(router.faq_answer("shipping").is_some());
+    }
+}
