@@ -93,6 +93,7 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     pub tiktok: TikTokSettings,
     pub llm: LlmSettings,
+    pub shop: ShopSettings,
     /// The folder the settings were read from; the bot's texts (`replies.toml`) are read from it too.
     #[serde(skip)]
     pub config_dir: PathBuf,
@@ -397,6 +398,46 @@ impl TikTokSettings {
     }
 }
 
+/// The shop: opening hours, handoff, how prices and drops are shown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ShopSettings {
+    /// The shop's local time as an offset from UTC in hours (New York: -5, or -4 in summer).
+    pub utc_offset_hours: i32,
+    /// Days a human answers: `mon` … `sun`.
+    pub open_days: Vec<String>,
+    /// Hour (local, 0–23) the team starts answering.
+    pub open_hour: u32,
+    /// Hour (local, 1–24) the team stops answering.
+    pub close_hour: u32,
+    /// A conversation in handoff goes back to the bot after this many quiet hours.
+    pub handoff_quiet_hours: u64,
+    /// Slack- or Discord-compatible webhook told about every handoff (`{"text","content"}`). Optional.
+    pub staff_webhook_url: Option<String>,
+    /// Put before prices.
+    pub currency_symbol: String,
+    /// "New drops" are items dropped within this many days.
+    pub drops_days: i64,
+    /// Items per "new drops" answer.
+    pub drops_per_page: u64,
+}
+
+impl Default for ShopSettings {
+    fn default() -> Self {
+        Self {
+            utc_offset_hours: -5,
+            open_days: ["mon", "tue", "wed", "thu", "fri", "sat"].map(String::from).to_vec(),
+            open_hour: 10,
+            close_hour: 19,
+            handoff_quiet_hours: 24,
+            staff_webhook_url: None,
+            currency_symbol: "$".into(),
+            drops_days: 14,
+            drops_per_page: 5,
+        }
+    }
+}
+
 /// The intent classifier: any OpenAI-compatible endpoint.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -451,7 +492,7 @@ impl fmt::Display for Problem {
 pub struct ConfigError(pub Vec<Problem>);
 
 /// The settings sections and the settings file names, as `config check` knows them.
-const SECTIONS: &[&str] = &["log", "server", "database", "redis", "worker", "jobs", "webhook", "tiktok", "llm"];
+const SECTIONS: &[&str] = &["log", "server", "database", "redis", "worker", "jobs", "webhook", "tiktok", "llm", "shop"];
 pub const SETTINGS_FILES: &[&str] = &["default.toml", "local.toml", "production.toml"];
 
 /// Conventional environment variable names and the fields they set.
@@ -557,6 +598,20 @@ impl Settings {
                 "tiktok.business_id",
                 "required to send: set TIKTOK_BUSINESS_ID (or unset the TikTok credentials for a dry run)",
             ));
+        }
+        const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        if let Some(day) = self.shop.open_days.iter().find(|d| !DAYS.contains(&d.as_str())) {
+            problems.push(Problem::new(
+                effective,
+                "shop.open_days",
+                format!("{day:?} is not one of {}", DAYS.join(", ")),
+            ));
+        }
+        if self.shop.open_hour >= self.shop.close_hour || self.shop.close_hour > 24 {
+            problems.push(Problem::new(effective, "shop.close_hour", "must be after shop.open_hour and at most 24"));
+        }
+        if !(-12..=14).contains(&self.shop.utc_offset_hours) {
+            problems.push(Problem::new(effective, "shop.utc_offset_hours", "must be between -12 and 14"));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(Problem::new(effective, "log.level", format!("not a log filter: {e}")));
@@ -727,6 +782,7 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
             "webhook" => check_section::<WebhookSettings>(path, key, value),
             "tiktok" => check_section::<TikTokSettings>(path, key, value),
             "llm" => check_section::<LlmSettings>(path, key, value),
+            "shop" => check_section::<ShopSettings>(path, key, value),
             _ => vec![Problem::new(&source, key, format!("unknown section (known: {})", SECTIONS.join(", ")))],
         });
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod jobs;
 pub mod kv;
 pub mod redis_pool;
+pub mod shop;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
+use crate::bot::intent::KeywordRouter;
 use crate::bot::{Bot, Replies};
 use crate::config::{ConfigError, DatabaseKind, Role, Settings};
 use crate::jobs::{JobQueue, MemoryQueue, RedisQueue, consumer_name};
@@ -28,6 +29,8 @@ pub struct AppState {
     pub tiktok: Option<TikTokClient>,
     /// The shop's TikTok tokens (the OAuth callback stores new ones here).
     pub tokens: TokenManager,
+    /// Outbound HTTP with timeouts (TikTok, the staff webhook).
+    pub http: reqwest::Client,
 }
 
 /// How a process starts, beyond its settings.
@@ -58,6 +61,8 @@ impl Application {
         let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
         prepare_schema(&db, &settings, options).await?;
         let replies = Replies::load(&settings.config_dir).map_err(ConfigError)?;
+        let router = KeywordRouter::load(&settings.config_dir).map_err(ConfigError)?;
+        let settings_shop = settings.shop.clone();
         let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
         let redis = Redis::new(&settings.redis, &settings.jobs, consumers)?;
         let queue = match &redis {
@@ -70,10 +75,19 @@ impl Application {
         let tiktok = (!settings.tiktok.is_dry_run()).then(|| {
             let limiter =
                 SendLimiter::new(redis.as_ref(), settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
-            TikTokClient::new(&settings.tiktok, http, tokens.clone(), limiter, kv.clone())
+            TikTokClient::new(&settings.tiktok, http.clone(), tokens.clone(), limiter, kv.clone())
         });
-        let state =
-            AppState { settings: Arc::new(settings), db, redis, queue, kv, bot: Bot::new(replies), tiktok, tokens };
+        let state = AppState {
+            settings: Arc::new(settings),
+            db,
+            redis,
+            queue,
+            kv,
+            bot: Bot::new(replies, router, settings_shop),
+            tiktok,
+            tokens,
+            http,
+        };
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         let server = if options.role.runs_web() {
             Some(crate::web::build_server(&state.settings.server, state.clone(), grace)?)

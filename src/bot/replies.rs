@@ -14,6 +14,72 @@ const BUILT_IN: &str = include_str!("../../config/replies.toml");
 #[serde(deny_unknown_fields)]
 pub struct Replies {
     pub menu: MenuTexts,
+    pub templates: Templates,
+}
+
+/// Declares the reply templates and the placeholders each may use, in one place, so loading, checking
+/// and rendering cannot disagree.
+macro_rules! templates {
+    ($($name:ident: [$($placeholder:literal),*]),+ $(,)?) => {
+        /// The replies to each kind of question; `{placeholders}` are filled with facts.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Templates {
+            $(pub $name: String,)+
+        }
+
+        impl Templates {
+            /// Each template's name, text and allowed placeholders.
+            fn each(&self) -> Vec<(&'static str, &str, &'static [&'static str])> {
+                vec![$((stringify!($name), self.$name.as_str(), &[$($placeholder),*])),+]
+            }
+        }
+    };
+}
+
+templates! {
+    unknown: [],
+    thanks: [],
+    opt_out: [],
+    handoff_open: ["closes"],
+    handoff_closed: ["opens"],
+    order_ask: [],
+    order_status: ["order_number", "status", "total"],
+    order_shipped: ["order_number", "carrier", "tracking"],
+    order_not_found: ["order_number"],
+    no_orders: [],
+    drops_intro: ["count"],
+    drops_item: ["position", "title", "price", "size"],
+    drops_none: [],
+    item_available: ["title", "price", "size", "measurements"],
+    item_unavailable: ["title", "status"],
+    item_not_found: [],
+    item_ask: [],
+    sizing: ["title", "size", "measurements"],
+    reserve: ["title"],
+    cancel_done: ["title"],
+    cancel_none: [],
+}
+
+/// Fills `{name}` placeholders of `template` with `values`.
+pub fn render(template: &str, values: &[(&str, &str)]) -> String {
+    let mut text = template.to_owned();
+    for (name, value) in values {
+        text = text.replace(&format!("{{{name}}}"), value);
+    }
+    text
+}
+
+/// The `{placeholders}` a template uses.
+fn placeholders(template: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start + 1..].find('}') else { break };
+        found.push(&rest[start + 1..start + 1 + len]);
+        rest = &rest[start + 1 + len + 1..];
+    }
+    found
 }
 
 /// The numbered menu.
@@ -55,6 +121,21 @@ impl Replies {
         for (i, option) in replies.menu.options.iter().enumerate() {
             if option.trim().is_empty() {
                 problems.push(Problem::new(source, format!("menu.options[{i}]"), "must not be empty"));
+            }
+        }
+        for (name, text, allowed) in replies.templates.each() {
+            if text.trim().is_empty() {
+                problems.push(Problem::new(source, format!("templates.{name}"), "must not be empty"));
+            }
+            for placeholder in placeholders(text) {
+                if !allowed.contains(&placeholder) {
+                    let known = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
+                    problems.push(Problem::new(
+                        source,
+                        format!("templates.{name}"),
+                        format!("unknown placeholder {{{placeholder}}} (this template knows: {known})"),
+                    ));
+                }
             }
         }
         if let Some(url) = &replies.menu.image_url
@@ -110,9 +191,14 @@ mod tests {
 
     #[test]
     fn problems_name_the_field() {
-        let problems = Replies::parse("[menu]\nintro = \"hi\"\noptions = []\noutro = \"\"\n", "r.toml").unwrap_err();
+        let with_menu = |menu: &str| {
+            BUILT_IN.replace(&BUILT_IN[BUILT_IN.find("[menu]").unwrap()..BUILT_IN.find("[templates]").unwrap()], menu)
+        };
+        let problems =
+            Replies::parse(&with_menu("[menu]\nintro = \"hi\"\noptions = []\noutro = \"\"\n"), "r.toml").unwrap_err();
         assert_eq!(problems[0].to_string(), "r.toml: menu.options: must list at least one option");
-        let problems = Replies::parse("[menu]\nintro = 5\noptions = [\"a\"]\noutro = \"\"\n", "r.toml").unwrap_err();
+        let problems =
+            Replies::parse(&with_menu("[menu]\nintro = 5\noptions = [\"a\"]\noutro = \"\"\n"), "r.toml").unwrap_err();
         assert_eq!(problems[0].field, "menu.intro", "{problems:?}");
         let problems =
             Replies::parse("[menu]\nintro = \"x\"\noptions = [\"a\"]\noutro = \"\"\ntypo = 1\n", "r.toml").unwrap_err();

@@ -13,6 +13,7 @@ use sea_orm::{
 };
 use serde_json::json;
 
+use crate::bot::{ConversationState, Decision, Turn};
 use crate::jobs::{Job, JobError, MessageV1};
 use crate::startup::AppState;
 use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
@@ -99,15 +100,14 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
         _ => false,
     };
 
-    // Decided before the transaction opens, so no Redis round trip happens while it holds locks.
-    let reply = state.bot.reply_to(message);
-    // Without TikTok credentials "sending" is printing, so the reply is settled in the message's own
+    // Known before the transaction opens, so no Redis round trip happens while it holds locks.
+    // Without TikTok credentials "sending" is printing, so replies are settled in the message's own
     // transaction; a live send happens after the commit and records its own outcome.
-    let reply_status = match &reply {
+    let reply_status = match () {
+        _ if !state.settings.tiktok.is_dry_run() => DeliveryStatus::Pending,
         // This very message opened the window: no need to ask Redis whether it is open.
-        Some(_) if state.settings.tiktok.is_dry_run() && window_opened => DeliveryStatus::DryRun,
-        Some(_) if state.settings.tiktok.is_dry_run() => dry_run_status(state, &message.from_user_id).await?,
-        _ => DeliveryStatus::Pending,
+        _ if window_opened => DeliveryStatus::DryRun,
+        _ => dry_run_status(state, &message.from_user_id).await?,
     };
     let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
     let customer = Customer {
@@ -119,22 +119,31 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     insert_message(&txn, stored.conversation.id, (Direction::In, Role::User), message, sent_at)
         .await
         .map_err(retryable)?;
+    // Stickers, images and shared posts get no automatic answer: only text is understood.
+    let decision = match message.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        Some(text) => {
+            let turn = Turn { user: &stored.user, conversation: &stored.conversation, text, now: Utc::now() };
+            state.bot.respond(&txn, turn).await.map_err(retryable)?
+        }
+        None => Decision { state: state_of(&stored.conversation), ..Default::default() },
+    };
+    apply_decision(&txn, &stored, &decision).await.map_err(retryable)?;
     let mut replies = Vec::new();
-    // One stored message per TikTok message: a text over TikTok's limit becomes several, in order.
-    // One stored message per TikTok message, in the order they are to arrive: the text (split when
-    // over TikTok's limit), then the picture.
-    let mut outgoing: Vec<(&str, &str)> = Vec::new();
-    let parts = reply.as_ref().map(|r| split_text(&r.text, MAX_TEXT_CHARS)).unwrap_or_default();
-    outgoing.extend(parts.iter().map(|part| ("text", part.as_str())));
-    if let Some(url) = reply.as_ref().and_then(|r| r.image_url.as_deref()) {
-        outgoing.push(("image", url));
-    }
-    for (kind, content) in outgoing {
-        let stored_reply =
-            store_reply(&txn, stored.conversation.id, kind, content, reply_status, &message.idempotency_key)
-                .await
-                .map_err(retryable)?;
-        replies.push(stored_reply);
+    // One stored message per TikTok message, in the order they are to arrive: each text (split when
+    // over TikTok's limit), then its picture.
+    for reply in &decision.replies {
+        let parts = split_text(&reply.text, MAX_TEXT_CHARS);
+        let mut outgoing: Vec<(&str, &str)> = parts.iter().map(|part| ("text", part.as_str())).collect();
+        if let Some(url) = reply.image_url.as_deref() {
+            outgoing.push(("image", url));
+        }
+        for (kind, content) in outgoing {
+            let stored_reply =
+                store_reply(&txn, stored.conversation.id, kind, content, reply_status, &message.idempotency_key)
+                    .await
+                    .map_err(retryable)?;
+            replies.push(stored_reply);
+        }
     }
     let pending_reply = replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending));
     // Written last, in the same transaction: if another delivery of this event got here first, the
@@ -162,6 +171,9 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     );
     for reply in &replies {
         log_reply(&stored.conversation, reply);
+    }
+    if let Some(reason) = &decision.handoff {
+        notify_staff(state, &stored, reason);
     }
     if pending_reply {
         finish_delivery(state, &message.idempotency_key).await?;
@@ -286,6 +298,52 @@ async fn insert_message(
     Ok(())
 }
 
+fn state_of(conversation: &conversations::Model) -> ConversationState {
+    serde_json::from_value(conversation.state.clone()).unwrap_or_default()
+}
+
+/// Stores what the turn changed: the conversation's state and handoff, the customer's opt-out.
+async fn apply_decision(txn: &DatabaseTransaction, stored: &Stored, decision: &Decision) -> anyhow::Result<()> {
+    let mut conversation: conversations::ActiveModel = stored.conversation.clone().into();
+    conversation.state = Set(serde_json::to_value(&decision.state)?);
+    if let Some(reason) = &decision.handoff {
+        conversation.handoff_active = Set(true);
+        conversation.handoff_at = Set(Some(Utc::now()));
+        conversation.handoff_reason = Set(Some(reason.clone()));
+    } else if decision.handoff_released {
+        conversation.handoff_active = Set(false);
+        conversation.handoff_reason = Set(None);
+    }
+    conversation.update(txn).await.context("updating the conversation")?;
+    if decision.opt_out && !stored.user.opted_out {
+        let mut user: users::ActiveModel = stored.user.clone().into();
+        user.opted_out = Set(true);
+        user.update(txn).await.context("recording the opt-out")?;
+    }
+    Ok(())
+}
+
+/// Tells the team a conversation needs a human: a log line, and a POST to the staff webhook when one is
+/// configured (Slack reads `text`, Discord reads `content`). Best effort: it never fails the job.
+fn notify_staff(state: &AppState, stored: &Stored, reason: &str) {
+    let who = stored.user.username.clone().unwrap_or_else(|| stored.user.tiktok_user_id.clone());
+    let text =
+        format!("🙋 @{who} needs a human ({reason}). Conversation {}", stored.conversation.tiktok_conversation_id);
+    tracing::warn!(conversation = %stored.conversation.tiktok_conversation_id, %reason, "handoff to a human");
+    let Some(url) = state.settings.shop.staff_webhook_url.clone() else { return };
+    let client = state.http.clone();
+    tokio::spawn(async move {
+        let body = serde_json::json!({"text": text, "content": text});
+        match client.post(&url).json(&body).send().await {
+            Ok(response) if response.status().is_success() => {}
+            Ok(response) => {
+                tracing::warn!(status = response.status().as_u16(), "staff webhook refused the handoff notice")
+            }
+            Err(e) => tracing::warn!(error = %e, "staff webhook unreachable"),
+        }
+    });
+}
+
 /// Inserts the event's `processed_events` row; false when the event was recorded before (the caller then
 /// rolls its transaction back).
 async fn record_event(
@@ -344,6 +402,13 @@ async fn process_echo(state: &AppState, message: &MessageV1) -> Result<Outcome, 
         insert_message(&txn, stored.conversation.id, (Direction::Out, Role::Staff), message, at)
             .await
             .map_err(retryable)?;
+        // A human answering from the app takes the conversation over: the bot stays out of it.
+        let takeover = Decision {
+            state: ConversationState::Idle,
+            handoff: Some("staff replied in the TikTok app".into()),
+            ..Default::default()
+        };
+        apply_decision(&txn, &stored, &takeover).await.map_err(retryable)?;
         tracing::info!(conversation = %message.conversation_id, "staff replied from the TikTok app");
         "echo:staff"
     };
