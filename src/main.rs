@@ -38,6 +38,11 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Conversations a human has taken over (the bot stays silent in them).
+    Handoff {
+        #[command(subcommand)]
+        action: HandoffAction,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -60,6 +65,17 @@ enum MigrateAction {
     },
     /// List every migration and whether it is applied.
     Status,
+}
+
+#[derive(Subcommand)]
+enum HandoffAction {
+    /// List the conversations in handoff, oldest first.
+    List,
+    /// Give a conversation back to the bot.
+    Release {
+        /// The TikTok conversation id, as `handoff list` shows it.
+        conversation: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,6 +108,13 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             report(serve(settings, StartOptions { role, migrate }).await)
+        }
+        Command::Handoff { action } => {
+            let settings = match load_settings(&cli.config_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            report(run_handoff(settings, action).await)
         }
         Command::Migrate { action } => {
             let settings = match load_settings(&cli.config_dir) {
@@ -154,6 +177,32 @@ async fn run_migrate(settings: Settings, action: MigrateAction) -> anyhow::Resul
         MigrateAction::Status => {
             for (name, applied) in store::migration_status(&db).await? {
                 println!("{} {name}", if applied { "applied" } else { "pending" });
+            }
+        }
+    }
+    db.close().await?;
+    Ok(())
+}
+
+async fn run_handoff(settings: Settings, action: HandoffAction) -> anyhow::Result<()> {
+    use philia_bot::bot::handoff;
+    let db = store::connect(&settings.database, settings.log.sql_statements).await?;
+    match action {
+        HandoffAction::List => {
+            let handoffs = handoff::list(&db).await?;
+            if handoffs.is_empty() {
+                println!("no conversation is in handoff");
+            }
+            for h in handoffs {
+                let since = h.since.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+                println!("{}\t@{}\tsince {since}\t{}", h.conversation, h.customer, h.reason.unwrap_or_default());
+            }
+        }
+        HandoffAction::Release { conversation } => {
+            if handoff::release(&db, &conversation).await? {
+                println!("{conversation}: back with the bot");
+            } else {
+                anyhow::bail!("{conversation} is not in handoff (see `philia-bot handoff list`)");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The conversation: what the bot answers a customer, in the shop's voice, from the shop's facts.
 
 pub mod conversation;
+pub mod handoff;
 pub mod intent;
 mod replies;
 

@@ -4,6 +4,7 @@ mod helpers;
 mod routing;
 
 mod cli;
+mod conversation;
 mod health;
 mod lifecycle;
 mod schema;
