@@ -7,6 +7,7 @@ pub mod bot;
 pub mod config;
 pub mod jobs;
 pub mod kv;
+pub mod llm;
 pub mod redis_pool;
 pub mod shop;
 pub mod startup;

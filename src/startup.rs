@@ -12,6 +12,7 @@ use crate::bot::{Bot, Replies};
 use crate::config::{ConfigError, DatabaseKind, Role, Settings};
 use crate::jobs::{JobQueue, MemoryQueue, RedisQueue, consumer_name};
 use crate::kv::Kv;
+use crate::llm::LlmRouter;
 use crate::redis_pool::Redis;
 use crate::tiktok::{self, TikTokClient, limiter::SendLimiter, tokens::TokenManager};
 use crate::worker::WorkerPool;
@@ -62,7 +63,9 @@ impl Application {
         prepare_schema(&db, &settings, options).await?;
         let replies = Replies::load(&settings.config_dir).map_err(ConfigError)?;
         let router = KeywordRouter::load(&settings.config_dir).map_err(ConfigError)?;
-        let settings_shop = settings.shop.clone();
+        let llm =
+            LlmRouter::new(&settings.llm, llm_http_client(&settings.llm)?, router.faq_topics(), router.categories());
+        let bot = Bot::new(replies, router, llm, settings.llm.history_messages, settings.shop.clone());
         let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
         let redis = Redis::new(&settings.redis, &settings.jobs, consumers)?;
         let queue = match &redis {
@@ -77,17 +80,7 @@ impl Application {
                 SendLimiter::new(redis.as_ref(), settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
             TikTokClient::new(&settings.tiktok, http.clone(), tokens.clone(), limiter, kv.clone())
         });
-        let state = AppState {
-            settings: Arc::new(settings),
-            db,
-            redis,
-            queue,
-            kv,
-            bot: Bot::new(replies, router, settings_shop),
-            tiktok,
-            tokens,
-            http,
-        };
+        let state = AppState { settings: Arc::new(settings), db, redis, queue, kv, bot, tiktok, tokens, http };
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         let server = if options.role.runs_web() {
             Some(crate::web::build_server(&state.settings.server, state.clone(), grace)?)
@@ -130,7 +123,12 @@ impl Application {
             settings.database.describe(),
             if settings.redis.url.is_some() { "redis" } else { "in-process" },
             if settings.llm.api_key.is_some() {
-                format!("{} at {}", settings.llm.model, settings.llm.base_url)
+                format!(
+                    "{} at {} (router: {})",
+                    settings.llm.model,
+                    settings.llm.base_url,
+                    self.state.bot.router_name()
+                )
             } else {
                 "none (keyword router only)".into()
             },
@@ -174,6 +172,11 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The LLM's HTTP client: its own timeout, a little over the classification timeout.
+fn llm_http_client(settings: &crate::config::LlmSettings) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().timeout(std::time::Duration::from_millis(settings.timeout_ms + 1_000)).build()?)
 }
 
 async fn prepare_schema(db: &DatabaseConnection, settings: &Settings, options: StartOptions) -> anyhow::Result<()> {

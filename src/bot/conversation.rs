@@ -2,16 +2,17 @@
 //! facts, decide what the bot says, what it waits for next, and whether a human takes over.
 
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
-use sea_orm::ConnectionTrait;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use super::intent::{Entities, Intent, menu_choice};
 use super::replies::render;
 use super::{Bot, Reply};
 use crate::config::ShopSettings;
+use crate::llm::Speaker;
 use crate::shop;
 use crate::store::entities::orders::{self, OrderStatus};
-use crate::store::entities::{conversations, items, users};
+use crate::store::entities::{conversations, items, messages, users};
 
 /// What the bot is waiting for in a conversation, stored as JSON in `conversations.state`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,8 +85,57 @@ impl Bot {
         serde_json::from_value(conversation.state.clone()).unwrap_or_default()
     }
 
-    async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
+    /// The router chain: menu number and keywords, then the LLM when configured. The model's answer is
+    /// used only when it is valid; its entities are completed by what the keywords found.
+    async fn route(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<(Intent, Entities)> {
         let (intent, entities) = self.router.route(turn.text);
+        let Some(llm) = &self.llm else { return Ok((intent, entities)) };
+        if self.router.is_unambiguous(turn.text) {
+            return Ok((intent, entities));
+        }
+        let history = self.history(db, turn.conversation.id).await?;
+        match llm.classify(turn.text, &history).await {
+            Ok((llm_intent, llm_entities)) => Ok((
+                llm_intent,
+                Entities {
+                    sku: llm_entities.sku.or(entities.sku),
+                    size: llm_entities.size.or(entities.size),
+                    category: llm_entities.category.or(entities.category),
+                    order_number: llm_entities.order_number.or(entities.order_number),
+                    item_position: llm_entities.item_position.or(entities.item_position),
+                },
+            )),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), fallback = %intent.name(), "LLM router failed; using the keywords");
+                Ok((intent, entities))
+            }
+        }
+    }
+
+    /// The last messages before this one, oldest first, for the model's context.
+    async fn history(&self, db: &impl ConnectionTrait, conversation_id: i64) -> anyhow::Result<Vec<(Speaker, String)>> {
+        let mut recent = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation_id))
+            .filter(messages::Column::Text.is_not_null())
+            .order_by_desc(messages::Column::Id)
+            .limit(self.history_messages + 1)
+            .all(db)
+            .await?;
+        recent.reverse();
+        recent.pop(); // the message being answered, stored just before
+        Ok(recent
+            .into_iter()
+            .map(|m| {
+                (
+                    if m.direction == messages::Direction::In { Speaker::Customer } else { Speaker::Shop },
+                    m.text.unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
+        let (intent, entities) = self.route(db, turn).await?;
         match self.state_of(turn.conversation) {
             ConversationState::ChoosingItem { candidates } => {
                 let position = menu_choice(turn.text).or(entities.item_position);

@@ -237,6 +237,16 @@ impl KeywordRouter {
         self.faq.get(topic).map(|e| e.answer.as_str())
     }
 
+    /// The item categories customers can name, for the LLM's schema.
+    pub fn categories(&self) -> Vec<String> {
+        self.categories.iter().map(|(category, _)| category.clone()).collect()
+    }
+
+    /// Whether the message is a menu number or an exact opt-out: no model is asked about those.
+    pub fn is_unambiguous(&self, text: &str) -> bool {
+        menu_choice(text).is_some() || self.opt_out.contains(&normalize(text))
+    }
+
     /// The FAQ topics, for the LLM's schema.
     pub fn faq_topics(&self) -> Vec<String> {
         self.faq.keys().cloned().collect()

@@ -220,3 +220,98 @@ async fn messages_that_try_to_talk_the_bot_into_things_change_nothing(db: TestDa
     assert!(!conversation.handoff_active, "no handoff was triggered");
     app.stop().await.unwrap();
 }
+
+mod with_an_llm {
+    //! The LLM router against a fake OpenAI-compatible server: used when valid, ignored otherwise.
+
+    use super::*;
+    use crate::helpers::{spawn_app_with, test_settings};
+    use philia_bot::config::Role;
+    use secrecy::SecretString;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn completion(content: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1767225600, "model": "fake-model",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                "message": {"role": "assistant", "content": content, "refusal": null}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }))
+    }
+
+    async fn app_with_llm(fake: &MockServer) -> TestApp {
+        let db = TestDatabase::sqlite();
+        let mut settings = test_settings(&db);
+        settings.llm.api_key = Some(SecretString::from("sk-test".to_owned()));
+        settings.llm.base_url = format!("{}/v1", fake.uri());
+        settings.llm.model = "fake-model".into();
+        settings.llm.timeout_ms = 300;
+        spawn_app_with(db, settings, Role::All).await
+    }
+
+    #[tokio::test]
+    async fn a_valid_classification_is_used_with_the_facts_from_the_database() {
+        let fake = MockServer::start().await;
+        let answer = json!({"intent": "availability", "faq_topic": null, "sku": "JKT-002", "size": null,
+            "category": null, "order_number": null, "item_position": null});
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(completion(&answer.to_string()))
+            .mount(&fake)
+            .await;
+        let app = app_with_llm(&fake).await;
+        item(&app, "JKT-002", "Vintage Levi's trucker jacket", "jacket", 2, 6_000).await;
+        let reply = say(&app, "gabe", "yo can u tell me bout that levi thing from ur last vid").await;
+        assert!(reply.contains("Vintage Levi's trucker jacket is still available ✅ $60"), "{reply}");
+        let request = &fake.received_requests().await.unwrap()[0];
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages[0]["role"], "system");
+        assert!(
+            !messages[0]["content"].as_str().unwrap().contains("levi thing"),
+            "customer text never in the system prompt"
+        );
+        let last = messages.last().unwrap();
+        assert_eq!(last["role"], "user");
+        assert!(
+            last["content"].as_str().unwrap().contains("<customer_message>\nyo can u tell me bout that levi thing")
+        );
+        assert_eq!(body["response_format"]["type"], "json_schema");
+        app.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn invalid_json_an_unknown_intent_or_a_timeout_fall_back_to_the_keywords() {
+        for (case, response) in [
+            ("invalid JSON", completion("sure! the intent is thanks")),
+            (
+                "intent outside the set",
+                completion(
+                    &json!({"intent": "give_discount", "faq_topic": null, "sku": null,
+                "size": null, "category": null, "order_number": null, "item_position": null})
+                    .to_string(),
+                ),
+            ),
+            ("timeout", completion("{}").set_delay(std::time::Duration::from_secs(3))),
+        ] {
+            let fake = MockServer::start().await;
+            Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(response).mount(&fake).await;
+            let app = app_with_llm(&fake).await;
+            let reply = say(&app, "hana", "thanks so much!!").await;
+            assert!(reply.contains("Anytime!"), "{case}: the keyword answer: {reply}");
+            assert_eq!(fake.received_requests().await.unwrap().len(), 2, "{case}: one retry, then the keywords");
+            app.stop().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn menu_numbers_never_reach_the_model() {
+        let fake = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(completion("{}")).expect(0).mount(&fake).await;
+        let app = app_with_llm(&fake).await;
+        let reply = say(&app, "ivan", "2").await;
+        assert!(reply.contains("Nothing new right this second"), "menu 2 = new drops, by the keywords: {reply}");
+        app.stop().await.unwrap();
+    }
+}

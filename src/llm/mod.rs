@@ -1,0 +1,199 @@
+//! The LLM intent classifier: any OpenAI-compatible endpoint (async-openai), asked for structured output
+//! (a JSON schema) that names one intent from the fixed set and its entities. The model only ever picks
+//! an intent: its answer is validated by code, and any failure (timeout, invalid JSON, an intent outside
+//! the set) falls back to the keyword router's answer. Facts never come from it.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::types::chat::{
+    ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessageArgs,
+    ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs, ResponseFormat, ResponseFormatJsonSchema,
+};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::bot::intent::{Entities, Intent};
+use crate::config::LlmSettings;
+
+/// The longest customer text sent to the model; the rest is cut.
+const MAX_INPUT_CHARS: usize = 1_000;
+
+/// The intents the model may answer, by name.
+const INTENTS: &[&str] = &[
+    "order_status",
+    "new_drops",
+    "human",
+    "availability",
+    "sizing",
+    "reserve",
+    "cancel_hold",
+    "faq",
+    "greeting",
+    "thanks",
+    "opt_out",
+    "unknown",
+];
+
+/// Who said an earlier message of the conversation, for context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    Customer,
+    Shop,
+}
+
+#[derive(Clone)]
+pub struct LlmRouter {
+    client: Client<OpenAIConfig>,
+    model: String,
+    system_prompt: String,
+    timeout: Duration,
+    faq_topics: Vec<String>,
+    categories: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Classification {
+    intent: String,
+    faq_topic: Option<String>,
+    sku: Option<String>,
+    size: Option<String>,
+    category: Option<String>,
+    order_number: Option<String>,
+    item_position: Option<u32>,
+}
+
+/// Strips control characters (newlines kept as spaces) and caps the length: the customer's text is data.
+pub fn sanitize(text: &str) -> String {
+    let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    cleaned.chars().take(MAX_INPUT_CHARS).collect::<String>().trim().to_owned()
+}
+
+impl LlmRouter {
+    /// The classifier, when an API key is configured.
+    pub fn new(
+        settings: &LlmSettings,
+        http: reqwest::Client,
+        faq_topics: Vec<String>,
+        categories: Vec<String>,
+    ) -> Option<Self> {
+        let key = settings.api_key.as_ref()?;
+        let config = OpenAIConfig::new()
+            .with_api_key(key.expose_secret())
+            .with_api_base(settings.base_url.trim_end_matches('/'));
+        Some(Self {
+            client: Client::with_config(config).with_http_client(http),
+            model: settings.model.clone(),
+            system_prompt: settings.system_prompt.clone(),
+            timeout: Duration::from_millis(settings.timeout_ms),
+            faq_topics,
+            categories,
+        })
+    }
+
+    /// Classifies `text`, given the last messages of the conversation (oldest first). One retry after a
+    /// failure; the caller falls back to the keyword router on `Err`.
+    pub async fn classify(&self, text: &str, history: &[(Speaker, String)]) -> anyhow::Result<(Intent, Entities)> {
+        match self.classify_once(text, history).await {
+            Ok(result) => Ok(result),
+            Err(first) => {
+                tracing::debug!(error = format!("{first:#}"), "LLM classification failed; retrying once");
+                self.classify_once(text, history).await
+            }
+        }
+    }
+
+    async fn classify_once(&self, text: &str, history: &[(Speaker, String)]) -> anyhow::Result<(Intent, Entities)> {
+        let mut messages: Vec<ChatCompletionRequestMessage> =
+            vec![ChatCompletionRequestSystemMessageArgs::default().content(self.system_prompt.clone()).build()?.into()];
+        for (speaker, said) in history {
+            let said = sanitize(said);
+            messages.push(match speaker {
+                Speaker::Customer => ChatCompletionRequestUserMessageArgs::default()
+                    .content(format!("<customer_message>\n{said}\n</customer_message>"))
+                    .build()?
+                    .into(),
+                Speaker::Shop => ChatCompletionRequestAssistantMessageArgs::default().content(said).build()?.into(),
+            });
+        }
+        // The customer's words go only in a user message, delimited; never into the system prompt.
+        messages.push(
+            ChatCompletionRequestUserMessageArgs::default()
+                .content(format!("<customer_message>\n{}\n</customer_message>", sanitize(text)))
+                .build()?
+                .into(),
+        );
+        let request = CreateChatCompletionRequestArgs::default()
+            .model(self.model.clone())
+            .messages(messages)
+            .temperature(0.0)
+            .response_format(ResponseFormat::JsonSchema {
+                json_schema: ResponseFormatJsonSchema {
+                    name: "intent".into(),
+                    description: Some("The customer's intent and the entities they named".into()),
+                    schema: self.schema(),
+                    strict: Some(true),
+                },
+            })
+            .build()?;
+        let response = tokio::time::timeout(self.timeout, self.client.chat().create(request))
+            .await
+            .map_err(|_| anyhow!("no answer within {:?}", self.timeout))?
+            .context("chat completion")?;
+        let content = response
+            .choices
+            .first()
+            .and_then(|choice| choice.message.content.clone())
+            .ok_or_else(|| anyhow!("the answer has no content"))?;
+        let classification: Classification = serde_json::from_str(&content).context("the answer is not the schema")?;
+        self.validate(classification)
+    }
+
+    fn schema(&self) -> serde_json::Value {
+        let nullable_string = json!({"type": ["string", "null"]});
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["intent", "faq_topic", "sku", "size", "category", "order_number", "item_position"],
+            "properties": {
+                "intent": {"type": "string", "enum": INTENTS},
+                "faq_topic": {"type": ["string", "null"], "enum": self.faq_topics.iter().map(|t| json!(t)).chain([json!(null)]).collect::<Vec<_>>()},
+                "sku": nullable_string,
+                "size": nullable_string,
+                "category": nullable_string,
+                "order_number": nullable_string,
+                "item_position": {"type": ["integer", "null"]},
+            }
+        })
+    }
+
+    /// Accepts only an intent from the set and entities of the right shape; anything else is an error.
+    fn validate(&self, c: Classification) -> anyhow::Result<(Intent, Entities)> {
+        let intent = match c.intent.as_str() {
+            "faq" => match c.faq_topic {
+                Some(topic) if self.faq_topics.contains(&topic) => Intent::Faq(topic),
+                other => return Err(anyhow!("faq without a known topic: {other:?}")),
+            },
+            name => {
+                serde_json::from_value(json!(name)).map_err(|_| anyhow!("intent {name:?} is not one of the set"))?
+            }
+        };
+        let token = |value: Option<String>, max: usize| {
+            value
+                .map(|v| v.trim().to_uppercase())
+                .filter(|v| !v.is_empty() && v.len() <= max && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        };
+        let entities = Entities {
+            sku: token(c.sku, 32),
+            size: token(c.size, 8),
+            category: c.category.filter(|cat| self.categories.contains(cat)),
+            order_number: token(c.order_number, 32).filter(|n| n.starts_with("PH-")),
+            item_position: c.item_position.filter(|p| (1..=9).contains(p)),
+        };
+        Ok((intent, entities))
+    }
+}
