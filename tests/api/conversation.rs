@@ -315,3 +315,32 @@ mod with_an_llm {
         app.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_handoff_notifies_the_staff_webhook_and_lapses_after_the_quiet_time() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let staff = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hooks/staff"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&staff)
+        .await;
+    let db = TestDatabase::sqlite();
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.shop.staff_webhook_url = Some(format!("{}/hooks/staff", staff.uri()));
+    settings.shop.handoff_quiet_hours = 0;
+    let app = crate::helpers::spawn_app_with(db, settings, philia_bot::config::Role::All).await;
+    assert!(!say(&app, "jane", "talk to a human pls").await.is_empty());
+    let notice = wait_for("the staff webhook", PATIENCE, || async {
+        staff.received_requests().await.and_then(|r| r.into_iter().next())
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_slice(&notice.body).unwrap();
+    assert!(body["text"].as_str().unwrap().contains("@jane needs a human"), "{body}");
+    assert_eq!(body["text"], body["content"], "Slack and Discord read the same notice");
+    // With no quiet time configured, the next message finds the handoff lapsed and the bot answers.
+    assert!(say(&app, "jane", "hi").await.contains("1. Order status"));
+    app.stop().await.unwrap();
+}
