@@ -200,12 +200,41 @@ impl Bot {
                 };
                 match &entities.sku {
                     Some(sku) => self.about_item(shop::item_by_sku(db, sku).await?, purpose),
-                    None if intent == Intent::Availability && entities.category.is_some() => {
-                        self.drops(db, entities.category.as_deref()).await?
-                    }
-                    None => Decision::say(t.item_ask.clone(), ConversationState::AwaitingItem { purpose }),
+                    None => self.item_by_description(db, turn.text, &entities, purpose).await?,
                 }
             }
+        })
+    }
+
+    /// An item the customer described instead of naming its SKU: "the one in your last video" is the
+    /// newest drop; otherwise the words of the message are looked for in item titles. One match is
+    /// answered, several are listed to choose from, none asks for the item number.
+    async fn item_by_description(
+        &self,
+        db: &impl ConnectionTrait,
+        text: &str,
+        entities: &Entities,
+        purpose: ItemPurpose,
+    ) -> anyhow::Result<Decision> {
+        let words = super::intent::normalize(text);
+        let joined = words.join(" ");
+        if ["last video", "latest video", "last post", "latest post", "last live", "your video"]
+            .iter()
+            .any(|p| joined.contains(p))
+        {
+            let newest = shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, 1).await?;
+            return Ok(self.about_item(newest.into_iter().next(), purpose));
+        }
+        let meaningful: Vec<String> =
+            words.into_iter().filter(|w| w.len() >= 4 && !self.router.is_keyword(w)).collect();
+        let found = shop::search_titles(db, &meaningful, 5).await?;
+        Ok(match found.len() {
+            0 if entities.category.is_some() && purpose == ItemPurpose::Details => {
+                self.drops(db, entities.category.as_deref()).await?
+            }
+            0 => Decision::say(self.replies.templates.item_ask.clone(), ConversationState::AwaitingItem { purpose }),
+            1 => self.about_item(found.into_iter().next(), purpose),
+            _ => self.item_list(found),
         })
     }
 
@@ -283,6 +312,12 @@ impl Bot {
         if items.is_empty() {
             return Ok(Decision::say(t.drops_none.clone(), ConversationState::Idle));
         }
+        Ok(self.item_list(items))
+    }
+
+    /// A numbered list of items to choose from; the next "2" picks the second.
+    fn item_list(&self, items: Vec<items::Model>) -> Decision {
+        let t = &self.replies.templates;
         let mut text = render(&t.drops_intro, &[("count", &items.len().to_string())]);
         for (i, item) in items.iter().enumerate() {
             let price = shop::price(item.price_minor, &self.shop.currency_symbol);
@@ -295,7 +330,7 @@ impl Bot {
             text.push_str(&line);
         }
         let candidates = items.into_iter().map(|item| item.sku).collect();
-        Ok(Decision::say(text, ConversationState::ChoosingItem { candidates }))
+        Decision::say(text, ConversationState::ChoosingItem { candidates })
     }
 
     fn about_item(&self, item: Option<items::Model>, purpose: ItemPurpose) -> Decision {

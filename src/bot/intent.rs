@@ -247,6 +247,14 @@ impl KeywordRouter {
         menu_choice(text).is_some() || self.opt_out.contains(&normalize(text))
     }
 
+    /// Whether a normalized word is one of the router's own keywords (so not part of an item's name).
+    pub fn is_keyword(&self, word: &str) -> bool {
+        const FILLER: &[&str] =
+            &["this", "that", "still", "have", "what", "with", "your", "from", "there", "please", "thanks"];
+        FILLER.contains(&word)
+            || self.intents.iter().flat_map(|(_, phrases)| phrases).any(|p| p.0.iter().any(|k| k == word))
+    }
+
     /// The FAQ topics, for the LLM's schema.
     pub fn faq_topics(&self) -> Vec<String> {
         self.faq.keys().cloned().collect()

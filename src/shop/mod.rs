@@ -2,7 +2,7 @@
 //! The bot answers from these and nothing else (the LLM never decides a price or a stock level).
 
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::store::entities::items::{self, ItemStatus};
@@ -18,6 +18,26 @@ pub async fn item_by_sku(db: &impl ConnectionTrait, sku: &str) -> Result<Option<
 pub async fn items_by_skus(db: &impl ConnectionTrait, skus: &[String]) -> Result<Vec<items::Model>, DbErr> {
     let found = items::Entity::find().filter(items::Column::Sku.is_in(skus.iter().cloned())).all(db).await?;
     Ok(skus.iter().filter_map(|sku| found.iter().find(|i| &i.sku == sku).cloned()).collect())
+}
+
+/// Items whose title contains every one of `words` (case-insensitive), available ones first, newest
+/// first. Words are matched as given: callers pass the meaningful words of a customer's message.
+pub async fn search_titles(
+    db: &impl ConnectionTrait,
+    words: &[String],
+    limit: u64,
+) -> Result<Vec<items::Model>, DbErr> {
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = items::Entity::find();
+    for word in words {
+        let pattern = format!("%{}%", word.to_lowercase().replace(['%', '_'], ""));
+        query = query.filter(Expr::expr(Func::lower(Expr::col(items::Column::Title))).like(pattern));
+    }
+    let mut found = query.order_by_desc(items::Column::DroppedAt).limit(limit).all(db).await?;
+    found.sort_by_key(|item| item.status != ItemStatus::Available);
+    Ok(found)
 }
 
 /// The newest available items: dropped within `days`, of `category` when given, newest first.

@@ -71,6 +71,7 @@ async fn user_id(app: &TestApp, user: &str) -> i64 {
 }
 
 on_both_databases!(
+    an_item_named_by_its_title_or_as_the_last_video_is_found,
     a_list_of_items_then_a_number_picks_that_item,
     order_status_answers_only_about_the_customers_own_orders,
     the_handoff_cycle_silences_the_bot_until_staff_release_it,
@@ -78,6 +79,19 @@ on_both_databases!(
     stop_records_the_opt_out_and_confirms_once,
     messages_that_try_to_talk_the_bot_into_things_change_nothing,
 );
+
+async fn an_item_named_by_its_title_or_as_the_last_video_is_found(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    item(&app, "JKT-001", "Carhartt Detroit jacket", "jacket", 3, 8_500).await;
+    item(&app, "TEE-007", "Harley-Davidson 1998 tee", "tee", 0, 4_000).await;
+    let carhartt = say(&app, "kim", "is the carhartt still available?").await;
+    assert!(carhartt.contains("Carhartt Detroit jacket is still available ✅ $85, tagged L"), "{carhartt}");
+    let latest = say(&app, "kim", "how much is the one in your last video").await;
+    assert!(latest.contains("Harley-Davidson 1998 tee is still available"), "the newest drop: {latest}");
+    let fit = say(&app, "kim", "whats the p2p on the carhartt").await;
+    assert!(fit.contains("tagged L") && fit.contains("58 cm pit to pit"), "{fit}");
+    app.stop().await.unwrap();
+}
 
 async fn a_list_of_items_then_a_number_picks_that_item(db: TestDatabase) {
     let app = spawn_app(db).await;
