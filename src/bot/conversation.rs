@@ -62,6 +62,14 @@ impl Decision {
     fn say(text: String, state: ConversationState) -> Self {
         Decision { replies: vec![Reply { text, image_url: None }], state, ..Default::default() }
     }
+
+    /// Ends a finished flow with the short menu, so the customer always knows what to do next.
+    fn then(mut self, hint: &str) -> Self {
+        if let Some(last) = self.replies.last_mut() {
+            last.text = format!("{}\n\n{hint}", last.text);
+        }
+        self
+    }
 }
 
 impl Bot {
@@ -190,7 +198,7 @@ impl Bot {
                         released.iter().map(|item| render(&t.cancel_done, &[("title", &item.title)])).collect();
                     lines.join("\n")
                 };
-                Decision::say(text, ConversationState::Idle)
+                Decision::say(text, ConversationState::Idle).then(&t.menu_hint)
             }
             Intent::Availability | Intent::Sizing | Intent::Reserve => {
                 let purpose = match intent {
@@ -283,7 +291,7 @@ impl Bot {
             return Ok(Decision::say(t.order_ask.clone(), ConversationState::AwaitingOrderNumber));
         }
         let lines: Vec<String> = orders.iter().map(|order| self.order_line(order)).collect();
-        Ok(Decision::say(lines.join("\n"), ConversationState::Idle))
+        Ok(Decision::say(lines.join("\n"), ConversationState::Idle).then(&t.menu_hint))
     }
 
     fn order_line(&self, order: &orders::Model) -> String {
@@ -352,7 +360,8 @@ impl Bot {
             ItemPurpose::Sizing => Decision::say(
                 render(&t.sizing, &[("title", &item.title), ("size", size), ("measurements", &measurements)]),
                 ConversationState::Idle,
-            ),
+            )
+            .then(&t.menu_hint),
             ItemPurpose::Reserve => {
                 let text = render(&t.reserve, &[("title", &item.title)]);
                 Decision {

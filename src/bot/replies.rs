@@ -59,6 +59,7 @@ templates! {
     reserve: ["title"],
     cancel_done: ["title"],
     cancel_none: [],
+    menu_hint: [],
 }
 
 /// Fills `{name}` placeholders of `template` with `values`.

@@ -140,6 +140,10 @@ async fn order_status_answers_only_about_the_customers_own_orders(db: TestDataba
     assert!(!theirs.contains("9400111899223"), "another customer's tracking never shows: {theirs}");
     let mine = say(&app, "alice", "1").await;
     assert!(mine.contains("PH-ABC123") && mine.contains("USPS") && mine.contains("9400111899223"), "{mine}");
+    assert!(
+        mine.ends_with("Reply 1 for order status, 2 for new drops, 3 for a human."),
+        "a finished flow ends with the menu"
+    );
     // Without orders the bot asks for the number, and takes it on the next message.
     assert!(say(&app, "carol", "wya my order").await.contains("What's your order number?"));
     assert!(say(&app, "carol", "PH-ABC123").await.contains("couldn't find order PH-ABC123"));
