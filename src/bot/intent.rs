@@ -114,10 +114,13 @@ impl Phrase {
 }
 
 fn word_matches(word: &str, keyword: &str) -> bool {
-    word == keyword
-        || (keyword.chars().count() >= 5
-            && word.chars().count() >= 4
-            && strsim::damerau_levenshtein(word, keyword) <= 1)
+    if word == keyword {
+        return true;
+    }
+    // One edit changes the length by at most one: most pairs are ruled out before the (allocating)
+    // distance is computed, which keeps routing cheap on the hot path.
+    let (w, k) = (word.chars().count(), keyword.chars().count());
+    k >= 5 && w >= 4 && w.abs_diff(k) <= 1 && strsim::damerau_levenshtein(word, keyword) <= 1
 }
 
 #[derive(Debug, Deserialize)]

@@ -304,6 +304,14 @@ fn state_of(conversation: &conversations::Model) -> ConversationState {
 
 /// Stores what the turn changed: the conversation's state and handoff, the customer's opt-out.
 async fn apply_decision(txn: &DatabaseTransaction, stored: &Stored, decision: &Decision) -> anyhow::Result<()> {
+    let unchanged = decision.handoff.is_none()
+        && !decision.handoff_released
+        && state_of(&stored.conversation) == decision.state
+        && (!decision.opt_out || stored.user.opted_out);
+    if unchanged {
+        // The common turn (Idle stays Idle): no write beyond the message itself.
+        return Ok(());
+    }
     let mut conversation: conversations::ActiveModel = stored.conversation.clone().into();
     conversation.state = Set(serde_json::to_value(&decision.state)?);
     if let Some(reason) = &decision.handoff {
