@@ -200,10 +200,6 @@ impl JobQueue {
             JobQueue::Memory(queue) => Ok(queue.dead_jobs()),
         }
     }
-
-    pub fn is_durable(&self) -> bool {
-        matches!(self, JobQueue::Redis(_))
-    }
 }
 
 /// One consumer task's view of the queue.
