@@ -38,6 +38,18 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Print the TikTok-Signature header for a webhook body (signed now), to post a valid webhook by hand.
+    Sign {
+        /// The webhook secret; defaults to TIKTOK_WEBHOOK_SECRET.
+        #[arg(long, env = "TIKTOK_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Print a complete curl command posting the body to this URL instead of the header alone.
+        #[arg(long)]
+        curl: Option<String>,
+        /// The body: a file, or `-` (the default) for standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+    },
     /// Conversations a human has taken over (the bot stays silent in them).
     Handoff {
         #[command(subcommand)]
@@ -109,6 +121,16 @@ async fn main() -> ExitCode {
             };
             report(serve(settings, StartOptions { role, migrate }).await)
         }
+        Command::Sign { secret, curl, file } => match sign(&secret, curl.as_deref(), &file) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Handoff { action } => {
             let settings = match load_settings(&cli.config_dir) {
                 Ok(s) => s,
@@ -182,6 +204,29 @@ async fn run_migrate(settings: Settings, action: MigrateAction) -> anyhow::Resul
     }
     db.close().await?;
     Ok(())
+}
+
+/// The signature header for `file`'s bytes, or a curl command that posts them with it.
+fn sign(secret: &str, curl: Option<&str>, file: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use std::io::Read;
+    let mut body = Vec::new();
+    if file == std::path::Path::new("-") {
+        std::io::stdin().read_to_end(&mut body).context("reading the body from standard input")?;
+    } else {
+        body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    }
+    let header = philia_bot::tiktok::signature::sign(secret.as_bytes(), chrono::Utc::now().timestamp(), &body);
+    Ok(match curl {
+        None => format!("TikTok-Signature: {header}"),
+        Some(url) => {
+            // Single quotes keep the shell from touching the body; a quote inside it is closed and escaped.
+            let quoted = String::from_utf8_lossy(&body).replace('\'', "'\\''");
+            format!(
+                "curl -sS -X POST '{url}' -H 'Content-Type: application/json' -H 'TikTok-Signature: {header}' --data-binary '{quoted}'"
+            )
+        }
+    })
 }
 
 async fn run_handoff(settings: Settings, action: HandoffAction) -> anyhow::Result<()> {

@@ -170,3 +170,27 @@ async fn tables(db: &TestDatabase) -> Vec<String> {
     conn.close().await.unwrap();
     names
 }
+
+#[tokio::test]
+async fn sign_output_is_accepted_by_the_ingress_and_a_changed_byte_is_not() {
+    use std::io::Write;
+    let app = crate::helpers::spawn_app(TestDatabase::sqlite()).await;
+    let body = crate::helpers::tiktok_message("signed-1", "sam", "hi");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = philia(dir.path())
+        .args(["sign", "--secret", crate::helpers::WEBHOOK_SECRET])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let line = String::from_utf8(output.stdout).unwrap();
+    let header = line.trim().strip_prefix("TikTok-Signature: ").expect("a header line").to_owned();
+    let post = |payload: String| app.webhook_request().header("TikTok-Signature", header.clone()).body(payload).send();
+    assert_eq!(post(body.clone()).await.unwrap().status(), 200);
+    let changed = body.replacen("hi", "hj", 1);
+    assert_eq!(post(changed).await.unwrap().status(), 401, "one byte changed");
+    app.stop().await.unwrap();
+}
