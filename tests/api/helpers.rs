@@ -199,6 +199,34 @@ impl TestRedis {
     }
 }
 
+impl Drop for TestRedis {
+    /// Deletes every key under the test's prefix, so test runs leave the shared server as they found it.
+    fn drop(&mut self) {
+        let (url, pattern) = (self.url.clone(), format!("{}:*", self.prefix));
+        let cleaned = std::thread::spawn(move || -> Result<(), deadpool_redis::redis::RedisError> {
+            use deadpool_redis::redis;
+            let mut conn = redis::Client::open(url)?.get_connection()?;
+            let keys: Vec<String> = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .clone()
+                .iter(&mut conn)?
+                .collect::<Result<_, _>>()?;
+            for chunk in keys.chunks(500) {
+                redis::cmd("DEL").arg(chunk).exec(&mut conn)?;
+            }
+            Ok(())
+        })
+        .join();
+        if !matches!(cleaned, Ok(Ok(()))) {
+            let _ = writeln!(std::io::stderr(), "warning: could not delete the Redis keys of {}", self.prefix);
+        }
+    }
+}
+
 /// The webhook secret every test app verifies signatures with.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 
