@@ -766,7 +766,12 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
     let table: toml::Table = match text.parse() {
         Ok(table) => table,
         Err(e) => {
-            return vec![Problem::new(source, "(syntax)", e.message().to_owned() + &line_of(&text, e.span()))];
+            return vec![Problem::new(
+                source,
+                "(syntax)",
+                e.message().to_owned()
+                    + &toml_error_line(&text, &e).map(|l| format!(" (line {l})")).unwrap_or_default(),
+            )];
         }
     };
     let mut problems = Vec::new();
@@ -859,14 +864,9 @@ fn field_names<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
     fields
 }
 
-fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    match span {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!(" (line {line})")
-        }
-        None => String::new(),
-    }
+/// The line a TOML parse error points at, for messages that name it.
+pub fn toml_error_line(text: &str, error: &toml::de::Error) -> Option<usize> {
+    error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
 }
 
 /// Deserializers for text settings that environment variables may carry as digits: figment parses

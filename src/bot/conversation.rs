@@ -28,6 +28,13 @@ pub enum ConversationState {
     AwaitingItem { purpose: ItemPurpose },
 }
 
+impl ConversationState {
+    /// The state stored in a conversation row; an unreadable one (an older shape) counts as `Idle`.
+    pub fn of(conversation: &conversations::Model) -> Self {
+        serde_json::from_value(conversation.state.clone()).unwrap_or_default()
+    }
+}
+
 /// Why the bot wants to know which item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,16 +88,12 @@ impl Bot {
             let quiet = Duration::hours(self.shop.handoff_quiet_hours as i64);
             match conversation.handoff_at {
                 Some(at) if turn.now - at >= quiet => released = true,
-                _ => return Ok(Decision { state: self.state_of(conversation), ..Default::default() }),
+                _ => return Ok(Decision { state: ConversationState::of(conversation), ..Default::default() }),
             }
         }
         let mut decision = self.decide(db, &turn).await?;
         decision.handoff_released = released;
         Ok(decision)
-    }
-
-    fn state_of(&self, conversation: &conversations::Model) -> ConversationState {
-        serde_json::from_value(conversation.state.clone()).unwrap_or_default()
     }
 
     /// The router chain: menu number and keywords, then the LLM when configured. The model's answer is
@@ -144,7 +147,7 @@ impl Bot {
 
     async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
         let (intent, entities) = self.route(db, turn).await?;
-        match self.state_of(turn.conversation) {
+        match ConversationState::of(turn.conversation) {
             ConversationState::ChoosingItem { candidates } => {
                 let position = menu_choice(turn.text).or(entities.item_position);
                 if let Some(sku) = position.and_then(|n| candidates.get(n as usize - 1)) {

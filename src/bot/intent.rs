@@ -168,8 +168,7 @@ pub struct KeywordRouter {
 
 fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, source: &str) -> Result<T, Vec<Problem>> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let field = line.map_or("(syntax)".to_owned(), |l| format!("(line {l})"));
+        let field = crate::config::toml_error_line(text, &e).map_or("(syntax)".to_owned(), |l| format!("(line {l})"));
         vec![Problem::new(source, field, e.message().to_owned())]
     })
 }

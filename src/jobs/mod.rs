@@ -50,6 +50,13 @@ pub struct MessageV1 {
     pub to_user_id: Option<String>,
 }
 
+impl MessageV1 {
+    /// When it was written: TikTok's timestamp, or when the webhook arrived if TikTok gave none.
+    pub fn sent_at(&self) -> DateTime<Utc> {
+        self.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(self.received_at)
+    }
+}
+
 /// Why a job failed, which decides what happens to it.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {

@@ -33,9 +33,9 @@ fn missing(field: &str) -> EnvelopeError {
 /// Parses a webhook body received at `received_at`.
 pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, EnvelopeError> {
     let root: Value = serde_json::from_slice(body).map_err(|e| EnvelopeError(format!("malformed JSON: {e}")))?;
-    let Value::Object(envelope) = root else { return Err(EnvelopeError("the body must be a JSON object".into())) };
+    let Value::Object(mut envelope) = root else { return Err(EnvelopeError("the body must be a JSON object".into())) };
     let event = required_str(&envelope, "event", "event")?.to_owned();
-    let content = content(&envelope)?;
+    let content = content(&mut envelope)?;
     let idempotency_key = idempotency_key(&envelope, &event, content.as_ref(), body)?;
     if event != RECEIVE_EVENT && event != SEND_EVENT {
         return Ok(WebhookEvent::Ignored { idempotency_key, event });
@@ -83,12 +83,17 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, En
     Ok(if message.event == SEND_EVENT { WebhookEvent::Echo(message) } else { WebhookEvent::Inbound(message) })
 }
 
-/// The message object: `content` (a JSON string in TikTok's envelope, or an object) or `data`.
-fn content(envelope: &Map<String, Value>) -> Result<Option<Map<String, Value>>, EnvelopeError> {
-    match envelope.get("content").or_else(|| envelope.get("data")) {
+/// The message object: `content` (a JSON string in TikTok's envelope, or an object) or `data`, taken out
+/// of the envelope (it is read once, so it is moved rather than copied).
+fn content(envelope: &mut Map<String, Value>) -> Result<Option<Map<String, Value>>, EnvelopeError> {
+    let value = match envelope.remove("content") {
+        Some(content) => Some(content),
+        None => envelope.remove("data"),
+    };
+    match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(object)) => Ok(Some(object.clone())),
-        Some(Value::String(text)) => match serde_json::from_str(text) {
+        Some(Value::Object(object)) => Ok(Some(object)),
+        Some(Value::String(text)) => match serde_json::from_str(&text) {
             Ok(Value::Object(object)) => Ok(Some(object)),
             Ok(_) => Err(EnvelopeError("`content` must hold a JSON object".into())),
             Err(e) => Err(EnvelopeError(format!("`content` is not valid JSON: {e}"))),

@@ -87,7 +87,7 @@ where
 }
 
 async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
-    let sent_at = message.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(message.received_at);
+    let sent_at = message.sent_at();
     // The window is 48 h from when the customer wrote, not from when this job happens to run; it is
     // opened before anything else, so even if storing fails now, the customer did write.
     let window_left = (sent_at + chrono::Duration::from_std(REPLY_WINDOW).expect("48 h fits")) - Utc::now();
@@ -103,11 +103,13 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     // Known before the transaction opens, so no Redis round trip happens while it holds locks.
     // Without TikTok credentials "sending" is printing, so replies are settled in the message's own
     // transaction; a live send happens after the commit and records its own outcome.
-    let reply_status = match () {
-        _ if !state.settings.tiktok.is_dry_run() => DeliveryStatus::Pending,
+    let reply_status = if !state.settings.tiktok.is_dry_run() {
+        DeliveryStatus::Pending
+    } else if window_opened {
         // This very message opened the window: no need to ask Redis whether it is open.
-        _ if window_opened => DeliveryStatus::DryRun,
-        _ => dry_run_status(state, &message.from_user_id).await?,
+        DeliveryStatus::DryRun
+    } else {
+        dry_run_status(state, &message.from_user_id).await?
     };
     let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
     let customer = Customer {
@@ -125,7 +127,7 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
             let turn = Turn { user: &stored.user, conversation: &stored.conversation, text, now: Utc::now() };
             state.bot.respond(&txn, turn).await.map_err(retryable)?
         }
-        None => Decision { state: state_of(&stored.conversation), ..Default::default() },
+        None => Decision { state: ConversationState::of(&stored.conversation), ..Default::default() },
     };
     apply_decision(&txn, &stored, &decision).await.map_err(retryable)?;
     let mut replies = Vec::new();
@@ -298,15 +300,11 @@ async fn insert_message(
     Ok(())
 }
 
-fn state_of(conversation: &conversations::Model) -> ConversationState {
-    serde_json::from_value(conversation.state.clone()).unwrap_or_default()
-}
-
 /// Stores what the turn changed: the conversation's state and handoff, the customer's opt-out.
 async fn apply_decision(txn: &DatabaseTransaction, stored: &Stored, decision: &Decision) -> anyhow::Result<()> {
     let unchanged = decision.handoff.is_none()
         && !decision.handoff_released
-        && state_of(&stored.conversation) == decision.state
+        && ConversationState::of(&stored.conversation) == decision.state
         && (!decision.opt_out || stored.user.opted_out);
     if unchanged {
         // The common turn (Idle stays Idle): no write beyond the message itself.
@@ -385,7 +383,7 @@ async fn process_echo(state: &AppState, message: &MessageV1) -> Result<Outcome, 
         .to_user_id
         .as_deref()
         .ok_or_else(|| JobError::Permanent(anyhow!("echo {} names no recipient", message.idempotency_key)))?;
-    let at = message.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(message.received_at);
+    let at = message.sent_at();
     let txn = state.db.begin().await.context("starting a transaction").map_err(retryable)?;
     let known = match &message.message_id {
         Some(id) => messages::Entity::find()
