@@ -172,7 +172,7 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
         "inbound message stored"
     );
     for reply in &replies {
-        log_reply(&stored.conversation, reply);
+        log_reply(&stored.conversation, reply.text.as_deref(), reply.delivery_status);
     }
     if let Some(reason) = &decision.handoff {
         notify_staff(state, &stored, reason);
@@ -194,9 +194,10 @@ async fn dry_run_status(state: &AppState, tiktok_user_id: &str) -> Result<Delive
     Ok(if window_open(state, tiktok_user_id).await? { DeliveryStatus::DryRun } else { DeliveryStatus::OutsideWindow })
 }
 
-fn log_reply(conversation: &conversations::Model, reply: &messages::Model) {
-    let text = escape_for_log(reply.text.as_deref().unwrap_or(""), 2_000);
-    match reply.delivery_status {
+/// Says in the log what became of a reply that was not sent to TikTok (printed, or refused by the window).
+fn log_reply(conversation: &conversations::Model, text: Option<&str>, status: Option<DeliveryStatus>) {
+    let text = escape_for_log(text.unwrap_or(""), 2_000);
+    match status {
         Some(DeliveryStatus::DryRun) => tracing::info!(
             conversation = %conversation.tiktok_conversation_id,
             %text,
@@ -523,9 +524,7 @@ async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> 
         .ok_or_else(|| JobError::Permanent(anyhow!("reply {reply_id} has no conversation or user")))?;
     let Some(client) = &state.tiktok else {
         let status = dry_run_status(state, &user.tiktok_user_id).await?;
-        let mut settled = reply.clone();
-        settled.delivery_status = Some(status);
-        log_reply(&conversation, &settled);
+        log_reply(&conversation, reply.text.as_deref(), Some(status));
         return record_delivery(state, reply_id, status, None, None).await;
     };
     let claimed = messages::Entity::update_many()
@@ -540,7 +539,7 @@ async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> 
         return Ok(());
     }
     if !window_open(state, &user.tiktok_user_id).await? {
-        tracing::info!(conversation = %conversation.tiktok_conversation_id, "reply window closed: reply not sent");
+        log_reply(&conversation, reply.text.as_deref(), Some(DeliveryStatus::OutsideWindow));
         return record_delivery(state, reply_id, DeliveryStatus::OutsideWindow, None, None).await;
     }
     let recipient = &conversation.tiktok_conversation_id;
