@@ -59,13 +59,15 @@ impl Application {
         if !problems.is_empty() {
             return Err(ConfigError(problems).into());
         }
-        let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
-        prepare_schema(&db, &settings, options).await?;
+        // The bot's files are read before the database is touched: a bad file stops start-up with nothing
+        // created or migrated.
         let replies = Replies::load(&settings.config_dir).map_err(ConfigError)?;
         let router = KeywordRouter::load(&settings.config_dir).map_err(ConfigError)?;
         let llm =
             LlmRouter::new(&settings.llm, llm_http_client(&settings.llm)?, router.faq_topics(), router.categories());
         let bot = Bot::new(replies, router, llm, settings.llm.history_messages, settings.shop.clone());
+        let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
+        prepare_schema(&db, &settings, options).await?;
         let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
         let redis = Redis::new(&settings.redis, &settings.jobs, consumers)?;
         let queue = match &redis {
