@@ -418,8 +418,18 @@ pub struct ShopSettings {
     pub currency_symbol: String,
     /// "New drops" are items dropped within this many days.
     pub drops_days: i64,
-    /// Items per "new drops" answer.
+    /// Items per "new drops" answer (each with its photo); "more" shows the next ones.
     pub drops_per_page: u64,
+    /// How long "I'll take it" holds an item, in minutes (never past the customer's reply window).
+    pub hold_minutes: u64,
+    /// Flat shipping added to every order, in minor units (cents).
+    pub shipping_minor: i64,
+    /// Currency of items imported without one (ISO code).
+    pub currency: String,
+    /// Told with every new order; `{order_number}` is filled in.
+    pub payment_instructions: String,
+    /// Seconds between the worker's sweeps: lapsed holds are released and the waitlist told.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for ShopSettings {
@@ -433,7 +443,15 @@ impl Default for ShopSettings {
             staff_webhook_url: None,
             currency_symbol: "$".into(),
             drops_days: 14,
-            drops_per_page: 5,
+            drops_per_page: 3,
+            hold_minutes: 30,
+            shipping_minor: 800,
+            currency: "USD".into(),
+            payment_instructions:
+                "Pay with PayPal (pay@philiathrifts.com, friends & family) or Venmo (@philiathrifts) \
+and put {order_number} in the note. We ship within 2 business days of payment 📦"
+                    .into(),
+            sweep_interval_secs: 15,
         }
     }
 }
@@ -496,6 +514,29 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}: {}", self.source, self.field, self.message)
+    }
+}
+
+/// Parses a TOML config file; a syntax or shape error names `source` and the line.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, source: &str) -> Result<T, Vec<Problem>> {
+    toml::from_str(text).map_err(|e| {
+        let field = toml_error_line(text, &e).map_or("(syntax)".to_owned(), |l| format!("(line {l})"));
+        vec![Problem::new(source, field, e.message().to_owned())]
+    })
+}
+
+/// A config file's text and how to name it: `config_dir/name`, or the compiled-in copy when the file is
+/// absent (so the binary works without a config folder).
+pub fn read_or_built_in(
+    config_dir: &std::path::Path,
+    name: &str,
+    built_in: &'static str,
+) -> Result<(String, String), Vec<Problem>> {
+    let path = config_dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((text, path.display().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((built_in.to_owned(), format!("built-in {name}"))),
+        Err(e) => Err(vec![Problem::new(path.display().to_string(), "(file)", format!("cannot read: {e}"))]),
     }
 }
 
@@ -622,6 +663,21 @@ impl Settings {
         }
         if self.shop.open_hour >= self.shop.close_hour || self.shop.close_hour > 24 {
             problems.push(Problem::new(effective, "shop.close_hour", "must be after shop.open_hour and at most 24"));
+        }
+        for (field, zero) in [
+            ("shop.drops_per_page", self.shop.drops_per_page == 0),
+            ("shop.hold_minutes", self.shop.hold_minutes == 0),
+            ("shop.sweep_interval_secs", self.shop.sweep_interval_secs == 0),
+        ] {
+            if zero {
+                problems.push(Problem::new(effective, field, "must be at least 1"));
+            }
+        }
+        if self.shop.shipping_minor < 0 {
+            problems.push(Problem::new(effective, "shop.shipping_minor", "must not be negative"));
+        }
+        if self.shop.currency.len() != 3 || !self.shop.currency.chars().all(|c| c.is_ascii_alphabetic()) {
+            problems.push(Problem::new(effective, "shop.currency", "must be a 3-letter currency code, like USD"));
         }
         if !(-12..=14).contains(&self.shop.utc_offset_hours) {
             problems.push(Problem::new(effective, "shop.utc_offset_hours", "must be between -12 and 14"));

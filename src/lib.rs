@@ -10,6 +10,7 @@ pub mod kv;
 pub mod llm;
 pub mod redis_pool;
 pub mod shop;
+pub mod staff;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
@@ -23,13 +24,10 @@ use std::path::Path;
 /// and the bot's texts.
 pub fn check_config_dir(config_dir: &Path) -> Vec<config::Problem> {
     let mut known = config::SETTINGS_FILES.to_vec();
-    known.extend([bot::REPLIES_FILE, bot::intent::INTENTS_FILE, bot::intent::FAQ_FILE]);
+    known.extend([bot::REPLIES_FILE, bot::intent::INTENTS_FILE, bot::intent::FAQ_FILE, shop::SIZE_CHART_FILE]);
     let mut problems = config::unknown_config_files(config_dir, &known);
     problems.extend(config::check_settings_files(config_dir));
-    if let Err(more) = bot::Replies::load(config_dir) {
-        problems.extend(more);
-    }
-    if let Err(more) = bot::intent::KeywordRouter::load(config_dir) {
+    if let Err(more) = bot::BotFiles::load(config_dir) {
         problems.extend(more);
     }
     problems

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use philia_bot::config::{self, Role, Settings};
+use philia_bot::staff::Staff;
 use philia_bot::startup::{Application, StartOptions};
+use philia_bot::store::entities::items::ItemStatus;
+use philia_bot::store::entities::orders::OrderStatus;
 use philia_bot::{store, telemetry};
 
 #[derive(Parser)]
@@ -50,6 +53,16 @@ enum Command {
         #[arg(default_value = "-")]
         file: PathBuf,
     },
+    /// The shop's stock: import the inventory file, export it, list items, take one off sale.
+    Inventory {
+        #[command(subcommand)]
+        action: InventoryAction,
+    },
+    /// Orders: list them; mark them paid, shipped or cancelled (the customer is told).
+    Orders {
+        #[command(subcommand)]
+        action: OrdersAction,
+    },
     /// Conversations a human has taken over (the bot stays silent in them).
     Handoff {
         #[command(subcommand)]
@@ -77,6 +90,66 @@ enum MigrateAction {
     },
     /// List every migration and whether it is applied.
     Status,
+}
+
+#[derive(Subcommand)]
+enum InventoryAction {
+    /// Load a CSV file (see examples/inventory.csv): every row is checked first, problems are listed by
+    /// row and column and nothing is imported until all are fixed; items are upserted by SKU.
+    Import {
+        file: PathBuf,
+        /// Check the file and say what would change, without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write every item as CSV, in the import file's shape (standard output unless --output).
+    Export {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// List items, newest drop first.
+    List {
+        /// Only items of this status: available, reserved or sold.
+        #[arg(long, value_parser = item_status)]
+        status: Option<ItemStatus>,
+    },
+    /// Put an item on sale (`available`) or take it off (`sold`). A hold on it ends.
+    SetStatus {
+        sku: String,
+        #[arg(value_parser = item_status)]
+        status: ItemStatus,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrdersAction {
+    /// List orders, newest first.
+    List {
+        /// Only orders of this status: pending, paid, shipped or cancelled.
+        #[arg(long, value_parser = order_status)]
+        status: Option<OrderStatus>,
+    },
+    /// Move an order to paid, shipped (with --carrier and --tracking) or cancelled (its items go back
+    /// on sale). The customer is told when TikTok lets the shop message them.
+    SetStatus {
+        number: String,
+        #[arg(value_parser = order_status)]
+        status: OrderStatus,
+        #[arg(long)]
+        carrier: Option<String>,
+        #[arg(long)]
+        tracking: Option<String>,
+    },
+}
+
+fn item_status(text: &str) -> Result<ItemStatus, String> {
+    philia_bot::shop::inventory::parse_status(text)
+        .ok_or_else(|| format!("{text:?} is not an item status (available, reserved, sold)"))
+}
+
+fn order_status(text: &str) -> Result<OrderStatus, String> {
+    philia_bot::shop::orders::parse_status(text)
+        .ok_or_else(|| format!("{text:?} is not an order status (pending, paid, shipped, cancelled)"))
 }
 
 #[derive(Subcommand)]
@@ -131,6 +204,20 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Inventory { action } => {
+            let settings = match load_settings(&cli.config_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            print_result(run_inventory(settings, action).await)
+        }
+        Command::Orders { action } => {
+            let settings = match load_settings(&cli.config_dir) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            print_result(run_orders(settings, action).await)
+        }
         Command::Handoff { action } => {
             let settings = match load_settings(&cli.config_dir) {
                 Ok(s) => s,
@@ -170,6 +257,55 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints a staff command's answer, or its error (exit 1) on standard error, where a terminal user reads it.
+fn print_result(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            if !text.is_empty() {
+                println!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_inventory(settings: Settings, action: InventoryAction) -> anyhow::Result<String> {
+    let staff = Staff::open(settings).await?;
+    let out = match action {
+        InventoryAction::Import { file, dry_run } => staff.import(&file, dry_run).await,
+        InventoryAction::Export { output: None } => {
+            // The CSV itself is the output: nothing else goes to standard output.
+            staff.export(std::io::stdout().lock()).await?;
+            Ok(String::new())
+        }
+        InventoryAction::Export { output: Some(path) } => {
+            let file = std::fs::File::create(&path)?;
+            let count = staff.export(file).await?;
+            Ok(format!("{}: exported {count} item(s)", path.display()))
+        }
+        InventoryAction::List { status } => staff.list_items(status).await,
+        InventoryAction::SetStatus { sku, status } => staff.set_item_status(&sku, status).await,
+    };
+    staff.db.close().await?;
+    out
+}
+
+async fn run_orders(settings: Settings, action: OrdersAction) -> anyhow::Result<String> {
+    let staff = Staff::open(settings).await?;
+    let out = match action {
+        OrdersAction::List { status } => staff.list_orders(status).await,
+        OrdersAction::SetStatus { number, status, carrier, tracking } => {
+            staff.set_order_status(&number, status, carrier.as_deref(), tracking.as_deref()).await
+        }
+    };
+    staff.db.close().await?;
+    out
 }
 
 async fn serve(settings: Settings, options: StartOptions) -> anyhow::Result<()> {

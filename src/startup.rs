@@ -7,8 +7,7 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
-use crate::bot::intent::KeywordRouter;
-use crate::bot::{Bot, Replies};
+use crate::bot::{Bot, BotFiles};
 use crate::config::{ConfigError, DatabaseKind, Role, Settings};
 use crate::jobs::{JobQueue, MemoryQueue, RedisQueue, consumer_name};
 use crate::kv::Kv;
@@ -61,11 +60,7 @@ impl Application {
         }
         // The bot's files are read before the database is touched: a bad file stops start-up with nothing
         // created or migrated.
-        let replies = Replies::load(&settings.config_dir).map_err(ConfigError)?;
-        let router = KeywordRouter::load(&settings.config_dir).map_err(ConfigError)?;
-        let llm =
-            LlmRouter::new(&settings.llm, llm_http_client(&settings.llm)?, router.faq_topics(), router.categories());
-        let bot = Bot::new(replies, router, llm, settings.llm.history_messages, settings.shop.clone());
+        let bot = build_bot(&settings)?;
         let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
         prepare_schema(&db, &settings, options).await?;
         let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
@@ -177,6 +172,27 @@ impl Application {
 }
 
 /// The LLM's HTTP client: its own timeout, a little over the classification timeout.
+/// The bot from the config folder's files and the settings (the LLM when one is configured). Used by
+/// `serve` and by the staff commands that message customers.
+pub fn build_bot(settings: &Settings) -> anyhow::Result<Bot> {
+    let files = BotFiles::load(&settings.config_dir).map_err(ConfigError)?;
+    let llm = LlmRouter::new(
+        &settings.llm,
+        llm_http_client(&settings.llm)?,
+        files.router.faq_topics(),
+        files.router.categories(),
+    );
+    Ok(Bot::new(files, llm, settings.llm.history_messages, settings.shop.clone()))
+}
+
+/// The database as the staff commands use it: connected, and on the embedded SQLite file migrated (so
+/// `inventory import` works before the first `serve`); on PostgreSQL pending migrations are refused.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
+    prepare_schema(&db, settings, StartOptions { role: Role::All, migrate: false }).await?;
+    Ok(db)
+}
+
 fn llm_http_client(settings: &crate::config::LlmSettings) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().timeout(std::time::Duration::from_millis(settings.timeout_ms + 1_000)).build()?)
 }

@@ -12,6 +12,7 @@ mod m20261122_000006_create_orders;
 mod m20261122_000007_create_order_items;
 mod m20261122_000008_create_processed_events;
 mod m20261122_000009_create_tiktok_tokens;
+mod m20261122_000010_create_waitlist;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_create_order_items::Migration),
             Box::new(m20261122_000008_create_processed_events::Migration),
             Box::new(m20261122_000009_create_tiktok_tokens::Migration),
+            Box::new(m20261122_000010_create_waitlist::Migration),
         ]
     }
 }

@@ -10,7 +10,10 @@ use super::replies::render;
 use super::{Bot, Reply};
 use crate::config::ShopSettings;
 use crate::llm::Speaker;
-use crate::shop;
+use crate::shop::fit::{Assessment, Verdict, trim_number};
+use crate::shop::holds::HoldOutcome;
+use crate::shop::{self, Search, holds, orders as shop_orders};
+use crate::store::entities::items::ItemStatus;
 use crate::store::entities::orders::{self, OrderStatus};
 use crate::store::entities::{conversations, items, messages, users};
 
@@ -22,10 +25,23 @@ pub enum ConversationState {
     Idle,
     /// The bot asked for an order number.
     AwaitingOrderNumber,
-    /// The bot showed a numbered list of items: "2" means the second of these SKUs.
-    ChoosingItem { candidates: Vec<String> },
+    /// The bot showed a numbered list of items: "2" means the second of these SKUs; "more" shows `more`.
+    ChoosingItem {
+        candidates: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        more: Option<DropsPage>,
+    },
     /// The customer asked about a piece without naming it; the bot asked which.
     AwaitingItem { purpose: ItemPurpose },
+    /// The bot just talked about this piece: "I'll take it" or "will it fit?" means it.
+    ViewingItem { sku: String },
+}
+
+/// The next page of "new drops".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropsPage {
+    pub category: Option<String>,
+    pub offset: u64,
 }
 
 impl ConversationState {
@@ -63,6 +79,9 @@ pub struct Decision {
     /// A handoff that has been quiet long enough is over: the bot answers again.
     pub handoff_released: bool,
     pub opt_out: bool,
+    /// Notices for other customers stored by this turn (a cancelled hold frees an item someone waits
+    /// for), to deliver after the commit.
+    pub notices: Vec<i64>,
 }
 
 impl Decision {
@@ -76,6 +95,14 @@ impl Decision {
             last.text = format!("{}\n\n{hint}", last.text);
         }
         self
+    }
+}
+
+fn purpose_of(intent: &Intent) -> ItemPurpose {
+    match intent {
+        Intent::Sizing => ItemPurpose::Sizing,
+        Intent::Reserve => ItemPurpose::Reserve,
+        _ => ItemPurpose::Details,
     }
 }
 
@@ -147,17 +174,19 @@ impl Bot {
 
     async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
         let (intent, entities) = self.route(db, turn).await?;
+        let mut viewing = None;
         match ConversationState::of(turn.conversation) {
-            ConversationState::ChoosingItem { candidates } => {
-                let position = menu_choice(turn.text).or(entities.item_position);
-                if let Some(sku) = position.and_then(|n| candidates.get(n as usize - 1)) {
-                    let items = shop::items_by_skus(db, std::slice::from_ref(sku)).await?;
-                    let purpose = match intent {
-                        Intent::Sizing => ItemPurpose::Sizing,
-                        Intent::Reserve => ItemPurpose::Reserve,
-                        _ => ItemPurpose::Details,
+            ConversationState::ChoosingItem { candidates, more } => {
+                if intent == Intent::More {
+                    return match more {
+                        Some(page) => self.drops(db, page.category, page.offset, turn.now).await,
+                        None => Ok(Decision::say(self.replies.templates.drops_end.clone(), ConversationState::Idle)),
                     };
-                    return Ok(self.about_item(items.into_iter().next(), purpose));
+                }
+                let position = menu_choice(turn.text).or(entities.item_position);
+                if let Some(sku) = position.and_then(|n| candidates.get((n as usize).checked_sub(1)?)) {
+                    let item = shop::item_by_sku(db, sku).await?;
+                    return self.about_item(db, turn, &entities, item, purpose_of(&intent)).await;
                 }
             }
             ConversationState::AwaitingOrderNumber if entities.order_number.is_some() => {
@@ -165,11 +194,12 @@ impl Bot {
             }
             ConversationState::AwaitingItem { purpose } if entities.sku.is_some() => {
                 let item = shop::item_by_sku(db, entities.sku.as_deref().unwrap_or_default()).await?;
-                return Ok(self.about_item(item, purpose));
+                return self.about_item(db, turn, &entities, item, purpose).await;
             }
+            ConversationState::ViewingItem { sku } => viewing = Some(sku),
             _ => {}
         }
-        self.answer(db, turn, intent, entities).await
+        self.answer(db, turn, intent, entities, viewing).await
     }
 
     async fn answer(
@@ -178,6 +208,7 @@ impl Bot {
         turn: &Turn<'_>,
         intent: Intent,
         entities: Entities,
+        viewing: Option<String>,
     ) -> anyhow::Result<Decision> {
         let t = &self.replies.templates;
         Ok(match intent {
@@ -191,61 +222,73 @@ impl Bot {
             },
             Intent::Human => self.handoff(turn.now, "the customer asked for a human".into()),
             Intent::OrderStatus => self.order_status(db, turn.user, &entities).await?,
-            Intent::NewDrops => self.drops(db, entities.category.as_deref()).await?,
-            Intent::CancelHold => {
-                let released = shop::release_holds(db, turn.user.id).await?;
-                let text = if released.is_empty() {
-                    t.cancel_none.clone()
-                } else {
-                    let lines: Vec<String> =
-                        released.iter().map(|item| render(&t.cancel_done, &[("title", &item.title)])).collect();
-                    lines.join("\n")
-                };
-                Decision::say(text, ConversationState::Idle).then(&t.menu_hint)
-            }
+            Intent::NewDrops | Intent::More => self.drops(db, entities.category.clone(), 0, turn.now).await?,
+            Intent::CancelHold => self.cancel_holds(db, turn).await?,
+            Intent::Checkout => self.checkout(db, turn).await?,
             Intent::Availability | Intent::Sizing | Intent::Reserve => {
-                let purpose = match intent {
-                    Intent::Sizing => ItemPurpose::Sizing,
-                    Intent::Reserve => ItemPurpose::Reserve,
-                    _ => ItemPurpose::Details,
-                };
+                let purpose = purpose_of(&intent);
                 match &entities.sku {
-                    Some(sku) => self.about_item(shop::item_by_sku(db, sku).await?, purpose),
-                    None => self.item_by_description(db, turn.text, &entities, purpose).await?,
+                    Some(sku) => {
+                        let item = shop::item_by_sku(db, sku).await?;
+                        self.about_item(db, turn, &entities, item, purpose).await?
+                    }
+                    None => self.item_by_description(db, turn, &entities, purpose, viewing).await?,
                 }
             }
         })
     }
 
     /// An item the customer described instead of naming its SKU: "the one in your last video" is the
-    /// newest drop; otherwise the words of the message are looked for in item titles. One match is
-    /// answered, several are listed to choose from, none asks for the item number.
+    /// newest drop; otherwise the words of the message are looked for in titles and brands, with the size
+    /// and category named. One match is answered, several are listed to choose from. With nothing to go
+    /// on, "it" is the piece just talked about (`viewing`), else the bot asks for the item number.
     async fn item_by_description(
         &self,
         db: &impl ConnectionTrait,
-        text: &str,
+        turn: &Turn<'_>,
         entities: &Entities,
         purpose: ItemPurpose,
+        viewing: Option<String>,
     ) -> anyhow::Result<Decision> {
-        let words = super::intent::normalize(text);
+        let words = super::intent::normalize(turn.text);
         let joined = words.join(" ");
         if ["last video", "latest video", "last post", "latest post", "last live", "your video"]
             .iter()
             .any(|p| joined.contains(p))
         {
-            let newest = shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, 1).await?;
-            return Ok(self.about_item(newest.into_iter().next(), purpose));
+            let newest =
+                shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, turn.now, 0, 1).await?;
+            return self.about_item(db, turn, entities, newest.into_iter().next(), purpose).await;
         }
         let meaningful: Vec<String> =
             words.into_iter().filter(|w| w.len() >= 4 && !self.router.is_keyword(w)).collect();
-        let found = shop::search_titles(db, &meaningful, 5).await?;
-        Ok(match found.len() {
-            0 if entities.category.is_some() && purpose == ItemPurpose::Details => {
-                self.drops(db, entities.category.as_deref()).await?
+        // A size only narrows a search for a piece; in a sizing question it is the customer's own size.
+        let size = entities.size.clone().filter(|_| purpose == ItemPurpose::Details);
+        let search = Search {
+            words: meaningful,
+            size,
+            category: entities.category.clone(),
+            brand: None,
+            include_unavailable: purpose != ItemPurpose::Details || entities.category.is_none(),
+        };
+        let found = if search.words.is_empty() && viewing.is_some() {
+            Vec::new()
+        } else {
+            shop::search(db, &self.chart, &search, 5).await?
+        };
+        Ok(match (found.len(), viewing) {
+            (0, Some(sku)) => {
+                let item = shop::item_by_sku(db, &sku).await?;
+                self.about_item(db, turn, entities, item, purpose).await?
             }
-            0 => Decision::say(self.replies.templates.item_ask.clone(), ConversationState::AwaitingItem { purpose }),
-            1 => self.about_item(found.into_iter().next(), purpose),
-            _ => self.item_list(found),
+            (0, None) if search.category.is_some() && purpose == ItemPurpose::Details => {
+                self.drops(db, search.category.clone(), 0, turn.now).await?
+            }
+            (0, None) => {
+                Decision::say(self.replies.templates.item_ask.clone(), ConversationState::AwaitingItem { purpose })
+            }
+            (1, _) => self.about_item(db, turn, entities, found.into_iter().next(), purpose).await?,
+            _ => self.item_list(found, None, false),
         })
     }
 
@@ -281,14 +324,14 @@ impl Bot {
     ) -> anyhow::Result<Decision> {
         let t = &self.replies.templates;
         let orders = match &entities.order_number {
-            Some(number) => match shop::order_of_customer(db, user.id, number).await? {
+            Some(number) => match shop_orders::order_of_customer(db, user.id, number).await? {
                 Some(order) => vec![order],
                 None => {
                     let text = render(&t.order_not_found, &[("order_number", number)]);
                     return Ok(Decision::say(text, ConversationState::Idle));
                 }
             },
-            None => shop::latest_orders(db, user.id, 3).await?,
+            None => shop_orders::latest_orders(db, user.id, 3).await?,
         };
         if orders.is_empty() {
             return Ok(Decision::say(t.order_ask.clone(), ConversationState::AwaitingOrderNumber));
@@ -317,17 +360,30 @@ impl Bot {
         }
     }
 
-    async fn drops(&self, db: &impl ConnectionTrait, category: Option<&str>) -> anyhow::Result<Decision> {
+    /// A page of new drops, each with its photo; "more" shows the next page.
+    async fn drops(
+        &self,
+        db: &impl ConnectionTrait,
+        category: Option<String>,
+        offset: u64,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Decision> {
         let t = &self.replies.templates;
-        let items = shop::new_drops(db, category, self.shop.drops_days, self.shop.drops_per_page).await?;
+        let per_page = self.shop.drops_per_page;
+        let mut items =
+            shop::new_drops(db, category.as_deref(), self.shop.drops_days, now, offset, per_page + 1).await?;
         if items.is_empty() {
-            return Ok(Decision::say(t.drops_none.clone(), ConversationState::Idle));
+            let text = if offset == 0 { &t.drops_none } else { &t.drops_end };
+            return Ok(Decision::say(text.clone(), ConversationState::Idle));
         }
-        Ok(self.item_list(items))
+        let more = (items.len() as u64 > per_page).then(|| DropsPage { category, offset: offset + per_page });
+        items.truncate(per_page as usize);
+        Ok(self.item_list(items, more, true))
     }
 
-    /// A numbered list of items to choose from; the next "2" picks the second.
-    fn item_list(&self, items: Vec<items::Model>) -> Decision {
+    /// A numbered list of items to choose from (the next "2" picks the second), with each item's photo
+    /// after it when `photos`.
+    fn item_list(&self, items: Vec<items::Model>, more: Option<DropsPage>, photos: bool) -> Decision {
         let t = &self.replies.templates;
         let mut text = render(&t.drops_intro, &[("count", &items.len().to_string())]);
         for (i, item) in items.iter().enumerate() {
@@ -340,47 +396,220 @@ impl Bot {
             text.push('\n');
             text.push_str(&line);
         }
-        let candidates = items.into_iter().map(|item| item.sku).collect();
-        Decision::say(text, ConversationState::ChoosingItem { candidates })
-    }
-
-    fn about_item(&self, item: Option<items::Model>, purpose: ItemPurpose) -> Decision {
-        let t = &self.replies.templates;
-        let Some(item) = item else { return Decision::say(t.item_not_found.clone(), ConversationState::Idle) };
-        let size = item.tag_size.as_deref().unwrap_or("no size");
-        let measurements = shop::measurements(&item);
-        if item.status != items::ItemStatus::Available && purpose != ItemPurpose::Sizing {
-            let status = match item.status {
-                items::ItemStatus::Reserved => "on hold for someone else right now",
-                _ => "sold",
-            };
-            return Decision::say(
-                render(&t.item_unavailable, &[("title", &item.title), ("status", status)]),
-                ConversationState::Idle,
+        if more.is_some() {
+            text.push('\n');
+            text.push_str(&t.drops_more);
+        }
+        let mut replies = vec![Reply { text, image_url: None }];
+        if photos {
+            replies.extend(
+                items
+                    .iter()
+                    .filter_map(|i| i.image_url.clone())
+                    .map(|url| Reply { text: String::new(), image_url: Some(url) }),
             );
         }
+        let candidates = items.into_iter().map(|item| item.sku).collect();
+        Decision { replies, state: ConversationState::ChoosingItem { candidates, more }, ..Default::default() }
+    }
+
+    async fn about_item(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        entities: &Entities,
+        item: Option<items::Model>,
+        purpose: ItemPurpose,
+    ) -> anyhow::Result<Decision> {
+        let t = &self.replies.templates;
+        let Some(item) = item else { return Ok(Decision::say(t.item_not_found.clone(), ConversationState::Idle)) };
+        let viewing = ConversationState::ViewingItem { sku: item.sku.clone() };
         match purpose {
-            ItemPurpose::Sizing => Decision::say(
-                render(&t.sizing, &[("title", &item.title), ("size", size), ("measurements", &measurements)]),
-                ConversationState::Idle,
-            )
-            .then(&t.menu_hint),
-            ItemPurpose::Reserve => {
-                let text = render(&t.reserve, &[("title", &item.title)]);
-                Decision {
-                    handoff: Some(format!("wants to buy {} ({})", item.title, item.sku)),
-                    ..Decision::say(text, ConversationState::Idle)
+            // Sizing is answered whatever the status: a customer may ask about a piece they hold.
+            ItemPurpose::Sizing => {
+                Ok(Decision::say(self.fit_answer(&item, turn.text, entities), viewing).then(&t.menu_hint))
+            }
+            ItemPurpose::Reserve => self.reserve(db, turn, item).await,
+            ItemPurpose::Details => match item.status {
+                ItemStatus::Available => {
+                    let reply = Reply { text: self.item_details(&item, turn.text), image_url: item.image_url.clone() };
+                    Ok(Decision { replies: vec![reply], state: viewing, ..Default::default() })
+                }
+                ItemStatus::Reserved => {
+                    if let Some(hold) = holds::active_hold(db, item.id).await?.filter(|h| h.user_id == turn.user.id) {
+                        let until = self.shop_time(hold.expires_at, turn.now);
+                        let text = render(&t.hold_already, &[("title", &item.title), ("until", &until)]);
+                        return Ok(Decision::say(text, viewing));
+                    }
+                    holds::join_waitlist(db, turn.user.id, item.id, turn.now).await?;
+                    Ok(Decision::say(render(&t.item_on_hold, &[("title", &item.title)]), ConversationState::Idle))
+                }
+                ItemStatus::Sold => Ok(self.sold(&item)),
+            },
+        }
+    }
+
+    fn sold(&self, item: &items::Model) -> Decision {
+        let text = render(&self.replies.templates.item_unavailable, &[("title", &item.title), ("status", "sold")]);
+        Decision::say(text, ConversationState::Idle)
+    }
+
+    /// "I'll take it": one conditional update decides who gets a one-of-a-kind piece.
+    async fn reserve(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        item: items::Model,
+    ) -> anyhow::Result<Decision> {
+        let t = &self.replies.templates;
+        let hold_for = Duration::minutes(self.shop.hold_minutes as i64);
+        Ok(match holds::reserve(db, turn.user, &item, turn.now, hold_for).await? {
+            HoldOutcome::Held { item, until } => {
+                let price = shop::price(item.price_minor, &self.shop.currency_symbol);
+                let until = self.shop_time(until, turn.now);
+                let text = render(&t.hold_confirmed, &[("title", &item.title), ("price", &price), ("until", &until)]);
+                Decision::say(text, ConversationState::ViewingItem { sku: item.sku })
+            }
+            HoldOutcome::AlreadyYours { item, until } => {
+                let until = self.shop_time(until, turn.now);
+                let text = render(&t.hold_already, &[("title", &item.title), ("until", &until)]);
+                Decision::say(text, ConversationState::ViewingItem { sku: item.sku })
+            }
+            HoldOutcome::HeldByOther { item } => {
+                Decision::say(render(&t.hold_taken, &[("title", &item.title)]), ConversationState::Idle)
+            }
+            HoldOutcome::Sold { item } => self.sold(&item),
+        })
+    }
+
+    /// "Cancel": the customer's holds end, and whoever waits for those pieces is told.
+    async fn cancel_holds(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
+        let t = &self.replies.templates;
+        let released = holds::release_holds(db, turn.user.id, turn.now).await?;
+        if released.is_empty() {
+            return Ok(Decision::say(t.cancel_none.clone(), ConversationState::Idle).then(&t.menu_hint));
+        }
+        let mut notices = Vec::new();
+        for freed in &released {
+            notices.extend(self.tell_item_free(db, freed, turn.now).await?);
+        }
+        let lines: Vec<String> = released.iter().map(|f| render(&t.cancel_done, &[("title", &f.item.title)])).collect();
+        Ok(Decision { notices, ..Decision::say(lines.join("\n"), ConversationState::Idle).then(&t.menu_hint) })
+    }
+
+    /// "Checkout": the customer's holds become one order, with the payment instructions.
+    async fn checkout(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
+        let t = &self.replies.templates;
+        let conversation = Some(turn.conversation.tiktok_conversation_id.as_str());
+        let Some(new) = shop_orders::checkout(db, turn.user, conversation, self.shop.shipping_minor, turn.now).await?
+        else {
+            return Ok(Decision::say(t.checkout_nothing.clone(), ConversationState::Idle));
+        };
+        let number = new.order.order_number.as_str();
+        let titles: Vec<&str> = new.items.iter().map(|i| i.title.as_str()).collect();
+        let total = shop::price(new.order.total_minor, &self.shop.currency_symbol);
+        let payment = render(&self.shop.payment_instructions, &[("order_number", number)]);
+        let text = render(
+            &t.checkout_done,
+            &[("order_number", number), ("items", &titles.join(", ")), ("total", &total), ("payment", &payment)],
+        );
+        Ok(Decision::say(text, ConversationState::Idle))
+    }
+
+    /// An available item in full: price, tag size, how it really fits, measurements, condition, flaws.
+    fn item_details(&self, item: &items::Model, text: &str) -> String {
+        let t = &self.replies.templates;
+        let price = shop::price(item.price_minor, &self.shop.currency_symbol);
+        let fit = match self.chart.assess(item, text, None) {
+            Some(Assessment {
+                fits_like_said: Some(fits_like),
+                measured: Some(cm),
+                true_to_size: false,
+                measurement,
+                ..
+            }) => {
+                let measured = format!("{} cm {measurement}", trim_number(cm));
+                render(&t.fit_note, &[("measured", &measured), ("fits_like", &fits_like)])
+            }
+            _ => String::new(),
+        };
+        let flaws = match item.flaws.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+            Some(flaws) => render(&t.flaws_listed, &[("flaws", flaws.trim_end_matches('.'))]),
+            None => t.no_flaws.clone(),
+        };
+        let measurements = shop::measurements(item).unwrap_or_else(|| t.no_measurements.clone());
+        render(
+            &t.item_available,
+            &[
+                ("title", &item.title),
+                ("price", &price),
+                ("size", item.tag_size.as_deref().unwrap_or("no size")),
+                ("fit", &fit),
+                ("measurements", &measurements),
+                ("condition", &item.condition),
+                ("flaws", &flaws),
+            ],
+        )
+    }
+
+    /// How a piece fits, from the size chart: the size it fits like, the length, and for a customer who
+    /// said their usual size a yes, a no, snug or roomy. A missing measurement is named, never guessed.
+    fn fit_answer(&self, item: &items::Model, text: &str, entities: &Entities) -> String {
+        let t = &self.replies.templates;
+        let size = item.tag_size.as_deref().unwrap_or("no size");
+        let measurements = shop::measurements(item).unwrap_or_else(|| t.no_measurements.clone());
+        let Some(a) = self.chart.assess(item, text, entities.size.as_deref()) else {
+            return render(&t.sizing, &[("title", &item.title), ("size", size), ("measurements", &measurements)]);
+        };
+        let Some(fits_like) = a.fits_like_said.as_deref() else {
+            let missing = a.missing.first().map_or(a.measurement.as_str(), String::as_str);
+            return render(&t.fit_missing, &[("title", &item.title), ("missing", missing)]);
+        };
+        let title = ("title", item.title.as_str());
+        let mut sentences = vec![match a.measured {
+            Some(cm) => {
+                let measured = format!("{} cm {}", trim_number(cm), a.measurement);
+                match (&item.tag_size, a.true_to_size) {
+                    (None, _) => render(&t.fit_untagged, &[title, ("measured", &measured), ("fits_like", fits_like)]),
+                    (Some(_), true) => render(&t.fit_true, &[title, ("size", size), ("measured", &measured)]),
+                    (Some(_), false) => render(
+                        &t.fit_differs,
+                        &[title, ("size", size), ("measured", &measured), ("fits_like", fits_like)],
+                    ),
                 }
             }
-            ItemPurpose::Details => {
-                let price = shop::price(item.price_minor, &self.shop.currency_symbol);
-                let text = render(
-                    &t.item_available,
-                    &[("title", &item.title), ("price", &price), ("size", size), ("measurements", &measurements)],
-                );
-                let reply = Reply { text, image_url: item.image_url.clone() };
-                Decision { replies: vec![reply], state: ConversationState::Idle, ..Default::default() }
-            }
+            None => render(&t.fit_staff, &[title, ("size", size), ("fits_like", fits_like)]),
+        }];
+        if let Some(length) = &a.length {
+            sentences.push(format!("{}{}.", length[..1].to_uppercase(), &length[1..]));
+        }
+        if let Some((customer_size, Some(verdict))) = &a.customer {
+            let template = match verdict {
+                Verdict::Fits => &t.fit_yes,
+                Verdict::Snug => &t.fit_snug,
+                Verdict::Roomy => &t.fit_roomy,
+                Verdict::TooSmall => &t.fit_too_small,
+                Verdict::TooBig => &t.fit_too_big,
+            };
+            let customer = shop::fit::with_article(customer_size);
+            sentences.push(render(template, &[("customer_size", &customer), ("fits_like", fits_like)]));
+        }
+        for missing in a.missing.iter().filter(|m| **m != a.measurement) {
+            sentences.push(render(&t.fit_missing_length, &[("missing", missing)]));
+        }
+        sentences.push(measurements);
+        sentences.join(" ")
+    }
+
+    /// A moment in the shop's local time, as customers read it: "3:45 PM", "tomorrow 9:10 AM".
+    fn shop_time(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+        let hours = BusinessHours(&self.shop);
+        let (at, now) = (hours.local(at), hours.local(now));
+        let time = at.format("%-I:%M %p").to_string();
+        match (at.date() - now.date()).num_days() {
+            0 => time,
+            1 => format!("tomorrow {time}"),
+            _ => format!("{} {time}", at.format("%A")),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::config::Problem;
+use crate::config::{Problem, parse_toml, read_or_built_in};
 
 pub const INTENTS_FILE: &str = "intents.toml";
 pub const FAQ_FILE: &str = "faq.toml";
@@ -25,6 +25,10 @@ pub enum Intent {
     Sizing,
     Reserve,
     CancelHold,
+    /// Turn the customer's holds into an order.
+    Checkout,
+    /// The next page of the last list.
+    More,
     /// A frequently asked question, by its topic in `faq.toml`.
     Faq(String),
     Greeting,
@@ -138,6 +142,8 @@ struct IntentsFile {
     opt_out: Keywords,
     human: Keywords,
     cancel_hold: Keywords,
+    checkout: Keywords,
+    more: Keywords,
     reserve: Keywords,
     order_status: Keywords,
     sizing: Keywords,
@@ -160,26 +166,12 @@ pub struct FaqEntry {
 #[derive(Debug, Clone)]
 pub struct KeywordRouter {
     opt_out: Vec<Vec<String>>,
+    /// Whole messages that ask for the next page of a list ("more", "next").
+    more: Vec<Vec<String>>,
     /// In priority order: the first intent with a matching phrase wins.
     intents: Vec<(Intent, Vec<Phrase>)>,
     categories: Vec<(String, Vec<Phrase>)>,
     faq: BTreeMap<String, FaqEntry>,
-}
-
-fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, source: &str) -> Result<T, Vec<Problem>> {
-    toml::from_str(text).map_err(|e| {
-        let field = crate::config::toml_error_line(text, &e).map_or("(syntax)".to_owned(), |l| format!("(line {l})"));
-        vec![Problem::new(source, field, e.message().to_owned())]
-    })
-}
-
-fn read_or_built_in(config_dir: &Path, name: &str, built_in: &'static str) -> Result<(String, String), Vec<Problem>> {
-    let path = config_dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok((text, path.display().to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((built_in.to_owned(), format!("built-in {name}"))),
-        Err(e) => Err(vec![Problem::new(path.display().to_string(), "(file)", format!("cannot read: {e}"))]),
-    }
 }
 
 impl KeywordRouter {
@@ -211,6 +203,7 @@ impl KeywordRouter {
         let mut ordered = vec![
             (Intent::Human, phrases(&intents.human)),
             (Intent::CancelHold, phrases(&intents.cancel_hold)),
+            (Intent::Checkout, phrases(&intents.checkout)),
             (Intent::Reserve, phrases(&intents.reserve)),
             (Intent::OrderStatus, phrases(&intents.order_status)),
             (Intent::Sizing, phrases(&intents.sizing)),
@@ -224,6 +217,7 @@ impl KeywordRouter {
         ordered.push((Intent::Greeting, phrases(&intents.greeting)));
         Ok(Self {
             opt_out: intents.opt_out.exact.iter().chain(&intents.opt_out.keywords).map(|w| normalize(w)).collect(),
+            more: intents.more.exact.iter().chain(&intents.more.keywords).map(|w| normalize(w)).collect(),
             intents: ordered,
             categories: intents
                 .categories
@@ -246,7 +240,8 @@ impl KeywordRouter {
 
     /// Whether the message is a menu number or an exact opt-out: no model is asked about those.
     pub fn is_unambiguous(&self, text: &str) -> bool {
-        menu_choice(text).is_some() || self.opt_out.contains(&normalize(text))
+        let words = normalize(text);
+        menu_choice(text).is_some() || self.opt_out.contains(&words) || self.more.contains(&words)
     }
 
     /// Whether a normalized word is one of the router's own keywords (so not part of an item's name).
@@ -268,6 +263,9 @@ impl KeywordRouter {
         let entities = self.entities(text, &words);
         if self.opt_out.contains(&words) {
             return (Intent::OptOut, entities);
+        }
+        if self.more.contains(&words) {
+            return (Intent::More, entities);
         }
         if let Some(choice) = menu_choice(text).and_then(Intent::from_menu) {
             return (choice, entities);

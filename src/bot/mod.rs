@@ -3,6 +3,7 @@
 pub mod conversation;
 pub mod handoff;
 pub mod intent;
+pub mod notices;
 mod replies;
 
 use std::sync::Arc;
@@ -12,9 +13,11 @@ use self::intent::KeywordRouter;
 pub use self::replies::{REPLIES_FILE, Replies};
 use crate::config::ShopSettings;
 use crate::llm::LlmRouter;
+use crate::shop::SizeChart;
 
 /// What the bot says: a text, and optionally a picture sent right after it (TikTok sends one or the
-/// other per message, so a reply with both becomes two messages, in this order).
+/// other per message, so a reply with both becomes two messages, in this order). An empty text sends
+/// the picture alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub text: String,
@@ -29,19 +32,48 @@ pub struct Bot {
     llm: Option<LlmRouter>,
     history_messages: u64,
     shop: Arc<ShopSettings>,
+    chart: Arc<SizeChart>,
+}
+
+/// The bot's config files, read and validated together: texts, keywords and FAQ, size chart.
+pub struct BotFiles {
+    pub replies: Replies,
+    pub router: KeywordRouter,
+    pub chart: SizeChart,
+}
+
+impl BotFiles {
+    /// Reads every file from `config_dir` (each falls back to its built-in copy when absent) and returns
+    /// every problem found in any of them.
+    pub fn load(config_dir: &std::path::Path) -> Result<Self, Vec<crate::config::Problem>> {
+        let (replies, router, chart) =
+            (Replies::load(config_dir), KeywordRouter::load(config_dir), SizeChart::load(config_dir));
+        match (replies, router, chart) {
+            (Ok(replies), Ok(router), Ok(chart)) => Ok(BotFiles { replies, router, chart }),
+            (replies, router, chart) => {
+                Err(replies.err().into_iter().chain(router.err()).chain(chart.err()).flatten().collect())
+            }
+        }
+    }
 }
 
 impl Bot {
     /// `llm` is consulted after the keyword router when configured; `history_messages` earlier messages
     /// go to it as context.
-    pub fn new(
-        replies: Replies,
-        router: KeywordRouter,
-        llm: Option<LlmRouter>,
-        history_messages: u64,
-        shop: ShopSettings,
-    ) -> Self {
-        Self { replies: Arc::new(replies), router: Arc::new(router), llm, history_messages, shop: Arc::new(shop) }
+    pub fn new(files: BotFiles, llm: Option<LlmRouter>, history_messages: u64, shop: ShopSettings) -> Self {
+        Self {
+            replies: Arc::new(files.replies),
+            router: Arc::new(files.router),
+            llm,
+            history_messages,
+            shop: Arc::new(shop),
+            chart: Arc::new(files.chart),
+        }
+    }
+
+    /// The size chart the bot advises from.
+    pub fn size_chart(&self) -> &SizeChart {
+        &self.chart
     }
 
     /// Which router decides: for the start-up line.

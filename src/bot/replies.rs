@@ -50,25 +50,55 @@ templates! {
     no_orders: [],
     drops_intro: ["count"],
     drops_item: ["position", "title", "price", "size"],
+    drops_more: [],
     drops_none: [],
-    item_available: ["title", "price", "size", "measurements"],
+    drops_end: [],
+    item_available: ["title", "price", "size", "fit", "measurements", "condition", "flaws"],
+    item_on_hold: ["title"],
     item_unavailable: ["title", "status"],
     item_not_found: [],
     item_ask: [],
+    flaws_listed: ["flaws"],
+    no_flaws: [],
+    no_measurements: [],
     sizing: ["title", "size", "measurements"],
-    reserve: ["title"],
+    fit_true: ["title", "size", "measured"],
+    fit_differs: ["title", "size", "measured", "fits_like"],
+    fit_untagged: ["title", "measured", "fits_like"],
+    fit_staff: ["title", "size", "fits_like"],
+    fit_note: ["measured", "fits_like"],
+    fit_missing: ["title", "missing"],
+    fit_missing_length: ["missing"],
+    fit_yes: ["customer_size", "fits_like"],
+    fit_snug: ["customer_size", "fits_like"],
+    fit_roomy: ["customer_size", "fits_like"],
+    fit_too_small: ["customer_size", "fits_like"],
+    fit_too_big: ["customer_size", "fits_like"],
+    hold_confirmed: ["title", "price", "until"],
+    hold_already: ["title", "until"],
+    hold_taken: ["title"],
     cancel_done: ["title"],
     cancel_none: [],
+    checkout_done: ["order_number", "items", "total", "payment"],
+    checkout_nothing: [],
+    waitlist_free: ["title", "price"],
+    order_paid_notice: ["order_number"],
+    order_shipped_notice: ["order_number", "carrier", "tracking"],
+    order_cancelled_notice: ["order_number"],
     menu_hint: [],
 }
 
-/// Fills `{name}` placeholders of `template` with `values`.
+/// Fills `{name}` placeholders of `template` with `values`. A placeholder filled with nothing leaves no
+/// double space behind.
 pub fn render(template: &str, values: &[(&str, &str)]) -> String {
     let mut text = template.to_owned();
     for (name, value) in values {
         text = text.replace(&format!("{{{name}}}"), value);
     }
-    text
+    text.split('\n')
+        .map(|line| line.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The `{placeholders}` a template uses.

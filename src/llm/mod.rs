@@ -31,6 +31,8 @@ const INTENTS: &[&str] = &[
     "sizing",
     "reserve",
     "cancel_hold",
+    "checkout",
+    "more",
     "faq",
     "greeting",
     "thanks",

@@ -3,6 +3,7 @@
 //! the consumers stop reading and in-flight jobs get the grace period to finish.
 
 pub mod pipeline;
+pub mod sweeper;
 
 use std::time::Duration;
 
@@ -35,6 +36,7 @@ impl WorkerPool {
         for consumer in 0..state.settings.worker.concurrency {
             tasks.spawn(consume(state.clone(), shutdown.clone(), consumer));
         }
+        tasks.spawn(sweeper::run(state.clone(), shutdown.clone()));
         tracing::info!(consumers = state.settings.worker.concurrency, "worker pool started");
         Self { tasks, grace }
     }

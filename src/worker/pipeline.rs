@@ -134,7 +134,7 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     // One stored message per TikTok message, in the order they are to arrive: each text (split when
     // over TikTok's limit), then its picture.
     for reply in &decision.replies {
-        let parts = split_text(&reply.text, MAX_TEXT_CHARS);
+        let parts = if reply.text.is_empty() { Vec::new() } else { split_text(&reply.text, MAX_TEXT_CHARS) };
         let mut outgoing: Vec<(&str, &str)> = parts.iter().map(|part| ("text", part.as_str())).collect();
         if let Some(url) = reply.image_url.as_deref() {
             outgoing.push(("image", url));
@@ -180,6 +180,9 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     if pending_reply {
         finish_delivery(state, &message.idempotency_key).await?;
     }
+    // Other customers' notices (a cancelled hold freed a piece they wait for) are committed already; one
+    // that cannot be sent now is left pending for the sweeper, never failing this customer's job.
+    deliver_notices(state, &decision.notices).await;
     Ok(Outcome::Processed)
 }
 
@@ -439,7 +442,7 @@ async fn reply_being_sent(txn: &DatabaseTransaction, echo: &MessageV1) -> anyhow
     };
     let mut query = messages::Entity::find()
         .filter(messages::Column::ConversationId.eq(conversation.id))
-        .filter(messages::Column::Role.eq(Role::Assistant))
+        .filter(messages::Column::Role.is_in([Role::Assistant, Role::System]))
         .filter(messages::Column::TiktokMessageId.is_null())
         .filter(messages::Column::DeliveryStatus.is_in([DeliveryStatus::Sending, DeliveryStatus::Sent]))
         .filter(messages::Column::MessageType.eq(echo.message_type.to_ascii_lowercase()));
@@ -502,6 +505,15 @@ async fn finish_delivery(state: &AppState, event_id: &str) -> Result<(), JobErro
     done.processed_at = Set(Some(Utc::now()));
     done.update(&state.db).await.context("marking the event processed").map_err(retryable)?;
     Ok(())
+}
+
+/// Delivers stored notices in order; one that fails stays pending (the sweeper tries it again).
+pub async fn deliver_notices(state: &AppState, ids: &[i64]) {
+    for id in ids {
+        if let Err(e) = deliver_reply(state, *id).await {
+            tracing::warn!(message = id, error = %e, "notice not delivered yet; the sweeper will retry");
+        }
+    }
 }
 
 /// Sends one stored reply, once: the row is claimed (`pending` → `sending`) before the call, so a

@@ -120,9 +120,9 @@ async fn migrate_up_status_and_down_manage_the_schema(db: TestDatabase) {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let status = run(&["migrate", "status"]);
-    assert!(status.lines().count() >= 9 && status.lines().all(|l| l.starts_with("pending ")), "{status}");
+    assert!(status.lines().count() >= 10 && status.lines().all(|l| l.starts_with("pending ")), "{status}");
 
-    assert!(run(&["migrate", "up"]).contains("applied 9 migration(s)"));
+    assert!(run(&["migrate", "up"]).contains("applied 10 migration(s)"));
     let status = run(&["migrate", "status"]);
     assert!(status.lines().all(|l| l.starts_with("applied ")), "{status}");
     assert_eq!(tables(&db).await, expected_tables(), "{}", db.kind);
@@ -144,6 +144,7 @@ fn expected_tables() -> Vec<String> {
         "reservations",
         "tiktok_tokens",
         "users",
+        "waitlist",
     ]
     .map(String::from)
     .to_vec();

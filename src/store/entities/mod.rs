@@ -9,3 +9,4 @@ pub mod processed_events;
 pub mod reservations;
 pub mod tiktok_tokens;
 pub mod users;
+pub mod waitlist;

@@ -1,0 +1,154 @@
+//! Messages the shop sends on its own: a piece a customer waited for is free again, their order was
+//! paid, shipped or cancelled. A notice is stored as a pending `system` message in the customer's
+//! conversation, in the same transaction as the change it reports, and the worker delivers it (right
+//! after the commit, and on its next sweep should that fail). Only customers TikTok lets the shop write
+//! to get one: reply window open, not opted out.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::json;
+
+use super::replies::render;
+use super::{Bot, ConversationState, Reply};
+use crate::shop::holds::{Freed, REPLY_WINDOW_HOURS};
+use crate::shop::orders::Moved;
+use crate::store::entities::messages::{self, DeliveryStatus, Direction, Role};
+use crate::store::entities::orders::OrderStatus;
+use crate::store::entities::{conversations, users};
+
+/// Whether TikTok lets the shop message this customer unprompted at `now`.
+pub fn can_message(customer: &users::Model, now: DateTime<Utc>) -> bool {
+    !customer.opted_out
+        && customer.last_inbound_at.is_some_and(|wrote| now - wrote < Duration::hours(REPLY_WINDOW_HOURS))
+}
+
+/// Stores `replies` for `customer` as pending notices (text, then its picture), in `conversation` when
+/// given, else their latest. With `state`, the conversation waits for what the notice invites (unless a
+/// human has it). Returns the stored message ids, in order; none when the customer cannot be messaged.
+pub async fn store_notice(
+    db: &impl ConnectionTrait,
+    customer: &users::Model,
+    conversation: Option<&str>,
+    kind: &str,
+    replies: &[Reply],
+    state: Option<ConversationState>,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, DbErr> {
+    if !can_message(customer, now) {
+        return Ok(Vec::new());
+    }
+    let mut query = conversations::Entity::find().filter(conversations::Column::UserId.eq(customer.id));
+    if let Some(id) = conversation {
+        query = query.filter(conversations::Column::TiktokConversationId.eq(id));
+    }
+    let Some(conversation) = query.order_by_desc(conversations::Column::LastMessageAt).limit(1).one(db).await? else {
+        return Ok(Vec::new());
+    };
+    let mut ids = Vec::new();
+    for reply in replies {
+        let mut parts: Vec<(&str, Option<String>, serde_json::Value)> = Vec::new();
+        if !reply.text.is_empty() {
+            parts.push(("text", Some(reply.text.clone()), json!({"notice": kind})));
+        }
+        if let Some(url) = &reply.image_url {
+            parts.push(("image", None, json!({"notice": kind, "image_url": url})));
+        }
+        for (message_type, text, metadata) in parts {
+            let stored = messages::ActiveModel {
+                conversation_id: Set(conversation.id),
+                direction: Set(Direction::Out),
+                role: Set(Role::System),
+                message_type: Set(message_type.to_owned()),
+                text: Set(text),
+                delivery_status: Set(Some(DeliveryStatus::Pending)),
+                metadata: Set(metadata),
+                created_at: Set(now),
+                ..Default::default()
+            }
+            .insert(db)
+            .await?;
+            ids.push(stored.id);
+        }
+    }
+    if let Some(state) = state.filter(|_| !conversation.handoff_active) {
+        let mut update: conversations::ActiveModel = conversation.into();
+        update.state = Set(serde_json::to_value(&state).unwrap_or_else(|_| json!({"kind": "idle"})));
+        update.updated_at = Set(now);
+        update.update(db).await?;
+    }
+    Ok(ids)
+}
+
+/// Notices not delivered yet, oldest first: the ones whose delivery right after their commit failed.
+pub async fn pending_notices(
+    db: &impl ConnectionTrait,
+    older_than: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<i64>, DbErr> {
+    Ok(messages::Entity::find()
+        .filter(messages::Column::Role.eq(Role::System))
+        .filter(messages::Column::DeliveryStatus.eq(DeliveryStatus::Pending))
+        .filter(messages::Column::CreatedAt.lte(older_than))
+        .order_by_asc(messages::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect())
+}
+
+impl Bot {
+    /// Tells the customer picked from the waitlist that the item is free again; their conversation then
+    /// points at it, so "I'll take it" holds it.
+    pub async fn tell_item_free(
+        &self,
+        db: &impl ConnectionTrait,
+        freed: &Freed,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, DbErr> {
+        let Some(customer) = &freed.tell else { return Ok(Vec::new()) };
+        let item = &freed.item;
+        let price = crate::shop::price(item.price_minor, &self.shop.currency_symbol);
+        let text = render(&self.replies.templates.waitlist_free, &[("title", &item.title), ("price", &price)]);
+        let reply = Reply { text, image_url: item.image_url.clone() };
+        let state = ConversationState::ViewingItem { sku: item.sku.clone() };
+        store_notice(db, customer, None, "waitlist", &[reply], Some(state), now).await
+    }
+
+    /// Tells a customer their order was paid, shipped or cancelled, and each waiting customer that a
+    /// cancelled order's items are free again.
+    pub async fn tell_order_moved(
+        &self,
+        db: &impl ConnectionTrait,
+        moved: &Moved,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, DbErr> {
+        let t = &self.replies.templates;
+        let order = &moved.order;
+        let number = order.order_number.as_str();
+        let text = match order.status {
+            OrderStatus::Paid => render(&t.order_paid_notice, &[("order_number", number)]),
+            OrderStatus::Shipped => render(
+                &t.order_shipped_notice,
+                &[
+                    ("order_number", number),
+                    ("carrier", order.carrier.as_deref().unwrap_or("")),
+                    ("tracking", order.tracking_number.as_deref().unwrap_or("")),
+                ],
+            ),
+            OrderStatus::Cancelled => render(&t.order_cancelled_notice, &[("order_number", number)]),
+            OrderStatus::Pending => return Ok(Vec::new()),
+        };
+        let reply = Reply { text, image_url: None };
+        let conversation = order.tiktok_conversation_id.as_deref();
+        let mut ids = store_notice(db, &moved.customer, conversation, "order", &[reply], None, now).await?;
+        for freed in &moved.freed {
+            ids.extend(self.tell_item_free(db, freed, now).await?);
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,133 @@
+//! Finding items: by SKU, by free text on the title, by size, category and brand, and the newest drops.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::fit::{SizeChart, readable, trim_number};
+use crate::store::entities::items::{self, ItemStatus};
+
+/// An item by its SKU. SKUs are kept in upper case, so customers may write them in any case.
+pub async fn item_by_sku(db: &impl ConnectionTrait, sku: &str) -> Result<Option<items::Model>, DbErr> {
+    items::Entity::find().filter(items::Column::Sku.eq(sku.trim().to_uppercase())).one(db).await
+}
+
+/// Items by SKU, in the order given (unknown SKUs are left out).
+pub async fn items_by_skus(db: &impl ConnectionTrait, skus: &[String]) -> Result<Vec<items::Model>, DbErr> {
+    let found = items::Entity::find().filter(items::Column::Sku.is_in(skus.iter().cloned())).all(db).await?;
+    Ok(skus.iter().filter_map(|sku| found.iter().find(|i| &i.sku == sku).cloned()).collect())
+}
+
+/// What a customer (or staff) is looking for. Every field given must match.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Words that must all appear in the title or the brand (case-insensitive).
+    pub words: Vec<String>,
+    /// The tag size or the fits-like size, e.g. "M".
+    pub size: Option<String>,
+    pub category: Option<String>,
+    pub brand: Option<String>,
+    /// Reserved and sold items too (listed after the available ones).
+    pub include_unavailable: bool,
+}
+
+impl Search {
+    fn is_empty(&self) -> bool {
+        self.words.is_empty() && self.size.is_none() && self.category.is_none() && self.brand.is_none()
+    }
+}
+
+fn lower_like(column: items::Column, needle: &str) -> sea_orm::sea_query::SimpleExpr {
+    let pattern = format!("%{}%", needle.to_lowercase().replace(['%', '_'], ""));
+    Expr::expr(Func::lower(Expr::col(column))).like(pattern)
+}
+
+/// How many candidates a size search looks through: sizes are matched in code, against the tag and the
+/// fits-like size (staff's, or computed from the measurements with the chart).
+const SIZE_SCAN: u64 = 500;
+
+/// Items matching `search`, available first, newest first. An empty search finds nothing.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    chart: &SizeChart,
+    search: &Search,
+    limit: u64,
+) -> Result<Vec<items::Model>, DbErr> {
+    if search.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = items::Entity::find();
+    for word in &search.words {
+        query = query.filter(
+            Condition::any().add(lower_like(items::Column::Title, word)).add(lower_like(items::Column::Brand, word)),
+        );
+    }
+    if let Some(category) = &search.category {
+        query = query.filter(items::Column::Category.eq(category.to_lowercase()));
+    }
+    if let Some(brand) = &search.brand {
+        query = query.filter(lower_like(items::Column::Brand, brand));
+    }
+    if !search.include_unavailable {
+        query = query.filter(items::Column::Status.eq(ItemStatus::Available));
+    }
+    let scan = if search.size.is_some() { SIZE_SCAN } else { limit };
+    let mut found =
+        query.order_by_desc(items::Column::DroppedAt).order_by_asc(items::Column::Id).limit(scan).all(db).await?;
+    if let Some(size) = &search.size {
+        found.retain(|item| fits_size(chart, item, size));
+        found.truncate(limit as usize);
+    }
+    found.sort_by_key(|item| item.status != ItemStatus::Available);
+    Ok(found)
+}
+
+/// Whether an item is tagged `size` or fits like it.
+pub fn fits_size(chart: &SizeChart, item: &items::Model, size: &str) -> bool {
+    let same = |label: &str| match chart.chart_for(&item.category) {
+        Some(c) => c.find(label).is_some() && c.find(label) == c.find(size),
+        None => label.eq_ignore_ascii_case(size),
+    };
+    let fits_like = item.fits_like_size.clone().or_else(|| chart.computed_fits_like(item));
+    item.tag_size.as_deref().is_some_and(same) || fits_like.as_deref().is_some_and(same)
+}
+
+/// The newest available items: dropped within `days` of `now`, of `category` when given, newest first,
+/// `limit` of them after skipping `offset` (for "more").
+pub async fn new_drops(
+    db: &impl ConnectionTrait,
+    category: Option<&str>,
+    days: i64,
+    now: DateTime<Utc>,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<items::Model>, DbErr> {
+    let mut query = items::Entity::find()
+        .filter(items::Column::Status.eq(ItemStatus::Available))
+        .filter(items::Column::DroppedAt.gte(now - chrono::Duration::days(days)));
+    if let Some(category) = category {
+        query = query.filter(items::Column::Category.eq(category));
+    }
+    query
+        .order_by_desc(items::Column::DroppedAt)
+        .order_by_asc(items::Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// An item's measurements as one sentence, e.g. "Measures 58 cm pit to pit, 70 cm length."; `None` when
+/// it has none yet.
+pub fn measurements(item: &items::Model) -> Option<String> {
+    let map = item.measurements.as_object().filter(|m| !m.is_empty())?;
+    let parts: Vec<String> = map
+        .iter()
+        .filter_map(|(name, value)| {
+            let cm = value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))?;
+            Some(format!("{} cm {}", trim_number(cm), readable(name)))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("Measures {}.", parts.join(", ")))
+}

@@ -1,0 +1,277 @@
+//! Holds on one-of-a-kind items. A hold is one conditional UPDATE (`… WHERE status = 'available'`), so
+//! of any number of customers asking at once exactly one wins; the partial unique index on active
+//! reservations backs it up. Holds lapse on their own (the sweeper), or the customer cancels; either way
+//! the next customer on the item's waitlist is the one to tell.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use crate::store::entities::items::{self, ItemStatus};
+use crate::store::entities::reservations::{self, ReservationStatus};
+use crate::store::entities::{users, waitlist};
+
+/// TikTok lets the shop answer for 48 hours after a customer's last message; a hold never outlasts that,
+/// or the customer could not be told it lapsed, nor the next customer that it is theirs.
+pub const REPLY_WINDOW_HOURS: i64 = 48;
+
+/// What "I'll take it" came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HoldOutcome {
+    /// The item is this customer's until `until`.
+    Held {
+        item: items::Model,
+        until: DateTime<Utc>,
+    },
+    /// They held it already (asking twice does not extend it).
+    AlreadyYours {
+        item: items::Model,
+        until: DateTime<Utc>,
+    },
+    /// Someone else holds it; this customer is on its waitlist and is told if it frees up.
+    HeldByOther {
+        item: items::Model,
+    },
+    Sold {
+        item: items::Model,
+    },
+}
+
+/// When a hold taken at `now` ends: `hold_for` later, but never after the customer's reply window closes.
+pub fn hold_until(customer: &users::Model, now: DateTime<Utc>, hold_for: Duration) -> DateTime<Utc> {
+    let wanted = now + hold_for;
+    match customer.last_inbound_at {
+        Some(wrote) => wanted.min(wrote + Duration::hours(REPLY_WINDOW_HOURS)),
+        None => wanted,
+    }
+}
+
+/// Reserves `item` for `customer`. Run it inside a transaction: the item's conditional update and the
+/// reservation row commit together.
+pub async fn reserve(
+    db: &impl ConnectionTrait,
+    customer: &users::Model,
+    item: &items::Model,
+    now: DateTime<Utc>,
+    hold_for: Duration,
+) -> Result<HoldOutcome, DbErr> {
+    let won = items::Entity::update_many()
+        .col_expr(items::Column::Status, ItemStatus::Reserved.into())
+        .col_expr(items::Column::UpdatedAt, Expr::value(now))
+        .filter(items::Column::Id.eq(item.id))
+        .filter(items::Column::Status.eq(ItemStatus::Available))
+        .exec(db)
+        .await?;
+    if won.rows_affected == 1 {
+        let until = hold_until(customer, now, hold_for);
+        reservations::Entity::insert(reservations::ActiveModel {
+            item_id: Set(item.id),
+            user_id: Set(customer.id),
+            expires_at: Set(until),
+            status: Set(ReservationStatus::Active),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec_without_returning(db)
+        .await?;
+        let item = items::Model { status: ItemStatus::Reserved, updated_at: now, ..item.clone() };
+        return Ok(HoldOutcome::Held { item, until });
+    }
+    let current = items::Entity::find_by_id(item.id).one(db).await?.unwrap_or_else(|| item.clone());
+    if current.status == ItemStatus::Sold {
+        return Ok(HoldOutcome::Sold { item: current });
+    }
+    let hold = active_hold(db, item.id).await?;
+    if let Some(hold) = hold.filter(|h| h.user_id == customer.id) {
+        return Ok(HoldOutcome::AlreadyYours { item: current, until: hold.expires_at });
+    }
+    join_waitlist(db, customer.id, item.id, now).await?;
+    Ok(HoldOutcome::HeldByOther { item: current })
+}
+
+/// The active hold on an item, if any.
+pub async fn active_hold(db: &impl ConnectionTrait, item_id: i64) -> Result<Option<reservations::Model>, DbErr> {
+    reservations::Entity::find()
+        .filter(reservations::Column::ItemId.eq(item_id))
+        .filter(reservations::Column::Status.eq(ReservationStatus::Active))
+        .one(db)
+        .await
+}
+
+/// This customer's active holds with their items, soonest to lapse first.
+pub async fn holds_of(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+) -> Result<Vec<(reservations::Model, items::Model)>, DbErr> {
+    let rows = reservations::Entity::find()
+        .filter(reservations::Column::UserId.eq(user_id))
+        .filter(reservations::Column::Status.eq(ReservationStatus::Active))
+        .order_by_asc(reservations::Column::ExpiresAt)
+        .find_also_related(items::Entity)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().filter_map(|(hold, item)| item.map(|item| (hold, item))).collect())
+}
+
+/// Puts a customer on an item's waitlist (once; asking again keeps their place).
+pub async fn join_waitlist(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    item_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    waitlist::Entity::insert(waitlist::ActiveModel {
+        item_id: Set(item_id),
+        user_id: Set(user_id),
+        created_at: Set(now),
+        notified_at: Set(None),
+        ..Default::default()
+    })
+    .on_conflict(OnConflict::columns([waitlist::Column::ItemId, waitlist::Column::UserId]).do_nothing().to_owned())
+    .exec_without_returning(db)
+    .await
+    .map(drop)
+    .or_else(|e| if matches!(e, DbErr::RecordNotInserted) { Ok(()) } else { Err(e) })
+}
+
+/// An item back on sale, and the customer to tell (the earliest on its waitlist who can still be
+/// messaged: reply window open, not opted out); they are marked told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Freed {
+    pub item: items::Model,
+    pub tell: Option<users::Model>,
+}
+
+/// Puts a reserved item back on sale (a sold one stays sold) and picks who on the waitlist to tell.
+pub async fn free_item(db: &impl ConnectionTrait, item_id: i64, now: DateTime<Utc>) -> Result<Option<Freed>, DbErr> {
+    let freed = items::Entity::update_many()
+        .col_expr(items::Column::Status, ItemStatus::Available.into())
+        .col_expr(items::Column::UpdatedAt, Expr::value(now))
+        .filter(items::Column::Id.eq(item_id))
+        .filter(items::Column::Status.is_in([ItemStatus::Reserved, ItemStatus::Sold]))
+        .exec(db)
+        .await?;
+    let Some(item) = items::Entity::find_by_id(item_id).one(db).await? else { return Ok(None) };
+    if freed.rows_affected == 0 {
+        return Ok(None);
+    }
+    let window_opened_after = now - Duration::hours(REPLY_WINDOW_HOURS);
+    let next = waitlist::Entity::find()
+        .filter(waitlist::Column::ItemId.eq(item_id))
+        .filter(waitlist::Column::NotifiedAt.is_null())
+        .find_also_related(users::Entity)
+        .filter(users::Column::OptedOut.eq(false))
+        .filter(users::Column::LastInboundAt.gt(window_opened_after))
+        .order_by_asc(waitlist::Column::CreatedAt)
+        .order_by_asc(waitlist::Column::Id)
+        .limit(1)
+        .one(db)
+        .await?;
+    let tell = match next {
+        Some((entry, Some(user))) => {
+            waitlist::Entity::update_many()
+                .col_expr(waitlist::Column::NotifiedAt, Expr::value(now))
+                .filter(waitlist::Column::Id.eq(entry.id))
+                .exec(db)
+                .await?;
+            Some(user)
+        }
+        _ => None,
+    };
+    Ok(Some(Freed { item, tell }))
+}
+
+/// Ends one active hold (a lapse or a cancel) and frees its item; `None` when it was no longer active
+/// (another sweeper, or the customer, got there first). Run it in a transaction with whatever tells the
+/// waitlist.
+pub async fn end_hold(
+    db: &impl ConnectionTrait,
+    hold: &reservations::Model,
+    now: DateTime<Utc>,
+) -> Result<Option<Freed>, DbErr> {
+    if !release_without_freeing(db, hold, now).await? {
+        return Ok(None);
+    }
+    // Only a reserved item goes back on sale through a hold: one that was sold meanwhile stays sold.
+    let reserved =
+        items::Entity::find_by_id(hold.item_id).one(db).await?.is_some_and(|i| i.status == ItemStatus::Reserved);
+    if !reserved {
+        return Ok(None);
+    }
+    free_item(db, hold.item_id, now).await
+}
+
+/// Marks an active hold released, leaving its item as it is; false when it was no longer active.
+pub async fn release_without_freeing(
+    db: &impl ConnectionTrait,
+    hold: &reservations::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let ended = reservations::Entity::update_many()
+        .col_expr(reservations::Column::Status, ReservationStatus::Released.into())
+        .col_expr(reservations::Column::UpdatedAt, Expr::value(now))
+        .filter(reservations::Column::Id.eq(hold.id))
+        .filter(reservations::Column::Status.eq(ReservationStatus::Active))
+        .exec(db)
+        .await?;
+    Ok(ended.rows_affected == 1)
+}
+
+/// "Cancel": releases this customer's active holds; returns each freed item and whom to tell.
+pub async fn release_holds(db: &impl ConnectionTrait, user_id: i64, now: DateTime<Utc>) -> Result<Vec<Freed>, DbErr> {
+    let mut released = Vec::new();
+    for (hold, _) in holds_of(db, user_id).await? {
+        if let Some(freed) = end_hold(db, &hold, now).await? {
+            released.push(freed);
+        }
+    }
+    Ok(released)
+}
+
+/// Active holds past their expiry, oldest first (for the sweeper).
+pub async fn expired_holds(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<reservations::Model>, DbErr> {
+    reservations::Entity::find()
+        .filter(reservations::Column::Status.eq(ReservationStatus::Active))
+        .filter(reservations::Column::ExpiresAt.lte(now))
+        .order_by_asc(reservations::Column::ExpiresAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(wrote_ago: Duration) -> users::Model {
+        let now = Utc::now();
+        users::Model {
+            id: 1,
+            tiktok_user_id: "u".into(),
+            username: None,
+            phone: None,
+            last_inbound_at: Some(now - wrote_ago),
+            opted_out: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn a_hold_never_outlasts_the_reply_window() {
+        let now = Utc::now();
+        let thirty = Duration::minutes(30);
+        let fresh = customer(Duration::minutes(1));
+        assert_eq!(hold_until(&fresh, now, thirty), now + thirty);
+        let late = customer(Duration::hours(47) + Duration::minutes(50));
+        let window_end = late.last_inbound_at.unwrap() + Duration::hours(48);
+        assert_eq!(hold_until(&late, now, thirty), window_end, "10 minutes of window left");
+    }
+}

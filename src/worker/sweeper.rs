@@ -1,0 +1,67 @@
+//! The worker role's sweeper: every `shop.sweep_interval_secs` it lets lapsed holds go (telling the next
+//! customer waiting for each piece) and retries notices whose delivery right after their commit failed.
+//! Every step is a conditional update, so sweepers of several worker processes never double up.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
+use tokio_util::sync::CancellationToken;
+
+use super::pipeline::deliver_notices;
+use crate::bot::notices;
+use crate::shop::holds;
+use crate::startup::AppState;
+
+/// Holds released per sweep at most; the next sweep takes the rest.
+const BATCH: u64 = 200;
+/// A notice pending this long lost its first delivery (a send right after its commit takes well under it).
+const NOTICE_GRACE: chrono::Duration = chrono::Duration::seconds(30);
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Lapsed holds released (their items are on sale again).
+    pub released: usize,
+    /// Notices stored for customers on a waitlist.
+    pub told: usize,
+    /// Earlier notices retried.
+    pub retried: usize,
+}
+
+/// One sweep at `now`.
+pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<Sweep> {
+    let mut done = Sweep::default();
+    for hold in holds::expired_holds(&state.db, now, BATCH).await.context("finding lapsed holds")? {
+        let txn = state.db.begin().await.context("starting a transaction")?;
+        let Some(freed) = holds::end_hold(&txn, &hold, now).await.context("releasing a lapsed hold")? else {
+            txn.rollback().await?;
+            continue; // released meanwhile (the customer cancelled, or another sweeper)
+        };
+        let ids = state.bot.tell_item_free(&txn, &freed, now).await.context("telling the waitlist")?;
+        txn.commit().await.context("committing a released hold")?;
+        tracing::info!(sku = %freed.item.sku, told = ids.len(), "hold lapsed: item back on sale");
+        done.released += 1;
+        done.told += usize::from(!ids.is_empty());
+        deliver_notices(state, &ids).await;
+    }
+    let stuck = notices::pending_notices(&state.db, now - NOTICE_GRACE, BATCH).await.context("finding notices")?;
+    done.retried = stuck.len();
+    deliver_notices(state, &stuck).await;
+    Ok(done)
+}
+
+/// Sweeps every `interval` until `shutdown`.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let interval = Duration::from_secs(state.settings.shop.sweep_interval_secs);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = sweep(&state, Utc::now()).await {
+            tracing::warn!(error = format!("{e:#}"), "sweep failed; trying again next interval");
+        }
+    }
+}
