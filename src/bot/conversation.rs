@@ -222,7 +222,13 @@ impl Bot {
             },
             Intent::Human => self.handoff(turn.now, "the customer asked for a human".into()),
             Intent::OrderStatus => self.order_status(db, turn.user, &entities).await?,
-            Intent::NewDrops | Intent::More => self.drops(db, entities.category.clone(), 0, turn.now).await?,
+            Intent::NewDrops | Intent::More if entities.size.is_none() => {
+                self.drops(db, entities.category.clone(), 0, turn.now).await?
+            }
+            // "Any jackets in M?": the available pieces of that size.
+            Intent::NewDrops | Intent::More => {
+                self.item_by_description(db, turn, &entities, ItemPurpose::Details, None).await?
+            }
             Intent::CancelHold => self.cancel_holds(db, turn).await?,
             Intent::Checkout => self.checkout(db, turn).await?,
             Intent::Availability | Intent::Sizing | Intent::Reserve => {
@@ -260,8 +266,23 @@ impl Bot {
                 shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, turn.now, 0, 1).await?;
             return self.about_item(db, turn, entities, newest.into_iter().next(), purpose).await;
         }
-        let meaningful: Vec<String> =
-            words.into_iter().filter(|w| w.len() >= 4 && !self.router.is_keyword(w)).collect();
+        let looking =
+            words.iter().any(|w| matches!(w.as_str(), "any" | "anything" | "got" | "have" | "show" | "looking"));
+        let meaningful: Vec<String> = words
+            .into_iter()
+            .filter(|w| w.len() >= 4 && !self.router.is_keyword(w) && !self.router.is_category_word(w))
+            .collect();
+        // "Any jackets in a medium?" names no piece: it is a search by category and size, not a sizing
+        // question about one piece ("will the jacket fit an M?" about the piece just shown still is).
+        let purpose = if purpose == ItemPurpose::Sizing
+            && meaningful.is_empty()
+            && entities.category.is_some()
+            && (viewing.is_none() || looking)
+        {
+            ItemPurpose::Details
+        } else {
+            purpose
+        };
         // A size only narrows a search for a piece; in a sizing question it is the customer's own size.
         let size = entities.size.clone().filter(|_| purpose == ItemPurpose::Details);
         let search = Search {
@@ -271,19 +292,25 @@ impl Bot {
             brand: None,
             include_unavailable: purpose != ItemPurpose::Details || entities.category.is_none(),
         };
-        let found = if search.words.is_empty() && viewing.is_some() {
+        let found = if search.words.is_empty() && viewing.is_some() && !looking {
             Vec::new()
         } else {
             shop::search(db, &self.chart, &search, 5).await?
         };
+        let viewing = viewing.filter(|_| !looking);
         Ok(match (found.len(), viewing) {
             (0, Some(sku)) => {
                 let item = shop::item_by_sku(db, &sku).await?;
                 self.about_item(db, turn, entities, item, purpose).await?
             }
-            (0, None) if search.category.is_some() && purpose == ItemPurpose::Details => {
-                self.drops(db, search.category.clone(), 0, turn.now).await?
-            }
+            (0, None) if search.category.is_some() && purpose == ItemPurpose::Details => match &search.size {
+                Some(size) => {
+                    let category = search.category.as_deref().unwrap_or_default();
+                    let text = render(&self.replies.templates.search_none, &[("category", category), ("size", size)]);
+                    Decision::say(text, ConversationState::Idle)
+                }
+                None => self.drops(db, search.category.clone(), 0, turn.now).await?,
+            },
             (0, None) => {
                 Decision::say(self.replies.templates.item_ask.clone(), ConversationState::AwaitingItem { purpose })
             }

@@ -252,6 +252,11 @@ impl KeywordRouter {
             || self.intents.iter().flat_map(|(_, phrases)| phrases).any(|p| p.0.iter().any(|k| k == word))
     }
 
+    /// Whether a normalized word names an item category ("jackets"): a filter, not part of a title.
+    pub fn is_category_word(&self, word: &str) -> bool {
+        self.categories.iter().flat_map(|(_, phrases)| phrases).any(|p| p.0.len() == 1 && p.0[0] == word)
+    }
+
     /// The FAQ topics, for the LLM's schema.
     pub fn faq_topics(&self) -> Vec<String> {
         self.faq.keys().cloned().collect()

@@ -57,6 +57,7 @@ templates! {
     item_on_hold: ["title"],
     item_unavailable: ["title", "status"],
     item_not_found: [],
+    search_none: ["category", "size"],
     item_ask: [],
     flaws_listed: ["flaws"],
     no_flaws: [],

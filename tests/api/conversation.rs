@@ -15,7 +15,7 @@ use crate::on_both_databases;
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Sends `text` as `user` and returns what the bot answered to it (empty when it stayed silent).
-async fn say(app: &TestApp, user: &str, text: &str) -> String {
+pub async fn say(app: &TestApp, user: &str, text: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     assert_eq!(app.post_webhook(&tiktok_message(&id, user, text)).await.status(), 200);
     let key = format!("im_receive_msg:{id}");
@@ -75,7 +75,7 @@ async fn order(app: &TestApp, user: &str, number: &str, status: OrderStatus, tot
     }
 }
 
-async fn user_id(app: &TestApp, user: &str) -> i64 {
+pub async fn user_id(app: &TestApp, user: &str) -> i64 {
     users::Entity::find()
         .filter(users::Column::TiktokUserId.eq(format!("open-{user}")))
         .one(&app.state.db)

@@ -8,6 +8,7 @@ mod conversation;
 mod health;
 mod lifecycle;
 mod schema;
+mod shop;
 mod tiktok;
 mod webhook;
 mod worker;
