@@ -4,6 +4,7 @@
 //! process together for its role; `config` and `telemetry` serve all of them.
 
 pub mod bot;
+pub mod chat;
 pub mod config;
 pub mod jobs;
 pub mod kv;

@@ -41,6 +41,23 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Talk to the bot in this terminal, as a customer would on TikTok, before it goes live.
+    ///
+    /// Runs the whole bot in-process on the embedded default (a temporary SQLite database, the
+    /// in-process queue, the dry-run sender, the demo inventory) and posts each line typed to its webhook
+    /// as TikTok would. Reads standard input when it is not a terminal, so it can be scripted:
+    /// `printf 'hi\n2\n' | philia-bot chat`. Commands: /as NAME, /menu, /state, /reset, /quit.
+    Chat {
+        /// Keep the conversation in this database (a URL) instead of a temporary SQLite file.
+        #[arg(long)]
+        database: Option<String>,
+        /// Load this inventory CSV into an empty database instead of the demo inventory.
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+        /// The customer to start as.
+        #[arg(long = "as", default_value = "kim")]
+        customer: String,
+    },
     /// Print the TikTok-Signature header for a webhook body (signed now), to post a valid webhook by hand.
     Sign {
         /// The webhook secret; defaults to TIKTOK_WEBHOOK_SECRET.
@@ -193,6 +210,24 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             report(serve(settings, StartOptions { role, migrate }).await)
+        }
+        Command::Chat { database, inventory, customer } => {
+            // Not load_settings: the chat sets up its own (quiet) logging, so the transcript stays readable.
+            let settings = match Settings::load(&cli.config_dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let options = philia_bot::chat::ChatOptions { database, inventory, customer };
+            match philia_bot::chat::run(settings, options).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Sign { secret, curl, file } => match sign(&secret, curl.as_deref(), &file) {
             Ok(text) => {

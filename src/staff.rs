@@ -1,7 +1,7 @@
 //! The staff's commands on the shop (`philia-bot inventory …`, `philia-bot orders …`): each opens the
 //! database, does one thing in one transaction and says what it did, customers told included.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -28,14 +28,24 @@ impl Staff {
         Ok(Staff { db, bot, settings })
     }
 
+    /// Staff commands on a running application's database and bot.
+    pub fn of(state: &crate::startup::AppState) -> Self {
+        Staff { db: state.db.clone(), bot: state.bot.clone(), settings: (*state.settings).clone() }
+    }
+
     /// Validates the whole file, then upserts every row by SKU (or, with `dry_run`, says what it would do).
     /// Any bad row stops the import with nothing written, and every problem is listed.
     pub async fn import(&self, file: &Path, dry_run: bool) -> anyhow::Result<String> {
         let reader = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        self.import_from(reader, &file.display().to_string(), dry_run).await
+    }
+
+    /// [`Staff::import`] from any reader; `source` names it in every line said.
+    pub async fn import_from(&self, reader: impl Read, source: &str, dry_run: bool) -> anyhow::Result<String> {
         let rows = match inventory::parse_csv(reader, &self.settings.shop.currency) {
             Ok(rows) => rows,
             Err(errors) => {
-                let lines: Vec<String> = errors.iter().map(|e| format!("{}: {e}", file.display())).collect();
+                let lines: Vec<String> = errors.iter().map(|e| format!("{source}: {e}")).collect();
                 bail!("{} problem(s), nothing imported:\n{}", errors.len(), lines.join("\n"));
             }
         };
@@ -48,8 +58,7 @@ impl Staff {
         }
         let verb = if dry_run { "would import" } else { "imported" };
         let mut out = format!(
-            "{}: {verb} {} item(s): {} new, {} updated",
-            file.display(),
+            "{source}: {verb} {} item(s): {} new, {} updated",
             report.inserted.len() + report.updated.len(),
             report.inserted.len(),
             report.updated.len()

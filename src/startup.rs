@@ -142,6 +142,14 @@ impl Application {
             // how a shop owner tries the bot without TikTok, so it is allowed, loudly.
             tracing::warn!("TIKTOK_WEBHOOK_SECRET is not set: webhook signatures are NOT verified (local use only)");
         }
+        if self.state.settings.database.is_embedded() {
+            use sea_orm::{EntityTrait, PaginatorTrait};
+            if crate::store::entities::items::Entity::find().count(&self.state.db).await.unwrap_or(1) == 0 {
+                tracing::info!(
+                    "the shop has no items yet; load the demo inventory with: philia-bot inventory import examples/inventory.csv"
+                );
+            }
+        }
         let shutdown = self.shutdown.clone();
         tokio::spawn(cancel_on_signal(shutdown.clone()));
         let worker = match self.role.runs_worker() {
@@ -171,7 +179,6 @@ impl Application {
     }
 }
 
-/// The LLM's HTTP client: its own timeout, a little over the classification timeout.
 /// The bot from the config folder's files and the settings (the LLM when one is configured). Used by
 /// `serve` and by the staff commands that message customers.
 pub fn build_bot(settings: &Settings) -> anyhow::Result<Bot> {
@@ -193,6 +200,7 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnec
     Ok(db)
 }
 
+/// The LLM's HTTP client: its own timeout, a little over the classification timeout.
 fn llm_http_client(settings: &crate::config::LlmSettings) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().timeout(std::time::Duration::from_millis(settings.timeout_ms + 1_000)).build()?)
 }

@@ -122,8 +122,12 @@ pub async fn new_drops(
 /// it has none yet.
 pub fn measurements(item: &items::Model) -> Option<String> {
     let map = item.measurements.as_object().filter(|m| !m.is_empty())?;
-    let parts: Vec<String> = map
-        .iter()
+    // In the inventory file's column order (pit to pit before length), then any others.
+    let known = super::inventory::MEASUREMENT_COLUMNS;
+    let mut named: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+    named.sort_by_key(|(name, _)| known.iter().position(|k| k == name).unwrap_or(known.len()));
+    let parts: Vec<String> = named
+        .into_iter()
         .filter_map(|(name, value)| {
             let cm = value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))?;
             Some(format!("{} cm {}", trim_number(cm), readable(name)))

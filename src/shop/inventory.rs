@@ -13,6 +13,9 @@ use serde_json::{Map, Value};
 use super::holds::{self, Freed};
 use crate::store::entities::items::{self, ItemStatus};
 
+/// The demo inventory (`examples/inventory.csv`), compiled in so `philia-bot chat` has stock anywhere.
+pub const DEMO_INVENTORY: &str = include_str!("../../examples/inventory.csv");
+
 /// Columns every file must have.
 pub const REQUIRED_COLUMNS: &[&str] = &["sku", "title", "category", "condition", "price"];
 /// Measurement columns, in centimetres, taken flat; stored under these names.

@@ -11,17 +11,17 @@ use crate::on_both_databases;
 const BIN: &str = env!("CARGO_BIN_EXE_philia-bot");
 
 /// The binary with an empty environment (only PATH), so the machine's variables cannot leak in.
-fn philia(cwd: &Path) -> Command {
+pub fn philia(cwd: &Path) -> Command {
     let mut command = Command::new(BIN);
     command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).current_dir(cwd);
     command
 }
 
-fn text(output: &Output) -> String {
+pub fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
-fn repo_config_dir() -> std::path::PathBuf {
+pub fn repo_config_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
 }
 
@@ -98,6 +98,11 @@ fn serve_with_no_configuration_runs_on_the_embedded_default() {
     assert!(exit.success(), "graceful exit after SIGTERM: {exit:?}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("SIGTERM received")), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("no items yet") && l.contains("philia-bot inventory import examples/inventory.csv")),
+        "an empty shop is offered the demo inventory: {rest:?}"
+    );
 }
 
 /// A minimal HTTP/1.1 GET, so this test does not need an HTTP client with a TLS provider.

@@ -3,6 +3,7 @@
 mod helpers;
 mod routing;
 
+mod chat;
 mod cli;
 mod conversation;
 mod health;

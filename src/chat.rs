@@ -1,0 +1,384 @@
+//! `philia-bot chat`: talk to the bot in a terminal before it goes live. The whole system runs in this
+//! process on the embedded default (a temporary SQLite file, the in-process queue, the dry-run sender,
+//! the demo inventory), and every line typed becomes a real TikTok `im_receive_msg` webhook posted to
+//! the running ingress (signed when a secret is configured), so it takes exactly the production path.
+//! Read from a pipe it prints a transcript: `printf 'hi\n2\n' | philia-bot chat`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::bot::ConversationState;
+use crate::config::{Environment, Role, Settings};
+use crate::shop::holds;
+use crate::staff::Staff;
+use crate::startup::{AppState, Application, StartOptions};
+use crate::store::entities::messages::{self, Direction, Role as Speaker};
+use crate::store::entities::{conversations, items, processed_events, users};
+
+/// How long a turn may take before the chat says it got no answer (an LLM may be slow).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// What `chat` runs on besides the config folder's files.
+#[derive(Debug, Clone, Default)]
+pub struct ChatOptions {
+    /// A database URL to keep the conversation in; a temporary SQLite file (deleted at exit) otherwise.
+    pub database: Option<String>,
+    /// The inventory to load into an empty database; the demo inventory otherwise.
+    pub inventory: Option<PathBuf>,
+    /// The customer to start as.
+    pub customer: String,
+}
+
+/// The settings `chat` runs with: the config folder's texts, keywords, chart, shop rules and LLM, on the
+/// embedded default, never sending to TikTok, quiet logs (the transcript is the output).
+pub fn chat_settings(mut settings: Settings, database: Option<&str>, temp_dir: &std::path::Path) -> Settings {
+    settings.environment = Environment::Local;
+    settings.database.url = Some(SecretString::from(
+        database
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", temp_dir.join("chat.db").display())),
+    ));
+    settings.redis.url = None;
+    settings.tiktok.access_token = None;
+    settings.tiktok.refresh_token = None;
+    settings.tiktok.client_key = None;
+    settings.tiktok.client_secret = None;
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    if std::env::var_os("RUST_LOG").is_none() {
+        settings.log.level = "error".into();
+    }
+    settings
+}
+
+/// One customer of the chat: their TikTok ids are derived from the name typed after `/as`.
+struct Customer {
+    name: String,
+}
+
+impl Customer {
+    fn user_id(&self) -> String {
+        format!("chat-{}", self.name)
+    }
+
+    fn conversation_id(&self) -> String {
+        format!("chat-conversation-{}", self.name)
+    }
+}
+
+/// Runs the chat until `/quit` or the end of the input.
+pub async fn run(settings: Settings, options: ChatOptions) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir().context("creating a temporary folder for the chat database")?;
+    let settings = chat_settings(settings, options.database.as_deref(), temp.path());
+    crate::telemetry::init(&settings.log, settings.environment);
+    let secret = settings.tiktok.webhook_secret.clone();
+    let app = Application::build(settings, StartOptions { role: Role::All, migrate: true }).await?;
+    let port = app.port().context("the chat's ingress has no port")?;
+    let state = app.state().clone();
+    let shutdown = app.shutdown_token();
+    let running = tokio::spawn(app.run_until_stopped());
+
+    let interactive = std::io::stdin().is_terminal();
+    let mut out = std::io::stdout().lock();
+    let loaded = load_inventory(&state, options.inventory.as_deref()).await?;
+    writeln!(
+        out,
+        "philia-bot chat · router: {} · database: {} · {loaded}",
+        state.bot.router_name(),
+        if options.database.is_some() {
+            state.settings.database.describe()
+        } else {
+            "temporary SQLite (deleted at exit)".into()
+        },
+    )?;
+    writeln!(
+        out,
+        "Every line is posted to the webhook as TikTok would{}; replies are printed, never sent. Commands: /as NAME, /menu, /state, /reset, /quit.",
+        if secret.is_some() { " (signed)" } else { "" }
+    )?;
+    drop(out);
+
+    let mut lines = read_lines();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/webhook/tiktok");
+    let mut customer = Customer { name: if options.customer.is_empty() { "kim".into() } else { options.customer } };
+    let mut last_notice = last_message_id(&state).await?;
+    loop {
+        if interactive {
+            print!("{} › ", customer.name);
+            std::io::stdout().flush()?;
+        }
+        let Some(line) = lines.recv().await else { break };
+        let line = line.trim().to_owned();
+        if line.is_empty() {
+            continue;
+        }
+        if !interactive {
+            println!("{} › {line}", customer.name);
+        }
+        let (command, argument) = line.split_once(' ').map_or((line.as_str(), ""), |(c, a)| (c, a.trim()));
+        match command {
+            "/quit" | "/exit" => break,
+            "/as" if !argument.is_empty() => {
+                let name: String = argument.chars().filter(|c| c.is_alphanumeric() || *c == '_').collect();
+                customer = Customer { name: if name.is_empty() { "kim".into() } else { name } };
+                println!("  (now writing as {})", customer.name);
+                continue;
+            }
+            "/state" => {
+                println!("{}", describe_state(&state, &customer).await?);
+                continue;
+            }
+            "/reset" => {
+                reset(&state, &customer).await?;
+                println!("  ({}'s conversation starts over: state idle, no handoff, holds released)", customer.name);
+                continue;
+            }
+            "/menu" => {}
+            _ if command.starts_with('/') => {
+                println!("  commands: /as NAME (switch customer), /menu, /state, /reset, /quit");
+                continue;
+            }
+            _ => {}
+        }
+        let text = if command == "/menu" { "menu" } else { line.as_str() };
+        let key = post(&client, &url, secret.as_ref(), &customer, text).await?;
+        print_turn(&state, &customer, &key).await?;
+        last_notice = print_notices(&state, last_notice).await?;
+    }
+    shutdown.cancel();
+    running.await.context("the chat's application task")??;
+    Ok(())
+}
+
+/// Loads `path` (or the demo inventory) into an empty database; says what the shop has.
+async fn load_inventory(state: &AppState, path: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let count = items::Entity::find().count(&state.db).await?;
+    if count > 0 {
+        return Ok(format!("{count} item(s) in the database"));
+    }
+    let staff = Staff::of(state);
+    let said = match path {
+        Some(path) => staff.import(path, false).await?,
+        None => {
+            let source = "examples/inventory.csv";
+            match std::fs::File::open(source) {
+                Ok(file) => staff.import_from(file, source, false).await?,
+                Err(_) => {
+                    let demo = crate::shop::inventory::DEMO_INVENTORY.as_bytes();
+                    staff.import_from(demo, "the built-in demo inventory", false).await?
+                }
+            }
+        }
+    };
+    Ok(said.lines().next().unwrap_or_default().replace(": imported", ": loaded"))
+}
+
+/// Reads standard input on its own thread (a blocking read must not hold a runtime worker).
+fn read_lines() -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if sender.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Posts one customer line as TikTok's `im_receive_msg` webhook; returns the event's idempotency key.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    secret: Option<&SecretString>,
+    customer: &Customer,
+    text: &str,
+) -> anyhow::Result<String> {
+    let message_id = format!("chat-{}", uuid::Uuid::new_v4().simple());
+    let content = json!({
+        "conversation_id": customer.conversation_id(),
+        "message_id": message_id,
+        "timestamp": Utc::now().timestamp_millis(),
+        "type": "text",
+        "text": {"body": text},
+        "from": customer.name,
+        "from_user": {"id": customer.user_id(), "role": "personal_account"},
+        "to_user": {"id": "philia-chat", "role": "business_account"},
+    });
+    let body = json!({
+        "client_key": "chat",
+        "event": "im_receive_msg",
+        "create_time": Utc::now().timestamp(),
+        "user_openid": "philia-chat",
+        "content": content.to_string(),
+    })
+    .to_string();
+    let mut request = client.post(url).header("Content-Type", "application/json");
+    if let Some(secret) = secret {
+        let signature =
+            crate::tiktok::signature::sign(secret.expose_secret().as_bytes(), Utc::now().timestamp(), body.as_bytes());
+        request = request.header("TikTok-Signature", signature);
+    }
+    let response = request.body(body).send().await.context("posting to the chat's webhook")?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("the webhook answered {status}: {answer}");
+    }
+    Ok(format!("im_receive_msg:{message_id}"))
+}
+
+/// Waits for the bot to finish the event, then prints its replies and the conversation's state.
+async fn print_turn(state: &AppState, customer: &Customer, key: &str) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let event = processed_events::Entity::find()
+            .filter(processed_events::Column::IdempotencyKey.eq(key))
+            .one(&state.db)
+            .await?;
+        if event.is_some_and(|e| e.processed_at.is_some()) {
+            break;
+        }
+        if started.elapsed() > PATIENCE {
+            println!("  (no answer after {} s: see the logs with RUST_LOG=info)", PATIENCE.as_secs());
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let replies = messages::Entity::find()
+        .filter(messages::Column::Direction.eq(Direction::Out))
+        .order_by_asc(messages::Column::Id)
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .filter(|m| m.metadata["in_reply_to"] == json!(key));
+    let mut said = false;
+    for reply in replies {
+        print_message("bot", &reply);
+        said = true;
+    }
+    let conversation = conversation_of(state, customer).await?;
+    if !said {
+        if conversation.as_ref().is_some_and(|c| c.handoff_active) {
+            println!("  (no reply: a human has this conversation; /reset gives it back to the bot)");
+        } else {
+            println!("  (no reply)");
+        }
+    }
+    if let Some(conversation) = conversation {
+        println!("  state: {}", state_line(&ConversationState::of(&conversation), conversation.handoff_active));
+    }
+    Ok(())
+}
+
+/// Prints the notices the shop sent on its own since `after` (another customer told a piece is free).
+async fn print_notices(state: &AppState, after: i64) -> anyhow::Result<i64> {
+    let notices = messages::Entity::find()
+        .filter(messages::Column::Id.gt(after))
+        .filter(messages::Column::Role.eq(Speaker::System))
+        .order_by_asc(messages::Column::Id)
+        .find_also_related(conversations::Entity)
+        .all(&state.db)
+        .await?;
+    for (notice, conversation) in &notices {
+        let to =
+            conversation.as_ref().map_or("?", |c| c.tiktok_conversation_id.trim_start_matches("chat-conversation-"));
+        print_message(&format!("bot → {to}"), notice);
+    }
+    Ok(last_message_id(state).await?.max(after))
+}
+
+fn print_message(who: &str, message: &messages::Model) {
+    let time = message.created_at.with_timezone(&chrono::Local).format("%H:%M:%S");
+    let body = match (&message.text, message.metadata["image_url"].as_str()) {
+        (Some(text), _) => text.clone(),
+        (None, Some(url)) => format!("[image] {url}"),
+        (None, None) => format!("[{}]", message.message_type),
+    };
+    let indent = " ".repeat(who.chars().count() + 14);
+    let lines: Vec<String> = body
+        .lines()
+        .enumerate()
+        .map(|(i, line)| if i == 0 || line.is_empty() { line.to_owned() } else { format!("{indent}{line}") })
+        .collect();
+    println!("[{time}] {who} › {}", lines.join("\n"));
+}
+
+async fn last_message_id(state: &AppState) -> anyhow::Result<i64> {
+    Ok(messages::Entity::find().order_by_desc(messages::Column::Id).one(&state.db).await?.map_or(0, |m| m.id))
+}
+
+async fn conversation_of(state: &AppState, customer: &Customer) -> anyhow::Result<Option<conversations::Model>> {
+    Ok(conversations::Entity::find()
+        .filter(conversations::Column::TiktokConversationId.eq(customer.conversation_id()))
+        .one(&state.db)
+        .await?)
+}
+
+async fn user_of(state: &AppState, customer: &Customer) -> anyhow::Result<Option<users::Model>> {
+    Ok(users::Entity::find().filter(users::Column::TiktokUserId.eq(customer.user_id())).one(&state.db).await?)
+}
+
+fn state_line(state: &ConversationState, handoff: bool) -> String {
+    let what = match state {
+        ConversationState::Idle => "idle".to_owned(),
+        ConversationState::AwaitingOrderNumber => "waiting for an order number".to_owned(),
+        ConversationState::ChoosingItem { candidates, more } => format!(
+            "choosing from {}{}",
+            candidates.join(", "),
+            if more.is_some() { " (\"more\" pages on)" } else { "" }
+        ),
+        ConversationState::AwaitingItem { .. } => "waiting for an item number".to_owned(),
+        ConversationState::ViewingItem { sku } => format!("talking about {sku}"),
+    };
+    if handoff { format!("{what}; handed to a human") } else { what }
+}
+
+/// `/state`: the conversation's state, handoff, and the customer's holds.
+async fn describe_state(state: &AppState, customer: &Customer) -> anyhow::Result<String> {
+    let Some(conversation) = conversation_of(state, customer).await? else {
+        return Ok(format!("  {} has not written yet", customer.name));
+    };
+    let mut out = format!(
+        "  {}: {}",
+        customer.name,
+        state_line(&ConversationState::of(&conversation), conversation.handoff_active)
+    );
+    if let Some(user) = user_of(state, customer).await? {
+        for (hold, item) in holds::holds_of(&state.db, user.id).await? {
+            out.push_str(&format!(
+                "\n  holds {} ({}) until {}",
+                item.sku,
+                item.title,
+                hold.expires_at.format("%H:%M UTC")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `/reset`: the customer's conversation starts over (idle, back with the bot) and their holds end.
+async fn reset(state: &AppState, customer: &Customer) -> anyhow::Result<()> {
+    if let Some(conversation) = conversation_of(state, customer).await? {
+        crate::bot::handoff::release(&state.db, &conversation.tiktok_conversation_id).await?;
+        conversations::Entity::update_many()
+            .col_expr(conversations::Column::State, sea_orm::sea_query::Expr::value(json!({"kind": "idle"})))
+            .filter(conversations::Column::Id.eq(conversation.id))
+            .exec(&state.db)
+            .await?;
+    }
+    if let Some(user) = user_of(state, customer).await? {
+        holds::release_holds(&state.db, user.id, Utc::now()).await?;
+    }
+    Ok(())
+}
