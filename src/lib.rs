@@ -9,6 +9,7 @@ pub mod config;
 pub mod jobs;
 pub mod kv;
 pub mod llm;
+pub mod metrics;
 pub mod redis_pool;
 pub mod shop;
 pub mod staff;

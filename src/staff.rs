@@ -23,7 +23,8 @@ pub struct Staff {
 
 impl Staff {
     pub async fn open(settings: Settings) -> anyhow::Result<Self> {
-        let bot = crate::startup::build_bot(&settings)?;
+        // Staff commands are short-lived: what they measure is not served anywhere.
+        let bot = crate::startup::build_bot(&settings, &crate::metrics::Metrics::new())?;
         let db = crate::startup::open_database(&settings).await?;
         Ok(Staff { db, bot, settings })
     }

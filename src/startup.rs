@@ -12,6 +12,7 @@ use crate::config::{ConfigError, DatabaseKind, Role, Settings};
 use crate::jobs::{JobQueue, MemoryQueue, RedisQueue, consumer_name};
 use crate::kv::Kv;
 use crate::llm::LlmRouter;
+use crate::metrics::Metrics;
 use crate::redis_pool::Redis;
 use crate::tiktok::{self, TikTokClient, limiter::SendLimiter, tokens::TokenManager};
 use crate::worker::WorkerPool;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub tokens: TokenManager,
     /// Outbound HTTP with timeouts (TikTok, the staff webhook).
     pub http: reqwest::Client,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// How a process starts, beyond its settings.
@@ -60,7 +63,8 @@ impl Application {
         }
         // The bot's files are read before the database is touched: a bad file stops start-up with nothing
         // created or migrated.
-        let bot = build_bot(&settings)?;
+        let metrics = Metrics::new();
+        let bot = build_bot(&settings, &metrics)?;
         let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
         prepare_schema(&db, &settings, options).await?;
         let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
@@ -75,9 +79,9 @@ impl Application {
         let tiktok = (!settings.tiktok.is_dry_run()).then(|| {
             let limiter =
                 SendLimiter::new(redis.as_ref(), settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
-            TikTokClient::new(&settings.tiktok, http.clone(), tokens.clone(), limiter, kv.clone())
+            TikTokClient::new(&settings.tiktok, http.clone(), tokens.clone(), limiter, kv.clone(), metrics.clone())
         });
-        let state = AppState { settings: Arc::new(settings), db, redis, queue, kv, bot, tiktok, tokens, http };
+        let state = AppState { settings: Arc::new(settings), db, redis, queue, kv, bot, tiktok, tokens, http, metrics };
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         let server = if options.role.runs_web() {
             Some(crate::web::build_server(&state.settings.server, state.clone(), grace)?)
@@ -181,13 +185,14 @@ impl Application {
 
 /// The bot from the config folder's files and the settings (the LLM when one is configured). Used by
 /// `serve` and by the staff commands that message customers.
-pub fn build_bot(settings: &Settings) -> anyhow::Result<Bot> {
+pub fn build_bot(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Bot> {
     let files = BotFiles::load(&settings.config_dir).map_err(ConfigError)?;
     let llm = LlmRouter::new(
         &settings.llm,
         llm_http_client(&settings.llm)?,
         files.router.faq_topics(),
         files.router.categories(),
+        metrics.clone(),
     );
     Ok(Bot::new(files, llm, settings.llm.history_messages, settings.shop.clone()))
 }

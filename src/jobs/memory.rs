@@ -133,6 +133,16 @@ impl MemoryQueue {
         (state.ready.len() + state.in_flight.len()) as u64
     }
 
+    /// Jobs waiting and in flight (in-process jobs carry no enqueue time: the oldest age is not kept).
+    pub(super) fn stats(&self) -> super::QueueStats {
+        let state = self.state();
+        super::QueueStats {
+            waiting: state.ready.len() as u64,
+            pending: state.in_flight.len() as u64,
+            ..Default::default()
+        }
+    }
+
     pub(super) fn enqueued_total(&self) -> u64 {
         self.inner.next_id.load(Ordering::Relaxed) - 1
     }

@@ -151,6 +151,17 @@ pub struct DeadJob {
     pub deliveries: u64,
 }
 
+/// How deep the queue is, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Enqueued, not yet read by a worker.
+    pub waiting: u64,
+    /// Read, not yet acknowledged.
+    pub pending: u64,
+    /// Since the oldest pending job was enqueued (Redis only).
+    pub oldest_pending: std::time::Duration,
+}
+
 /// The queue of this deployment: Redis Streams when Redis is configured, else in-process.
 #[derive(Clone)]
 pub enum JobQueue {
@@ -197,6 +208,13 @@ impl JobQueue {
         match self {
             JobQueue::Redis(queue) => queue.stream_len().await,
             JobQueue::Memory(queue) => Ok(queue.enqueued_total()),
+        }
+    }
+
+    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.stats().await,
+            JobQueue::Memory(queue) => Ok(queue.stats()),
         }
     }
 

@@ -13,7 +13,7 @@ use deadpool_redis::redis::streams::{
 };
 use deadpool_redis::redis::{self, ErrorKind, RedisError, Value, cmd};
 
-use super::{Backend, DeadJob, Delivery, QueueError, QueueParams, decode};
+use super::{Backend, DeadJob, Delivery, QueueError, QueueParams, QueueStats, decode};
 use crate::config::JobSettings;
 use crate::redis_pool::Redis;
 
@@ -334,6 +334,45 @@ impl RedisQueue {
             Some(group) => Ok((group.pending + group.lag.unwrap_or(0)) as u64),
             None => Ok(cmd("XLEN").arg(&self.inner.stream).query_async(&mut conn).await.context("XLEN")?),
         }
+    }
+
+    /// Unread jobs, pending jobs, and how long ago the oldest pending one was enqueued.
+    pub(super) async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let exists: bool = cmd("EXISTS").arg(&self.inner.stream).query_async(&mut conn).await.context("EXISTS")?;
+        if !exists {
+            return Ok(QueueStats::default());
+        }
+        let info: StreamInfoGroupsReply =
+            cmd("XINFO").arg("GROUPS").arg(&self.inner.stream).query_async(&mut conn).await.context("XINFO GROUPS")?;
+        let Some(group) = info.groups.iter().find(|g| g.name == self.inner.group) else {
+            let waiting: u64 = cmd("XLEN").arg(&self.inner.stream).query_async(&mut conn).await.context("XLEN")?;
+            return Ok(QueueStats { waiting, ..Default::default() });
+        };
+        // XPENDING's summary: [count, smallest id, greatest id, consumers]; an id starts with its
+        // millisecond timestamp.
+        let summary: Value = cmd("XPENDING")
+            .arg(&self.inner.stream)
+            .arg(&self.inner.group)
+            .query_async(&mut conn)
+            .await
+            .context("XPENDING")?;
+        let oldest_ms = match summary {
+            Value::Array(parts) => match parts.get(1) {
+                Some(Value::BulkString(id)) => {
+                    String::from_utf8_lossy(id).split('-').next().and_then(|ms| ms.parse::<u64>().ok())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        Ok(QueueStats {
+            waiting: group.lag.unwrap_or(0) as u64,
+            pending: group.pending as u64,
+            oldest_pending: oldest_ms.map_or(Duration::ZERO, |ms| Duration::from_millis(now_ms.saturating_sub(ms))),
+        })
     }
 
     pub(super) async fn stream_len(&self) -> Result<u64, QueueError> {

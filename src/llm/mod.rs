@@ -18,6 +18,10 @@ use serde_json::json;
 
 use crate::bot::intent::{Entities, Intent};
 use crate::config::LlmSettings;
+use crate::metrics::Metrics;
+
+/// How a timed-out classification's error starts (the metrics tell timeouts from other failures).
+const TIMEOUT: &str = "no answer within";
 
 /// The longest customer text sent to the model; the rest is cut.
 const MAX_INPUT_CHARS: usize = 1_000;
@@ -55,6 +59,7 @@ pub struct LlmRouter {
     timeout: Duration,
     faq_topics: Vec<String>,
     categories: Vec<String>,
+    metrics: Metrics,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +87,7 @@ impl LlmRouter {
         http: reqwest::Client,
         faq_topics: Vec<String>,
         categories: Vec<String>,
+        metrics: Metrics,
     ) -> Option<Self> {
         let key = settings.api_key.as_ref()?;
         let config = OpenAIConfig::new()
@@ -94,19 +100,37 @@ impl LlmRouter {
             timeout: Duration::from_millis(settings.timeout_ms),
             faq_topics,
             categories,
+            metrics,
         })
     }
 
     /// Classifies `text`, given the last messages of the conversation (oldest first). One retry after a
     /// failure; the caller falls back to the keyword router on `Err`.
     pub async fn classify(&self, text: &str, history: &[(Speaker, String)]) -> anyhow::Result<(Intent, Entities)> {
-        match self.classify_once(text, history).await {
+        match self.measured(text, history).await {
             Ok(result) => Ok(result),
             Err(first) => {
                 tracing::debug!(error = format!("{first:#}"), "LLM classification failed; retrying once");
-                self.classify_once(text, history).await
+                let second = self.measured(text, history).await;
+                if second.is_err() {
+                    self.metrics.llm("fallback", Duration::ZERO);
+                }
+                second
             }
         }
+    }
+
+    /// One classification, counted by outcome (ok, timeout, error) with its latency.
+    async fn measured(&self, text: &str, history: &[(Speaker, String)]) -> anyhow::Result<(Intent, Entities)> {
+        let started = std::time::Instant::now();
+        let result = self.classify_once(text, history).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) if e.to_string().starts_with(TIMEOUT) => "timeout",
+            Err(_) => "error",
+        };
+        self.metrics.llm(outcome, started.elapsed());
+        result
     }
 
     async fn classify_once(&self, text: &str, history: &[(Speaker, String)]) -> anyhow::Result<(Intent, Entities)> {
@@ -144,7 +168,7 @@ impl LlmRouter {
             .build()?;
         let response = tokio::time::timeout(self.timeout, self.client.chat().create(request))
             .await
-            .map_err(|_| anyhow!("no answer within {:?}", self.timeout))?
+            .map_err(|_| anyhow!("{TIMEOUT} {:?}", self.timeout))?
             .context("chat completion")?;
         let content = response
             .choices

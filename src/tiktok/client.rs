@@ -14,6 +14,7 @@ use super::limiter::SendLimiter;
 use super::tokens::TokenManager;
 use crate::config::TikTokSettings;
 use crate::kv::Kv;
+use crate::metrics::Metrics;
 
 /// TikTok's answer codes the client acts on.
 pub mod codes {
@@ -111,6 +112,7 @@ pub struct TikTokClient {
 struct Inner {
     http: reqwest::Client,
     kv: Kv,
+    metrics: Metrics,
     base: String,
     business_id: String,
     tokens: TokenManager,
@@ -142,11 +144,13 @@ impl TikTokClient {
         tokens: TokenManager,
         limiter: SendLimiter,
         kv: Kv,
+        metrics: Metrics,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 http,
                 kv,
+                metrics,
                 base: settings.api_base_url.clone(),
                 business_id: settings.business_id.clone().unwrap_or_default(),
                 tokens,
@@ -272,7 +276,17 @@ impl TikTokClient {
             attempt += 1;
             inner.limiter.until_ready().await.map_err(|e| ApiError::Limiter(format!("{e:#}")))?;
             let token = inner.tokens.access_token().await?;
-            let failure = match self.post_once(path, &body, &token).await {
+            let started = std::time::Instant::now();
+            let sent = self.post_once(path, &body, &token).await;
+            let code = match &sent {
+                Ok(_) => codes::OK.to_string(),
+                Err(Attempt { error: ApiError::Api { code, .. }, .. }) => code.to_string(),
+                Err(Attempt { error: ApiError::Http { status }, .. }) => format!("http_{status}"),
+                Err(_) => "network".to_owned(),
+            };
+            let call = if path == SEND { "send" } else { "upload" };
+            inner.metrics.tiktok_call(call, &code, started.elapsed());
+            let failure = match sent {
                 Ok(data) => return Ok(data),
                 Err(failure) => failure,
             };

@@ -1,6 +1,7 @@
 //! The HTTP side: routes, limits and the middleware every request goes through.
 
 mod health;
+mod metrics;
 mod oauth;
 pub mod webhook;
 
@@ -53,6 +54,7 @@ pub fn build_server(
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/webhook/tiktok", web::post().to(webhook::tiktok))
         .route("/oauth/tiktok/start", web::get().to(oauth::start))
         .route("/oauth/tiktok/callback", web::get().to(oauth::callback));

@@ -53,29 +53,45 @@ fn error(status: StatusCode, message: &str) -> HttpResponse {
     reply(status, json!({"status": "error", "error": message}))
 }
 
+/// `POST /webhook/tiktok`, counted by outcome and timed.
 pub async fn tiktok(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     limiter: web::Data<SourceLimiter>,
 ) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let (outcome, response) = handle(req, payload, &state, &limiter).await;
+    state.metrics.webhook(outcome, started.elapsed());
+    response
+}
+
+async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    limiter: &SourceLimiter,
+) -> (&'static str, HttpResponse) {
     let source = req.connection_info().realip_remote_addr().unwrap_or("unknown").to_owned();
     if limiter.0.check_key(&source).is_err() {
         tracing::warn!(source = %escape_for_log(&source, 64), "webhook rate limit exceeded");
         let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return ("rate_limited", response);
     }
     if !is_json(&req) {
-        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content type must be application/json");
+        return (
+            "unsupported_media_type",
+            error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content type must be application/json"),
+        );
     }
     let limit = state.settings.server.body_limit_bytes;
     let body = match read_body(&req, payload, limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, &format!("body larger than {limit} bytes"));
+            return ("too_large", error(StatusCode::PAYLOAD_TOO_LARGE, &format!("body larger than {limit} bytes")));
         }
-        Err(BodyError::Unreadable(reason)) => return error(StatusCode::BAD_REQUEST, &reason),
+        Err(BodyError::Unreadable(reason)) => return ("bad_request", error(StatusCode::BAD_REQUEST, &reason)),
     };
     if let Some(secret) = &state.settings.tiktok.webhook_secret {
         let header = req.headers().get(SIGNATURE_HEADER).map(|v| v.to_str().unwrap_or(""));
@@ -84,27 +100,33 @@ pub async fn tiktok(
         if let Err(e) = signature::verify(secret.expose_secret().as_bytes(), header, &body, now, tolerance) {
             // Which check failed goes to the log only: the answer gives a forger nothing to work with.
             tracing::warn!(source = %escape_for_log(&source, 64), reason = %e, "webhook signature rejected");
-            return error(StatusCode::UNAUTHORIZED, "invalid signature");
+            return ("unauthorized", error(StatusCode::UNAUTHORIZED, "invalid signature"));
         }
     }
     let event = match envelope::parse(&body, chrono::Utc::now()) {
         Ok(event) => event,
         Err(e) => {
             tracing::warn!(reason = %escape_for_log(&e.0, 300), "malformed webhook");
-            return error(StatusCode::BAD_REQUEST, &e.0);
+            return ("bad_request", error(StatusCode::BAD_REQUEST, &e.0));
         }
     };
     let job = match event {
         WebhookEvent::Ignored { idempotency_key, event } => {
             tracing::info!(event = %escape_for_log(&event, 64), event_id = %escape_for_log(&idempotency_key, 128), "webhook event ignored");
-            return reply(StatusCode::OK, json!({"status": "ignored", "event": event, "event_id": idempotency_key}));
+            return (
+                "ignored",
+                reply(StatusCode::OK, json!({"status": "ignored", "event": event, "event_id": idempotency_key})),
+            );
         }
         WebhookEvent::Inbound(message) => Job::InboundMessageV1(*message),
         WebhookEvent::Echo(message) => Job::OutboundEchoV1(*message),
     };
     let key = job.idempotency_key().to_owned();
     match state.queue.enqueue(&job).await {
-        Ok(_) => reply(StatusCode::OK, json!({"status": "ok", "event_id": key})),
+        Ok(_) => {
+            state.metrics.job_enqueued();
+            ("enqueued", reply(StatusCode::OK, json!({"status": "ok", "event_id": key})))
+        }
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), event_id = %escape_for_log(&key, 128), "cannot enqueue webhook");
             let mut response = reply(
@@ -112,7 +134,7 @@ pub async fn tiktok(
                 json!({"status": "unavailable", "error": "the queue is unavailable; retry later"}),
             );
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            response
+            ("unavailable", response)
         }
     }
 }

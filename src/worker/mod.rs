@@ -96,7 +96,8 @@ async fn settle(state: &AppState, delivery: Delivery) {
         Ok(job) => job.clone(),
         Err(reason) => {
             let error = JobError::Permanent(anyhow!("{reason}"));
-            report_nack(&delivery.id.clone(), delivery.deliveries, delivery.nack(&error).await, &error);
+            let (id, deliveries) = (delivery.id.clone(), delivery.deliveries);
+            report_nack(state, &id, deliveries, delivery.nack(&error).await, &error);
             return;
         }
     };
@@ -118,6 +119,10 @@ async fn settle(state: &AppState, delivery: Delivery) {
     match result {
         Ok(outcome) => {
             tracing::debug!(job_id = %id, ?outcome, "job done");
+            state.metrics.job_processed(match outcome {
+                pipeline::Outcome::Processed => "processed",
+                pipeline::Outcome::Duplicate => "duplicate",
+            });
             if let Err(e) = delivery.ack().await {
                 // The effects are stored; a redelivery is recognised as a duplicate.
                 tracing::warn!(job_id = %id, error = format!("{e:#}"), "could not acknowledge a finished job");
@@ -125,17 +130,24 @@ async fn settle(state: &AppState, delivery: Delivery) {
         }
         Err(error) => {
             let nacked = delivery.nack(&error).await;
-            report_nack(&id, deliveries, nacked, &error);
+            report_nack(state, &id, deliveries, nacked, &error);
         }
     }
 }
 
-fn report_nack(id: &str, deliveries: u64, nacked: Result<NackOutcome, crate::jobs::QueueError>, error: &JobError) {
+fn report_nack(
+    state: &AppState,
+    id: &str,
+    deliveries: u64,
+    nacked: Result<NackOutcome, crate::jobs::QueueError>,
+    error: &JobError,
+) {
     match nacked {
         Ok(NackOutcome::Retry) => {
+            state.metrics.job_retried();
             tracing::warn!(job_id = %id, deliveries, error = %error, "job failed; it will be retried")
         }
-        Ok(NackOutcome::Dead) => {}
+        Ok(NackOutcome::Dead) => state.metrics.job_dead(),
         Err(e) => tracing::error!(job_id = %id, error = format!("{e:#}"), "could not record a failed job"),
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod conversation;
 mod health;
 mod lifecycle;
+mod metrics;
 mod schema;
 mod shop;
 mod tiktok;

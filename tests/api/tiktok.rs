@@ -68,7 +68,7 @@ async fn client_for(fake: &MockServer, tweak: impl FnOnce(&mut TikTokSettings)) 
     let http = client::http_client(&settings.tiktok).unwrap();
     let tokens = TokenManager::new(&settings.tiktok, conn, http.clone());
     let limiter = SendLimiter::new(None, settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
-    (TikTokClient::new(&settings.tiktok, http, tokens, limiter, philia_bot::kv::Kv::new(None)), db)
+    (TikTokClient::new(&settings.tiktok, http, tokens, limiter, philia_bot::kv::Kv::new(None), Default::default()), db)
 }
 
 fn menu() -> String {
