@@ -202,6 +202,10 @@ async fn main() -> ExitCode {
         eprintln!(".env: {e}");
         return ExitCode::from(2);
     }
+    // Before anything can fail or panic; the guard flushes pending reports when main returns.
+    let _error_reporting = philia_bot::telemetry::error_reporting(
+        config::Environment::from_process_env().unwrap_or(config::Environment::Local),
+    );
     match cli.command {
         Command::Config { action: ConfigAction::Check { role } } => config_check(&cli.config_dir, role),
         Command::Serve { role, migrate } => {

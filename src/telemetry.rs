@@ -37,22 +37,58 @@ pub fn is_json(settings: &LogSettings, environment: Environment) -> bool {
 
 /// Installs the global subscriber once; later calls (tests building several apps) are no-ops.
 pub fn init(settings: &LogSettings, environment: Environment) {
-    let filter = env_filter(settings);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
-    let result = if is_json(settings, environment) {
-        builder
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let output = if is_json(settings, environment) {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
             .with_span_events(FmtSpan::NONE)
-            .try_init()
+            .boxed()
     } else {
         // Colours only on a terminal: piped output (files, CI, `chat` transcripts) stays plain text.
-        builder.with_target(false).with_ansi(std::io::stdout().is_terminal()).try_init()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stdout)
+            .with_target(false)
+            .with_ansi(std::io::stdout().is_terminal())
+            .boxed()
     };
+    // One global filter (not per layer): it decides for the output and the error reporting alike.
+    let registry = tracing_subscriber::registry().with(env_filter(settings)).with(output);
+    // Warnings and errors also go to Sentry when it is compiled in and SENTRY_DSN is set (see error_reporting).
+    #[cfg(feature = "sentry")]
+    let registry = registry.with(sentry::integrations::tracing::layer());
     // Err only means a subscriber is already installed (a second Application in one test process).
-    drop(result);
+    drop(registry.try_init());
+}
+
+/// Starts error reporting to Sentry when built with `--features sentry` and `SENTRY_DSN` is set: panics,
+/// and `error!` logs as events (`warn!` as breadcrumbs). Keep the returned guard until exit: dropping it
+/// flushes what is unsent.
+#[cfg(feature = "sentry")]
+pub fn error_reporting(environment: Environment) -> Option<sentry::ClientInitGuard> {
+    let dsn = std::env::var("SENTRY_DSN").ok().filter(|d| !d.trim().is_empty())?;
+    Some(sentry::init((
+        dsn,
+        sentry::ClientOptions {
+            release: sentry::release_name!(),
+            environment: Some(environment.as_str().to_owned().into()),
+            ..Default::default()
+        },
+    )))
+}
+
+/// Without the `sentry` feature there is no error reporting; `SENTRY_DSN` is then reported as ignored.
+#[cfg(not(feature = "sentry"))]
+pub fn error_reporting(_environment: Environment) -> Option<()> {
+    if std::env::var_os("SENTRY_DSN").is_some() {
+        eprintln!("SENTRY_DSN is set but this binary was built without `--features sentry`: errors are not reported");
+    }
+    None
 }
 
 /// Makes user-provided text safe to put in a log line: CR, LF and other control characters are escaped,

@@ -62,6 +62,17 @@ pub enum ApiError {
     /// The image to send could not be used (not found, too large, not JPG/PNG).
     #[error("image: {0}")]
     Image(String),
+    /// The job this call belongs to has no time left for another attempt: nothing was sent, the job
+    /// tries again later.
+    #[error("no time left in this job for another attempt ({0})")]
+    OutOfTime(String),
+}
+
+tokio::task_local! {
+    /// When the job that makes the current calls will be cut off. A call is started only if it can
+    /// finish (request timeout included) before then, so a job timeout never lands in the middle of a
+    /// request, where whether TikTok got the message would be unknown.
+    pub static CALL_DEADLINE: tokio::time::Instant;
 }
 
 impl ApiError {
@@ -70,7 +81,7 @@ impl ApiError {
         match self {
             ApiError::Api { code, .. } => matches!(*code, codes::RATE_LIMITED | codes::SYSTEM_ERROR),
             ApiError::Http { status } => *status == 429 || *status >= 500,
-            ApiError::Unreachable(_) | ApiError::NoAnswer(_) | ApiError::Limiter(_) => true,
+            ApiError::Unreachable(_) | ApiError::NoAnswer(_) | ApiError::Limiter(_) | ApiError::OutOfTime(_) => true,
             ApiError::Decode(_) | ApiError::Token(_) | ApiError::Image(_) => false,
         }
     }
@@ -120,6 +131,7 @@ struct Inner {
     max_attempts: u32,
     retry_base: Duration,
     retry_max_delay: Duration,
+    request_timeout: Duration,
 }
 
 /// The HTTP client every TikTok call uses: timeouts set, base URL from config.
@@ -158,6 +170,7 @@ impl TikTokClient {
                 max_attempts: settings.max_attempts.max(1),
                 retry_base: Duration::from_millis(settings.retry_base_ms.max(1)),
                 retry_max_delay: Duration::from_millis(settings.retry_max_delay_ms),
+                request_timeout: Duration::from_millis(settings.request_timeout_ms),
             }),
         }
     }
@@ -272,9 +285,18 @@ impl TikTokClient {
             ExponentialBackoff::from_millis(2).factor(factor).max_delay(inner.retry_max_delay).map(jitter);
         let mut refreshed = false;
         let mut attempt = 0;
+        // The latest moment an attempt may start: a request must end before the job's deadline.
+        let last_start = CALL_DEADLINE.try_with(|deadline| *deadline).ok().map(|d| d - inner.request_timeout);
         loop {
             attempt += 1;
-            inner.limiter.until_ready().await.map_err(|e| ApiError::Limiter(format!("{e:#}")))?;
+            let ready = inner.limiter.until_ready();
+            match last_start {
+                Some(last_start) => match tokio::time::timeout_at(last_start, ready).await {
+                    Ok(ready) => ready.map_err(|e| ApiError::Limiter(format!("{e:#}")))?,
+                    Err(_) => return Err(ApiError::OutOfTime("waiting for the send rate".into())),
+                },
+                None => ready.await.map_err(|e| ApiError::Limiter(format!("{e:#}")))?,
+            }
             let token = inner.tokens.access_token().await?;
             let started = std::time::Instant::now();
             let sent = self.post_once(path, &body, &token).await;
@@ -300,6 +322,10 @@ impl TikTokClient {
                 return Err(failure.error);
             }
             let delay = failure.retry_after.unwrap_or_else(|| backoff.next().unwrap_or(inner.retry_max_delay));
+            if last_start.is_some_and(|last| tokio::time::Instant::now() + delay > last) {
+                // Another attempt could not finish in time: the job is retried later instead.
+                return Err(failure.error);
+            }
             tracing::warn!(attempt, error = %failure.error, delay_ms = delay.as_millis() as u64, "TikTok call failed; retrying");
             tokio::time::sleep(delay).await;
         }

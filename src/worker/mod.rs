@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{Delivery, JobError, NackOutcome};
 use crate::startup::AppState;
+use crate::tiktok::client::CALL_DEADLINE;
 
 /// Longest pause between attempts to reach an unavailable queue: workers resume within this long of
 /// Redis coming back.
@@ -103,7 +104,11 @@ async fn settle(state: &AppState, delivery: Delivery) {
     };
     let timeout = Duration::from_millis(state.settings.worker.job_timeout_ms);
     let task_state = state.clone();
-    let mut task = tokio::spawn(async move { pipeline::handle(&task_state, job).await });
+    // Calls to TikTok start only if they can end before the job is cut off (with a second to record
+    // the outcome), so a timeout never leaves a message whose delivery is unknown.
+    let margin = (timeout / 4).min(Duration::from_secs(1));
+    let deadline = tokio::time::Instant::now() + timeout - margin;
+    let mut task = tokio::spawn(CALL_DEADLINE.scope(deadline, async move { pipeline::handle(&task_state, job).await }));
     let result = match tokio::time::timeout(timeout, &mut task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join_error)) if join_error.is_panic() => {

@@ -523,6 +523,11 @@ async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> 
     let reply =
         messages::Entity::find_by_id(reply_id).one(&state.db).await.context("reading the reply").map_err(retryable)?;
     let Some(reply) = reply else { return Err(JobError::Permanent(anyhow!("reply {reply_id} does not exist"))) };
+    if reply.delivery_status == Some(DeliveryStatus::Sending) {
+        // Its worker died mid-call (a crash: job timeouts never cut a call). TikTok may have it; its
+        // echo, if any, marks it sent. Sending it again could say the same thing twice.
+        tracing::warn!(reply = reply_id, "reply was being sent when its worker stopped; not sent again");
+    }
     if reply.delivery_status != Some(DeliveryStatus::Pending) {
         return Ok(());
     }

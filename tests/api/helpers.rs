@@ -391,13 +391,25 @@ pub struct PrivateRedis {
     pub url: String,
     port: u16,
     child: std::process::Child,
+    /// Where a durable server keeps its append-only file (survives a stop and start).
+    dir: Option<tempfile::TempDir>,
 }
 
 impl PrivateRedis {
     /// Starts `redis-server`; `None` (reported) when it is not installed and services are not required.
     pub async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, None).await
+    }
+
+    /// Like [`PrivateRedis::start`], with the append-only file on and fsynced on every write, as a
+    /// production Redis holding the queue should be: a restart keeps every job it acknowledged.
+    pub async fn start_durable(test: &str) -> Option<Self> {
+        Self::start_with(test, Some(tempfile::tempdir().expect("a folder for the AOF"))).await
+    }
+
+    async fn start_with(test: &str, dir: Option<tempfile::TempDir>) -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = match Self::spawn(port) {
+        let child = match Self::spawn(port, dir.as_ref().map(|d| d.path())) {
             Ok(child) => child,
             Err(e) if services_required() => panic!("{test}: cannot start redis-server: {e}"),
             Err(e) => {
@@ -405,16 +417,19 @@ impl PrivateRedis {
                 return None;
             }
         };
-        let server = Self { url: format!("redis://127.0.0.1:{port}"), port, child };
+        let server = Self { url: format!("redis://127.0.0.1:{port}"), port, child, dir };
         server.wait_until_up().await;
         Some(server)
     }
 
-    fn spawn(port: u16) -> std::io::Result<std::process::Child> {
-        std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
+    fn spawn(port: u16, dir: Option<&std::path::Path>) -> std::io::Result<std::process::Child> {
+        let mut command = std::process::Command::new("redis-server");
+        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        match dir {
+            Some(dir) => command.args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]).arg(dir),
+            None => command.args(["--appendonly", "no"]),
+        };
+        command.stdout(std::process::Stdio::null()).spawn()
     }
 
     async fn wait_until_up(&self) {
@@ -426,7 +441,7 @@ impl PrivateRedis {
         .await;
     }
 
-    /// Stops the server (its data is gone: it keeps nothing on disk).
+    /// Stops the server (without `start_durable` its data is gone: it keeps nothing on disk).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -434,7 +449,7 @@ impl PrivateRedis {
 
     /// Starts it again on the same port.
     pub async fn start_again(&mut self) {
-        self.child = Self::spawn(self.port).expect("redis-server starts again");
+        self.child = Self::spawn(self.port, self.dir.as_ref().map(|d| d.path())).expect("redis-server starts again");
         self.wait_until_up().await;
     }
 }

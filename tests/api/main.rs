@@ -9,6 +9,7 @@ mod conversation;
 mod health;
 mod lifecycle;
 mod metrics;
+mod reliability;
 mod schema;
 mod shop;
 mod tiktok;

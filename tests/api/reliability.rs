@@ -1,0 +1,857 @@
+//! The reliability suite: the real binary as separate processes (web and worker roles) against real
+//! PostgreSQL and Redis, with faults injected from outside: a worker killed with SIGKILL, Redis stopped
+//! and started, PostgreSQL cut off, TikTok answering 40100 and 5xx, every webhook delivered three
+//! times, and a corpus of bad requests. Each scenario takes seconds; `PHILIA_SOAK=1` makes the TikTok
+//! storm last the full minute.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use philia_bot::store::entities::messages::{self, DeliveryStatus, Direction};
+use philia_bot::store::entities::processed_events;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::cli::repo_config_dir;
+use crate::helpers::{PrivateRedis, TestDatabase, TestRedis, WEBHOOK_SECRET, tiktok_message, wait_for};
+
+const BIN: &str = env!("CARGO_BIN_EXE_philia-bot");
+/// The reclaim settings of the suite: a dead worker's jobs are taken over after this idle time.
+const MIN_IDLE: Duration = Duration::from_secs(4);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One `philia-bot serve` process; its stdout (JSON log lines) and stderr go to files for the checks.
+struct Process {
+    child: Child,
+    port: Option<u16>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// Where the processes of one scenario connect, and the settings they share.
+struct Deployment {
+    env: Vec<(String, String)>,
+    logs: tempfile::TempDir,
+    started: usize,
+}
+
+impl Deployment {
+    fn new(database_url: &str, redis_url: &str, prefix: &str) -> Self {
+        philia_bot::install_crypto_provider(); // the test's own HTTP clients
+        let env = [
+            ("ENVIRONMENT", "local"),
+            ("PHILIA_LOG__FORMAT", "json"),
+            ("LOG_LEVEL", "info"),
+            ("DATABASE_URL", database_url),
+            ("REDIS_URL", redis_url),
+            ("PHILIA_REDIS__KEY_PREFIX", prefix),
+            ("TIKTOK_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ("PHILIA_CONFIG_DIR", repo_config_dir().to_str().unwrap()),
+            ("PHILIA_WORKER__CONCURRENCY", "8"),
+            ("PHILIA_WORKER__JOB_TIMEOUT_MS", "3000"),
+            ("PHILIA_WORKER__SHUTDOWN_GRACE_SECS", "2"),
+            ("PHILIA_JOBS__RECLAIM_MIN_IDLE_MS", &MIN_IDLE.as_millis().to_string()),
+            ("PHILIA_JOBS__RECLAIM_INTERVAL_MS", "500"),
+            ("PHILIA_DATABASE__MAX_CONNECTIONS", "12"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Self { env, logs: tempfile::tempdir().unwrap(), started: 0 }
+    }
+
+    fn set(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Starts `serve --role ROLE` (migrating first) and waits until it is ready.
+    async fn start(&mut self, role: &str) -> Process {
+        self.started += 1;
+        let stdout = self.logs.path().join(format!("{role}-{}.out", self.started));
+        let stderr = self.logs.path().join(format!("{role}-{}.err", self.started));
+        let port = (role != "worker").then(free_port);
+        let mut command = Command::new(BIN);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .args(["serve", "--migrate", "--role", role])
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .stdin(Stdio::null());
+        if let Some(port) = port {
+            command.env("PORT", port.to_string());
+        }
+        let process = Process { child: command.spawn().expect("philia-bot starts"), port, stdout, stderr };
+        let log = process.stdout.clone();
+        wait_for(&format!("the {role} process to start"), Duration::from_secs(20), || {
+            let log = log.clone();
+            async move { std::fs::read_to_string(&log).ok().filter(|l| l.contains("philia-bot started")).map(drop) }
+        })
+        .await;
+        if role == "worker" || role == "all" {
+            let log = process.stdout.clone();
+            wait_for("the worker pool", Duration::from_secs(10), || {
+                let log = log.clone();
+                async move { std::fs::read_to_string(&log).ok().filter(|l| l.contains("worker pool started")).map(drop) }
+            })
+            .await;
+        }
+        process
+    }
+}
+
+impl Process {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/webhook/tiktok", self.port.expect("a web process"))
+    }
+
+    fn kill_9(&mut self) {
+        let status = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the process did not stop within 15 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn logs(&self) -> (String, String) {
+        (
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+        )
+    }
+
+    /// Every log record is one JSON line, and nothing panicked.
+    fn assert_clean_logs(&self) {
+        let (stdout, stderr) = self.logs();
+        for line in stdout.lines() {
+            let record: Result<serde_json::Value, _> = serde_json::from_str(line);
+            assert!(record.is_ok(), "a log record that is not one JSON line: {line:?}");
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stdout.contains("panicked"), "a panic was logged");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Posts a webhook signed with the suite's secret; the status (0 when the request failed).
+async fn post(client: &reqwest::Client, url: &str, body: &str) -> u16 {
+    let signature =
+        philia_bot::tiktok::signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
+    match client
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("TikTok-Signature", signature)
+        .body(body.to_owned())
+        .send()
+        .await
+    {
+        Ok(response) => response.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Posts `count` messages (ids `{tag}-{n}`, one customer each) with `parallel` in flight; the statuses.
+async fn post_many(url: &str, tag: &str, count: usize, parallel: usize) -> Vec<(String, u16)> {
+    let client = reqwest::Client::new();
+    let mut results = Vec::new();
+    let mut set = JoinSet::new();
+    for n in 0..count {
+        if set.len() >= parallel
+            && let Some(done) = set.join_next().await
+        {
+            results.push(done.unwrap());
+        }
+        let (client, url, id, user) = (client.clone(), url.to_owned(), format!("{tag}-{n}"), format!("{tag}{n}"));
+        set.spawn(async move {
+            let status = post(&client, &url, &tiktok_message(&id, &user, "hi")).await;
+            (id, status)
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        results.push(done.unwrap());
+    }
+    results
+}
+
+async fn connect(db: &TestDatabase) -> DatabaseConnection {
+    sea_orm::Database::connect(&db.url).await.unwrap()
+}
+
+/// Events whose effects are stored and whose replies were delivered (or settled in the dry run).
+async fn processed(db: &DatabaseConnection) -> u64 {
+    processed_events::Entity::find()
+        .filter(processed_events::Column::ProcessedAt.is_not_null())
+        .count(db)
+        .await
+        .unwrap_or(0)
+}
+
+/// Replies stored per inbound event (by the event's idempotency key).
+async fn replies_per_event(db: &DatabaseConnection) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for reply in messages::Entity::find().filter(messages::Column::Direction.eq(Direction::Out)).all(db).await.unwrap()
+    {
+        if let Some(key) = reply.metadata["in_reply_to"].as_str() {
+            *counts.entry(key.to_owned()).or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// Asserts every event of `ids` got exactly one reply (the menu is one message).
+async fn assert_one_reply_each(db: &DatabaseConnection, ids: &[String]) {
+    let counts = replies_per_event(db).await;
+    let wrong: Vec<String> = ids
+        .iter()
+        .filter_map(|id| {
+            let n = counts.get(&format!("im_receive_msg:{id}")).copied().unwrap_or(0);
+            (n != 1).then(|| format!("{id}: {n} replies"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} events without exactly one reply: {:?}",
+        wrong.len(),
+        ids.len(),
+        &wrong[..wrong.len().min(10)]
+    );
+}
+
+/// XPENDING's count for the deployment's consumer group.
+async fn pending(redis_url: &str, prefix: &str) -> i64 {
+    let Ok(client) = redis::Client::open(redis_url) else { return -1 };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return -1 };
+    let summary: Result<redis::Value, _> = redis::cmd("XPENDING")
+        .arg(format!("{prefix}:jobs"))
+        .arg(format!("{prefix}:workers"))
+        .query_async(&mut conn)
+        .await;
+    match summary {
+        Ok(redis::Value::Array(parts)) => match parts.first() {
+            Some(redis::Value::Int(n)) => *n,
+            _ => -1,
+        },
+        _ => -1,
+    }
+}
+
+/// The database and shared Redis of a scenario, or `None` (reported) without services.
+async fn services(test: &str) -> Option<(TestDatabase, TestRedis)> {
+    let db = TestDatabase::postgres(test).await?;
+    let redis = TestRedis::new(test)?;
+    Some((db, redis))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_load_loses_nothing_and_its_jobs_are_taken_over() {
+    let Some((db, redis)) =
+        services("reliability::a_worker_killed_mid_load_loses_nothing_and_its_jobs_are_taken_over").await
+    else {
+        return;
+    };
+    let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    let mut web = deployment.start("web").await;
+    let mut doomed = deployment.start("worker").await;
+    let conn = connect(&db).await;
+    let posting = tokio::spawn({
+        let url = web.url();
+        async move { post_many(&url, "crash", 1_000, 64).await }
+    });
+    // Kill it while it works: some jobs done, others read and not acknowledged, the rest not read yet.
+    wait_for("the doomed worker to have done some work", Duration::from_secs(30), || async {
+        (processed(&conn).await >= 150).then_some(())
+    })
+    .await;
+    doomed.kill_9();
+    let killed_at = Instant::now();
+    let in_flight = pending(&redis.url, &redis.prefix).await;
+    let statuses = posting.await.unwrap();
+    assert!(statuses.iter().all(|(_, s)| *s == 200), "every webhook accepted");
+    let mut rescuer = deployment.start("worker").await;
+    wait_for("all 1,000 messages to be answered", MIN_IDLE + Duration::from_secs(60), || async {
+        (processed(&conn).await == 1_000).then_some(())
+    })
+    .await;
+    let recovery = killed_at.elapsed();
+    wait_for("the pending list to drain", Duration::from_secs(10), || async {
+        (pending(&redis.url, &redis.prefix).await == 0).then_some(())
+    })
+    .await;
+    let ids: Vec<String> = statuses.into_iter().map(|(id, _)| id).collect();
+    assert_one_reply_each(&conn, &ids).await;
+    eprintln!(
+        "crash: {in_flight} job(s) pending at the kill; all 1,000 answered {:.1} s after it (min idle {} s)",
+        recovery.as_secs_f64(),
+        MIN_IDLE.as_secs()
+    );
+    assert!(recovery < MIN_IDLE + Duration::from_secs(15), "recovery took {recovery:?}");
+    assert!(rescuer.stop().success() && web.stop().success());
+    rescuer.assert_clean_logs();
+    web.assert_clean_logs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_and_started_under_load_loses_nothing_it_accepted() {
+    let test = "reliability::redis_stopped_and_started_under_load_loses_nothing_it_accepted";
+    let Some(db) = TestDatabase::postgres(test).await else { return };
+    let Some(mut server) = PrivateRedis::start_durable(test).await else { return };
+    let mut deployment = Deployment::new(&db.url, &server.url, "philia-reliability");
+    let mut web = deployment.start("web").await;
+    let mut worker = deployment.start("worker").await;
+    let conn = connect(&db).await;
+    let url = web.url();
+    let load = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut results = Vec::new();
+        let started = Instant::now();
+        let mut n = 0;
+        while started.elapsed() < Duration::from_secs(7) {
+            let id = format!("redis-{n}");
+            let status = post(&client, &url, &tiktok_message(&id, &format!("r{n}"), "hi")).await;
+            results.push((id, status, started.elapsed()));
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        results
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.start_again().await;
+    let back_at = Instant::now();
+    let before = processed(&conn).await;
+    let resumed = wait_for("the workers to resume", Duration::from_secs(10), || async {
+        (processed(&conn).await > before).then(|| back_at.elapsed())
+    })
+    .await;
+    let results = load.await.unwrap();
+    let accepted: Vec<String> = results.iter().filter(|(_, s, _)| *s == 200).map(|(id, _, _)| id.clone()).collect();
+    let refused = results.iter().filter(|(_, s, _)| *s == 503).count();
+    let other: Vec<_> = results.iter().filter(|(_, s, _)| *s != 200 && *s != 503).collect();
+    assert!(other.is_empty(), "only 200 or 503: {other:?}");
+    assert!(refused > 0, "the ingress answered 503 while Redis was down");
+    wait_for("every accepted message to be answered", Duration::from_secs(30), || async {
+        (processed(&conn).await >= accepted.len() as u64).then_some(())
+    })
+    .await;
+    assert_one_reply_each(&conn, &accepted).await;
+    eprintln!(
+        "redis restart: {} accepted, {refused} refused with 503 while down; workers resumed {:.2} s after Redis returned",
+        accepted.len(),
+        resumed.as_secs_f64()
+    );
+    assert!(resumed < Duration::from_secs(5), "resumed after {resumed:?}");
+    assert!(worker.stop().success() && web.stop().success());
+    worker.assert_clean_logs();
+    web.assert_clean_logs();
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can cut and restore: the real server, a real outage
+/// as the application sees it (connections reset, new ones refused).
+struct Cuttable {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Cuttable {
+    async fn new(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = Arc::new(Mutex::new(JoinSet::new()));
+        let (flag, set) = (up.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound); // refused: closed at once
+                    continue;
+                }
+                set.lock().unwrap().spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { port, up, connections }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.connections.lock().unwrap().abort_all();
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_unreachable_for_a_while_delays_jobs_and_loses_none() {
+    let test = "reliability::postgres_unreachable_for_a_while_delays_jobs_and_loses_none";
+    let Some((db, redis)) = services(test).await else { return };
+    let target = url::Url::parse(&db.url).unwrap();
+    let proxy = Cuttable::new(target.port().unwrap_or(5432)).await;
+    let mut proxied = target.clone();
+    proxied.set_port(Some(proxy.port)).unwrap();
+    let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    let mut web = deployment.start("web").await;
+    deployment.set("DATABASE_URL", proxied.as_str());
+    deployment.set("PHILIA_DATABASE__CONNECT_TIMEOUT_SECS", "1");
+    let mut worker = deployment.start("worker").await;
+    let conn = connect(&db).await;
+
+    proxy.cut();
+    let statuses = post_many(&web.url(), "pg", 50, 8).await;
+    assert!(statuses.iter().all(|(_, s)| *s == 200), "the ingress does not need the database");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(processed(&conn).await, 0, "nothing can be processed without the database");
+    let unacked = pending(&redis.url, &redis.prefix).await;
+    assert!(unacked > 0, "the jobs the worker read are not acknowledged: {unacked}");
+    proxy.restore();
+    let restored = Instant::now();
+    wait_for("every message to be answered once PostgreSQL is back", MIN_IDLE + Duration::from_secs(30), || async {
+        (processed(&conn).await == 50).then_some(())
+    })
+    .await;
+    let ids: Vec<String> = statuses.into_iter().map(|(id, _)| id).collect();
+    assert_one_reply_each(&conn, &ids).await;
+    eprintln!(
+        "postgres outage: {unacked} job(s) held unacknowledged; all 50 answered {:.1} s after the database returned",
+        restored.elapsed().as_secs_f64()
+    );
+    wait_for("the pending list to drain", Duration::from_secs(10), || async {
+        (pending(&redis.url, &redis.prefix).await == 0).then_some(())
+    })
+    .await;
+    assert!(worker.stop().success() && web.stop().success());
+    worker.assert_clean_logs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_webhook_three_times_some_at_once_gets_one_reply() {
+    let Some((db, redis)) = services("reliability::every_webhook_three_times_some_at_once_gets_one_reply").await else {
+        return;
+    };
+    let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    let mut web = deployment.start("web").await;
+    let mut first = deployment.start("worker").await;
+    let mut second = deployment.start("worker").await;
+    let conn = connect(&db).await;
+    let client = reqwest::Client::new();
+    let url = web.url();
+    let mut copies = JoinSet::new();
+    for n in 0..200 {
+        let (client, url) = (client.clone(), url.clone());
+        copies.spawn(async move {
+            let body = tiktok_message(&format!("dup-{n}"), &format!("d{n}"), "hi");
+            // Two copies at the same moment, the third after the first were (probably) processed.
+            let (a, b) = tokio::join!(post(&client, &url, &body), post(&client, &url, &body));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let c = post(&client, &url, &body).await;
+            [a, b, c]
+        });
+    }
+    while let Some(statuses) = copies.join_next().await {
+        assert_eq!(statuses.unwrap(), [200, 200, 200]);
+    }
+    wait_for("the 200 messages to be answered", Duration::from_secs(30), || async {
+        (processed(&conn).await == 200).then_some(())
+    })
+    .await;
+    wait_for("the 600 deliveries to settle", Duration::from_secs(15), || async {
+        (pending(&redis.url, &redis.prefix).await == 0).then_some(())
+    })
+    .await;
+    let ids: Vec<String> = (0..200).map(|n| format!("dup-{n}")).collect();
+    assert_one_reply_each(&conn, &ids).await;
+    let replies =
+        messages::Entity::find().filter(messages::Column::Direction.eq(Direction::Out)).count(&conn).await.unwrap();
+    assert_eq!(replies, 200, "one reply per message, not per copy");
+    for process in [&mut first, &mut second, &mut web] {
+        assert!(process.stop().success());
+        process.assert_clean_logs();
+    }
+}
+
+/// The fake TikTok of the storm: 40100 and 503 until `calm_after`, then success; every answer logged.
+struct Storm {
+    started: Instant,
+    calm_after: Duration,
+    log: Arc<Mutex<Vec<(Duration, String, bool)>>>,
+}
+
+impl wiremock::Respond for Storm {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let at = self.started.elapsed();
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let recipient = body["recipient"].as_str().unwrap_or_default().to_owned();
+        let mut log = self.log.lock().unwrap();
+        let n = log.len();
+        let calm = at >= self.calm_after;
+        log.push((at, recipient, calm));
+        if calm {
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "code": 0, "message": "ok", "request_id": "r",
+                "data": {"message": {"message_id": format!("tt-{n}")}}
+            }))
+        } else if n.is_multiple_of(2) {
+            wiremock::ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"code": 40100, "message": "rate limited", "request_id": "r", "data": {}}),
+            )
+        } else {
+            wiremock::ResponseTemplate::new(503)
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiktok_storm_of_40100_and_5xx_loses_and_doubles_nothing_within_the_send_rate() {
+    let test = "reliability::a_tiktok_storm_of_40100_and_5xx_loses_and_doubles_nothing_within_the_send_rate";
+    let Some((db, redis)) = services(test).await else { return };
+    let soak = std::env::var("PHILIA_SOAK").is_ok_and(|v| v == "1");
+    let calm_after = Duration::from_secs(if soak { 60 } else { 6 });
+    let tiktok = wiremock::MockServer::start().await;
+    let log = Arc::new(Mutex::new(Vec::new()));
+    wiremock::Mock::given(wiremock::matchers::path("/open_api/v1.3/business/message/send/"))
+        .respond_with(Storm { started: Instant::now(), calm_after, log: log.clone() })
+        .mount(&tiktok)
+        .await;
+    let (rate, burst) = (20u32, 5u32);
+    let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    for (key, value) in [
+        ("TIKTOK_ACCESS_TOKEN", "storm-token".to_owned()),
+        ("TIKTOK_BUSINESS_ID", "biz".to_owned()),
+        ("PHILIA_TIKTOK__API_BASE_URL", tiktok.uri()),
+        ("PHILIA_TIKTOK__SEND_RATE_PER_SECOND", rate.to_string()),
+        ("PHILIA_TIKTOK__SEND_BURST", burst.to_string()),
+        ("PHILIA_TIKTOK__MAX_ATTEMPTS", "3".to_owned()),
+        ("PHILIA_TIKTOK__RETRY_BASE_MS", "100".to_owned()),
+        ("PHILIA_TIKTOK__RETRY_MAX_DELAY_MS", "500".to_owned()),
+        ("PHILIA_TIKTOK__REQUEST_TIMEOUT_MS", "1000".to_owned()),
+        // A minute-long storm outlasts the default 5 deliveries; the suite lets jobs keep trying.
+        ("PHILIA_JOBS__MAX_DELIVERIES", "50".to_owned()),
+    ] {
+        deployment.set(key, &value);
+    }
+    let mut web = deployment.start("web").await;
+    let mut workers = [deployment.start("worker").await, deployment.start("worker").await];
+    let conn = connect(&db).await;
+    let statuses = post_many(&web.url(), "storm", 60, 16).await;
+    assert!(statuses.iter().all(|(_, s)| *s == 200));
+    let deadline = Instant::now() + calm_after + MIN_IDLE * 3 + Duration::from_secs(30);
+    loop {
+        let replies =
+            messages::Entity::find().filter(messages::Column::Direction.eq(Direction::Out)).all(&conn).await.unwrap();
+        let sent = replies.iter().filter(|m| m.delivery_status == Some(DeliveryStatus::Sent)).count();
+        if sent == 60 {
+            break;
+        }
+        if Instant::now() > deadline {
+            let mut by_status: HashMap<String, usize> = HashMap::new();
+            for m in &replies {
+                *by_status.entry(format!("{:?}", m.delivery_status)).or_default() += 1;
+            }
+            let (worker_log, _) = workers[0].logs();
+            let tail: Vec<&str> = worker_log.lines().rev().take(15).collect();
+            panic!(
+                "{sent} of 60 sent; replies by status {by_status:?}; processed {}; worker log tail:\n{}",
+                processed(&conn).await,
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = log.lock().unwrap().clone();
+    let mut delivered: HashMap<String, usize> = HashMap::new();
+    for (_, recipient, ok) in &log {
+        if *ok {
+            *delivered.entry(recipient.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(delivered.len(), 60, "every customer got their reply");
+    assert!(delivered.values().all(|n| *n == 1), "no reply was sent twice: {delivered:?}");
+    // The shared limiter (GCRA in Redis, across both workers): at most `burst` at once and `rate` a second.
+    let times: Vec<Duration> = log.iter().map(|(at, _, _)| *at).collect();
+    let busiest = times
+        .iter()
+        .map(|start| times.iter().filter(|t| **t >= *start && **t < *start + Duration::from_secs(1)).count())
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "tiktok storm ({} s): {} calls, {} refused, busiest second {busiest} calls (limit {rate}/s, burst {burst})",
+        calm_after.as_secs(),
+        log.len(),
+        log.iter().filter(|(_, _, ok)| !ok).count()
+    );
+    assert!(busiest as u32 <= rate + burst, "{busiest} calls in one second");
+    assert!(log.iter().filter(|(_, _, ok)| !ok).count() > 0, "the storm happened");
+    for process in workers.iter_mut().chain([&mut web]) {
+        assert!(process.stop().success());
+        process.assert_clean_logs();
+    }
+}
+
+/// A request of the bad-input corpus and the status it must get.
+struct Bad {
+    name: &'static str,
+    content_type: Option<&'static str>,
+    encoding: Option<&'static str>,
+    signature: Signature,
+    body: Vec<u8>,
+    expect: u16,
+}
+
+enum Signature {
+    /// Signed correctly now.
+    Valid,
+    None,
+    /// This exact header.
+    Header(String),
+}
+
+fn corpus() -> Vec<Bad> {
+    let now = chrono::Utc::now().timestamp();
+    let good = tiktok_message("bad-0", "eve", "hi").into_bytes();
+    let sign = |t: i64, body: &[u8]| philia_bot::tiktok::signature::sign(WEBHOOK_SECRET.as_bytes(), t, body);
+    let hex = |t: i64, body: &[u8]| sign(t, body).split("s=").nth(1).unwrap().to_owned();
+    let s = hex(now, &good);
+    let json = Some("application/json");
+    let bad = |name, body: &[u8], expect| Bad {
+        name,
+        content_type: json,
+        encoding: None,
+        signature: Signature::Valid,
+        body: body.to_vec(),
+        expect,
+    };
+    let header = |name, value: String| Bad {
+        name,
+        content_type: json,
+        encoding: None,
+        signature: Signature::Header(value),
+        body: good.clone(),
+        expect: 401,
+    };
+    let envelope = |content: serde_json::Value| {
+        serde_json::json!({"client_key": "k", "event": "im_receive_msg", "create_time": now, "user_openid": "b", "content": content.to_string()})
+            .to_string()
+            .into_bytes()
+    };
+    let mut deep = "[".repeat(5_000);
+    deep.push_str(&"]".repeat(5_000));
+    let mut gzip_bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gzip_bomb, &vec![b' '; 10 * 1024 * 1024]).unwrap();
+    let gzip_bomb = gzip_bomb.finish().unwrap();
+    let huge_id = format!(r#"{{"event_id":"{}","event":"im_receive_msg","data":{{}}}}"#, "x".repeat(70_000));
+    let ansi_event = format!(
+        r#"{{"client_key":"k","event":"im_evil\r\n{{\"level\":\"ERROR\",\"fake\":true}}\u001b[31m","create_time":{now},"user_openid":"b","content":"{{}}"}}"#
+    );
+    let crlf_text = envelope(serde_json::json!({
+        "conversation_id": "c\r\n\u{1b}[2J", "message_id": 7.5, "timestamp": now, "type": "text",
+        "text": {"body": "line one\r\n{\"level\":\"ERROR\"}\u{1b}[31mred"},
+        "from_user": {"id": "u"}, "to_user": {"id": "b"}
+    }));
+    vec![
+        Bad {
+            name: "no content type",
+            content_type: None,
+            encoding: None,
+            signature: Signature::Valid,
+            body: good.clone(),
+            expect: 415,
+        },
+        Bad {
+            name: "text/plain",
+            content_type: Some("text/plain"),
+            encoding: None,
+            signature: Signature::Valid,
+            body: good.clone(),
+            expect: 415,
+        },
+        Bad {
+            name: "form",
+            content_type: Some("application/x-www-form-urlencoded"),
+            encoding: None,
+            signature: Signature::Valid,
+            body: good.clone(),
+            expect: 415,
+        },
+        Bad {
+            name: "multipart",
+            content_type: Some("multipart/form-data; boundary=x"),
+            encoding: None,
+            signature: Signature::Valid,
+            body: good.clone(),
+            expect: 415,
+        },
+        Bad {
+            name: "json-ish",
+            content_type: Some("application/jsonp"),
+            encoding: None,
+            signature: Signature::Valid,
+            body: good.clone(),
+            expect: 415,
+        },
+        Bad {
+            name: "xml",
+            content_type: Some("application/xml"),
+            encoding: None,
+            signature: Signature::Valid,
+            body: b"<a/>".to_vec(),
+            expect: 415,
+        },
+        bad("body over 64 KiB", &vec![b' '; 70_000], 413),
+        Bad {
+            name: "gzip bomb",
+            content_type: json,
+            encoding: Some("gzip"),
+            signature: Signature::Valid,
+            body: gzip_bomb,
+            expect: 413,
+        },
+        bad("huge field", huge_id.as_bytes(), 413),
+        Bad {
+            name: "no signature",
+            content_type: json,
+            encoding: None,
+            signature: Signature::None,
+            body: good.clone(),
+            expect: 401,
+        },
+        header("empty signature", String::new()),
+        header("garbage signature", "garbage".into()),
+        header("t only", format!("t={now}")),
+        header("s only", format!("s={s}")),
+        header("s not hex", format!("t={now},s=zz{}", &s[2..])),
+        header("s too short", format!("t={now},s={}", &s[..10])),
+        header("wrong secret", philia_bot::tiktok::signature::sign(b"other", now, &good)),
+        header("stale", sign(now - 3_600, &good)),
+        header("future", sign(now + 3_600, &good)),
+        header("t not a number", format!("t=abc,s={s}")),
+        header("t twice", format!("t={now},t={now},s={s}")),
+        header("signature of another body", sign(now, b"{}")),
+        header("CRLF in the header value", format!("t={now},s={s}\u{b}x")),
+        bad("empty body", b"", 400),
+        bad("null", b"null", 400),
+        bad("an array", b"[]", 400),
+        bad("an empty object", b"{}", 400),
+        bad("a string", b"\"hi\"", 400),
+        bad("not JSON", b"hello", 400),
+        bad("truncated JSON", &good[..good.len() / 2], 400),
+        bad("invalid UTF-8", b"{\"event\":\"\xff\xfe\"}", 400),
+        bad("5,000-deep nesting", deep.as_bytes(), 400),
+        bad("no event", br#"{"content":"{}"}"#, 400),
+        bad("no content", br#"{"event":"im_receive_msg","create_time":1}"#, 400),
+        bad("content not JSON", &envelope(serde_json::json!("not json"))[..], 400),
+        bad(
+            "content without conversation",
+            &envelope(serde_json::json!({"message_id": "m", "type": "text", "text": {"body": "hi"}}))[..],
+            400,
+        ),
+        bad(
+            "float message id",
+            &envelope(
+                serde_json::json!({"conversation_id": "c", "message_id": 1.5, "timestamp": now, "type": "text", "text": {"body": "hi"}, "from_user": {"id": "u"}, "to_user": {"id": "b"}}),
+            )[..],
+            400,
+        ),
+        bad("CR/LF and ANSI in fields of a bad message", &crlf_text, 400),
+        bad("event with CR/LF and ANSI (ignored, not enqueued)", ansi_event.as_bytes(), 200),
+        bad("unknown event (ignored)", br#"{"event_id":"e1","event":"authorization.removed","data":{}}"#, 200),
+        bad(
+            "duplicate keys (the last wins: an unknown event, ignored)",
+            br#"{"event":"im_receive_msg","event":"x","content":"{}"}"#,
+            200,
+        ),
+        bad("NaN", br#"{"event":NaN}"#, 400),
+        bad("BOM", &[&[0xEF, 0xBB, 0xBF][..], &good[..]].concat(), 400),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corpus_of_bad_requests_gets_the_right_status_and_enqueues_nothing() {
+    let Some((db, redis)) =
+        services("reliability::a_corpus_of_bad_requests_gets_the_right_status_and_enqueues_nothing").await
+    else {
+        return;
+    };
+    let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    let mut web = deployment.start("web").await;
+    let client = reqwest::Client::new();
+    let cases = corpus();
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let mut request = client.post(web.url()).body(case.body.clone());
+        if let Some(content_type) = case.content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        if let Some(encoding) = case.encoding {
+            request = request.header("Content-Encoding", encoding);
+        }
+        match &case.signature {
+            Signature::Valid => {
+                let header = philia_bot::tiktok::signature::sign(
+                    WEBHOOK_SECRET.as_bytes(),
+                    chrono::Utc::now().timestamp(),
+                    &case.body,
+                );
+                request = request.header("TikTok-Signature", header);
+            }
+            Signature::Header(value) => match reqwest::header::HeaderValue::from_bytes(value.as_bytes()) {
+                Ok(value) => request = request.header("TikTok-Signature", value),
+                Err(_) => request = request.header("TikTok-Signature", "unsendable"),
+            },
+            Signature::None => {}
+        }
+        let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+        if status != case.expect {
+            wrong.push(format!("{}: expected {}, got {status}", case.name, case.expect));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let enqueued = crate::helpers::redis_cli(&redis.url, &["XLEN", &format!("{}:jobs", redis.prefix)]).await;
+    assert_eq!(enqueued.as_deref(), Some("0"), "nothing enqueued");
+    let health = client.get(format!("http://127.0.0.1:{}/health", web.port.unwrap())).send().await.unwrap();
+    assert_eq!(health.status(), 200, "still serving");
+    assert!(web.stop().success());
+    web.assert_clean_logs();
+    let (stdout, _) = web.logs();
+    assert!(!stdout.contains("\u{1b}["), "no raw ANSI escape reaches the log");
+    eprintln!(
+        "bad input: {} requests, each with its expected status; nothing enqueued; logs are one JSON record per line",
+        cases.len()
+    );
+}
