@@ -242,3 +242,79 @@ mod tests {
         assert_eq!((m.message_type.as_str(), m.media_id.as_deref(), m.text), ("image", Some("m-123"), None));
     }
 }
+
+/// Properties over generated input (proptest; a few hundred cases per run, so it stays in every CI run).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Arbitrary JSON values, nested a few levels.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            ".{0,20}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z_]{1,12}", inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any bytes are parsed or refused with a reason, never a panic.
+        #[test]
+        fn any_bytes_are_parsed_or_refused(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            if let Err(e) = parse(&body, Utc::now()) {
+                prop_assert!(!e.0.is_empty());
+            }
+        }
+
+        /// Any JSON document, and any JSON put where TikTok's fields go, is parsed or refused.
+        #[test]
+        fn any_json_in_any_field_is_parsed_or_refused(
+            value in any_json(),
+            content in any_json(),
+            event in prop_oneof![Just("im_receive_msg".to_owned()), Just("im_send_msg".to_owned()), ".{0,12}".prop_map(String::from)],
+        ) {
+            let _ = parse(value.to_string().as_bytes(), Utc::now());
+            let envelope = json!({"event": event, "client_key": "k", "create_time": 1, "user_openid": "b", "content": content.to_string()});
+            let _ = parse(envelope.to_string().as_bytes(), Utc::now());
+            let object = json!({"event": event, "client_key": "k", "create_time": 1, "user_openid": "b", "content": content});
+            let _ = parse(object.to_string().as_bytes(), Utc::now());
+        }
+
+        /// A well-formed message is read back exactly, whatever its ids and text.
+        #[test]
+        fn well_formed_messages_round_trip(
+            conversation in "[A-Za-z0-9_-]{1,40}",
+            message_id in "[A-Za-z0-9_-]{1,40}",
+            user in "[A-Za-z0-9_-]{1,40}",
+            text in ".{1,300}",
+        ) {
+            let content = json!({
+                "conversation_id": conversation, "message_id": message_id, "timestamp": 1_700_000_000_000i64,
+                "type": "text", "text": {"body": text}, "from_user": {"id": user}, "to_user": {"id": "biz"},
+            });
+            let body = json!({"event": "im_receive_msg", "client_key": "k", "create_time": 1, "user_openid": "biz", "content": content.to_string()});
+            match parse(body.to_string().as_bytes(), Utc::now()) {
+                Ok(WebhookEvent::Inbound(message)) => {
+                    prop_assert_eq!(message.conversation_id, conversation);
+                    prop_assert_eq!(message.message_id, Some(message_id));
+                    prop_assert_eq!(message.from_user_id, user);
+                    prop_assert_eq!(message.text, Some(text));
+                }
+                other => prop_assert!(false, "not an inbound message: {:?}", other.map(|_| ())),
+            }
+        }
+    }
+}

@@ -171,3 +171,48 @@ mod tests {
         }
     }
 }
+
+/// Properties over generated input (proptest; a few hundred cases per run, so it stays in every CI run).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any header text at all is parsed or refused, never a panic.
+        #[test]
+        fn any_header_is_parsed_or_refused(header in ".{0,200}") {
+            let _ = parse_header(&header);
+            let _ = verify(b"secret", Some(&header), b"{}", 1_700_000_000, 300);
+        }
+
+        /// Headers shaped like the real one, with every part possibly wrong, never panic either.
+        #[test]
+        fn near_miss_headers_are_refused(t in "[-0-9a-z]{0,25}", s in "[0-9a-fA-Fxz]{0,70}", extra in "[ ,=ts0-9]{0,10}") {
+            let header = format!("t={t},s={s}{extra}");
+            let body: &[u8] = b"{}";
+            // Not signed with this secret: refused whatever the shape (a random 64-hex match is 2^-256).
+            prop_assert!(verify(b"secret", Some(&header), body, 1_700_000_000, 300).is_err());
+        }
+
+        /// What `sign` writes, `verify` accepts, for any body and secret; any other body is refused.
+        #[test]
+        fn signed_bodies_verify_and_changed_ones_do_not(
+            secret in proptest::collection::vec(any::<u8>(), 1..64),
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let now = 1_700_000_000;
+            let header = sign(&secret, now, &body);
+            prop_assert!(verify(&secret, Some(&header), &body, now, 300).is_ok());
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                let i = flip.index(changed.len());
+                changed[i] ^= 0x01;
+                prop_assert_eq!(verify(&secret, Some(&header), &changed, now, 300), Err(SignatureError::Mismatch));
+            }
+        }
+    }
+}
