@@ -6,6 +6,10 @@
 //!
 //!   cargo run --release --example loadgen -- --rate 2000 --duration 10 --secret S
 //!   cargo run --release --example loadgen -- --concurrency 64 --requests 20000 --secret S --e2e sqlite://…
+//!
+//! With `--fake-tiktok PORT` it also runs a fake TikTok send API (point the server's
+//! `PHILIA_TIKTOK__API_BASE_URL` at it, with a token and business id so it sends for real) and measures
+//! end to end up to the moment each reply reaches "TikTok".
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,16 +51,56 @@ struct Args {
     /// Seconds to wait for the replies in --e2e mode.
     #[arg(long, default_value_t = 120)]
     e2e_timeout: u64,
+    /// Run a fake TikTok send API on this port and measure until each reply arrives there (use
+    /// --users equal to the number of requests, so every conversation has one message).
+    #[arg(long)]
+    fake_tiktok: Option<u16>,
+    /// What every customer writes.
+    #[arg(long, default_value = "is the carhartt jacket still available?")]
+    text: String,
 }
 
-fn body(run: &str, n: usize, users: usize) -> String {
+/// When each conversation's first reply reached the fake TikTok.
+type Arrivals = Arc<std::sync::Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>>;
+
+/// A fake TikTok send API: answers every send with success and notes when each conversation's first
+/// reply arrived.
+async fn fake_tiktok(port: u16, arrivals: Arrivals) -> anyhow::Result<()> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = HttpServer::new(move || {
+        let (arrivals, counter) = (arrivals.clone(), counter.clone());
+        App::new().route(
+            "/open_api/v1.3/business/message/send/",
+            web::post().to(move |body: web::Json<serde_json::Value>| {
+                let (arrivals, counter) = (arrivals.clone(), counter.clone());
+                async move {
+                    let recipient = body["recipient"].as_str().unwrap_or_default().to_owned();
+                    arrivals.lock().unwrap().entry(recipient).or_insert_with(chrono::Utc::now);
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    HttpResponse::Ok().json(serde_json::json!({
+                        "code": 0, "message": "ok", "request_id": "fake",
+                        "data": {"message": {"message_id": format!("fake-{n}")}}
+                    }))
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", port))?
+    .run();
+    tokio::spawn(server);
+    Ok(())
+}
+
+fn body(run: &str, n: usize, users: usize, text: &str) -> String {
     let user = n % users;
     let content = serde_json::json!({
         "conversation_id": format!("load-conv-{user}"),
         "message_id": format!("{run}-{n}"),
         "timestamp": chrono::Utc::now().timestamp_millis(),
         "type": "text",
-        "text": {"body": "is the carhartt jacket still available?"},
+        "text": {"body": text},
         "from": format!("shopper{user}"),
         "from_user": {"id": format!("load-user-{user}"), "role": "personal_account"},
         "to_user": {"id": "biz_open_id", "role": "business_account"},
@@ -93,6 +137,10 @@ fn report(label: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
 async fn main() -> anyhow::Result<()> {
     philia_bot::install_crypto_provider();
     let args = Args::parse();
+    let arrivals: Arrivals = Arc::default();
+    if let Some(port) = args.fake_tiktok {
+        fake_tiktok(port, arrivals.clone()).await?;
+    }
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let total = match args.rate {
         Some(rate) => rate as usize * args.duration as usize,
@@ -124,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let permit = permits.clone().acquire_owned().await?;
         let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
-        let body = body(&run, n, args.users);
+        let body = body(&run, n, args.users, &args.text);
         tasks.push(tokio::spawn(async move {
             let due = if args.rate.is_some() { due } else { Instant::now() };
             let signature = signature::sign(&secret, chrono::Utc::now().timestamp(), body.as_bytes());
@@ -156,6 +204,26 @@ async fn main() -> anyhow::Result<()> {
     statuses.sort();
     println!("statuses (0 = connection error): {statuses:?}");
     report("ingress", latencies, elapsed);
+
+    if args.fake_tiktok.is_some() {
+        let deadline = Instant::now() + Duration::from_secs(args.e2e_timeout);
+        while arrivals.lock().unwrap().len() < total && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let arrivals = arrivals.lock().unwrap().clone();
+        let mut e2e = Vec::new();
+        let mut last = start_time_of(&sent_at);
+        for (n, key) in (0..total).map(|n| (n, format!("im_receive_msg:{run}-{n}"))) {
+            let conversation = format!("load-conv-{}", n % args.users);
+            if let (Some(sent), Some(arrived)) = (sent_at.get(&key), arrivals.get(&conversation)) {
+                e2e.push((*arrived - *sent).to_std().unwrap_or_default());
+                last = last.max(*arrived);
+            }
+        }
+        let span = (last - start_time_of(&sent_at)).to_std().unwrap_or_default();
+        println!("replies at the fake TikTok: {} of {total}", e2e.len());
+        report("end to end (webhook sent → reply at TikTok)", e2e, span);
+    }
 
     if let Some(db) = &e2e_db {
         let before_run = sent_at.len();

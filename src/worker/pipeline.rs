@@ -178,7 +178,12 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
         notify_staff(state, &stored, reason);
     }
     if pending_reply {
-        finish_delivery(state, &message.idempotency_key).await?;
+        // The rows are in hand: no need to read back what this job just wrote. The window was opened
+        // by this very message when `window_opened`.
+        for reply in &replies {
+            send_claimed(state, reply, &stored, window_opened).await?;
+        }
+        mark_processed(state, &message.idempotency_key).await?;
     }
     // Other customers' notices (a cancelled hold freed a piece they wait for) are committed already; one
     // that cannot be sent now is left pending for the sweeper, never failing this customer's job.
@@ -501,9 +506,19 @@ async fn finish_delivery(state: &AppState, event_id: &str) -> Result<(), JobErro
     for reply_id in reply_ids.split(',').filter_map(|id| id.parse::<i64>().ok()) {
         deliver_reply(state, reply_id).await?;
     }
-    let mut done: processed_events::ActiveModel = event.into();
-    done.processed_at = Set(Some(Utc::now()));
-    done.update(&state.db).await.context("marking the event processed").map_err(retryable)?;
+    mark_processed(state, event_id).await
+}
+
+/// The event's replies are all settled: a redelivery has nothing left to do.
+async fn mark_processed(state: &AppState, event_id: &str) -> Result<(), JobError> {
+    processed_events::Entity::update_many()
+        .col_expr(processed_events::Column::ProcessedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+        .filter(processed_events::Column::IdempotencyKey.eq(event_id))
+        .filter(processed_events::Column::ProcessedAt.is_null())
+        .exec(&state.db)
+        .await
+        .context("marking the event processed")
+        .map_err(retryable)?;
     Ok(())
 }
 
@@ -516,9 +531,7 @@ pub async fn deliver_notices(state: &AppState, ids: &[i64]) {
     }
 }
 
-/// Sends one stored reply, once: the row is claimed (`pending` → `sending`) before the call, so a
-/// redelivered job never sends it twice. The customer's reply window is checked first. Without TikTok
-/// credentials this is the dry-run sender: the reply is printed and marked `dry_run`.
+/// Sends one stored reply, once, reading it and its conversation first (a redelivered job, a notice).
 async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> {
     let reply =
         messages::Entity::find_by_id(reply_id).one(&state.db).await.context("reading the reply").map_err(retryable)?;
@@ -539,9 +552,23 @@ async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> 
         .map_err(retryable)?
         .and_then(|(c, u)| u.map(|u| (c, u)))
         .ok_or_else(|| JobError::Permanent(anyhow!("reply {reply_id} has no conversation or user")))?;
+    send_claimed(state, &reply, &Stored { user, conversation }, false).await
+}
+
+/// Sends one pending reply, once: the row is claimed (`pending` → `sending`) before the call, so a
+/// redelivered job never sends it twice. The customer's reply window is checked first (unless this
+/// job's own message just opened it). Without TikTok credentials this is the dry-run sender: the reply
+/// is printed and marked `dry_run`.
+async fn send_claimed(
+    state: &AppState,
+    reply: &messages::Model,
+    stored: &Stored,
+    window_known_open: bool,
+) -> Result<(), JobError> {
+    let (reply_id, conversation, user) = (reply.id, &stored.conversation, &stored.user);
     let Some(client) = &state.tiktok else {
         let status = dry_run_status(state, &user.tiktok_user_id).await?;
-        log_reply(&conversation, reply.text.as_deref(), Some(status));
+        log_reply(conversation, reply.text.as_deref(), Some(status));
         return record_delivery(state, reply_id, status, None, None).await;
     };
     let claimed = messages::Entity::update_many()
@@ -555,8 +582,8 @@ async fn deliver_reply(state: &AppState, reply_id: i64) -> Result<(), JobError> 
     if claimed.rows_affected == 0 {
         return Ok(());
     }
-    if !window_open(state, &user.tiktok_user_id).await? {
-        log_reply(&conversation, reply.text.as_deref(), Some(DeliveryStatus::OutsideWindow));
+    if !window_known_open && !window_open(state, &user.tiktok_user_id).await? {
+        log_reply(conversation, reply.text.as_deref(), Some(DeliveryStatus::OutsideWindow));
         return record_delivery(state, reply_id, DeliveryStatus::OutsideWindow, None, None).await;
     }
     let recipient = &conversation.tiktok_conversation_id;
