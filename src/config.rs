@@ -143,6 +143,9 @@ pub struct ServerSettings {
     pub keep_alive_secs: u64,
     /// HTTP worker threads; 0 means one per CPU core.
     pub http_workers: usize,
+    /// The worker role serves no webhook; with this set it serves `/metrics`, `/health` and `/ready`
+    /// on this port (on `host`), so it can be scraped. Ignored by roles that serve the webhook.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for ServerSettings {
@@ -154,6 +157,7 @@ impl Default for ServerSettings {
             client_request_timeout_ms: 5_000,
             keep_alive_secs: 75,
             http_workers: 0,
+            metrics_port: None,
         }
     }
 }

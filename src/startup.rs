@@ -15,6 +15,7 @@ use crate::llm::LlmRouter;
 use crate::metrics::Metrics;
 use crate::redis_pool::Redis;
 use crate::tiktok::{self, TikTokClient, limiter::SendLimiter, tokens::TokenManager};
+use crate::web::{Routes, build_server};
 use crate::worker::WorkerPool;
 
 /// What every part of a running process shares. Cheap to clone.
@@ -83,10 +84,11 @@ impl Application {
         });
         let state = AppState { settings: Arc::new(settings), db, redis, queue, kv, bot, tiktok, tokens, http, metrics };
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
-        let server = if options.role.runs_web() {
-            Some(crate::web::build_server(&state.settings.server, state.clone(), grace)?)
-        } else {
-            None
+        let server_settings = &state.settings.server;
+        let server = match (options.role.runs_web(), server_settings.metrics_port) {
+            (true, _) => Some(build_server(server_settings, server_settings.port, Routes::All, state.clone(), grace)?),
+            (false, Some(port)) => Some(build_server(server_settings, port, Routes::Operations, state.clone(), grace)?),
+            (false, None) => None,
         };
         Ok(Self { state, role: options.role, server, shutdown: CancellationToken::new() })
     }
@@ -108,9 +110,10 @@ impl Application {
     /// One line saying what this process runs on, so an operator sees at a glance what is durable.
     pub fn describe(&self) -> String {
         let settings = &self.state.settings;
-        let http = match self.port() {
-            Some(port) => format!("{}:{port}", settings.server.host),
-            None => "none (worker role)".into(),
+        let http = match (self.port(), self.role.runs_web()) {
+            (Some(port), true) => format!("{}:{port}", settings.server.host),
+            (Some(port), false) => format!("{}:{port} (metrics and health only)", settings.server.host),
+            (None, _) => "none (worker role)".into(),
         };
         let queue = if let JobQueue::Redis(queue) = &self.state.queue {
             format!("redis streams ({}, consumer {})", queue.stream_key(), queue.consumer())

@@ -17,14 +17,25 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::config::ServerSettings;
 use crate::startup::AppState;
 
-/// Binds the listener and returns the (not yet running) server and the port it got.
+/// Which routes a server has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// Everything: the webhook, OAuth, health, readiness and metrics.
+    All,
+    /// Health, readiness and metrics only (the worker role's `server.metrics_port`).
+    Operations,
+}
+
+/// Binds the listener on `port` and returns the (not yet running) server and the port it got.
 pub fn build_server(
     settings: &ServerSettings,
+    port: u16,
+    which: Routes,
     state: AppState,
     shutdown_grace: Duration,
 ) -> anyhow::Result<(Server, u16)> {
-    let listener = std::net::TcpListener::bind((settings.host.as_str(), settings.port))
-        .map_err(|e| anyhow::anyhow!("binding {}:{}: {e}", settings.host, settings.port))?;
+    let listener = std::net::TcpListener::bind((settings.host.as_str(), port))
+        .map_err(|e| anyhow::anyhow!("binding {}:{port}: {e}", settings.host))?;
     let port = listener.local_addr()?.port();
     let body_limit = settings.body_limit_bytes;
     let limiter = web::Data::from(webhook::SourceLimiter::new(&state.settings.webhook));
@@ -37,7 +48,7 @@ pub fn build_server(
             .app_data(limiter.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::JsonConfig::default().limit(body_limit))
-            .configure(routes)
+            .configure(if which == Routes::All { routes } else { operations })
     })
     .client_request_timeout(Duration::from_millis(settings.client_request_timeout_ms))
     .client_disconnect_timeout(Duration::from_secs(1))
@@ -51,11 +62,15 @@ pub fn build_server(
     Ok((server.listen(listener)?.run(), port))
 }
 
-fn routes(cfg: &mut web::ServiceConfig) {
+fn operations(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/webhook/tiktok", web::post().to(webhook::tiktok))
+        .route("/metrics", web::get().to(metrics::metrics));
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    operations(cfg);
+    cfg.route("/webhook/tiktok", web::post().to(webhook::tiktok))
         .route("/oauth/tiktok/start", web::get().to(oauth::start))
         .route("/oauth/tiktok/callback", web::get().to(oauth::callback));
 }

@@ -48,3 +48,25 @@ async fn worker_role_serves_no_http_and_web_role_does() {
         app.stop().await.expect("clean stop");
     }
 }
+
+#[tokio::test]
+async fn a_worker_with_a_metrics_port_serves_metrics_and_health_but_no_webhook() {
+    let Some(redis) =
+        TestRedis::new("lifecycle::a_worker_with_a_metrics_port_serves_metrics_and_health_but_no_webhook")
+    else {
+        return;
+    };
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    settings.redis.url = Some(SecretString::from(redis.url.clone()));
+    settings.redis.key_prefix = redis.prefix.clone();
+    settings.server.metrics_port = Some(0);
+    let app = spawn_app_with(db, settings, Role::Worker).await;
+    assert!(app.port.is_some(), "the metrics port is bound");
+    assert_eq!(app.get("/health").await.status(), 200);
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("philia_jobs_dead_total 0"));
+    assert_eq!(app.post_webhook("{}").await.status(), 404, "a worker takes no webhooks");
+    app.stop().await.expect("clean stop");
+}

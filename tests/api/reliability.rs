@@ -78,7 +78,8 @@ impl Deployment {
         self.started += 1;
         let stdout = self.logs.path().join(format!("{role}-{}.out", self.started));
         let stderr = self.logs.path().join(format!("{role}-{}.err", self.started));
-        let port = (role != "worker").then(free_port);
+        // Workers serve only /metrics and /health, on their own port, so the suite can scrape them.
+        let port = Some(free_port());
         let mut command = Command::new(BIN);
         command
             .env_clear()
@@ -89,7 +90,7 @@ impl Deployment {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .stdin(Stdio::null());
         if let Some(port) = port {
-            command.env("PORT", port.to_string());
+            command.env(if role == "worker" { "PHILIA_SERVER__METRICS_PORT" } else { "PORT" }, port.to_string());
         }
         let process = Process { child: command.spawn().expect("philia-bot starts"), port, stdout, stderr };
         let log = process.stdout.clone();
@@ -113,6 +114,13 @@ impl Deployment {
 impl Process {
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}/webhook/tiktok", self.port.expect("a web process"))
+    }
+
+    /// The value of one metric line (`name{labels}`) in the process's `/metrics`, 0 when absent.
+    async fn metric(&self, line: &str) -> f64 {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port.expect("a port"));
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        text.lines().find_map(|l| l.strip_prefix(line).and_then(|rest| rest.trim().parse::<f64>().ok())).unwrap_or(0.0)
     }
 
     fn kill_9(&mut self) {
@@ -617,6 +625,15 @@ async fn a_tiktok_storm_of_40100_and_5xx_loses_and_doubles_nothing_within_the_se
     );
     assert!(busiest as u32 <= rate + burst, "{busiest} calls in one second");
     assert!(log.iter().filter(|(_, _, ok)| !ok).count() > 0, "the storm happened");
+    // The workers' /metrics tell the same story as the fake TikTok's log.
+    let mut by_code = HashMap::new();
+    for code in ["0", "40100", "http_503"] {
+        let line = format!("philia_tiktok_calls_total{{call=\"send\",code=\"{code}\"}}");
+        let total = workers[0].metric(&line).await + workers[1].metric(&line).await;
+        by_code.insert(code, total as usize);
+    }
+    assert_eq!(by_code["0"] + by_code["40100"] + by_code["http_503"], log.len(), "{by_code:?}");
+    assert_eq!(by_code["0"], 60, "{by_code:?}");
     for process in workers.iter_mut().chain([&mut web]) {
         assert!(process.stop().success());
         process.assert_clean_logs();
