@@ -200,3 +200,28 @@ async fn sign_output_is_accepted_by_the_ingress_and_a_changed_byte_is_not() {
     assert_eq!(post(changed).await.unwrap().status(), 401, "one byte changed");
     app.stop().await.unwrap();
 }
+
+#[test]
+fn inventory_import_works_on_the_embedded_default_and_reports_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/inventory.csv");
+    let run =
+        |args: &[&str]| philia(dir.path()).arg("--config-dir").arg(repo_config_dir()).args(args).output().unwrap();
+    let imported = run(&["inventory", "import", example.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", text(&imported));
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("imported 30 item(s): 30 new, 0 updated"));
+    assert!(dir.path().join("data/philia.db").exists(), "the embedded database, created and migrated");
+    let listed = run(&["inventory", "list", "--status", "available"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("JKT-001") && listed.contains("Carhartt Detroit jacket brown duck"), "{listed}");
+    assert!(listed.trim_end().ends_with("29 item(s)"), "one of the 30 is sold: {listed}");
+
+    std::fs::write(dir.path().join("bad.csv"), "sku,title,category,condition,price\nA-1,Tee,tee,ok,1O\n").unwrap();
+    let bad = run(&["inventory", "import", "bad.csv"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("bad.csv: row 2, column price: \"1O\" is not a price"), "{stderr}");
+    let wrong = run(&["orders", "set-status", "PH-NOPE00", "paid"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("no order PH-NOPE00"), "{}", text(&wrong));
+}
