@@ -16,7 +16,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
-    pub outcome: String,
+    /// One of a fixed set of names: a `&'static str`, so counting allocates nothing on the hot path.
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,8 +116,8 @@ impl Metrics {
         Self { inner: Arc::new(Inner { registry, ..inner }) }
     }
 
-    pub fn webhook(&self, outcome: &str, took: Duration) {
-        self.inner.webhook_requests.get_or_create(&Outcome { outcome: outcome.to_owned() }).inc();
+    pub fn webhook(&self, outcome: &'static str, took: Duration) {
+        self.inner.webhook_requests.get_or_create(&Outcome { outcome }).inc();
         self.inner.webhook_latency.observe(took.as_secs_f64());
     }
 
@@ -124,8 +125,8 @@ impl Metrics {
         self.inner.jobs_enqueued.inc();
     }
 
-    pub fn job_processed(&self, outcome: &str) {
-        self.inner.jobs_processed.get_or_create(&Outcome { outcome: outcome.to_owned() }).inc();
+    pub fn job_processed(&self, outcome: &'static str) {
+        self.inner.jobs_processed.get_or_create(&Outcome { outcome }).inc();
     }
 
     pub fn job_retried(&self) {
@@ -141,8 +142,8 @@ impl Metrics {
         self.inner.send_latency.observe(took.as_secs_f64());
     }
 
-    pub fn llm(&self, outcome: &str, took: Duration) {
-        self.inner.llm_calls.get_or_create(&Outcome { outcome: outcome.to_owned() }).inc();
+    pub fn llm(&self, outcome: &'static str, took: Duration) {
+        self.inner.llm_calls.get_or_create(&Outcome { outcome }).inc();
         self.inner.llm_latency.observe(took.as_secs_f64());
     }
 

@@ -154,10 +154,10 @@ pub async fn free_item(db: &impl ConnectionTrait, item_id: i64, now: DateTime<Ut
         .filter(items::Column::Status.is_in([ItemStatus::Reserved, ItemStatus::Sold]))
         .exec(db)
         .await?;
-    let Some(item) = items::Entity::find_by_id(item_id).one(db).await? else { return Ok(None) };
     if freed.rows_affected == 0 {
         return Ok(None);
     }
+    let Some(item) = items::Entity::find_by_id(item_id).one(db).await? else { return Ok(None) };
     let window_opened_after = now - Duration::hours(REPLY_WINDOW_HOURS);
     let next = waitlist::Entity::find()
         .filter(waitlist::Column::ItemId.eq(item_id))
