@@ -289,7 +289,6 @@ impl Bot {
             words: meaningful,
             size,
             category: entities.category.clone(),
-            brand: None,
             include_unavailable: purpose != ItemPurpose::Details || entities.category.is_none(),
         };
         let found = if search.words.is_empty() && viewing.is_some() && !looking {

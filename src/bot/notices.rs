@@ -4,7 +4,7 @@
 //! after the commit, and on its next sweep should that fail). Only customers TikTok lets the shop write
 //! to get one: reply window open, not opted out.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -13,16 +13,16 @@ use serde_json::json;
 
 use super::replies::render;
 use super::{Bot, ConversationState, Reply};
-use crate::shop::holds::{Freed, REPLY_WINDOW_HOURS};
+use crate::shop::holds::Freed;
 use crate::shop::orders::Moved;
 use crate::store::entities::messages::{self, DeliveryStatus, Direction, Role};
 use crate::store::entities::orders::OrderStatus;
 use crate::store::entities::{conversations, users};
+use crate::tiktok::REPLY_WINDOW;
 
 /// Whether TikTok lets the shop message this customer unprompted at `now`.
 pub fn can_message(customer: &users::Model, now: DateTime<Utc>) -> bool {
-    !customer.opted_out
-        && customer.last_inbound_at.is_some_and(|wrote| now - wrote < Duration::hours(REPLY_WINDOW_HOURS))
+    !customer.opted_out && customer.last_inbound_at.is_some_and(|wrote| now - wrote < REPLY_WINDOW)
 }
 
 /// Stores `replies` for `customer` as pending notices (text, then its picture), in `conversation` when

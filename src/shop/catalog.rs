@@ -1,8 +1,7 @@
-//! Finding items: by SKU, by free text on the title, by size, category and brand, and the newest drops.
+//! Finding items: by SKU, by words of the title or brand, by size and category, and the newest drops.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
-
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::fit::{SizeChart, readable, trim_number};
@@ -13,12 +12,6 @@ pub async fn item_by_sku(db: &impl ConnectionTrait, sku: &str) -> Result<Option<
     items::Entity::find().filter(items::Column::Sku.eq(sku.trim().to_uppercase())).one(db).await
 }
 
-/// Items by SKU, in the order given (unknown SKUs are left out).
-pub async fn items_by_skus(db: &impl ConnectionTrait, skus: &[String]) -> Result<Vec<items::Model>, DbErr> {
-    let found = items::Entity::find().filter(items::Column::Sku.is_in(skus.iter().cloned())).all(db).await?;
-    Ok(skus.iter().filter_map(|sku| found.iter().find(|i| &i.sku == sku).cloned()).collect())
-}
-
 /// What a customer (or staff) is looking for. Every field given must match.
 #[derive(Debug, Clone, Default)]
 pub struct Search {
@@ -27,14 +20,13 @@ pub struct Search {
     /// The tag size or the fits-like size, e.g. "M".
     pub size: Option<String>,
     pub category: Option<String>,
-    pub brand: Option<String>,
     /// Reserved and sold items too (listed after the available ones).
     pub include_unavailable: bool,
 }
 
 impl Search {
     fn is_empty(&self) -> bool {
-        self.words.is_empty() && self.size.is_none() && self.category.is_none() && self.brand.is_none()
+        self.words.is_empty() && self.size.is_none() && self.category.is_none()
     }
 }
 
@@ -65,9 +57,6 @@ pub async fn search(
     }
     if let Some(category) = &search.category {
         query = query.filter(items::Column::Category.eq(category.to_lowercase()));
-    }
-    if let Some(brand) = &search.brand {
-        query = query.filter(lower_like(items::Column::Brand, brand));
     }
     if !search.include_unavailable {
         query = query.filter(items::Column::Status.eq(ItemStatus::Available));

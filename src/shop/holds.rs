@@ -12,10 +12,7 @@ use sea_orm::{
 use crate::store::entities::items::{self, ItemStatus};
 use crate::store::entities::reservations::{self, ReservationStatus};
 use crate::store::entities::{users, waitlist};
-
-/// TikTok lets the shop answer for 48 hours after a customer's last message; a hold never outlasts that,
-/// or the customer could not be told it lapsed, nor the next customer that it is theirs.
-pub const REPLY_WINDOW_HOURS: i64 = 48;
+use crate::tiktok::REPLY_WINDOW;
 
 /// What "I'll take it" came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,11 +36,12 @@ pub enum HoldOutcome {
     },
 }
 
-/// When a hold taken at `now` ends: `hold_for` later, but never after the customer's reply window closes.
+/// When a hold taken at `now` ends: `hold_for` later, but never after the customer's reply window closes
+/// (or the customer could not be told it lapsed, nor the next customer that it is theirs).
 pub fn hold_until(customer: &users::Model, now: DateTime<Utc>, hold_for: Duration) -> DateTime<Utc> {
     let wanted = now + hold_for;
     match customer.last_inbound_at {
-        Some(wrote) => wanted.min(wrote + Duration::hours(REPLY_WINDOW_HOURS)),
+        Some(wrote) => wanted.min(wrote + REPLY_WINDOW),
         None => wanted,
     }
 }
@@ -134,7 +132,6 @@ pub async fn join_waitlist(
     .exec_without_returning(db)
     .await
     .map(drop)
-    .or_else(|e| if matches!(e, DbErr::RecordNotInserted) { Ok(()) } else { Err(e) })
 }
 
 /// An item back on sale, and the customer to tell (the earliest on its waitlist who can still be
@@ -145,20 +142,27 @@ pub struct Freed {
     pub tell: Option<users::Model>,
 }
 
-/// Puts a reserved item back on sale (a sold one stays sold) and picks who on the waitlist to tell.
-pub async fn free_item(db: &impl ConnectionTrait, item_id: i64, now: DateTime<Utc>) -> Result<Option<Freed>, DbErr> {
+/// Puts an item back on sale if it is in one of the `from` statuses (one conditional update: a hold's end
+/// frees only a still-reserved item, an order's cancellation only a sold one), and picks who on the
+/// waitlist to tell. `None` when it was not in those statuses.
+pub async fn free_item(
+    db: &impl ConnectionTrait,
+    item_id: i64,
+    from: &[ItemStatus],
+    now: DateTime<Utc>,
+) -> Result<Option<Freed>, DbErr> {
     let freed = items::Entity::update_many()
         .col_expr(items::Column::Status, ItemStatus::Available.into())
         .col_expr(items::Column::UpdatedAt, Expr::value(now))
         .filter(items::Column::Id.eq(item_id))
-        .filter(items::Column::Status.is_in([ItemStatus::Reserved, ItemStatus::Sold]))
+        .filter(items::Column::Status.is_in(from.iter().copied()))
         .exec(db)
         .await?;
     if freed.rows_affected == 0 {
         return Ok(None);
     }
     let Some(item) = items::Entity::find_by_id(item_id).one(db).await? else { return Ok(None) };
-    let window_opened_after = now - Duration::hours(REPLY_WINDOW_HOURS);
+    let window_opened_after = now - REPLY_WINDOW;
     let next = waitlist::Entity::find()
         .filter(waitlist::Column::ItemId.eq(item_id))
         .filter(waitlist::Column::NotifiedAt.is_null())
@@ -196,12 +200,7 @@ pub async fn end_hold(
         return Ok(None);
     }
     // Only a reserved item goes back on sale through a hold: one that was sold meanwhile stays sold.
-    let reserved =
-        items::Entity::find_by_id(hold.item_id).one(db).await?.is_some_and(|i| i.status == ItemStatus::Reserved);
-    if !reserved {
-        return Ok(None);
-    }
-    free_item(db, hold.item_id, now).await
+    free_item(db, hold.item_id, &[ItemStatus::Reserved], now).await
 }
 
 /// Marks an active hold released, leaving its item as it is; false when it was no longer active.

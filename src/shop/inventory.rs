@@ -405,7 +405,8 @@ pub async fn set_status(
         }
         _ => match hold {
             Some(hold) => holds::end_hold(db, &hold, now).await?,
-            None => holds::free_item(db, item.id, now).await?,
+            // No hold: a sold piece (or one left reserved without a hold) goes back on sale.
+            None => holds::free_item(db, item.id, &[ItemStatus::Sold, ItemStatus::Reserved], now).await?,
         },
     };
     let item = super::item_by_sku(db, &sku).await?.ok_or(SetStatusError::NotFound(sku))?;

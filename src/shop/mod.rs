@@ -8,7 +8,7 @@ pub mod holds;
 pub mod inventory;
 pub mod orders;
 
-pub use self::catalog::{Search, item_by_sku, items_by_skus, measurements, new_drops, search};
+pub use self::catalog::{Search, item_by_sku, measurements, new_drops, search};
 pub use self::fit::{SIZE_CHART_FILE, SizeChart};
 
 /// A price in minor units as customers read it: `$85` or `$85.50`.

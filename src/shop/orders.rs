@@ -5,10 +5,10 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqlErr,
+    QuerySelect,
 };
 
 use super::holds::{self, Freed};
@@ -70,8 +70,10 @@ pub async fn checkout(
     let Some(first) = taken.first() else { return Ok(None) };
     let subtotal: i64 = taken.iter().map(|i| i.price_minor).sum();
     let currency = first.currency.clone();
+    // A number already taken (one in a few hundred million) is skipped by ON CONFLICT and another drawn:
+    // a failed INSERT would abort the whole transaction on PostgreSQL.
     let order = loop {
-        let attempt = orders::ActiveModel {
+        let attempt = orders::Entity::insert(orders::ActiveModel {
             order_number: Set(new_order_number()),
             user_id: Set(customer.id),
             status: Set(OrderStatus::Pending),
@@ -83,12 +85,12 @@ pub async fn checkout(
             created_at: Set(now),
             updated_at: Set(now),
             ..Default::default()
-        }
-        .insert(db)
+        })
+        .on_conflict(OnConflict::column(orders::Column::OrderNumber).do_nothing().to_owned())
+        .exec_with_returning(db)
         .await;
         match attempt {
-            // A number already taken (one in a few hundred million): draw another.
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => continue,
+            Err(DbErr::RecordNotInserted) => continue,
             other => break other?,
         }
     };
@@ -272,7 +274,7 @@ pub async fn set_status(
     let mut freed = Vec::new();
     if to == Cancelled {
         for item in items_of(db, order.id).await? {
-            if let Some(f) = holds::free_item(db, item.id, now).await? {
+            if let Some(f) = holds::free_item(db, item.id, &[ItemStatus::Sold], now).await? {
                 freed.push(f);
             }
         }

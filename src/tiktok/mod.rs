@@ -8,3 +8,6 @@ pub mod signature;
 pub mod tokens;
 
 pub use client::{ApiError, TikTokClient};
+
+/// TikTok lets a business reply for 48 hours after the customer's last message.
+pub const REPLY_WINDOW: chrono::Duration = chrono::Duration::hours(48);

@@ -19,10 +19,9 @@ use crate::startup::AppState;
 use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
 use crate::store::entities::{conversations, messages, processed_events, users};
 use crate::telemetry::escape_for_log;
+use crate::tiktok::REPLY_WINDOW;
 use crate::tiktok::client::{ApiError, MAX_TEXT_CHARS, codes, split_text};
 
-/// TikTok allows replies for 48 hours after the customer's last message.
-pub const REPLY_WINDOW: Duration = Duration::from_secs(48 * 3600);
 /// How long "this event is done" is remembered in Redis; the database row is the durable guard.
 const DONE_TTL: Duration = Duration::from_secs(72 * 3600);
 const DONE: &str = "done";
@@ -90,7 +89,7 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     let sent_at = message.sent_at();
     // The window is 48 h from when the customer wrote, not from when this job happens to run; it is
     // opened before anything else, so even if storing fails now, the customer did write.
-    let window_left = (sent_at + chrono::Duration::from_std(REPLY_WINDOW).expect("48 h fits")) - Utc::now();
+    let window_left = (sent_at + REPLY_WINDOW) - Utc::now();
     let window_opened = match window_left.to_std() {
         Ok(ttl) if !ttl.is_zero() => {
             let key = window_key(state, &message.from_user_id);
