@@ -124,14 +124,15 @@ async fn settle(state: &AppState, delivery: Delivery) {
     match result {
         Ok(outcome) => {
             tracing::debug!(job_id = %id, ?outcome, "job done");
-            state.metrics.job_processed(match outcome {
-                pipeline::Outcome::Processed => "processed",
-                pipeline::Outcome::Duplicate => "duplicate",
-            });
             if let Err(e) = delivery.ack().await {
                 // The effects are stored; a redelivery is recognised as a duplicate.
                 tracing::warn!(job_id = %id, error = format!("{e:#}"), "could not acknowledge a finished job");
             }
+            // Counted once acknowledged, so a scrape never shows a job both finished and still pending.
+            state.metrics.job_processed(match outcome {
+                pipeline::Outcome::Processed => "processed",
+                pipeline::Outcome::Duplicate => "duplicate",
+            });
         }
         Err(error) => {
             let nacked = delivery.nack(&error).await;

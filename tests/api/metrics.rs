@@ -24,9 +24,12 @@ async fn metrics_count_webhooks_jobs_and_the_queue(db: TestDatabase, redis: Opti
         let text = response.text().await.unwrap();
         let done = text.contains("philia_jobs_processed_total{outcome=\"processed\"} 2")
             && text.contains("philia_jobs_processed_total{outcome=\"duplicate\"} 1");
-        done.then_some(text)
+        done.then_some(())
     })
     .await;
+    // A fresh scrape: the one that saw the counters complete read the queue's depth a moment before
+    // the last jobs were acknowledged.
+    let text = app.get("/metrics").await.text().await.unwrap();
     for line in [
         "philia_webhook_requests_total{outcome=\"enqueued\"} 3",
         "philia_webhook_requests_total{outcome=\"unauthorized\"} 1",
