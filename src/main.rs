@@ -160,12 +160,12 @@ enum OrdersAction {
 }
 
 fn item_status(text: &str) -> Result<ItemStatus, String> {
-    philia_bot::shop::inventory::parse_status(text)
+    philia_bot::store::entities::parse_status(text)
         .ok_or_else(|| format!("{text:?} is not an item status (available, reserved, sold)"))
 }
 
 fn order_status(text: &str) -> Result<OrderStatus, String> {
-    philia_bot::shop::orders::parse_status(text)
+    philia_bot::store::entities::parse_status(text)
         .ok_or_else(|| format!("{text:?} is not an order status (pending, paid, shipped, cancelled)"))
 }
 

@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::shop::{self, inventory, orders};
 use crate::store::entities::items::ItemStatus;
 use crate::store::entities::orders::OrderStatus;
+use crate::store::entities::status_name;
 
 /// The database and the bot (for the notices staff changes send), as `serve` would open them.
 pub struct Staff {
@@ -91,7 +92,7 @@ impl Staff {
             out.push_str(&format!(
                 "\n{:<10} {:<9} {:>9}  {:<6} {:<6}  {}",
                 item.sku,
-                inventory::status_name(item.status),
+                status_name(item.status),
                 shop::price(item.price_minor, &self.settings.shop.currency_symbol),
                 item.tag_size.as_deref().unwrap_or("-"),
                 fits,
@@ -112,7 +113,7 @@ impl Staff {
             None => Vec::new(),
         };
         txn.commit().await?;
-        let mut out = format!("{}: {} ({})", item.sku, inventory::status_name(item.status), item.title);
+        let mut out = format!("{}: {} ({})", item.sku, status_name(item.status), item.title);
         if let Some(customer) = freed.as_ref().and_then(|f| f.tell.as_ref()).filter(|_| !told.is_empty()) {
             out.push_str(&format!("\ntold @{} it is available again (sent by the running bot)", who(customer)));
         }
@@ -128,7 +129,7 @@ impl Staff {
             let mut line = format!(
                 "\n{:<10} {:<9} {:>9}  {:<16} {:<17} {}",
                 view.order.order_number,
-                orders::status_name(view.order.status),
+                status_name(view.order.status),
                 shop::price(view.order.total_minor, &self.settings.shop.currency_symbol),
                 format!("@{}", who(&view.customer)),
                 view.order.created_at.format("%Y-%m-%d %H:%M"),
@@ -160,7 +161,7 @@ impl Staff {
         let moved = orders::set_status(&txn, number, status, shipping, now).await?;
         let told = self.bot.tell_order_moved(&txn, &moved, now).await?;
         txn.commit().await?;
-        let mut out = format!("{}: {}", moved.order.order_number, orders::status_name(moved.order.status));
+        let mut out = format!("{}: {}", moved.order.order_number, status_name(moved.order.status));
         if crate::bot::notices::can_message(&moved.customer, now) && !told.is_empty() {
             out.push_str(&format!("\ntold @{} (sent by the running bot)", who(&moved.customer)));
         } else {

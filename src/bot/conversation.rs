@@ -463,9 +463,7 @@ impl Bot {
                 }
                 ItemStatus::Reserved => {
                     if let Some(hold) = holds::active_hold(db, item.id).await?.filter(|h| h.user_id == turn.user.id) {
-                        let until = self.shop_time(hold.expires_at, turn.now);
-                        let text = render(&t.hold_already, &[("title", &item.title), ("until", &until)]);
-                        return Ok(Decision::say(text, viewing));
+                        return Ok(self.already_yours(item, hold.expires_at, turn.now));
                     }
                     holds::join_waitlist(db, turn.user.id, item.id, turn.now).await?;
                     Ok(Decision::say(render(&t.item_on_hold, &[("title", &item.title)]), ConversationState::Idle))
@@ -473,6 +471,13 @@ impl Bot {
                 ItemStatus::Sold => Ok(self.sold(&item)),
             },
         }
+    }
+
+    /// The customer asks for a piece they already hold: the hold stands as it is.
+    fn already_yours(&self, item: items::Model, until: DateTime<Utc>, now: DateTime<Utc>) -> Decision {
+        let until = self.shop_time(until, now);
+        let text = render(&self.replies.templates.hold_already, &[("title", &item.title), ("until", &until)]);
+        Decision::say(text, ConversationState::ViewingItem { sku: item.sku })
     }
 
     fn sold(&self, item: &items::Model) -> Decision {
@@ -496,11 +501,7 @@ impl Bot {
                 let text = render(&t.hold_confirmed, &[("title", &item.title), ("price", &price), ("until", &until)]);
                 Decision::say(text, ConversationState::ViewingItem { sku: item.sku })
             }
-            HoldOutcome::AlreadyYours { item, until } => {
-                let until = self.shop_time(until, turn.now);
-                let text = render(&t.hold_already, &[("title", &item.title), ("until", &until)]);
-                Decision::say(text, ConversationState::ViewingItem { sku: item.sku })
-            }
+            HoldOutcome::AlreadyYours { item, until } => self.already_yours(item, until, turn.now),
             HoldOutcome::HeldByOther { item } => {
                 Decision::say(render(&t.hold_taken, &[("title", &item.title)]), ConversationState::Idle)
             }

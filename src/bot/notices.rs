@@ -15,7 +15,7 @@ use super::replies::render;
 use super::{Bot, ConversationState, Reply};
 use crate::shop::holds::Freed;
 use crate::shop::orders::Moved;
-use crate::store::entities::messages::{self, DeliveryStatus, Direction, Role};
+use crate::store::entities::messages::{self, DeliveryStatus, Role};
 use crate::store::entities::orders::OrderStatus;
 use crate::store::entities::{conversations, users};
 use crate::tiktok::REPLY_WINDOW;
@@ -48,30 +48,10 @@ pub async fn store_notice(
         return Ok(Vec::new());
     };
     let mut ids = Vec::new();
+    let metadata = json!({"notice": kind});
     for reply in replies {
-        let mut parts: Vec<(&str, Option<String>, serde_json::Value)> = Vec::new();
-        if !reply.text.is_empty() {
-            parts.push(("text", Some(reply.text.clone()), json!({"notice": kind})));
-        }
-        if let Some(url) = &reply.image_url {
-            parts.push(("image", None, json!({"notice": kind, "image_url": url})));
-        }
-        for (message_type, text, metadata) in parts {
-            let stored = messages::ActiveModel {
-                conversation_id: Set(conversation.id),
-                direction: Set(Direction::Out),
-                role: Set(Role::System),
-                message_type: Set(message_type.to_owned()),
-                text: Set(text),
-                delivery_status: Set(Some(DeliveryStatus::Pending)),
-                metadata: Set(metadata),
-                created_at: Set(now),
-                ..Default::default()
-            }
-            .insert(db)
-            .await?;
-            ids.push(stored.id);
-        }
+        let stored = reply.store(db, conversation.id, Role::System, DeliveryStatus::Pending, &metadata).await?;
+        ids.extend(stored.iter().map(|m| m.id));
     }
     if let Some(state) = state.filter(|_| !conversation.handoff_active) {
         let mut update: conversations::ActiveModel = conversation.into();

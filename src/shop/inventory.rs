@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::holds::{self, Freed};
 use crate::store::entities::items::{self, ItemStatus};
+use crate::store::entities::status_name;
 
 /// The demo inventory (`examples/inventory.csv`), compiled in so `philia-bot chat` has stock anywhere.
 pub const DEMO_INVENTORY: &str = include_str!("../../examples/inventory.csv");
@@ -328,7 +329,7 @@ pub async fn export(db: &impl ConnectionTrait, output: impl Write) -> anyhow::Re
             item.flaws.clone().unwrap_or_default(),
             item.currency.clone(),
             // A hold is not a file status: a held item is exported as available (it is, to the file).
-            status_name(if item.status == ItemStatus::Sold { ItemStatus::Sold } else { ItemStatus::Available }).into(),
+            status_name(if item.status == ItemStatus::Sold { ItemStatus::Sold } else { ItemStatus::Available }),
             item.image_url.clone().unwrap_or_default(),
             item.dropped_at.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_default(),
         ];
@@ -339,21 +340,6 @@ pub async fn export(db: &impl ConnectionTrait, output: impl Write) -> anyhow::Re
     }
     writer.flush()?;
     Ok(all.len())
-}
-
-pub fn status_name(status: ItemStatus) -> &'static str {
-    match status {
-        ItemStatus::Available => "available",
-        ItemStatus::Reserved => "reserved",
-        ItemStatus::Sold => "sold",
-    }
-}
-
-/// Parses an item status (any case).
-pub fn parse_status(name: &str) -> Option<ItemStatus> {
-    [ItemStatus::Available, ItemStatus::Reserved, ItemStatus::Sold]
-        .into_iter()
-        .find(|s| status_name(*s).eq_ignore_ascii_case(name.trim()))
 }
 
 /// Items for staff, newest drop first, of one status when given.

@@ -15,7 +15,7 @@ use super::holds::{self, Freed};
 use crate::store::entities::items::{self, ItemStatus};
 use crate::store::entities::orders::{self, OrderStatus};
 use crate::store::entities::reservations::{self, ReservationStatus};
-use crate::store::entities::{order_items, users};
+use crate::store::entities::{order_items, status_name, users};
 
 /// Letters and digits that cannot be misread for one another (no 0/O, 1/I/L).
 const ORDER_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
@@ -194,23 +194,6 @@ impl From<DbErr> for StatusError {
     fn from(e: DbErr) -> Self {
         StatusError::Db(e)
     }
-}
-
-/// The lower-case name of a status, as in the database and the CLI.
-pub fn status_name(status: OrderStatus) -> &'static str {
-    match status {
-        OrderStatus::Pending => "pending",
-        OrderStatus::Paid => "paid",
-        OrderStatus::Shipped => "shipped",
-        OrderStatus::Cancelled => "cancelled",
-    }
-}
-
-/// Parses a status name (any case).
-pub fn parse_status(name: &str) -> Option<OrderStatus> {
-    [OrderStatus::Pending, OrderStatus::Paid, OrderStatus::Shipped, OrderStatus::Cancelled]
-        .into_iter()
-        .find(|s| status_name(*s).eq_ignore_ascii_case(name.trim()))
 }
 
 /// An order after staff moved it, with the items a cancellation put back on sale.

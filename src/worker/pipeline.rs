@@ -20,7 +20,7 @@ use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
 use crate::store::entities::{conversations, messages, processed_events, users};
 use crate::telemetry::escape_for_log;
 use crate::tiktok::REPLY_WINDOW;
-use crate::tiktok::client::{ApiError, MAX_TEXT_CHARS, codes, split_text};
+use crate::tiktok::client::{ApiError, codes};
 
 /// How long "this event is done" is remembered in Redis; the database row is the durable guard.
 const DONE_TTL: Duration = Duration::from_secs(72 * 3600);
@@ -130,21 +130,14 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     };
     apply_decision(&txn, &stored, &decision).await.map_err(retryable)?;
     let mut replies = Vec::new();
-    // One stored message per TikTok message, in the order they are to arrive: each text (split when
-    // over TikTok's limit), then its picture.
+    let in_reply_to = json!({"in_reply_to": message.idempotency_key});
     for reply in &decision.replies {
-        let parts = if reply.text.is_empty() { Vec::new() } else { split_text(&reply.text, MAX_TEXT_CHARS) };
-        let mut outgoing: Vec<(&str, &str)> = parts.iter().map(|part| ("text", part.as_str())).collect();
-        if let Some(url) = reply.image_url.as_deref() {
-            outgoing.push(("image", url));
-        }
-        for (kind, content) in outgoing {
-            let stored_reply =
-                store_reply(&txn, stored.conversation.id, kind, content, reply_status, &message.idempotency_key)
-                    .await
-                    .map_err(retryable)?;
-            replies.push(stored_reply);
-        }
+        let parts = reply
+            .store(&txn, stored.conversation.id, Role::Assistant, reply_status, &in_reply_to)
+            .await
+            .context("storing the reply")
+            .map_err(retryable)?;
+        replies.extend(parts);
     }
     let pending_reply = replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending));
     // Written last, in the same transaction: if another delivery of this event got here first, the
@@ -456,35 +449,6 @@ async fn reply_being_sent(txn: &DatabaseTransaction, echo: &MessageV1) -> anyhow
         (None, None) => return Ok(None),
     };
     Ok(query.order_by_asc(messages::Column::Id).one(txn).await?)
-}
-
-/// Stores one outgoing message of the bot: a text, or an image by URL (uploaded when it is sent).
-async fn store_reply(
-    txn: &DatabaseTransaction,
-    conversation_id: i64,
-    kind: &str,
-    content: &str,
-    status: DeliveryStatus,
-    event_id: &str,
-) -> anyhow::Result<messages::Model> {
-    let (text, metadata) = match kind {
-        "image" => (None, json!({"in_reply_to": event_id, "image_url": content})),
-        _ => (Some(content.to_owned()), json!({"in_reply_to": event_id})),
-    };
-    messages::ActiveModel {
-        conversation_id: Set(conversation_id),
-        direction: Set(Direction::Out),
-        role: Set(Role::Assistant),
-        message_type: Set(kind.to_owned()),
-        text: Set(text),
-        delivery_status: Set(Some(status)),
-        metadata: Set(metadata),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(txn)
-    .await
-    .context("storing the reply")
 }
 
 /// Delivers the reply stored for an event, if it is still pending, then marks the event processed.
