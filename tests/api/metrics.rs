@@ -16,7 +16,7 @@ async fn metrics_count_webhooks_jobs_and_the_queue(db: TestDatabase, redis: Opti
     assert_eq!(app.post_webhook(&tiktok_message("m-1", "kim", "hi")).await.status(), 200, "a redelivery");
     let unsigned = app.webhook_request().body(tiktok_message("m-3", "kim", "hi")).send().await.unwrap();
     assert_eq!(unsigned.status(), 401);
-    let text = wait_for("three jobs finished", std::time::Duration::from_secs(15), || async {
+    wait_for("three jobs finished", std::time::Duration::from_secs(15), || async {
         let response = app.get("/metrics").await;
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
