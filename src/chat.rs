@@ -110,7 +110,8 @@ pub async fn run(settings: Settings, options: ChatOptions) -> anyhow::Result<()>
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/webhook/tiktok");
     let mut customer = Customer { name: if options.customer.is_empty() { "kim".into() } else { options.customer } };
-    let mut last_notice = last_message_id(&state).await?;
+    // Messages already in a kept database (--database) are not printed again.
+    let mut seen = last_message_id(&state).await?;
     loop {
         if interactive {
             print!("{} › ", customer.name);
@@ -151,8 +152,7 @@ pub async fn run(settings: Settings, options: ChatOptions) -> anyhow::Result<()>
         }
         let text = if command == "/menu" { "menu" } else { line.as_str() };
         let key = post(&client, &url, secret.as_ref(), &customer, text).await?;
-        print_turn(&state, &customer, &key).await?;
-        last_notice = print_notices(&state, last_notice).await?;
+        print_turn(&state, &customer, &key, &mut seen).await?;
     }
     shutdown.cancel();
     running.await.context("the chat's application task")??;
@@ -238,8 +238,10 @@ async fn post(
     Ok(format!("im_receive_msg:{message_id}"))
 }
 
-/// Waits for the bot to finish the event, then prints its replies and the conversation's state.
-async fn print_turn(state: &AppState, customer: &Customer, key: &str) -> anyhow::Result<()> {
+/// Waits for the bot to finish the event, then prints its replies, the notices the shop sent others on
+/// its own in the same turn (a cancelled hold frees a piece someone waits for), and the conversation's
+/// state. `seen` is the last message id printed; one read per turn fetches everything after it.
+async fn print_turn(state: &AppState, customer: &Customer, key: &str, seen: &mut i64) -> anyhow::Result<()> {
     let started = tokio::time::Instant::now();
     loop {
         let event = processed_events::Entity::find()
@@ -255,20 +257,25 @@ async fn print_turn(state: &AppState, customer: &Customer, key: &str) -> anyhow:
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let replies = messages::Entity::find()
+    let new = messages::Entity::find()
+        .filter(messages::Column::Id.gt(*seen))
         .filter(messages::Column::Direction.eq(Direction::Out))
         .order_by_asc(messages::Column::Id)
+        .find_also_related(conversations::Entity)
         .all(&state.db)
-        .await?
-        .into_iter()
-        .filter(|m| m.metadata["in_reply_to"] == json!(key));
-    let mut said = false;
-    for reply in replies {
-        print_message("bot", &reply);
-        said = true;
+        .await?;
+    *seen = new.last().map_or(*seen, |(m, _)| m.id);
+    let (replies, others): (Vec<_>, Vec<_>) = new.iter().partition(|(m, _)| m.metadata["in_reply_to"] == json!(key));
+    for (reply, _) in &replies {
+        print_message("bot", reply);
+    }
+    for (notice, conversation) in others.iter().filter(|(m, _)| m.role == Speaker::System) {
+        let to =
+            conversation.as_ref().map_or("?", |c| c.tiktok_conversation_id.trim_start_matches("chat-conversation-"));
+        print_message(&format!("bot → {to}"), notice);
     }
     let conversation = conversation_of(state, customer).await?;
-    if !said {
+    if replies.is_empty() {
         if conversation.as_ref().is_some_and(|c| c.handoff_active) {
             println!("  (no reply: a human has this conversation; /reset gives it back to the bot)");
         } else {
@@ -279,23 +286,6 @@ async fn print_turn(state: &AppState, customer: &Customer, key: &str) -> anyhow:
         println!("  state: {}", state_line(&ConversationState::of(&conversation), conversation.handoff_active));
     }
     Ok(())
-}
-
-/// Prints the notices the shop sent on its own since `after` (another customer told a piece is free).
-async fn print_notices(state: &AppState, after: i64) -> anyhow::Result<i64> {
-    let notices = messages::Entity::find()
-        .filter(messages::Column::Id.gt(after))
-        .filter(messages::Column::Role.eq(Speaker::System))
-        .order_by_asc(messages::Column::Id)
-        .find_also_related(conversations::Entity)
-        .all(&state.db)
-        .await?;
-    for (notice, conversation) in &notices {
-        let to =
-            conversation.as_ref().map_or("?", |c| c.tiktok_conversation_id.trim_start_matches("chat-conversation-"));
-        print_message(&format!("bot → {to}"), notice);
-    }
-    Ok(last_message_id(state).await?.max(after))
 }
 
 fn print_message(who: &str, message: &messages::Model) {
