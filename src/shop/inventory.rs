@@ -259,8 +259,16 @@ pub struct ImportReport {
 /// Upserts every row by SKU. Run it in a transaction (rolled back for a dry run).
 pub async fn import(db: &impl ConnectionTrait, rows: Vec<ItemRow>, now: DateTime<Utc>) -> Result<ImportReport, DbErr> {
     let mut report = ImportReport::default();
+    // The items the file updates, read a thousand SKUs at a time rather than one row at a time (chunks
+    // keep each query well under the databases' limits on bound parameters).
+    let mut known: HashMap<String, items::Model> = HashMap::new();
+    for chunk in rows.chunks(1_000) {
+        let found =
+            items::Entity::find().filter(items::Column::Sku.is_in(chunk.iter().map(|r| r.sku.clone()))).all(db).await?;
+        known.extend(found.into_iter().map(|item| (item.sku.clone(), item)));
+    }
     for row in rows {
-        let existing = items::Entity::find().filter(items::Column::Sku.eq(&row.sku)).one(db).await?;
+        let existing = known.remove(&row.sku);
         let mut model = match &existing {
             Some(item) => items::ActiveModel::from(item.clone()),
             None => items::ActiveModel {
