@@ -266,8 +266,10 @@ impl Bot {
                 shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, turn.now, 0, 1).await?;
             return self.about_item(db, turn, entities, newest.into_iter().next(), purpose).await;
         }
+        // "Got any …?" is a search, even right after talking about a piece.
         let looking =
             words.iter().any(|w| matches!(w.as_str(), "any" | "anything" | "got" | "have" | "show" | "looking"));
+        let viewing = viewing.filter(|_| !looking);
         let meaningful: Vec<String> = words
             .into_iter()
             .filter(|w| w.len() >= 4 && !self.router.is_keyword(w) && !self.router.is_category_word(w))
@@ -277,7 +279,7 @@ impl Bot {
         let purpose = if purpose == ItemPurpose::Sizing
             && meaningful.is_empty()
             && entities.category.is_some()
-            && (viewing.is_none() || looking)
+            && viewing.is_none()
         {
             ItemPurpose::Details
         } else {
@@ -291,12 +293,11 @@ impl Bot {
             category: entities.category.clone(),
             include_unavailable: purpose != ItemPurpose::Details || entities.category.is_none(),
         };
-        let found = if search.words.is_empty() && viewing.is_some() && !looking {
+        let found = if search.words.is_empty() && viewing.is_some() {
             Vec::new()
         } else {
             shop::search(db, &self.chart, &search, 5).await?
         };
-        let viewing = viewing.filter(|_| !looking);
         Ok(match (found.len(), viewing) {
             (0, Some(sku)) => {
                 let item = shop::item_by_sku(db, &sku).await?;
