@@ -29,6 +29,17 @@ fn chat_with(script: &str, env: &[(&str, &str)]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Every needle appears in the transcript, each after the one before.
+fn assert_in_order(transcript: &str, needles: &[&str]) {
+    let mut from = 0;
+    for needle in needles {
+        let found = transcript[from..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing (in order) from:\n{transcript}"));
+        from += found;
+    }
+}
+
 #[test]
 fn a_scripted_chat_prints_the_whole_conversation() {
     let transcript = chat("hi\n2\n1\nI'm usually a M, will it fit?\nI'll take it\nwhere is my order\n3\n/state\n");
@@ -54,13 +65,7 @@ fn a_scripted_chat_prints_the_whole_conversation() {
         "handed to a human",
         "holds JKT-001 (Carhartt Detroit jacket brown duck) until",
     ];
-    let mut from = 0;
-    for needle in expect {
-        let found = transcript[from..]
-            .find(needle)
-            .unwrap_or_else(|| panic!("{needle:?} missing (in order) from:\n{transcript}"));
-        from += found;
-    }
+    assert_in_order(&transcript, &expect);
 }
 
 #[test]
@@ -82,13 +87,7 @@ fn two_customers_race_for_one_piece_through_as() {
         "kim › is JKT-001 still available?",
         "on hold for someone else right now",
     ];
-    let mut from = 0;
-    for needle in expect {
-        let found = transcript[from..]
-            .find(needle)
-            .unwrap_or_else(|| panic!("{needle:?} missing (in order) from:\n{transcript}"));
-        from += found;
-    }
+    assert_in_order(&transcript, &expect);
 }
 
 #[test]
