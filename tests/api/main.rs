@@ -6,6 +6,8 @@ mod routing;
 mod chat;
 mod cli;
 mod conversation;
+mod fake_tiktok;
+mod fake_tiktok_rules;
 mod health;
 mod lifecycle;
 mod metrics;
