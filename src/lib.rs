@@ -6,6 +6,7 @@
 pub mod bot;
 pub mod chat;
 pub mod config;
+pub mod healthcheck;
 pub mod jobs;
 pub mod kv;
 pub mod llm;
