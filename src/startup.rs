@@ -8,12 +8,13 @@ use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::bot::{Bot, BotFiles};
-use crate::config::{ConfigError, DatabaseKind, Role, Settings};
+use crate::config::{ConfigError, DatabaseKind, Settings};
 use crate::jobs::{JobQueue, MemoryQueue, RedisQueue, consumer_name};
 use crate::kv::Kv;
 use crate::llm::LlmRouter;
 use crate::metrics::Metrics;
 use crate::redis_pool::Redis;
+use crate::role::Role;
 use crate::tiktok::{self, TikTokClient, limiter::SendLimiter, tokens::TokenManager};
 use crate::web::{Routes, build_server};
 use crate::worker::WorkerPool;
@@ -58,7 +59,7 @@ impl Application {
     /// Connects to the database and Redis, prepares the schema and binds the HTTP listener (port 0 in
     /// tests picks a free one). Nothing runs until [`Application::run_until_stopped`].
     pub async fn build(settings: Settings, options: StartOptions) -> anyhow::Result<Self> {
-        let problems = settings.validate_for_role(options.role);
+        let problems = options.role.requirements(&settings);
         if !problems.is_empty() {
             return Err(ConfigError(problems).into());
         }
@@ -145,7 +146,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!("philia-bot started: {}", self.describe());
         if self.role.runs_web() && self.state.settings.tiktok.webhook_secret.is_none() {
-            // Production refuses to start like this (see Settings::validate_for_role); locally it is
+            // Production refuses to start like this (see Role::requirements); locally it is
             // how a shop owner tries the bot without TikTok, so it is allowed, loudly.
             tracing::warn!("TIKTOK_WEBHOOK_SECRET is not set: webhook signatures are NOT verified (local use only)");
         }

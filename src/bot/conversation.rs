@@ -689,7 +689,7 @@ mod tests {
 
     #[test]
     fn business_hours_follow_the_shop_clock() {
-        let shop = ShopSettings::default(); // Mon–Sat 10–19, UTC-5
+        let shop = crate::config::Settings::defaults().shop; // Mon–Sat 10–19, UTC-5
         let hours = BusinessHours(&shop);
         assert!(hours.is_open(at("2026-11-23T16:00:00Z")), "Monday 11:00 in New York");
         assert!(!hours.is_open(at("2026-11-23T02:00:00Z")), "Sunday 21:00 in New York");

@@ -25,7 +25,7 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Handoff>, DbErr> {
     Ok(rows
         .into_iter()
         .map(|(conversation, user)| Handoff {
-            customer: user.map(|u| u.username.unwrap_or(u.tiktok_user_id)).unwrap_or_default(),
+            customer: user.map(|u| u.handle().to_owned()).unwrap_or_default(),
             conversation: conversation.tiktok_conversation_id,
             since: conversation.handoff_at,
             reason: conversation.handoff_reason,

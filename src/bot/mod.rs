@@ -5,6 +5,7 @@ pub mod handoff;
 pub mod intent;
 pub mod notices;
 mod replies;
+pub mod staff;
 
 use std::sync::Arc;
 

@@ -78,8 +78,7 @@ pub fn fits_size(chart: &SizeChart, item: &items::Model, size: &str) -> bool {
         Some(c) => c.find(label).is_some() && c.find(label) == c.find(size),
         None => label.eq_ignore_ascii_case(size),
     };
-    let fits_like = item.fits_like_size.clone().or_else(|| chart.computed_fits_like(item));
-    item.tag_size.as_deref().is_some_and(same) || fits_like.as_deref().is_some_and(same)
+    item.tag_size.as_deref().is_some_and(same) || chart.fits_like(item).as_deref().is_some_and(same)
 }
 
 /// The newest available items: dropped within `days` of `now`, of `category` when given, newest first,

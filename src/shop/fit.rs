@@ -166,6 +166,11 @@ impl SizeChart {
         }
     }
 
+    /// The size an item fits like: staff's call when they made one, else computed from its measurements.
+    pub fn fits_like(&self, item: &items::Model) -> Option<String> {
+        item.fits_like_size.clone().or_else(|| self.computed_fits_like(item))
+    }
+
     /// What can be said about `item`'s fit, for a customer who may have named their usual size in `text`
     /// (`letter_size` is the size word the router already found). `None` when no chart covers the item.
     pub fn assess(&self, item: &items::Model, text: &str, letter_size: Option<&str>) -> Option<Assessment> {

@@ -362,7 +362,7 @@ pub async fn list(db: &impl ConnectionTrait, status: Option<ItemStatus>) -> Resu
 /// Why staff could not set an item's status.
 #[derive(Debug, thiserror::Error)]
 pub enum SetStatusError {
-    #[error("no item {0} (see `philia-bot inventory list`)")]
+    #[error("no item {0}")]
     NotFound(String),
     #[error("reserved is set by a customer's hold; use available or sold")]
     Reserved,

@@ -232,7 +232,7 @@ mod with_an_llm {
 
     use super::*;
     use crate::helpers::{spawn_app_with, test_settings};
-    use philia_bot::config::Role;
+    use philia_bot::role::Role;
     use secrecy::SecretString;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -337,7 +337,7 @@ async fn a_handoff_notifies_the_staff_webhook_and_lapses_after_the_quiet_time() 
     let mut settings = crate::helpers::test_settings(&db);
     settings.shop.staff_webhook_url = Some(format!("{}/hooks/staff", staff.uri()));
     settings.shop.handoff_quiet_hours = 0;
-    let app = crate::helpers::spawn_app_with(db, settings, philia_bot::config::Role::All).await;
+    let app = crate::helpers::spawn_app_with(db, settings, philia_bot::role::Role::All).await;
     assert!(!say(&app, "jane", "talk to a human pls").await.is_empty());
     let notice = wait_for("the staff webhook", PATIENCE, || async {
         staff.received_requests().await.and_then(|r| r.into_iter().next())

@@ -12,8 +12,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestDatabase, TestRedis, report_skip, spawn_app, spawn_app_with, test_settings, use_redis};
-use philia_bot::config::Role;
 use philia_bot::healthcheck;
+use philia_bot::role::Role;
 
 const BIN: &str = env!("CARGO_BIN_EXE_philia-bot");
 

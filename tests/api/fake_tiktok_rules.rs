@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use philia_bot::config::Role;
+use philia_bot::role::Role;
 use philia_bot::store::entities::messages::{DeliveryStatus, Direction};
 use philia_bot::tiktok::signature;
 use serde_json::{Value, json};

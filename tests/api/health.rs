@@ -2,7 +2,7 @@
 
 use crate::helpers::{TestDatabase, TestRedis, spawn_app, spawn_app_with, test_settings};
 use crate::on_both_databases;
-use philia_bot::config::Role;
+use philia_bot::role::Role;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Once;
 
-use philia_bot::config::{Role, Settings};
+use philia_bot::config::Settings;
+use philia_bot::role::Role;
 use philia_bot::startup::{AppState, Application, StartOptions};
 use philia_bot::store::entities::messages;
 use philia_bot::tiktok::signature;
@@ -237,11 +238,11 @@ pub fn test_settings(db: &TestDatabase) -> Settings {
     INIT.call_once(|| {
         philia_bot::install_crypto_provider();
         if std::env::var_os("TEST_LOG").is_some() {
-            philia_bot::telemetry::init(&Default::default(), Default::default());
+            philia_bot::telemetry::init(&Settings::defaults().log, Default::default());
         }
     });
     let mut settings =
-        Settings { config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"), ..Default::default() };
+        Settings { config_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"), ..Settings::defaults() };
     settings.tiktok.webhook_secret = Some(SecretString::from(WEBHOOK_SECRET.to_owned()));
     settings.worker.concurrency = 4;
     settings.server.port = 0;

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::{TestDatabase, TestRedis, spawn_app, spawn_app_with, test_settings};
-use philia_bot::config::Role;
+use philia_bot::role::Role;
 use philia_bot::startup::{Application, StartOptions};
 use secrecy::SecretString;
 

@@ -2,7 +2,7 @@
 
 use crate::helpers::{TestDatabase, TestRedis, spawn_app_with, test_settings, tiktok_message, use_redis, wait_for};
 use crate::on_every_backend;
-use philia_bot::config::Role;
+use philia_bot::role::Role;
 
 on_every_backend!(metrics_count_webhooks_jobs_and_the_queue);
 

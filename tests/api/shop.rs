@@ -2,8 +2,13 @@
 //! staff moving orders, fit advice, drops with photos and paging, and the staff's inventory file.
 
 use chrono::{Duration, Utc};
+use philia_bot::bot::staff::{ImportError, Staff};
+use philia_bot::config::Settings;
+use philia_bot::metrics::Metrics;
 use philia_bot::shop::holds::{self, HoldOutcome};
-use philia_bot::staff::Staff;
+use philia_bot::shop::inventory::SetStatusError;
+use philia_bot::shop::orders::StatusError;
+use philia_bot::startup;
 use philia_bot::store::entities::items::{self, ItemStatus};
 use philia_bot::store::entities::messages::{self, DeliveryStatus, Role};
 use philia_bot::store::entities::orders::{self, OrderStatus};
@@ -18,6 +23,13 @@ use serde_json::json;
 use crate::conversation::{say, user_id};
 use crate::helpers::{TestApp, TestDatabase, spawn_app, test_settings};
 use crate::on_both_databases;
+
+/// The staff's desk on the test's database, opened as the staff commands open it.
+async fn open_staff(settings: Settings) -> Staff {
+    let bot = startup::build_bot(&settings, &Metrics::new()).unwrap();
+    let db = startup::open_database(&settings).await.unwrap();
+    Staff::new(db, bot, settings.shop)
+}
 
 /// Puts a piece on sale, dropped `minutes_ago`.
 async fn stock(
@@ -224,24 +236,24 @@ async fn checkout_makes_an_order_and_staff_moves_are_told_to_the_customer(db: Te
     let stranger = say(&app, "eve", &format!("status of {}", order.order_number)).await;
     assert!(stranger.contains("I couldn't find order"), "another customer's order is never found: {stranger}");
 
-    let staff = Staff::open(test_settings(&app._database)).await.unwrap();
-    let paid = staff.set_order_status(&order.order_number, OrderStatus::Paid, None, None).await.unwrap();
-    assert!(paid.contains("paid") && paid.contains("told @"), "{paid}");
-    let refused = staff.set_order_status(&order.order_number, OrderStatus::Shipped, Some("USPS"), None).await;
-    assert_eq!(refused.unwrap_err().to_string(), "shipped needs --carrier and --tracking");
-    staff.set_order_status(&order.order_number, OrderStatus::Shipped, Some("USPS"), Some("9400 1000")).await.unwrap();
-    let back = staff.set_order_status(&order.order_number, OrderStatus::Paid, None, None).await.unwrap_err();
-    assert_eq!(back.to_string(), "an order that is shipped cannot become paid");
+    let staff = open_staff(test_settings(&app._database)).await;
+    let paid = staff.set_order_status(&order.order_number, OrderStatus::Paid, None).await.unwrap();
+    assert!(paid.moved.order.status == OrderStatus::Paid && paid.customer_told, "{paid:?}");
+    let refused = staff.set_order_status(&order.order_number, OrderStatus::Shipped, None).await;
+    assert!(matches!(refused, Err(StatusError::MissingShipping)), "{refused:?}");
+    staff.set_order_status(&order.order_number, OrderStatus::Shipped, Some(("USPS", "9400 1000"))).await.unwrap();
+    let back = staff.set_order_status(&order.order_number, OrderStatus::Paid, None).await.unwrap_err();
+    assert!(matches!(back, StatusError::NotAllowed { from: OrderStatus::Shipped, to: OrderStatus::Paid }), "{back:?}");
     let told: Vec<String> = notices(&app, "kim").await.into_iter().filter_map(|m| m.text).collect();
     assert_eq!(told.len(), 2, "{told:?}");
     assert!(told[0].starts_with(&format!("Payment received for order {}", order.order_number)));
     assert_eq!(told[1], format!("Order {} is on its way with USPS 🚚 Tracking: 9400 1000", order.order_number));
-    let listed = staff.list_orders(Some(OrderStatus::Shipped)).await.unwrap();
-    assert!(
-        listed.contains(&order.order_number)
-            && listed.contains("JKT-001 DNM-001")
-            && listed.contains("[USPS 9400 1000]")
-    );
+    let listed = staff.orders(Some(OrderStatus::Shipped)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let skus: Vec<&str> = listed[0].items.iter().map(|i| i.sku.as_str()).collect();
+    assert_eq!(skus, ["JKT-001", "DNM-001"]);
+    let shipped = &listed[0].order;
+    assert_eq!((shipped.carrier.as_deref(), shipped.tracking_number.as_deref()), (Some("USPS"), Some("9400 1000")));
     app.stop().await.unwrap();
 }
 
@@ -353,40 +365,39 @@ async fn the_example_inventory_imports_and_staff_commands_work_on_it(db: TestDat
     // PostgreSQL is migrated explicitly (as `migrate up` would); the embedded SQLite file migrates itself.
     let conn = philia_bot::store::connect(&settings.database, false).await.unwrap();
     philia_bot::store::migrate_up(&conn).await.unwrap();
-    let staff = Staff::open(settings).await.unwrap();
+    let staff = open_staff(settings).await;
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/inventory.csv");
-    let dry = staff.import(&example, true).await.unwrap();
-    assert!(dry.ends_with("would import 30 item(s): 30 new, 0 updated\ndry run: nothing was written"), "{dry}");
+    let file = |path: &std::path::Path| std::fs::File::open(path).unwrap();
+    let counts = |report: philia_bot::shop::inventory::ImportReport| (report.inserted.len(), report.updated.len());
+    assert_eq!(counts(staff.import(file(&example), true).await.unwrap()), (30, 0), "what it would import");
     assert_eq!(items::Entity::find().count(&staff.db).await.unwrap(), 0, "a dry run writes nothing");
-    assert!(staff.import(&example, false).await.unwrap().contains("imported 30 item(s): 30 new, 0 updated"));
-    assert!(
-        staff.import(&example, false).await.unwrap().contains("imported 30 item(s): 0 new, 30 updated"),
-        "upsert by SKU"
-    );
+    assert_eq!(counts(staff.import(file(&example), false).await.unwrap()), (30, 0));
+    assert_eq!(counts(staff.import(file(&example), false).await.unwrap()), (0, 30), "upsert by SKU");
     assert_eq!(items::Entity::find().count(&staff.db).await.unwrap(), 30);
-    let listed = staff.list_items(Some(ItemStatus::Sold)).await.unwrap();
-    assert!(listed.contains("JKT-008") && listed.ends_with("1 item(s)"), "{listed}");
+    let listed = staff.items(Some(ItemStatus::Sold)).await.unwrap();
+    let skus: Vec<&str> = listed.iter().map(|s| s.item.sku.as_str()).collect();
+    assert_eq!(skus, ["JKT-008"]);
 
     let off = staff.set_item_status("jkt-001", ItemStatus::Sold).await.unwrap();
-    assert!(off.starts_with("JKT-001: sold"), "{off}");
+    assert_eq!((off.item.sku.as_str(), off.item.status), ("JKT-001", ItemStatus::Sold));
     let on = staff.set_item_status("JKT-001", ItemStatus::Available).await.unwrap();
-    assert!(on.starts_with("JKT-001: available"), "{on}");
+    assert_eq!((on.item.sku.as_str(), on.item.status), ("JKT-001", ItemStatus::Available));
     let missing = staff.set_item_status("NOPE-1", ItemStatus::Sold).await.unwrap_err();
-    assert_eq!(missing.to_string(), "no item NOPE-1 (see `philia-bot inventory list`)");
+    assert!(matches!(&missing, SetStatusError::NotFound(sku) if sku == "NOPE-1"), "{missing:?}");
 
     let mut exported = Vec::new();
     assert_eq!(staff.export(&mut exported).await.unwrap(), 30);
-    let dir = tempfile::tempdir().unwrap();
-    let again = dir.path().join("again.csv");
-    std::fs::write(&again, &exported).unwrap();
-    assert!(staff.import(&again, false).await.unwrap().contains("0 new, 30 updated"), "an export imports back as is");
-
-    let bad = dir.path().join("bad.csv");
-    std::fs::write(&bad, "sku,title,category,condition,price\nA-1,Tee,tee,ok,12\nA-2,Tee,tee,ok,twelve\n").unwrap();
-    let error = staff.import(&bad, false).await.unwrap_err().to_string();
-    assert!(
-        error.starts_with("1 problem(s), nothing imported:") && error.contains("bad.csv: row 3, column price"),
-        "{error}"
+    assert_eq!(
+        counts(staff.import(exported.as_slice(), false).await.unwrap()),
+        (0, 30),
+        "an export imports back as is"
     );
+
+    let bad = "sku,title,category,condition,price\nA-1,Tee,tee,ok,12\nA-2,Tee,tee,ok,twelve\n";
+    let Err(ImportError::Rows(problems)) = staff.import(bad.as_bytes(), false).await else {
+        panic!("a bad row is refused")
+    };
+    let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(said, ["row 3, column price: \"twelve\" is not a price (write 85 or 85.50)"]);
     assert!(items::Entity::find().filter(items::Column::Sku.eq("A-1")).one(&staff.db).await.unwrap().is_none());
 }

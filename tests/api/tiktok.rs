@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use philia_bot::bot::Replies;
-use philia_bot::config::{Role, Settings, TikTokSettings};
+use philia_bot::config::{Settings, TikTokSettings};
+use philia_bot::role::Role;
 use philia_bot::store::entities::messages::{DeliveryStatus, Direction};
 use philia_bot::store::entities::tiktok_tokens;
 use philia_bot::tiktok::limiter::SendLimiter;

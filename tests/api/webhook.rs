@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use philia_bot::config::Role;
+use philia_bot::role::Role;
 use philia_bot::tiktok::signature;
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use philia_bot::config::{JobSettings, RedisSettings, Role};
+use philia_bot::config::{JobSettings, RedisSettings, Settings};
 use philia_bot::jobs::{Consumer, Delivery, Job, JobError, JobQueue, MemoryQueue, MessageV1, NackOutcome, RedisQueue};
 use philia_bot::redis_pool::Redis;
+use philia_bot::role::Role;
 use philia_bot::store::entities::messages::{DeliveryStatus, Direction, Role as MessageRole};
 use philia_bot::store::entities::processed_events;
 use sea_orm::{EntityTrait, PaginatorTrait};
@@ -127,7 +128,7 @@ fn job_settings() -> JobSettings {
         block_ms: 100,
         reclaim_min_idle_ms: 300,
         reclaim_interval_ms: 50,
-        ..Default::default()
+        ..Settings::defaults().jobs
     }
 }
 
@@ -136,7 +137,7 @@ fn redis_queue(url: &str, prefix: &str, consumer: &str) -> RedisQueue {
     let settings = RedisSettings {
         url: Some(SecretString::from(url.to_owned())),
         key_prefix: prefix.to_owned(),
-        ..Default::default()
+        ..Settings::defaults().redis
     };
     let redis = Redis::new(&settings, &job_settings(), 1).unwrap().expect("configured");
     RedisQueue::new(redis, &job_settings(), consumer.to_owned())

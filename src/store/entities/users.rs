@@ -42,4 +42,11 @@ impl Related<super::orders::Entity> for Entity {
     }
 }
 
+impl Model {
+    /// What the customer goes by on TikTok: their username, else their open id.
+    pub fn handle(&self) -> &str {
+        self.username.as_deref().unwrap_or(&self.tiktok_user_id)
+    }
+}
+
 impl ActiveModelBehavior for ActiveModel {}

@@ -15,10 +15,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::inventory::import;
 use crate::bot::ConversationState;
-use crate::config::{Environment, Role, Settings};
+use crate::bot::staff::Staff;
+use crate::config::{Environment, Settings};
+use crate::role::Role;
 use crate::shop::holds;
-use crate::staff::Staff;
 use crate::startup::{AppState, Application, StartOptions};
 use crate::store::entities::messages::{self, Direction, Role as Speaker};
 use crate::store::entities::{conversations, items, processed_events, users};
@@ -27,19 +29,22 @@ use crate::store::entities::{conversations, items, processed_events, users};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// What `chat` runs on besides the config folder's files.
-#[derive(Debug, Clone, Default)]
-pub struct ChatOptions {
-    /// A database URL to keep the conversation in; a temporary SQLite file (deleted at exit) otherwise.
-    pub database: Option<String>,
-    /// The inventory to load into an empty database; the demo inventory otherwise.
-    pub inventory: Option<PathBuf>,
+#[derive(clap::Args)]
+pub struct Args {
+    /// Keep the conversation in this database (a URL) instead of a temporary SQLite file.
+    #[arg(long)]
+    database: Option<String>,
+    /// Load this inventory CSV into an empty database instead of the demo inventory.
+    #[arg(long)]
+    inventory: Option<PathBuf>,
     /// The customer to start as.
-    pub customer: String,
+    #[arg(long = "as", default_value = "kim")]
+    customer: String,
 }
 
 /// The settings `chat` runs with: the config folder's texts, keywords, chart, shop rules and LLM, on the
 /// embedded default, never sending to TikTok, quiet logs (the transcript is the output).
-pub fn chat_settings(mut settings: Settings, database: Option<&str>, temp_dir: &std::path::Path) -> Settings {
+fn chat_settings(mut settings: Settings, database: Option<&str>, temp_dir: &std::path::Path) -> Settings {
     settings.environment = Environment::Local;
     settings.database.url = Some(SecretString::from(
         database
@@ -75,7 +80,7 @@ impl Customer {
 }
 
 /// Runs the chat until `/quit` or the end of the input.
-pub async fn run(settings: Settings, options: ChatOptions) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, options: Args) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("creating a temporary folder for the chat database")?;
     let settings = chat_settings(settings, options.database.as_deref(), temp.path());
     crate::telemetry::init(&settings.log, settings.environment);
@@ -165,16 +170,19 @@ async fn load_inventory(state: &AppState, path: Option<&std::path::Path>) -> any
     if count > 0 {
         return Ok(format!("{count} item(s) in the database"));
     }
-    let staff = Staff::of(state);
+    let staff = Staff::new(state.db.clone(), state.bot.clone(), state.settings.shop.clone());
     let said = match path {
-        Some(path) => staff.import(path, false).await?,
+        Some(path) => {
+            let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            import(&staff, file, &path.display().to_string(), false).await?
+        }
         None => {
             let source = "examples/inventory.csv";
             match std::fs::File::open(source) {
-                Ok(file) => staff.import_from(file, source, false).await?,
+                Ok(file) => import(&staff, file, source, false).await?,
                 Err(_) => {
                     let demo = crate::shop::inventory::DEMO_INVENTORY.as_bytes();
-                    staff.import_from(demo, "the built-in demo inventory", false).await?
+                    import(&staff, demo, "the built-in demo inventory", false).await?
                 }
             }
         }

@@ -1,0 +1,52 @@
+//! `philia-bot config check`: every file of the config folder, then the layered settings, then what the
+//! role requires; prints `ok` or one `file: field: what is wrong` line per problem.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::bot::{self, BotFiles};
+use crate::config::check::{TextFiles, check_config_dir};
+use crate::config::{Problem, Settings};
+use crate::role::Role;
+use crate::shop;
+
+#[derive(Subcommand)]
+pub enum Action {
+    /// Validate every config file and the effective settings; print `ok` (exit 0) or each problem as
+    /// `file: field: what is wrong` (exit 1).
+    Check {
+        /// Also check what this role requires (e.g. Redis for split roles).
+        #[arg(long, value_enum, env = "PHILIA_ROLE", default_value = "all")]
+        role: Role,
+    },
+}
+
+pub fn run(config_dir: &Path, action: Action) -> ExitCode {
+    let Action::Check { role } = action;
+    let problems = problems(config_dir, role);
+    if problems.is_empty() {
+        println!("ok");
+        return ExitCode::SUCCESS;
+    }
+    for problem in &problems {
+        println!("{problem}");
+    }
+    ExitCode::FAILURE
+}
+
+/// Every problem `config check` reports, in the order an operator fixes them: the files on their own
+/// first; once they are fine, the layered result (environment variables included) and the role.
+fn problems(config_dir: &Path, role: Role) -> Vec<Problem> {
+    let names = [bot::REPLIES_FILE, bot::intent::INTENTS_FILE, bot::intent::FAQ_FILE, shop::SIZE_CHART_FILE];
+    let check = |dir: &Path| BotFiles::load(dir).err().unwrap_or_default();
+    let problems = check_config_dir(config_dir, &TextFiles { names: &names, check: &check });
+    if !problems.is_empty() {
+        return problems;
+    }
+    match Settings::load(config_dir) {
+        Ok(settings) => role.requirements(&settings),
+        Err(e) => e.0,
+    }
+}

@@ -1,0 +1,190 @@
+//! What makes loaded settings unusable, whatever the role: one `validate` per section, each naming the
+//! field it rejects. (What a role needs beyond this, such as Redis for split roles, is the role's own
+//! check.)
+
+use secrecy::ExposeSecret;
+
+use super::{
+    DatabaseSettings, JobSettings, LlmSettings, LogSettings, Problem, RedisSettings, ServerSettings, Settings,
+    ShopSettings, TikTokSettings, WebhookSettings, WorkerSettings, database_kind,
+};
+
+/// Problems of the layered result are not one file's: they name the settings as a whole.
+fn problem(field: &str, message: impl Into<String>) -> Problem {
+    Problem::new("settings", field, message)
+}
+
+fn at_least_one(field: &str, value: u64) -> Option<Problem> {
+    (value == 0).then(|| problem(field, "must be at least 1"))
+}
+
+fn http_url(field: &str, url: &str) -> Option<Problem> {
+    let is_http = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    (!is_http).then(|| problem(field, format!("{url:?} is not an http(s) URL")))
+}
+
+impl Settings {
+    /// Problems that make these settings unusable, whatever the role.
+    pub fn validate(&self) -> Vec<Problem> {
+        [
+            self.log.validate(),
+            self.server.validate(),
+            self.database.validate(),
+            self.redis.validate(),
+            self.worker.validate(),
+            self.jobs.validate(&self.worker),
+            self.webhook.validate(),
+            self.tiktok.validate(),
+            self.llm.validate(),
+            self.shop.validate(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl LogSettings {
+    fn validate(&self) -> Vec<Problem> {
+        match tracing_subscriber::EnvFilter::try_new(&self.level) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![problem("log.level", format!("not a log filter: {e}"))],
+        }
+    }
+}
+
+impl ServerSettings {
+    fn validate(&self) -> Vec<Problem> {
+        let too_small = self.body_limit_bytes < 1024;
+        too_small.then(|| problem("server.body_limit_bytes", "must be at least 1024")).into_iter().collect()
+    }
+}
+
+impl DatabaseSettings {
+    fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.url
+            && database_kind(url.expose_secret()).is_none()
+        {
+            problems.push(problem("database.url", "must start with postgres://, postgresql:// or sqlite:"));
+        }
+        problems.extend(at_least_one("database.max_connections", self.max_connections.into()));
+        problems
+    }
+}
+
+impl RedisSettings {
+    fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.url {
+            let url = url.expose_secret();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+                problems.push(problem("redis.url", "must start with redis://, rediss:// or unix://"));
+            }
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains(char::is_whitespace) {
+            problems.push(problem("redis.key_prefix", "must be non-empty and without spaces"));
+        }
+        problems
+    }
+}
+
+impl WorkerSettings {
+    fn validate(&self) -> Vec<Problem> {
+        at_least_one("worker.concurrency", self.concurrency as u64).into_iter().collect()
+    }
+}
+
+impl JobSettings {
+    /// `worker`: a job may be taken over only once it has had its whole timeout.
+    fn validate(&self, worker: &WorkerSettings) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.reclaim_min_idle_ms <= worker.job_timeout_ms {
+            problems.push(problem(
+                "jobs.reclaim_min_idle_ms",
+                format!("must exceed worker.job_timeout_ms ({}), or live jobs get taken over", worker.job_timeout_ms),
+            ));
+        }
+        problems.extend(at_least_one("jobs.max_deliveries", self.max_deliveries));
+        problems
+    }
+}
+
+impl WebhookSettings {
+    fn validate(&self) -> Vec<Problem> {
+        let zero = self.rate_limit_per_second == 0 || self.rate_limit_burst == 0;
+        zero.then(|| problem("webhook.rate_limit_per_second", "rate and burst must be at least 1"))
+            .into_iter()
+            .collect()
+    }
+}
+
+impl TikTokSettings {
+    fn validate(&self) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = http_url("tiktok.api_base_url", &self.api_base_url).into_iter().collect();
+        if !self.is_dry_run() && self.business_id.is_none() {
+            problems.push(problem(
+                "tiktok.business_id",
+                "required to send: set TIKTOK_BUSINESS_ID (or unset the TikTok credentials for a dry run)",
+            ));
+        }
+        problems
+    }
+}
+
+impl LlmSettings {
+    fn validate(&self) -> Vec<Problem> {
+        http_url("llm.base_url", &self.base_url).into_iter().collect()
+    }
+}
+
+impl ShopSettings {
+    fn validate(&self) -> Vec<Problem> {
+        const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        let mut problems = Vec::new();
+        if let Some(day) = self.open_days.iter().find(|d| !DAYS.contains(&d.as_str())) {
+            problems.push(problem("shop.open_days", format!("{day:?} is not one of {}", DAYS.join(", "))));
+        }
+        if self.open_hour >= self.close_hour || self.close_hour > 24 {
+            problems.push(problem("shop.close_hour", "must be after shop.open_hour and at most 24"));
+        }
+        problems.extend(at_least_one("shop.drops_per_page", self.drops_per_page));
+        problems.extend(at_least_one("shop.hold_minutes", self.hold_minutes));
+        problems.extend(at_least_one("shop.sweep_interval_secs", self.sweep_interval_secs));
+        if self.shipping_minor < 0 {
+            problems.push(problem("shop.shipping_minor", "must not be negative"));
+        }
+        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_alphabetic()) {
+            problems.push(problem("shop.currency", "must be a 3-letter currency code, like USD"));
+        }
+        if !(-12..=14).contains(&self.utc_offset_hours) {
+            problems.push(problem("shop.utc_offset_hours", "must be between -12 and 14"));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_defaults_are_valid() {
+        assert_eq!(Settings::defaults().validate(), []);
+    }
+
+    #[test]
+    fn each_section_names_the_field_it_rejects() {
+        let mut settings = Settings::defaults();
+        settings.worker.concurrency = 0;
+        settings.jobs.reclaim_min_idle_ms = settings.worker.job_timeout_ms;
+        settings.shop.open_days.push("someday".into());
+        settings.shop.currency = "dollars".into();
+        settings.llm.base_url = "ftp://models".into();
+        let fields: Vec<String> = settings.validate().into_iter().map(|p| p.field).collect();
+        assert_eq!(
+            fields,
+            ["worker.concurrency", "jobs.reclaim_min_idle_ms", "llm.base_url", "shop.open_days", "shop.currency"]
+        );
+    }
+}

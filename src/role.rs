@@ -1,0 +1,80 @@
+//! Which parts of the system a process runs (`serve --role`), and what each role requires of the
+//! settings beyond their own validation. `startup` builds a process for its role.
+
+use crate::config::{DatabaseKind, Environment, Problem, Settings};
+
+/// Which parts of the system a process runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// The webhook ingress and the worker pool in one process (one Railway service does everything).
+    #[default]
+    All,
+    /// Only the HTTP ingress: verifies, parses and enqueues webhooks.
+    Web,
+    /// Only the worker pool: consumes jobs and replies.
+    Worker,
+}
+
+impl Role {
+    pub fn runs_web(self) -> bool {
+        matches!(self, Role::All | Role::Web)
+    }
+
+    pub fn runs_worker(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Web => "web",
+            Role::Worker => "worker",
+        }
+    }
+
+    /// What `production` requires of a process with this role, and what split roles require anywhere,
+    /// beyond [`Settings::validate`].
+    pub fn requirements(self, settings: &Settings) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if settings.environment == Environment::Production {
+            let source = "production";
+            if settings.tiktok.webhook_secret.is_none() && self.runs_web() {
+                problems.push(Problem::new(
+                    source,
+                    "tiktok.webhook_secret",
+                    "required: set TIKTOK_WEBHOOK_SECRET (unsigned webhooks are never accepted in production)",
+                ));
+            }
+            if settings.database.kind() != Some(DatabaseKind::Postgres) {
+                problems.push(Problem::new(
+                    source,
+                    "database.url",
+                    "must be a PostgreSQL URL: set DATABASE_URL=postgres://… (SQLite is for local use only)",
+                ));
+            }
+        }
+        if self != Role::All && settings.redis.url.is_none() {
+            problems.push(Problem::new(
+                format!("--role {}", self.as_str()),
+                "redis.url",
+                "required: set REDIS_URL (split web and worker processes share their queue through Redis)",
+            ));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_names_each_missing_setting() {
+        let mut settings = Settings::defaults();
+        settings.environment = Environment::Production;
+        let fields =
+            |role: Role| -> Vec<String> { role.requirements(&settings).into_iter().map(|p| p.field).collect() };
+        assert_eq!(fields(Role::Web), ["tiktok.webhook_secret", "database.url", "redis.url"]);
+        assert_eq!(fields(Role::All), ["tiktok.webhook_secret", "database.url"]);
+    }
+}
