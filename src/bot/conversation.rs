@@ -10,7 +10,7 @@ use super::replies::render;
 use super::{Bot, Reply};
 use crate::config::ShopSettings;
 use crate::llm::Speaker;
-use crate::shop::fit::{Assessment, Verdict, trim_number};
+use crate::shop::fit::{Assessment, Measured, Verdict};
 use crate::shop::holds::HoldOutcome;
 use crate::shop::{self, Search, holds, orders as shop_orders};
 use crate::store::entities::items::ItemStatus;
@@ -257,19 +257,13 @@ impl Bot {
         viewing: Option<String>,
     ) -> anyhow::Result<Decision> {
         let words = super::intent::normalize(turn.text);
-        let joined = words.join(" ");
-        if ["last video", "latest video", "last post", "latest post", "last live", "your video"]
-            .iter()
-            .any(|p| joined.contains(p))
-        {
+        if self.router.means_newest_drop(&words) {
             let newest =
                 shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, turn.now, 0, 1).await?;
             return self.about_item(db, turn, entities, newest.into_iter().next(), purpose).await;
         }
         // "Got any …?" is a search, even right after talking about a piece.
-        let looking =
-            words.iter().any(|w| matches!(w.as_str(), "any" | "anything" | "got" | "have" | "show" | "looking"));
-        let viewing = viewing.filter(|_| !looking);
+        let viewing = viewing.filter(|_| !self.router.is_search(&words));
         let meaningful: Vec<String> = words
             .into_iter()
             .filter(|w| w.len() >= 4 && !self.router.is_keyword(w) && !self.router.is_category_word(w))
@@ -336,9 +330,10 @@ impl Bot {
         let hours = BusinessHours(&self.shop);
         let t = &self.replies.templates;
         let text = if hours.is_open(now) {
-            render(&t.handoff_open, &[("closes", &format!("{}:00", self.shop.close_hour))])
+            render(&t.handoff_open, &[("closes", &self.replies.time.say_closing(self.shop.close_hour))])
         } else {
-            render(&t.handoff_closed, &[("opens", &hours.next_opening(now))])
+            let opens = self.replies.time.say_opening(hours.next_opening(now), self.shop.open_hour);
+            render(&t.handoff_closed, &[("opens", &opens)])
         };
         Decision { handoff: Some(reason), ..Decision::say(text, ConversationState::Idle) }
     }
@@ -375,12 +370,7 @@ impl Bot {
                 &[("order_number", &order.order_number), ("carrier", carrier), ("tracking", tracking)],
             ),
             (status, _, _) => {
-                let status = match status {
-                    OrderStatus::Pending => "waiting for payment",
-                    OrderStatus::Paid => "paid and being packed",
-                    OrderStatus::Shipped => "shipped",
-                    OrderStatus::Cancelled => "cancelled",
-                };
+                let status = self.replies.order_statuses.say(status);
                 let total = shop::price(order.total_minor, &self.shop.currency_symbol);
                 render(&t.order_status, &[("order_number", &order.order_number), ("status", status), ("total", &total)])
             }
@@ -415,7 +405,7 @@ impl Bot {
         let mut text = render(&t.drops_intro, &[("count", &items.len().to_string())]);
         for (i, item) in items.iter().enumerate() {
             let price = shop::price(item.price_minor, &self.shop.currency_symbol);
-            let size = item.tag_size.as_deref().unwrap_or("no size");
+            let size = item.tag_size.as_deref().unwrap_or(&self.replies.words.no_size);
             let line = render(
                 &t.drops_item,
                 &[("position", &(i + 1).to_string()), ("title", &item.title), ("price", &price), ("size", size)],
@@ -482,7 +472,8 @@ impl Bot {
     }
 
     fn sold(&self, item: &items::Model) -> Decision {
-        let text = render(&self.replies.templates.item_unavailable, &[("title", &item.title), ("status", "sold")]);
+        let sold = &self.replies.words.sold;
+        let text = render(&self.replies.templates.item_unavailable, &[("title", &item.title), ("status", sold)]);
         Decision::say(text, ConversationState::Idle)
     }
 
@@ -546,18 +537,18 @@ impl Bot {
 
     /// An available item in full: price, tag size, how it really fits, measurements, condition, flaws.
     fn item_details(&self, item: &items::Model, text: &str) -> String {
-        let t = &self.replies.templates;
+        let (t, w) = (&self.replies.templates, &self.replies.words);
         let price = shop::price(item.price_minor, &self.shop.currency_symbol);
         let fit = match self.chart.assess(item, text, None) {
             Some(Assessment {
-                fits_like_said: Some(fits_like),
+                fits_like: Some(fits_like),
                 measured: Some(cm),
                 true_to_size: false,
                 measurement,
                 ..
             }) => {
-                let measured = format!("{} cm {measurement}", trim_number(cm));
-                render(&t.fit_note, &[("measured", &measured), ("fits_like", &fits_like)])
+                let measured = w.say_measured(&Measured { name: measurement, cm });
+                render(&t.fit_note, &[("measured", &measured), ("fits_like", &w.say_fits_like(&fits_like))])
             }
             _ => String::new(),
         };
@@ -565,13 +556,13 @@ impl Bot {
             Some(flaws) => render(&t.flaws_listed, &[("flaws", flaws.trim_end_matches('.'))]),
             None => t.no_flaws.clone(),
         };
-        let measurements = shop::measurements(item).unwrap_or_else(|| t.no_measurements.clone());
+        let measurements = w.say_measurements(&shop::measurements(item)).unwrap_or_else(|| t.no_measurements.clone());
         render(
             &t.item_available,
             &[
                 ("title", &item.title),
                 ("price", &price),
-                ("size", item.tag_size.as_deref().unwrap_or("no size")),
+                ("size", item.tag_size.as_deref().unwrap_or(&w.no_size)),
                 ("fit", &fit),
                 ("measurements", &measurements),
                 ("condition", &item.condition),
@@ -583,20 +574,21 @@ impl Bot {
     /// How a piece fits, from the size chart: the size it fits like, the length, and for a customer who
     /// said their usual size a yes, a no, snug or roomy. A missing measurement is named, never guessed.
     fn fit_answer(&self, item: &items::Model, text: &str, entities: &Entities) -> String {
-        let t = &self.replies.templates;
-        let size = item.tag_size.as_deref().unwrap_or("no size");
-        let measurements = shop::measurements(item).unwrap_or_else(|| t.no_measurements.clone());
+        let (t, w) = (&self.replies.templates, &self.replies.words);
+        let size = item.tag_size.as_deref().unwrap_or(&w.no_size);
+        let measurements = w.say_measurements(&shop::measurements(item)).unwrap_or_else(|| t.no_measurements.clone());
         let Some(a) = self.chart.assess(item, text, entities.size.as_deref()) else {
             return render(&t.sizing, &[("title", &item.title), ("size", size), ("measurements", &measurements)]);
         };
-        let Some(fits_like) = a.fits_like_said.as_deref() else {
+        let Some(fits_like) = a.fits_like.as_ref().map(|f| w.say_fits_like(f)) else {
             let missing = a.missing.first().map_or(a.measurement.as_str(), String::as_str);
             return render(&t.fit_missing, &[("title", &item.title), ("missing", missing)]);
         };
+        let fits_like = fits_like.as_str();
         let title = ("title", item.title.as_str());
         let mut sentences = vec![match a.measured {
             Some(cm) => {
-                let measured = format!("{} cm {}", trim_number(cm), a.measurement);
+                let measured = w.say_measured(&Measured { name: a.measurement.clone(), cm });
                 match (&item.tag_size, a.true_to_size) {
                     (None, _) => render(&t.fit_untagged, &[title, ("measured", &measured), ("fits_like", fits_like)]),
                     (Some(_), true) => render(&t.fit_true, &[title, ("size", size), ("measured", &measured)]),
@@ -609,7 +601,7 @@ impl Bot {
             None => render(&t.fit_staff, &[title, ("size", size), ("fits_like", fits_like)]),
         }];
         if let Some(length) = &a.length {
-            sentences.push(format!("{}{}.", length[..1].to_uppercase(), &length[1..]));
+            sentences.push(w.say_length(length));
         }
         if let Some((customer_size, Some(verdict))) = &a.customer {
             let template = match verdict {
@@ -619,7 +611,7 @@ impl Bot {
                 Verdict::TooSmall => &t.fit_too_small,
                 Verdict::TooBig => &t.fit_too_big,
             };
-            let customer = shop::fit::with_article(customer_size);
+            let customer = w.say_size(customer_size);
             sentences.push(render(template, &[("customer_size", &customer), ("fits_like", fits_like)]));
         }
         for missing in a.missing.iter().filter(|m| **m != a.measurement) {
@@ -632,13 +624,7 @@ impl Bot {
     /// A moment in the shop's local time, as customers read it: "3:45 PM", "tomorrow 9:10 AM".
     fn shop_time(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> String {
         let hours = BusinessHours(&self.shop);
-        let (at, now) = (hours.local(at), hours.local(now));
-        let time = at.format("%-I:%M %p").to_string();
-        match (at.date() - now.date()).num_days() {
-            0 => time,
-            1 => format!("tomorrow {time}"),
-            _ => format!("{} {time}", at.format("%A")),
-        }
+        self.replies.time.say_moment(hours.local(at), hours.local(now))
     }
 }
 
@@ -660,22 +646,13 @@ impl BusinessHours<'_> {
         self.open_on(local.date()) && (self.0.open_hour..self.0.close_hour).contains(&local.hour())
     }
 
-    /// "today at 10:00", "tomorrow at 10:00" or "on Monday at 10:00".
-    fn next_opening(&self, now: DateTime<Utc>) -> String {
+    /// The next day the team opens (at `open_hour`): how many days from today, and its date. `None` when
+    /// no day of the week is an opening day.
+    fn next_opening(&self, now: DateTime<Utc>) -> Option<(i64, chrono::NaiveDate)> {
         let local = self.local(now);
-        let at = format!("at {}:00", self.0.open_hour);
-        for days in 0..8 {
-            let date = local.date() + Duration::days(days);
-            if !self.open_on(date) || (days == 0 && local.hour() >= self.0.open_hour) {
-                continue;
-            }
-            return match days {
-                0 => format!("today {at}"),
-                1 => format!("tomorrow {at}"),
-                _ => format!("on {} {at}", date.format("%A")),
-            };
-        }
-        "as soon as we can".into()
+        (0..8)
+            .map(|days| (days, local.date() + Duration::days(days)))
+            .find(|(days, date)| self.open_on(*date) && !(*days == 0 && local.hour() >= self.0.open_hour))
     }
 }
 
@@ -690,12 +667,18 @@ mod tests {
     #[test]
     fn business_hours_follow_the_shop_clock() {
         let shop = crate::config::Settings::defaults().shop; // Mon–Sat 10–19, UTC-5
+        let time = super::super::Replies::load(std::path::Path::new("/nonexistent")).expect("built-in").time;
         let hours = BusinessHours(&shop);
+        let opens = |now: &str| time.say_opening(hours.next_opening(at(now)), shop.open_hour);
         assert!(hours.is_open(at("2026-11-23T16:00:00Z")), "Monday 11:00 in New York");
         assert!(!hours.is_open(at("2026-11-23T02:00:00Z")), "Sunday 21:00 in New York");
-        assert_eq!(hours.next_opening(at("2026-11-23T02:00:00Z")), "tomorrow at 10:00");
-        assert_eq!(hours.next_opening(at("2026-11-23T12:00:00Z")), "today at 10:00");
-        assert_eq!(hours.next_opening(at("2026-11-22T12:00:00Z")), "tomorrow at 10:00", "Sunday morning");
-        assert_eq!(hours.next_opening(at("2026-11-29T01:00:00Z")), "on Monday at 10:00", "Saturday night");
+        assert_eq!(opens("2026-11-23T02:00:00Z"), "tomorrow at 10:00");
+        assert_eq!(opens("2026-11-23T12:00:00Z"), "today at 10:00");
+        assert_eq!(opens("2026-11-22T12:00:00Z"), "tomorrow at 10:00", "Sunday morning");
+        assert_eq!(opens("2026-11-29T01:00:00Z"), "on Monday at 10:00", "Saturday night");
+        let mut closed_all_week = shop.clone();
+        closed_all_week.open_days.clear();
+        let never = BusinessHours(&closed_all_week).next_opening(at("2026-11-23T16:00:00Z"));
+        assert_eq!(time.say_opening(never, shop.open_hour), "as soon as we can");
     }
 }

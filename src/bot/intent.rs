@@ -151,7 +151,17 @@ struct IntentsFile {
     new_drops: Keywords,
     thanks: Keywords,
     greeting: Keywords,
+    search: SearchWords,
     categories: BTreeMap<String, Vec<String>>,
+}
+
+/// How a message that describes a piece is read (`[search]` in `intents.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchWords {
+    looking: Vec<String>,
+    newest: Vec<String>,
+    filler: Vec<String>,
 }
 
 /// One FAQ topic: when it applies and what the bot answers.
@@ -172,6 +182,12 @@ pub struct KeywordRouter {
     intents: Vec<(Intent, Vec<Phrase>)>,
     categories: Vec<(String, Vec<Phrase>)>,
     faq: BTreeMap<String, FaqEntry>,
+    /// Words, each a phrase of normalized words, that make a message a search through the stock.
+    looking: Vec<Vec<String>>,
+    /// Phrases, normalized and joined by spaces, that mean the newest drop.
+    newest: Vec<String>,
+    /// Normalized words that never name a piece.
+    filler: Vec<String>,
 }
 
 impl KeywordRouter {
@@ -225,6 +241,9 @@ impl KeywordRouter {
                 .map(|(category, words)| (category.clone(), words.iter().map(|w| Phrase::new(w)).collect()))
                 .collect(),
             faq,
+            looking: intents.search.looking.iter().map(|w| normalize(w)).collect(),
+            newest: intents.search.newest.iter().map(|p| normalize(p).join(" ")).collect(),
+            filler: intents.search.filler.iter().flat_map(|w| normalize(w)).collect(),
         })
     }
 
@@ -244,12 +263,22 @@ impl KeywordRouter {
         menu_choice(text).is_some() || self.opt_out.contains(&words) || self.more.contains(&words)
     }
 
-    /// Whether a normalized word is one of the router's own keywords (so not part of an item's name).
+    /// Whether a normalized word is filler or one of the router's own keywords (so not part of an item's
+    /// name).
     pub fn is_keyword(&self, word: &str) -> bool {
-        const FILLER: &[&str] =
-            &["this", "that", "still", "have", "what", "with", "your", "from", "there", "please", "thanks"];
-        FILLER.contains(&word)
+        self.filler.iter().any(|f| f == word)
             || self.intents.iter().flat_map(|(_, phrases)| phrases).any(|p| p.0.iter().any(|k| k == word))
+    }
+
+    /// Whether normalized `words` look through the stock ("got any …?") rather than at one piece.
+    pub fn is_search(&self, words: &[String]) -> bool {
+        self.looking.iter().any(|phrase| !phrase.is_empty() && words.windows(phrase.len()).any(|w| w == phrase))
+    }
+
+    /// Whether normalized `words` mean the newest drop ("the one in your last video").
+    pub fn means_newest_drop(&self, words: &[String]) -> bool {
+        let joined = words.join(" ");
+        self.newest.iter().any(|phrase| !phrase.is_empty() && joined.contains(phrase.as_str()))
     }
 
     /// Whether a normalized word names an item category ("jackets"): a filter, not part of a title.
@@ -366,5 +395,26 @@ mod tests {
     fn the_shipped_config_loads() {
         let router = KeywordRouter::load(Path::new("/nonexistent")).expect("built-in files");
         assert!(router.faq_answer("shipping").is_some());
+    }
+
+    #[test]
+    fn search_words_come_from_the_intents_file() {
+        let router = KeywordRouter::load(Path::new("/nonexistent")).expect("built-in files");
+        assert!(router.is_search(&normalize("Got any jackets?")));
+        assert!(!router.is_search(&normalize("will it fit me")));
+        assert!(router.means_newest_drop(&normalize("the one in your LAST video")));
+        assert!(router.means_newest_drop(&normalize("from your videos yesterday")), "a phrase inside a word");
+        assert!(router.is_keyword("please") && !router.is_keyword("carhartt"));
+    }
+
+    #[test]
+    fn an_unknown_search_key_names_the_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = BUILT_IN_INTENTS.replace("[search]\n", "[search]\nlokking = [\"any\"]\n");
+        std::fs::write(dir.path().join(INTENTS_FILE), text).unwrap();
+        let problems = KeywordRouter::load(dir.path()).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].source.ends_with("intents.toml"), "{problems:?}");
+        assert!(problems[0].message.contains("unknown field `lokking`"), "{problems:?}");
     }
 }

@@ -3,90 +3,234 @@
 
 use std::path::Path;
 
+use chrono::format::StrftimeItems;
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
 use crate::config::Problem;
+use crate::shop::fit::{FitsLike, Length, Measured, trim_number};
+use crate::store::entities::orders::OrderStatus;
 
 pub const REPLIES_FILE: &str = "replies.toml";
 const BUILT_IN: &str = include_str!("../../config/replies.toml");
 
+/// Everything `replies.toml` holds: the menu, the replies, and the words facts are said in.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replies {
     pub menu: MenuTexts,
     pub templates: Templates,
+    pub words: Words,
+    pub order_statuses: OrderStatuses,
+    pub time: TimeWords,
 }
 
-/// Declares the reply templates and the placeholders each may use, in one place, so loading, checking
-/// and rendering cannot disagree.
+/// Declares the sections of templates and the placeholders each template may use, in one place, so
+/// loading, checking and rendering cannot disagree. A section may also hold fields that are not
+/// templates (after `and`), which its own checks validate.
 macro_rules! templates {
-    ($($name:ident: [$($placeholder:literal),*]),+ $(,)?) => {
-        /// The replies to each kind of question; `{placeholders}` are filled with facts.
+    ($(
+        $(#[$doc:meta])*
+        $section:literal $type:ident {
+            $($name:ident: [$($placeholder:literal),*]),+ $(,)?
+        }
+        $(and { $($(#[$field_doc:meta])* $field:ident: $field_type:ty),+ $(,)? })?
+    )+) => {$(
+        $(#[$doc])*
         #[derive(Debug, Clone, Deserialize)]
         #[serde(deny_unknown_fields)]
-        pub struct Templates {
+        pub struct $type {
             $(pub $name: String,)+
+            $($($(#[$field_doc])* pub $field: $field_type,)+)?
         }
 
-        impl Templates {
-            /// Each template's name, text and allowed placeholders.
-            fn each(&self) -> Vec<(&'static str, &str, &'static [&'static str])> {
-                vec![$((stringify!($name), self.$name.as_str(), &[$($placeholder),*])),+]
+        impl $type {
+            /// Each template's dotted name, text and allowed placeholders.
+            fn each(&self) -> Vec<(String, &str, &'static [&'static str])> {
+                vec![$((format!("{}.{}", $section, stringify!($name)), self.$name.as_str(), &[$($placeholder),*])),+]
             }
         }
-    };
+    )+};
 }
 
 templates! {
-    unknown: [],
-    thanks: [],
-    opt_out: [],
-    handoff_open: ["closes"],
-    handoff_closed: ["opens"],
-    order_ask: [],
-    order_status: ["order_number", "status", "total"],
-    order_shipped: ["order_number", "carrier", "tracking"],
-    order_not_found: ["order_number"],
-    no_orders: [],
-    drops_intro: ["count"],
-    drops_item: ["position", "title", "price", "size"],
-    drops_more: [],
-    drops_none: [],
-    drops_end: [],
-    item_available: ["title", "price", "size", "fit", "measurements", "condition", "flaws"],
-    item_on_hold: ["title"],
-    item_unavailable: ["title", "status"],
-    item_not_found: [],
-    search_none: ["category", "size"],
-    item_ask: [],
-    flaws_listed: ["flaws"],
-    no_flaws: [],
-    no_measurements: [],
-    sizing: ["title", "size", "measurements"],
-    fit_true: ["title", "size", "measured"],
-    fit_differs: ["title", "size", "measured", "fits_like"],
-    fit_untagged: ["title", "measured", "fits_like"],
-    fit_staff: ["title", "size", "fits_like"],
-    fit_note: ["measured", "fits_like"],
-    fit_missing: ["title", "missing"],
-    fit_missing_length: ["missing"],
-    fit_yes: ["customer_size", "fits_like"],
-    fit_snug: ["customer_size", "fits_like"],
-    fit_roomy: ["customer_size", "fits_like"],
-    fit_too_small: ["customer_size", "fits_like"],
-    fit_too_big: ["customer_size", "fits_like"],
-    hold_confirmed: ["title", "price", "until"],
-    hold_already: ["title", "until"],
-    hold_taken: ["title"],
-    cancel_done: ["title"],
-    cancel_none: [],
-    checkout_done: ["order_number", "items", "total", "payment"],
-    checkout_nothing: [],
-    waitlist_free: ["title", "price"],
-    order_paid_notice: ["order_number"],
-    order_shipped_notice: ["order_number", "carrier", "tracking"],
-    order_cancelled_notice: ["order_number"],
-    menu_hint: [],
+    /// The replies to each kind of question; `{placeholders}` are filled with facts.
+    "templates" Templates {
+        unknown: [],
+        thanks: [],
+        opt_out: [],
+        handoff_open: ["closes"],
+        handoff_closed: ["opens"],
+        order_ask: [],
+        order_status: ["order_number", "status", "total"],
+        order_shipped: ["order_number", "carrier", "tracking"],
+        order_not_found: ["order_number"],
+        no_orders: [],
+        drops_intro: ["count"],
+        drops_item: ["position", "title", "price", "size"],
+        drops_more: [],
+        drops_none: [],
+        drops_end: [],
+        item_available: ["title", "price", "size", "fit", "measurements", "condition", "flaws"],
+        item_on_hold: ["title"],
+        item_unavailable: ["title", "status"],
+        item_not_found: [],
+        search_none: ["category", "size"],
+        item_ask: [],
+        flaws_listed: ["flaws"],
+        no_flaws: [],
+        no_measurements: [],
+        sizing: ["title", "size", "measurements"],
+        fit_true: ["title", "size", "measured"],
+        fit_differs: ["title", "size", "measured", "fits_like"],
+        fit_untagged: ["title", "measured", "fits_like"],
+        fit_staff: ["title", "size", "fits_like"],
+        fit_note: ["measured", "fits_like"],
+        fit_missing: ["title", "missing"],
+        fit_missing_length: ["missing"],
+        fit_yes: ["customer_size", "fits_like"],
+        fit_snug: ["customer_size", "fits_like"],
+        fit_roomy: ["customer_size", "fits_like"],
+        fit_too_small: ["customer_size", "fits_like"],
+        fit_too_big: ["customer_size", "fits_like"],
+        hold_confirmed: ["title", "price", "until"],
+        hold_already: ["title", "until"],
+        hold_taken: ["title"],
+        cancel_done: ["title"],
+        cancel_none: [],
+        checkout_done: ["order_number", "items", "total", "payment"],
+        checkout_nothing: [],
+        waitlist_free: ["title", "price"],
+        order_paid_notice: ["order_number"],
+        order_shipped_notice: ["order_number", "carrier", "tracking"],
+        order_cancelled_notice: ["order_number"],
+        menu_hint: [],
+    }
+
+    /// The words facts are said in inside the replies: sizes, measurements, fit beyond the chart.
+    "words" Words {
+        no_size: [],
+        sold: [],
+        measured: ["cm", "measurement"],
+        measurements: ["measurements"],
+        length: ["measured", "length"],
+        length_unnamed: ["measured"],
+        smaller_than: ["size"],
+        bigger_than: ["size"],
+        size_an: ["size"],
+        size_a: ["size"],
+    } and {
+        /// Sizes that start with one of these are said with `size_an` ("an M"), others with `size_a`.
+        an_before: Vec<String>,
+    }
+
+    /// How each order status is said in `templates.order_status`.
+    "order_statuses" OrderStatuses {
+        pending: [],
+        paid: [],
+        shipped: [],
+        cancelled: [],
+    }
+
+    /// How moments are said in the shop's local time: until when a hold lasts, when the team is back.
+    "time" TimeWords {
+        today: ["time"],
+        tomorrow: ["time"],
+        later: ["day", "time"],
+        opens_today: ["hour"],
+        opens_tomorrow: ["hour"],
+        opens_on: ["day", "hour"],
+        opens_unknown: [],
+        closes: ["hour"],
+    } and {
+        /// The time of day, as a strftime format ("%-I:%M %p" is "3:45 PM").
+        clock: String,
+        /// The days of the week, Monday first.
+        weekdays: Vec<String>,
+    }
+}
+
+impl Words {
+    /// A size as said in a sentence: "an M", "a US 9 (EU 42.5, UK 8)".
+    pub fn say_size(&self, size: &str) -> String {
+        let an = self.an_before.iter().any(|start| size.starts_with(start.as_str()));
+        render(if an { &self.size_an } else { &self.size_a }, &[("size", size)])
+    }
+
+    /// The size a piece fits like, as said in a sentence: "an M", "smaller than an XS".
+    pub fn say_fits_like(&self, fits_like: &FitsLike) -> String {
+        match fits_like {
+            FitsLike::Size(size) => self.say_size(size),
+            FitsLike::SmallerThan(size) => render(&self.smaller_than, &[("size", &self.say_size(size))]),
+            FitsLike::BiggerThan(size) => render(&self.bigger_than, &[("size", &self.say_size(size))]),
+        }
+    }
+
+    /// One measurement: "52 cm pit to pit".
+    pub fn say_measured(&self, measured: &Measured) -> String {
+        render(&self.measured, &[("cm", &trim_number(measured.cm)), ("measurement", &measured.name)])
+    }
+
+    /// Every measurement of an item in one sentence; `None` when it has none.
+    pub fn say_measurements(&self, all: &[Measured]) -> Option<String> {
+        let said: Vec<String> = all.iter().map(|m| self.say_measured(m)).collect();
+        (!said.is_empty()).then(|| render(&self.measurements, &[("measurements", &said.join(", "))]))
+    }
+
+    /// The leg length as a sentence: "81 cm inseam, regular length."
+    pub fn say_length(&self, length: &Length) -> String {
+        let measured = self.say_measured(&length.measured);
+        match &length.name {
+            Some(name) => render(&self.length, &[("measured", &measured), ("length", name)]),
+            None => render(&self.length_unnamed, &[("measured", &measured)]),
+        }
+    }
+}
+
+impl OrderStatuses {
+    /// How `status` is said to the customer.
+    pub fn say(&self, status: OrderStatus) -> &str {
+        match status {
+            OrderStatus::Pending => &self.pending,
+            OrderStatus::Paid => &self.paid,
+            OrderStatus::Shipped => &self.shipped,
+            OrderStatus::Cancelled => &self.cancelled,
+        }
+    }
+}
+
+impl TimeWords {
+    fn weekday(&self, date: NaiveDate) -> &str {
+        self.weekdays.get(date.weekday().num_days_from_monday() as usize).map_or("", String::as_str)
+    }
+
+    /// A moment as customers read it, `at` and `now` both in the shop's time: "3:45 PM" today,
+    /// "tomorrow 9:10 AM", "Friday 9:10 AM".
+    pub fn say_moment(&self, at: NaiveDateTime, now: NaiveDateTime) -> String {
+        let time = at.format(&self.clock).to_string();
+        match (at.date() - now.date()).num_days() {
+            0 => render(&self.today, &[("time", &time)]),
+            1 => render(&self.tomorrow, &[("time", &time)]),
+            _ => render(&self.later, &[("day", self.weekday(at.date())), ("time", &time)]),
+        }
+    }
+
+    /// When the team is next in: at `hour` on `date`, `days` from today ("tomorrow at 10:00"); `None`
+    /// says the shop does not know ("as soon as we can").
+    pub fn say_opening(&self, next: Option<(i64, NaiveDate)>, hour: u32) -> String {
+        let hour = hour.to_string();
+        match next {
+            Some((0, _)) => render(&self.opens_today, &[("hour", &hour)]),
+            Some((1, _)) => render(&self.opens_tomorrow, &[("hour", &hour)]),
+            Some((_, date)) => render(&self.opens_on, &[("day", self.weekday(date)), ("hour", &hour)]),
+            None => self.opens_unknown.clone(),
+        }
+    }
+
+    /// Until when the team is in today: "19:00".
+    pub fn say_closing(&self, hour: u32) -> String {
+        render(&self.closes, &[("hour", &hour.to_string())])
+    }
 }
 
 /// Fills `{name}` placeholders of `template` with `values`. A placeholder filled with nothing leaves no
@@ -155,20 +299,31 @@ impl Replies {
                 problems.push(Problem::new(source, format!("menu.options[{i}]"), "must not be empty"));
             }
         }
-        for (name, text, allowed) in replies.templates.each() {
+        let every_template =
+            [replies.templates.each(), replies.words.each(), replies.order_statuses.each(), replies.time.each()];
+        for (name, text, allowed) in every_template.iter().flatten() {
             if text.trim().is_empty() {
-                problems.push(Problem::new(source, format!("templates.{name}"), "must not be empty"));
+                problems.push(Problem::new(source, name, "must not be empty"));
             }
             for placeholder in placeholders(text) {
                 if !allowed.contains(&placeholder) {
                     let known = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
                     problems.push(Problem::new(
                         source,
-                        format!("templates.{name}"),
+                        name,
                         format!("unknown placeholder {{{placeholder}}} (this template knows: {known})"),
                     ));
                 }
             }
+        }
+        if replies.words.an_before.iter().any(|start| start.is_empty()) {
+            problems.push(Problem::new(source, "words.an_before", "must not hold an empty text"));
+        }
+        if let Err(e) = StrftimeItems::new(&replies.time.clock).parse() {
+            problems.push(Problem::new(source, "time.clock", format!("not a strftime time format: {e}")));
+        }
+        if replies.time.weekdays.len() != 7 || replies.time.weekdays.iter().any(|day| day.trim().is_empty()) {
+            problems.push(Problem::new(source, "time.weekdays", "must name the 7 days of the week, Monday first"));
         }
         if let Some(url) = &replies.menu.image_url
             && url::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
@@ -235,5 +390,62 @@ mod tests {
         let problems =
             Replies::parse("[menu]\nintro = \"x\"\noptions = [\"a\"]\noutro = \"\"\ntypo = 1\n", "r.toml").unwrap_err();
         assert!(problems[0].message.contains("typo"), "{problems:?}");
+    }
+
+    fn shipped() -> Replies {
+        Replies::parse(BUILT_IN, "replies.toml").unwrap()
+    }
+
+    #[test]
+    fn sizes_are_said_with_the_article_they_are_spoken_with() {
+        let words = shipped().words;
+        assert_eq!(words.say_size("M"), "an M");
+        assert_eq!(words.say_size("XL"), "an XL");
+        assert_eq!(words.say_size("US 9 (EU 42.5, UK 8)"), "a US 9 (EU 42.5, UK 8)");
+        assert_eq!(words.say_size("8"), "an 8");
+        assert_eq!(words.say_fits_like(&FitsLike::BiggerThan("XXL".into())), "bigger than an XXL");
+        assert_eq!(words.say_fits_like(&FitsLike::SmallerThan("XS".into())), "smaller than an XS");
+    }
+
+    #[test]
+    fn measurements_and_lengths_are_said_in_the_configured_words() {
+        let words = shipped().words;
+        let inseam = Measured { name: "inseam".into(), cm: 81.0 };
+        let all = [Measured { name: "pit to pit".into(), cm: 58.0 }, Measured { name: "length".into(), cm: 70.5 }];
+        assert_eq!(words.say_measurements(&all).as_deref(), Some("Measures 58 cm pit to pit, 70.5 cm length."));
+        assert_eq!(words.say_measurements(&[]), None);
+        assert_eq!(
+            words.say_length(&Length { measured: inseam.clone(), name: Some("regular".into()) }),
+            "81 cm inseam, regular length."
+        );
+        assert_eq!(words.say_length(&Length { measured: inseam, name: None }), "81 cm inseam.");
+    }
+
+    #[test]
+    fn moments_are_said_relative_to_today_in_the_shops_clock() {
+        let time = shipped().time;
+        let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        let now = at("2026-11-23 11:00"); // a Monday
+        assert_eq!(time.say_moment(at("2026-11-23 15:45"), now), "3:45 PM");
+        assert_eq!(time.say_moment(at("2026-11-24 09:10"), now), "tomorrow 9:10 AM");
+        assert_eq!(time.say_moment(at("2026-11-27 09:10"), now), "Friday 9:10 AM");
+        assert_eq!(time.say_closing(19), "19:00");
+    }
+
+    #[test]
+    fn every_section_rejects_an_unknown_placeholder_and_a_missing_text() {
+        let unknown = BUILT_IN.replace("smaller_than = \"smaller than {size}\"", "smaller_than = \"under {sise}\"");
+        let problems = Replies::parse(&unknown, "r.toml").unwrap_err();
+        assert_eq!(
+            problems[0].to_string(),
+            "r.toml: words.smaller_than: unknown placeholder {sise} (this template knows: size)"
+        );
+        let missing = BUILT_IN.replace("paid = \"paid and being packed\"\n", "");
+        let problems = Replies::parse(&missing, "r.toml").unwrap_err();
+        assert!(problems[0].message.contains("missing field `paid`"), "{problems:?}");
+        let bad_clock = BUILT_IN.replace("clock = \"%-I:%M %p\"", "clock = \"%Q\"");
+        assert_eq!(Replies::parse(&bad_clock, "r.toml").unwrap_err()[0].field, "time.clock");
+        let six_days = BUILT_IN.replace(", \"Sunday\"]", "]");
+        assert_eq!(Replies::parse(&six_days, "r.toml").unwrap_err()[0].field, "time.weekdays");
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::fit::{SizeChart, readable, trim_number};
+use super::fit::{Measured, SizeChart, readable};
 use crate::store::entities::items::{self, ItemStatus};
 
 /// An item by its SKU. SKUs are kept in upper case, so customers may write them in any case.
@@ -106,20 +106,18 @@ pub async fn new_drops(
         .await
 }
 
-/// An item's measurements as one sentence, e.g. "Measures 58 cm pit to pit, 70 cm length."; `None` when
-/// it has none yet.
-pub fn measurements(item: &items::Model) -> Option<String> {
-    let map = item.measurements.as_object().filter(|m| !m.is_empty())?;
-    // In the inventory file's column order (pit to pit before length), then any others.
+/// An item's measurements, in the inventory file's column order (pit to pit before length), then any
+/// others; empty when it has none yet.
+pub fn measurements(item: &items::Model) -> Vec<Measured> {
+    let Some(map) = item.measurements.as_object() else { return Vec::new() };
     let known = super::inventory::MEASUREMENT_COLUMNS;
     let mut named: Vec<(&String, &serde_json::Value)> = map.iter().collect();
     named.sort_by_key(|(name, _)| known.iter().position(|k| k == name).unwrap_or(known.len()));
-    let parts: Vec<String> = named
+    named
         .into_iter()
         .filter_map(|(name, value)| {
             let cm = value.as_f64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))?;
-            Some(format!("{} cm {}", trim_number(cm), readable(name)))
+            Some(Measured { name: readable(name), cm })
         })
-        .collect();
-    (!parts.is_empty()).then(|| format!("Measures {}.", parts.join(", ")))
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! Fit advice from real measurements: the size chart staff edit in `config/size_chart.toml` turns an
 //! item's measurements into the size it fits like, and a customer's usual size into a yes, a no, snug or
-//! roomy. Without the measurement that decides, there is no verdict: the answer names what is missing.
+//! roomy. Without the measurement that decides, there is no verdict: the assessment names what is missing.
+//! It is data: the bot says it in the words of `config/replies.toml`.
 
 use std::path::Path;
 
@@ -84,6 +85,31 @@ pub enum Verdict {
     TooBig,
 }
 
+/// The size a piece fits like: a size of its chart (or staff's own label), or beyond the chart's ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FitsLike {
+    Size(String),
+    /// Smaller than this, the chart's smallest size.
+    SmallerThan(String),
+    /// Bigger than this, the chart's largest size.
+    BiggerThan(String),
+}
+
+/// One measurement of an item: its readable name ("pit to pit") and its value in centimetres.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub name: String,
+    pub cm: f64,
+}
+
+/// The length measurement of a chart with a length rule, and the length the chart names for it
+/// ("regular"), if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Length {
+    pub measured: Measured,
+    pub name: Option<String>,
+}
+
 /// Everything the bot can honestly say about an item's fit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessment {
@@ -92,13 +118,11 @@ pub struct Assessment {
     /// Its value on this item, in centimetres, when measured.
     pub measured: Option<f64>,
     /// The size it fits like (staff's `fits_like` when set, else computed); `None` when unknown.
-    pub fits_like: Option<String>,
-    /// The same as said in a sentence: "an M", "smaller than an XS".
-    pub fits_like_said: Option<String>,
+    pub fits_like: Option<FitsLike>,
     /// The fits-like size is the tag size.
     pub true_to_size: bool,
-    /// "81 cm inseam, regular length", when the chart has a length rule and the item that measurement.
-    pub length: Option<String>,
+    /// The leg length, when the chart has a length rule and the item that measurement.
+    pub length: Option<Length>,
     /// Measurements the chart needs that the item lacks, readable.
     pub missing: Vec<String>,
     /// The customer's usual size as the chart names it, and the verdict (when both sizes are known).
@@ -187,22 +211,18 @@ impl SizeChart {
         if measured.is_none() {
             missing.push(readable(&chart.measurement));
         }
-        let (fits_like, fits_like_said) = match (staff, place) {
-            (_, Some(place)) => (Some(chart.place_label(place)), Some(chart.place_said(place))),
-            (Some(label), None) => (Some(label.to_owned()), Some(with_article(label))),
-            (None, None) => (None, None),
+        let fits_like = match (staff, place) {
+            (_, Some(place)) => Some(chart.fits_like_at(place)),
+            (Some(label), None) => Some(FitsLike::Size(label.to_owned())),
+            (None, None) => None,
         };
         let tag = item.tag_size.as_deref().and_then(|t| chart.find(t));
         let true_to_size = matches!((place, tag), (Some(Place::Size(a)), Some(b)) if a == b);
         let length = chart.length.as_ref().and_then(|rule| match measurement(item, &rule.measurement) {
-            Some(cm) => {
-                let name = rule.lengths.iter().find(|l| l.min <= cm && cm < l.max).map(|l| l.name.as_str());
-                let said = format!("{} cm {}", trim_number(cm), readable(&rule.measurement));
-                Some(match name {
-                    Some(name) => format!("{said}, {name} length"),
-                    None => said,
-                })
-            }
+            Some(cm) => Some(Length {
+                measured: Measured { name: readable(&rule.measurement), cm },
+                name: rule.lengths.iter().find(|l| l.min <= cm && cm < l.max).map(|l| l.name.clone()),
+            }),
             None => {
                 missing.push(readable(&rule.measurement));
                 None
@@ -216,7 +236,6 @@ impl SizeChart {
             measurement: readable(&chart.measurement),
             measured,
             fits_like,
-            fits_like_said,
             true_to_size,
             length,
             missing,
@@ -291,19 +310,11 @@ impl Chart {
         }
     }
 
-    fn place_label(&self, place: Place) -> String {
+    fn fits_like_at(&self, place: Place) -> FitsLike {
         match place {
-            Place::Size(i) => self.label(i),
-            Place::Below => format!("smaller than {}", self.label(0)),
-            Place::Above => format!("bigger than {}", self.label(self.sizes.len() - 1)),
-        }
-    }
-
-    fn place_said(&self, place: Place) -> String {
-        match place {
-            Place::Size(i) => with_article(&self.label(i)),
-            Place::Below => format!("smaller than {}", with_article(&self.label(0))),
-            Place::Above => format!("bigger than {}", with_article(&self.label(self.sizes.len() - 1))),
+            Place::Size(i) => FitsLike::Size(self.label(i)),
+            Place::Below => FitsLike::SmallerThan(self.label(0)),
+            Place::Above => FitsLike::BiggerThan(self.label(self.sizes.len() - 1)),
         }
     }
 
@@ -403,15 +414,6 @@ pub fn trim_number(value: f64) -> String {
     if value.fract() == 0.0 { format!("{value:.0}") } else { format!("{value:.1}") }
 }
 
-/// "an M", "an XL", "a US 9 (…)", "an 8": the article as the size is spoken.
-pub fn with_article(size: &str) -> String {
-    let vowel_sound = size.starts_with(|c: char| "AEFHILMNORSXaeiou".contains(c))
-        || size.starts_with('8')
-        || size.starts_with("11")
-        || size.starts_with("18");
-    format!("{} {size}", if vowel_sound { "an" } else { "a" })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +447,14 @@ mod tests {
         }
     }
 
+    fn size(label: &str) -> FitsLike {
+        FitsLike::Size(label.into())
+    }
+
+    fn length(cm: f64, name: Option<&str>) -> Length {
+        Length { measured: Measured { name: "inseam".into(), cm }, name: name.map(str::to_owned) }
+    }
+
     fn fit(item: &items::Model, text: &str, letter: Option<&str>) -> Assessment {
         chart().assess(item, text, letter).expect("a chart covers the item")
     }
@@ -467,8 +477,7 @@ mod tests {
     fn a_tagged_l_measuring_52_fits_like_an_m() {
         let jacket = item("jacket", Some("L"), json!({"pit_to_pit": 52, "length": 70}));
         let a = fit(&jacket, "im usually a M, will it fit?", Some("M"));
-        assert_eq!(a.fits_like.as_deref(), Some("M"));
-        assert_eq!(a.fits_like_said.as_deref(), Some("an M"));
+        assert_eq!(a.fits_like, Some(size("M")));
         assert!(!a.true_to_size);
         assert_eq!(a.measured, Some(52.0));
         assert_eq!(a.customer, Some(("M".into(), Some(Verdict::Fits))));
@@ -484,11 +493,10 @@ mod tests {
     fn beyond_the_chart_is_smaller_or_bigger_than_its_ends() {
         let tiny = item("tee", Some("S"), json!({"pit_to_pit": 40}));
         let a = fit(&tiny, "I'm an XS", Some("XS"));
-        assert_eq!(a.fits_like.as_deref(), Some("smaller than XS"));
+        assert_eq!(a.fits_like, Some(FitsLike::SmallerThan("XS".into())));
         assert_eq!(a.customer, Some(("XS".into(), Some(Verdict::Snug))));
         let huge = item("hoodie", Some("XXL"), json!({"pit_to_pit": 70}));
-        assert_eq!(fit(&huge, "", None).fits_like.as_deref(), Some("bigger than XXL"));
-        assert_eq!(fit(&huge, "", None).fits_like_said.as_deref(), Some("bigger than an XXL"));
+        assert_eq!(fit(&huge, "", None).fits_like, Some(FitsLike::BiggerThan("XXL".into())));
         assert_eq!(chart().computed_fits_like(&huge), None, "no size of the chart to store");
         assert_eq!(fit(&huge, "m", Some("M")).customer, Some(("M".into(), Some(Verdict::TooBig))));
     }
@@ -497,14 +505,14 @@ mod tests {
     fn bottoms_go_by_waist_and_say_the_length() {
         let jeans = item("denim", Some("W32 L30"), json!({"waist": 40, "inseam": 81}));
         let a = fit(&jeans, "I'm a 32 waist", None);
-        assert_eq!(a.fits_like.as_deref(), Some("L"), "40 cm flat is the smallest L");
+        assert_eq!(a.fits_like, Some(size("L")), "40 cm flat is the smallest L");
         assert!(a.true_to_size, "W32 is an alias of L");
-        assert_eq!(a.length.as_deref(), Some("81 cm inseam, regular length"));
+        assert_eq!(a.length, Some(length(81.0, Some("regular"))));
         assert_eq!(a.customer, Some(("L".into(), Some(Verdict::Fits))));
         let edge = item("denim", None, json!({"waist": 39.9, "inseam": 84}));
         let a = fit(&edge, "usually a 33", None);
-        assert_eq!(a.fits_like.as_deref(), Some("M"));
-        assert_eq!(a.length.as_deref(), Some("84 cm inseam, long length"), "84 is where long starts");
+        assert_eq!(a.fits_like, Some(size("M")));
+        assert_eq!(a.length, Some(length(84.0, Some("long"))), "84 is where long starts");
         assert_eq!(a.customer, Some(("L".into(), Some(Verdict::Snug))));
     }
 
@@ -512,7 +520,7 @@ mod tests {
     fn shoes_go_by_insole_in_us_eu_and_uk() {
         let dunks = item("sneakers", Some("US 9"), json!({"insole": 27.0}));
         let a = fit(&dunks, "", None);
-        assert_eq!(a.fits_like.as_deref(), Some("US 9.5 (EU 43, UK 8.5)"), "27.0 cm is where 9.5 starts");
+        assert_eq!(a.fits_like, Some(size("US 9.5 (EU 43, UK 8.5)")), "27.0 cm is where 9.5 starts");
         assert!(!a.true_to_size);
         assert_eq!(fit(&dunks, "I'm a 9.5", None).customer.unwrap().1, Some(Verdict::Fits));
         assert_eq!(fit(&dunks, "eu 43", None).customer.unwrap().1, Some(Verdict::Fits));
@@ -520,7 +528,7 @@ mod tests {
         assert_eq!(fit(&dunks, "size 42.5", None).customer.unwrap().1, Some(Verdict::Roomy), "42.5 is EU");
         assert_eq!(fit(&dunks, "us 11", None).customer.unwrap().1, Some(Verdict::TooSmall));
         let small = item("sneakers", Some("7"), json!({"insole": 24.5}));
-        assert_eq!(fit(&small, "", None).fits_like.as_deref(), Some("US 7 (EU 40, UK 6)"));
+        assert_eq!(fit(&small, "", None).fits_like, Some(size("US 7 (EU 40, UK 6)")));
         assert!(fit(&small, "", None).true_to_size);
     }
 
@@ -533,7 +541,7 @@ mod tests {
         assert_eq!(a.customer, Some(("M".into(), None)), "the size is understood, the verdict is not guessed");
         let no_inseam = item("denim", Some("30"), json!({"waist": 38}));
         let a = fit(&no_inseam, "", None);
-        assert_eq!(a.fits_like.as_deref(), Some("M"));
+        assert_eq!(a.fits_like, Some(size("M")));
         assert_eq!(a.missing, vec!["inseam"]);
         let no_insole = item("sneakers", Some("US 9"), json!({}));
         assert_eq!(fit(&no_insole, "im a 9", None).missing, vec!["insole"]);
@@ -543,7 +551,7 @@ mod tests {
     fn staff_fits_like_wins_over_the_computed_size() {
         let mut tee = item("tee", Some("L"), json!({"pit_to_pit": 56}));
         tee.fits_like_size = Some("M".into());
-        assert_eq!(fit(&tee, "", None).fits_like.as_deref(), Some("M"));
+        assert_eq!(fit(&tee, "", None).fits_like, Some(size("M")));
         assert_eq!(chart().computed_fits_like(&tee).as_deref(), Some("L"));
         assert!(chart().assess(&item("bag", None, json!({})), "", None).is_none(), "no chart for bags");
     }
@@ -558,13 +566,5 @@ mod tests {
         let unknown =
             SizeChart::parse(&BUILT_IN.replace("measurement = \"insole\"", "measure = \"insole\""), "f").unwrap_err();
         assert!(unknown[0].to_string().contains("unknown field `measure`"), "{}", unknown[0]);
-    }
-
-    #[test]
-    fn articles_follow_how_sizes_are_spoken() {
-        assert_eq!(with_article("M"), "an M");
-        assert_eq!(with_article("XL"), "an XL");
-        assert_eq!(with_article("US 9 (EU 42.5, UK 8)"), "a US 9 (EU 42.5, UK 8)");
-        assert_eq!(with_article("8"), "an 8");
     }
 }
