@@ -5,7 +5,7 @@ use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
-use super::intent::{Entities, Intent, menu_choice};
+use super::intent::{Entities, Intent};
 use super::replies::render;
 use super::{Bot, Reply};
 use crate::config::ShopSettings;
@@ -183,7 +183,7 @@ impl Bot {
                         None => Ok(Decision::say(self.replies.templates.drops_end.clone(), ConversationState::Idle)),
                     };
                 }
-                let position = menu_choice(turn.text).or(entities.item_position);
+                let position = self.router.menu_choice(turn.text).or(entities.item_position);
                 if let Some(sku) = position.and_then(|n| candidates.get((n as usize).checked_sub(1)?)) {
                     let item = shop::item_by_sku(db, sku).await?;
                     return self.about_item(db, turn, &entities, item, purpose_of(&intent)).await;

@@ -80,25 +80,6 @@ pub fn normalize(text: &str) -> Vec<String> {
     folded.split_whitespace().map(str::to_owned).collect()
 }
 
-/// A menu choice written as "2", "2.", "#2", "2)", "option 2", "two" or the keycap emoji "2️⃣".
-pub fn menu_choice(text: &str) -> Option<u32> {
-    let trimmed = text.trim().trim_end_matches(['.', ')', '!']).trim();
-    let keycap: String = trimmed.chars().filter(|c| !matches!(c, '\u{FE0F}' | '\u{20E3}')).collect();
-    let words = normalize(&keycap);
-    let token = match words.as_slice() {
-        [one] => one.as_str(),
-        [prefix, n] if matches!(prefix.as_str(), "option" | "number" | "no" | "num") => n.as_str(),
-        _ => return None,
-    };
-    match token {
-        "one" => Some(1),
-        "two" => Some(2),
-        "three" => Some(3),
-        _ if token.len() == 1 => token.parse().ok().filter(|n| (1..=9).contains(n)),
-        _ => None,
-    }
-}
-
 /// A keyword: one or more normalized words that must appear together, in order.
 #[derive(Debug, Clone)]
 struct Phrase(Vec<String>);
@@ -152,7 +133,21 @@ struct IntentsFile {
     thanks: Keywords,
     greeting: Keywords,
     search: SearchWords,
+    numbers: NumberWords,
+    sizes: BTreeMap<String, Vec<String>>,
     categories: BTreeMap<String, Vec<String>>,
+}
+
+/// How customers write numbers besides digits (`[numbers]` in `intents.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NumberWords {
+    /// Words before a menu number ("option 2").
+    before: Vec<String>,
+    /// Menu numbers written as words ("two").
+    words: BTreeMap<String, u32>,
+    /// Positions in a list ("the second one").
+    ordinals: BTreeMap<String, u32>,
 }
 
 /// How a message that describes a piece is read (`[search]` in `intents.toml`).
@@ -188,6 +183,14 @@ pub struct KeywordRouter {
     newest: Vec<String>,
     /// Normalized words that never name a piece.
     filler: Vec<String>,
+    /// Normalized words written before a menu number.
+    number_prefixes: Vec<String>,
+    /// Menu numbers as normalized words.
+    number_words: BTreeMap<String, u32>,
+    /// List positions as normalized words.
+    ordinals: BTreeMap<String, u32>,
+    /// Size words, normalized, and the size each names.
+    size_words: BTreeMap<String, String>,
 }
 
 impl KeywordRouter {
@@ -208,6 +211,15 @@ impl KeywordRouter {
             }
             if entry.answer.trim().is_empty() {
                 problems.push(Problem::new(&faq_source, format!("{topic}.answer"), "must not be empty"));
+            }
+        }
+        let mut named_by: BTreeMap<String, &str> = BTreeMap::new();
+        for (size, words) in &intents.sizes {
+            for word in words {
+                if let Some(other) = named_by.insert(normalize(word).join(" "), size) {
+                    let message = format!("{word:?} already names {other}: a word names one size");
+                    problems.push(Problem::new(&intents_source, format!("sizes.{size}"), message));
+                }
             }
         }
         if !problems.is_empty() {
@@ -244,7 +256,32 @@ impl KeywordRouter {
             looking: intents.search.looking.iter().map(|w| normalize(w)).collect(),
             newest: intents.search.newest.iter().map(|p| normalize(p).join(" ")).collect(),
             filler: intents.search.filler.iter().flat_map(|w| normalize(w)).collect(),
+            number_prefixes: intents.numbers.before.iter().flat_map(|w| normalize(w)).collect(),
+            number_words: normalized_keys(intents.numbers.words),
+            ordinals: normalized_keys(intents.numbers.ordinals),
+            size_words: intents
+                .sizes
+                .into_iter()
+                .flat_map(|(size, words)| words.into_iter().map(move |word| (normalize(&word).join(" "), size.clone())))
+                .collect(),
         })
+    }
+
+    /// A menu choice written as "2", "2.", "#2", "2)", "option 2", "two" or the keycap emoji "2️⃣".
+    pub fn menu_choice(&self, text: &str) -> Option<u32> {
+        let trimmed = text.trim().trim_end_matches(['.', ')', '!']).trim();
+        let keycap: String = trimmed.chars().filter(|c| !matches!(c, '\u{FE0F}' | '\u{20E3}')).collect();
+        let words = normalize(&keycap);
+        let token = match words.as_slice() {
+            [one] => one,
+            [prefix, n] if self.number_prefixes.contains(prefix) => n,
+            _ => return None,
+        };
+        match self.number_words.get(token) {
+            Some(n) => Some(*n),
+            None if token.len() == 1 => token.parse().ok().filter(|n| (1..=9).contains(n)),
+            None => None,
+        }
     }
 
     /// The FAQ answer for a topic.
@@ -260,7 +297,7 @@ impl KeywordRouter {
     /// Whether the message is a menu number or an exact opt-out: no model is asked about those.
     pub fn is_unambiguous(&self, text: &str) -> bool {
         let words = normalize(text);
-        menu_choice(text).is_some() || self.opt_out.contains(&words) || self.more.contains(&words)
+        self.menu_choice(text).is_some() || self.opt_out.contains(&words) || self.more.contains(&words)
     }
 
     /// Whether a normalized word is filler or one of the router's own keywords (so not part of an item's
@@ -301,7 +338,7 @@ impl KeywordRouter {
         if self.more.contains(&words) {
             return (Intent::More, entities);
         }
-        if let Some(choice) = menu_choice(text).and_then(Intent::from_menu) {
+        if let Some(choice) = self.menu_choice(text).and_then(Intent::from_menu) {
             return (choice, entities);
         }
         let intent = self
@@ -336,54 +373,46 @@ impl KeywordRouter {
                 entities.sku.get_or_insert(token);
             }
         }
-        entities.size = words.iter().find_map(|w| letter_size(w)).map(str::to_owned);
+        entities.size = words.iter().find_map(|w| self.size_words.get(w)).cloned();
         entities.category = self
             .categories
             .iter()
             .find(|(_, phrases)| phrases.iter().any(|p| p.found_in(words)))
             .map(|(category, _)| category.clone());
-        entities.item_position = words.iter().find_map(|w| ordinal(w));
+        entities.item_position = words.iter().find_map(|w| self.ordinals.get(w)).copied();
         entities
     }
 }
 
-fn letter_size(word: &str) -> Option<&'static str> {
-    Some(match word {
-        "xxs" => "XXS",
-        "xs" => "XS",
-        "s" | "small" => "S",
-        "m" | "medium" | "med" => "M",
-        "l" | "large" => "L",
-        "xl" => "XL",
-        "xxl" | "2xl" => "XXL",
-        "xxxl" | "3xl" => "XXXL",
-        _ => return None,
-    })
-}
-
-fn ordinal(word: &str) -> Option<u32> {
-    Some(match word {
-        "first" | "1st" => 1,
-        "second" | "2nd" => 2,
-        "third" | "3rd" => 3,
-        "fourth" | "4th" => 4,
-        "fifth" | "5th" => 5,
-        _ => return None,
-    })
+/// A map whose keys are words customers write, with each key normalized as messages are.
+fn normalized_keys<V>(map: BTreeMap<String, V>) -> BTreeMap<String, V> {
+    map.into_iter().map(|(word, value)| (normalize(&word).join(" "), value)).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn shipped() -> KeywordRouter {
+        KeywordRouter::load(Path::new("/nonexistent")).expect("built-in files")
+    }
+
     #[test]
     fn menu_numbers_in_every_form() {
+        let router = shipped();
         for text in ["2", "2.", "#2", " 2) ", "2️⃣", "option 2", "two", "Two!"] {
-            assert_eq!(menu_choice(text), Some(2), "{text:?}");
+            assert_eq!(router.menu_choice(text), Some(2), "{text:?}");
         }
         for text in ["22", "2 jackets", "0", "", "size 2"] {
-            assert_eq!(menu_choice(text), None, "{text:?}");
+            assert_eq!(router.menu_choice(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn size_words_and_positions_are_read_from_the_intents_file() {
+        let (_, entities) = shipped().route("the second one, I'm usually a Medium");
+        assert_eq!((entities.size.as_deref(), entities.item_position), (Some("M"), Some(2)));
+        assert_eq!(shipped().route("any 2XL hoodies?").1.size.as_deref(), Some("XXL"));
     }
 
     #[test]
@@ -393,13 +422,12 @@ mod tests {
 
     #[test]
     fn the_shipped_config_loads() {
-        let router = KeywordRouter::load(Path::new("/nonexistent")).expect("built-in files");
-        assert!(router.faq_answer("shipping").is_some());
+        assert!(shipped().faq_answer("shipping").is_some());
     }
 
     #[test]
     fn search_words_come_from_the_intents_file() {
-        let router = KeywordRouter::load(Path::new("/nonexistent")).expect("built-in files");
+        let router = shipped();
         assert!(router.is_search(&normalize("Got any jackets?")));
         assert!(!router.is_search(&normalize("will it fit me")));
         assert!(router.means_newest_drop(&normalize("the one in your LAST video")));

@@ -7,7 +7,7 @@ use chrono::format::StrftimeItems;
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
-use crate::config::Problem;
+use crate::config::{Problem, read_or_built_in};
 use crate::shop::fit::{FitsLike, Length, Measured, trim_number};
 use crate::store::entities::orders::OrderStatus;
 
@@ -273,12 +273,8 @@ pub struct MenuTexts {
 impl Replies {
     /// Reads `replies.toml` from `config_dir`, or the built-in texts when the file is absent.
     pub fn load(config_dir: &Path) -> Result<Self, Vec<Problem>> {
-        let path = config_dir.join(REPLIES_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::parse(BUILT_IN, "built-in replies.toml"),
-            Err(e) => Err(vec![Problem::new(path.display().to_string(), "(file)", format!("cannot read: {e}"))]),
-        }
+        let (text, source) = read_or_built_in(config_dir, REPLIES_FILE, BUILT_IN)?;
+        Self::parse(&text, &source)
     }
 
     /// Parses and validates the texts; problems name `source` and the field.

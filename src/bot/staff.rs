@@ -62,6 +62,11 @@ impl Staff {
         Staff { db, bot, shop }
     }
 
+    /// The shop's settings (its currency, how prices are shown).
+    pub fn shop(&self) -> &ShopSettings {
+        &self.shop
+    }
+
     /// Validates the whole file, then upserts every row by SKU in one transaction (with `dry_run`, rolled
     /// back: the report says what would change). Any bad row stops the import with nothing written.
     pub async fn import(&self, reader: impl Read, dry_run: bool) -> Result<ImportReport, ImportError> {

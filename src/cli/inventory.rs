@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::bot::staff::{ImportError, ItemMoved, Staff, Stocked};
-use crate::config::Settings;
 use crate::shop::{self, inventory::ImportReport, inventory::SetStatusError};
 use crate::store::entities::items::ItemStatus;
 use crate::store::entities::{parse_status, status_name};
@@ -45,12 +44,8 @@ fn item_status(text: &str) -> Result<ItemStatus, String> {
     parse_status(text).ok_or_else(|| format!("{text:?} is not an item status (available, reserved, sold)"))
 }
 
-pub async fn run(settings: Settings, action: Action) -> anyhow::Result<()> {
-    let symbol = settings.shop.currency_symbol.clone();
-    super::with_staff(settings, async |staff| act(staff, action, &symbol).await).await
-}
-
-async fn act(staff: &Staff, action: Action, symbol: &str) -> anyhow::Result<()> {
+pub async fn run(staff: &Staff, action: Action) -> anyhow::Result<()> {
+    let symbol = staff.shop().currency_symbol.as_str();
     match action {
         Action::Import { file, dry_run } => {
             let reader = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;

@@ -99,8 +99,12 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<ExitCode, Ex
         Command::Serve(args) => logged(serve::run(logged_settings(config_dir)?, args).await),
         Command::Migrate { action } => logged(migrate::run(logged_settings(config_dir)?, action).await),
         Command::Handoff { action } => logged(handoff::run(logged_settings(config_dir)?, action).await),
-        Command::Inventory { action } => printed(inventory::run(logged_settings(config_dir)?, action).await),
-        Command::Orders { action } => printed(orders::run(logged_settings(config_dir)?, action).await),
+        Command::Inventory { action } => {
+            printed(with_staff(logged_settings(config_dir)?, async |staff| inventory::run(staff, action).await).await)
+        }
+        Command::Orders { action } => {
+            printed(with_staff(logged_settings(config_dir)?, async |staff| orders::run(staff, action).await).await)
+        }
     })
 }
 

@@ -3,7 +3,6 @@
 use clap::Subcommand;
 
 use crate::bot::staff::{OrderMoved, Staff};
-use crate::config::Settings;
 use crate::shop::{self, orders::OrderView, orders::StatusError};
 use crate::store::entities::orders::OrderStatus;
 use crate::store::entities::{parse_status, status_name};
@@ -33,12 +32,8 @@ fn order_status(text: &str) -> Result<OrderStatus, String> {
     parse_status(text).ok_or_else(|| format!("{text:?} is not an order status (pending, paid, shipped, cancelled)"))
 }
 
-pub async fn run(settings: Settings, action: Action) -> anyhow::Result<()> {
-    let symbol = settings.shop.currency_symbol.clone();
-    super::with_staff(settings, async |staff| act(staff, action, &symbol).await).await
-}
-
-async fn act(staff: &Staff, action: Action, symbol: &str) -> anyhow::Result<()> {
+pub async fn run(staff: &Staff, action: Action) -> anyhow::Result<()> {
+    let symbol = staff.shop().currency_symbol.as_str();
     match action {
         Action::List { status } => println!("{}", orders_table(&staff.orders(status).await?, symbol)),
         Action::SetStatus { number, status, carrier, tracking } => {

@@ -319,17 +319,10 @@ impl Chart {
     }
 
     /// The size a label names: the size itself or an alias ("medium", "W32", "us 9", "eu 42.5", "uk 8";
-    /// for shoes a bare number of 30 or more is an EU size, below that a US size).
+    /// for shoes a bare number of 30 or more is an EU size, below that a US size). Case and spaces do not
+    /// matter.
     pub fn find(&self, label: &str) -> Option<usize> {
         let compact: String = label.to_uppercase().chars().filter(|c| !c.is_whitespace()).collect();
-        let compact = match compact.as_str() {
-            "SMALL" => "S".to_owned(),
-            "MEDIUM" | "MED" => "M".to_owned(),
-            "LARGE" => "L".to_owned(),
-            "2XL" => "XXL".to_owned(),
-            "XSMALL" | "XSM" => "XS".to_owned(),
-            _ => compact,
-        };
         let same =
             |value: &str| value.to_uppercase().chars().filter(|c| !c.is_whitespace()).collect::<String>() == compact;
         if let Some(i) = self.sizes.iter().position(|s| same(&s.size) || s.aliases.iter().any(|a| same(a))) {
@@ -474,6 +467,16 @@ mod tests {
     }
 
     #[test]
+    fn sizes_are_found_by_their_aliases_in_any_case_and_spacing() {
+        let chart = chart();
+        assert_eq!(chart.tops.find("Medium"), Some(2));
+        assert_eq!(chart.tops.find("x small"), Some(0));
+        assert_eq!(chart.bottoms.find("2XL"), Some(5));
+        assert_eq!(chart.bottoms.find("W32 L30"), Some(3), "the first part that names a size");
+        assert_eq!(chart.shoes.find("medium"), None);
+    }
+
+    #[test]
     fn a_tagged_l_measuring_52_fits_like_an_m() {
         let jacket = item("jacket", Some("L"), json!({"pit_to_pit": 52, "length": 70}));
         let a = fit(&jacket, "im usually a M, will it fit?", Some("M"));
@@ -558,7 +561,7 @@ mod tests {
 
     #[test]
     fn a_broken_chart_names_the_field() {
-        let text = BUILT_IN.replace("{ size = \"L\", min = 55, max = 59 }", "{ size = \"L\", min = 56, max = 59 }");
+        let text = BUILT_IN.replace("size = \"L\", min = 55, max = 59", "size = \"L\", min = 56, max = 59");
         let problems = SizeChart::parse(&text, "config/size_chart.toml").unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].field, "tops.sizes[3].min");
