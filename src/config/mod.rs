@@ -13,7 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-pub use self::problem::{ConfigError, Problem, parse_toml, read_or_built_in, toml_error_line};
+pub use self::problem::{ConfigError, Problem, parse_toml, read_or_built_in};
 
 /// `config/default.toml` as shipped, compiled in: the bottom layer of every load, so a missing config
 /// folder (or a file that sets only a few fields) still gives every setting its documented default.
@@ -392,7 +392,7 @@ impl Settings {
 }
 
 /// The layered provider chain, without validation.
-pub fn figment(config_dir: &Path, environment: Environment) -> Figment {
+fn figment(config_dir: &Path, environment: Environment) -> Figment {
     let mut figment = Figment::from(Toml::string(EMBEDDED_DEFAULT));
     // Each file is optional; an absent file is skipped (Toml::file would search parent folders instead).
     for name in ["default.toml".to_owned(), format!("{}.toml", environment.as_str())] {

@@ -40,7 +40,7 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, source: &str) -> R
 }
 
 /// The line a TOML parse error points at, for messages that name it.
-pub fn toml_error_line(text: &str, error: &toml::de::Error) -> Option<usize> {
+pub(super) fn toml_error_line(text: &str, error: &toml::de::Error) -> Option<usize> {
     error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
 }
 
