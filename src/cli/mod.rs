@@ -4,6 +4,7 @@
 mod chat;
 mod config;
 mod handoff;
+mod health;
 mod inventory;
 mod migrate;
 mod orders;
@@ -71,6 +72,8 @@ enum Command {
         #[command(subcommand)]
         action: config::Action,
     },
+    /// Ask a running philia-bot whether it is ready (exit 0) or not (exit 1): the container health check.
+    Health(health::Args),
 }
 
 /// Parses the command line, runs the command and says how it went as the process's exit code.
@@ -94,6 +97,7 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<ExitCode, Ex
     Ok(match command {
         Command::Config { action } => config::run(config_dir, action),
         Command::Sign(args) => printed(sign::run(args)),
+        Command::Health(args) => printed(health::run(args).await),
         // Not logged_settings: the chat sets up its own (quiet) logging, so the transcript stays readable.
         Command::Chat(args) => printed(chat::run(settings(config_dir)?, args).await),
         Command::Serve(args) => logged(serve::run(logged_settings(config_dir)?, args).await),

@@ -225,3 +225,24 @@ fn inventory_import_works_on_the_embedded_default_and_reports_bad_rows() {
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("no order PH-NOPE00"), "{}", text(&wrong));
 }
+
+#[tokio::test]
+async fn health_answers_ok_for_a_ready_app_and_fails_when_nothing_listens() {
+    let app = crate::helpers::spawn_app(TestDatabase::sqlite()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ready = format!("{}/ready", app.address);
+    // Off the test's runtime, which serves the app while the probe waits for it; a generous timeout,
+    // since this checks the answer, not how fast a loaded machine gives it.
+    let mut probe = philia(dir.path());
+    probe.args(["health", "--url", &ready, "--timeout-ms", "30000"]);
+    let output = tokio::task::spawn_blocking(move || probe.output().unwrap()).await.unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+    app.stop().await.unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let nobody = format!("http://127.0.0.1:{port}/ready");
+    let output = philia(dir.path()).args(["health", "--url", &nobody]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&nobody), "{}", text(&output));
+}
