@@ -15,6 +15,7 @@ pub mod redis_pool;
 pub mod role;
 pub mod shop;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tiktok;

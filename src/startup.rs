@@ -15,28 +15,10 @@ use crate::llm::LlmRouter;
 use crate::metrics::Metrics;
 use crate::redis_pool::Redis;
 use crate::role::Role;
+use crate::state::AppState;
 use crate::tiktok::{self, TikTokClient, limiter::SendLimiter, tokens::TokenManager};
 use crate::web::{Routes, build_server};
 use crate::worker::WorkerPool;
-
-/// What every part of a running process shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub db: DatabaseConnection,
-    pub redis: Option<Redis>,
-    pub queue: JobQueue,
-    pub kv: Kv,
-    pub bot: Bot,
-    /// The live TikTok sender; `None` is the dry run (replies stored and printed, never sent).
-    pub tiktok: Option<TikTokClient>,
-    /// The shop's TikTok tokens (the OAuth callback stores new ones here).
-    pub tokens: TokenManager,
-    /// Outbound HTTP with timeouts (TikTok, the staff webhook).
-    pub http: reqwest::Client,
-    /// What `/metrics` reports.
-    pub metrics: Metrics,
-}
 
 /// How a process starts, beyond its settings.
 #[derive(Debug, Clone, Copy, Default)]

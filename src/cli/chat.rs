@@ -21,7 +21,8 @@ use crate::bot::staff::Staff;
 use crate::config::{Environment, Settings};
 use crate::role::Role;
 use crate::shop::holds;
-use crate::startup::{AppState, Application, StartOptions};
+use crate::startup::{Application, StartOptions};
+use crate::state::AppState;
 use crate::store::entities::messages::{self, Direction, Role as Speaker};
 use crate::store::entities::{conversations, items, processed_events, users};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long a dependency may take to answer before it counts as unreachable.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);

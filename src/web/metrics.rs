@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::entities::reservations::{self, ReservationStatus};
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {

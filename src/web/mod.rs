@@ -15,7 +15,7 @@ use actix_web::{App, HttpMessage, HttpServer, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::ServerSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Which routes a server has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

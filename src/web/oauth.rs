@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long an authorization started here may take to come back.
 const STATE_TTL: Duration = Duration::from_secs(600);

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::config::WebhookSettings;
 use crate::jobs::Job;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry::escape_for_log;
 use crate::tiktok::envelope::{self, WebhookEvent};
 use crate::tiktok::signature;

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::jobs::{Delivery, JobError, NackOutcome};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tiktok::client::CALL_DEADLINE;
 
 /// Longest pause between attempts to reach an unavailable queue: workers resume within this long of

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::bot::{ConversationState, Decision, Turn};
 use crate::jobs::{Job, JobError, MessageV1};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
 use crate::store::entities::{conversations, messages, processed_events, users};
 use crate::telemetry::escape_for_log;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::pipeline::deliver_notices;
 use crate::bot::notices;
 use crate::shop::holds;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Holds released per sweep at most; the next sweep takes the rest.
 const BATCH: u64 = 200;

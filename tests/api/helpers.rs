@@ -7,7 +7,8 @@ use std::sync::Once;
 
 use philia_bot::config::Settings;
 use philia_bot::role::Role;
-use philia_bot::startup::{AppState, Application, StartOptions};
+use philia_bot::startup::{Application, StartOptions};
+use philia_bot::state::AppState;
 use philia_bot::store::entities::messages;
 use philia_bot::tiktok::signature;
 use sea_orm::{EntityTrait, QueryOrder};
