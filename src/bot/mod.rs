@@ -19,7 +19,7 @@ use crate::config::ShopSettings;
 use crate::llm::LlmRouter;
 use crate::shop::SizeChart;
 use crate::store::entities::messages::{self, DeliveryStatus, Direction, Role};
-use crate::tiktok::client::{MAX_TEXT_CHARS, split_text};
+use crate::tiktok::api::{MAX_TEXT_CHARS, split_text};
 
 /// What the bot says: a text, and optionally a picture sent right after it (TikTok sends one or the
 /// other per message, so a reply with both becomes two messages, in this order). An empty text sends

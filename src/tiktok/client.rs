@@ -6,107 +6,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
+use super::api::{self, ApiError, MAX_IMAGE_BYTES, api_url, codes, paths};
 use super::limiter::SendLimiter;
 use super::tokens::TokenManager;
 use crate::config::TikTokSettings;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
 
-/// TikTok's answer codes the client acts on.
-pub mod codes {
-    pub const OK: i64 = 0;
-    pub const BAD_PARAMETER: i64 = 40002;
-    pub const OUTSIDE_WINDOW: i64 = 40064;
-    pub const RATE_LIMITED: i64 = 40100;
-    pub const TOKEN_INVALID: i64 = 40105;
-    pub const SYSTEM_ERROR: i64 = 51065;
-}
-
-/// The longest text TikTok accepts in one message.
-pub const MAX_TEXT_CHARS: usize = 6_000;
-/// The largest image TikTok accepts.
-pub const MAX_IMAGE_BYTES: usize = 3 * 1024 * 1024;
 /// TikTok keeps an uploaded image for 30 days; its id is reused for a day less.
 const MEDIA_ID_LIFE: Duration = Duration::from_secs(29 * 24 * 3600);
-const SEND: &str = "/business/message/send/";
-const UPLOAD: &str = "/business/message/media/upload/";
-
-/// Why a call did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ApiError {
-    /// TikTok answered with a non-zero code.
-    #[error("TikTok answered {code}: {message}")]
-    Api { code: i64, message: String },
-    /// An HTTP status without a usable TikTok body.
-    #[error("TikTok answered HTTP {status}")]
-    Http { status: u16 },
-    /// The request never reached TikTok (connection refused, DNS): safe to send again.
-    #[error("could not reach TikTok: {0}")]
-    Unreachable(String),
-    /// The request may or may not have reached TikTok (timeout, connection lost mid-call).
-    #[error("no answer from TikTok: {0}")]
-    NoAnswer(String),
-    /// The answer could not be read.
-    #[error("unreadable answer from TikTok: {0}")]
-    Decode(String),
-    /// No usable access token (none configured, or refreshing failed).
-    #[error("no valid TikTok access token: {0}")]
-    Token(String),
-    /// The shared send-rate limiter (Redis) could not be asked.
-    #[error("send rate limiter unavailable: {0}")]
-    Limiter(String),
-    /// The image to send could not be used (not found, too large, not JPG/PNG).
-    #[error("image: {0}")]
-    Image(String),
-    /// The job this call belongs to has no time left for another attempt: nothing was sent, the job
-    /// tries again later.
-    #[error("no time left in this job for another attempt ({0})")]
-    OutOfTime(String),
-}
 
 tokio::task_local! {
     /// When the job that makes the current calls will be cut off. A call is started only if it can
     /// finish (request timeout included) before then, so a job timeout never lands in the middle of a
     /// request, where whether TikTok got the message would be unknown.
     pub static CALL_DEADLINE: tokio::time::Instant;
-}
-
-impl ApiError {
-    /// Worth another attempt: rate limits, TikTok's own failures, and requests that never left.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            ApiError::Api { code, .. } => matches!(*code, codes::RATE_LIMITED | codes::SYSTEM_ERROR),
-            ApiError::Http { status } => *status == 429 || *status >= 500,
-            ApiError::Unreachable(_) | ApiError::NoAnswer(_) | ApiError::Limiter(_) | ApiError::OutOfTime(_) => true,
-            ApiError::Decode(_) | ApiError::Token(_) | ApiError::Image(_) => false,
-        }
-    }
-
-    /// TikTok's code, when it gave one.
-    pub fn code(&self) -> Option<i64> {
-        match self {
-            ApiError::Api { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-
-    /// True when the message may have been delivered although the call failed.
-    pub fn maybe_delivered(&self) -> bool {
-        matches!(self, ApiError::NoAnswer(_))
-    }
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    code: i64,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    data: Value,
 }
 
 /// A failed attempt and how long TikTok asked us to wait before the next.
@@ -141,11 +58,6 @@ pub fn http_client(settings: &TikTokSettings) -> anyhow::Result<reqwest::Client>
         .timeout(Duration::from_millis(settings.request_timeout_ms))
         .user_agent(concat!("philia-bot/", env!("CARGO_PKG_VERSION")))
         .build()?)
-}
-
-/// `{base}/open_api/v1.3{path}`.
-pub fn api_url(base: &str, path: &str) -> String {
-    format!("{}/open_api/v1.3{path}", base.trim_end_matches('/'))
 }
 
 impl TikTokClient {
@@ -200,7 +112,7 @@ impl TikTokClient {
         let (bytes, mime) = self.download_image(image_url).await?;
         let file_name = if mime == "image/png" { "image.png" } else { "image.jpg" };
         let data = self
-            .call_with(UPLOAD, |request| {
+            .call_with(paths::MEDIA_UPLOAD, |request| {
                 let part = reqwest::multipart::Part::bytes(bytes.clone())
                     .file_name(file_name)
                     .mime_str(mime)
@@ -261,7 +173,7 @@ impl TikTokClient {
             "message_type": message_type,
         });
         body[content_key] = content;
-        let data = self.call_with(SEND, |request| request.json(&body)).await?;
+        let data = self.call_with(paths::SEND, |request| request.json(&body)).await?;
         data.pointer("/message/message_id")
             .and_then(|id| match id {
                 Value::String(s) => Some(s.clone()),
@@ -306,7 +218,7 @@ impl TikTokClient {
                 Err(Attempt { error: ApiError::Http { status }, .. }) => format!("http_{status}"),
                 Err(_) => "network".to_owned(),
             };
-            let call = if path == SEND { "send" } else { "upload" };
+            let call = if path == paths::SEND { "send" } else { "upload" };
             inner.metrics.tiktok_call(call, &code, started.elapsed());
             let failure = match sent {
                 Ok(data) => return Ok(data),
@@ -348,9 +260,11 @@ impl TikTokClient {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let text = response.text().await.map_err(|e| Attempt { error: transport_error(&e), retry_after })?;
-        let envelope: Option<Envelope> = serde_json::from_str(&text).ok();
+        let envelope: Option<api::Response<Value>> = serde_json::from_str(&text).ok();
         match envelope {
-            Some(envelope) if status == StatusCode::OK && envelope.code == codes::OK => Ok(envelope.data),
+            Some(envelope) if status == StatusCode::OK && envelope.code == codes::OK => {
+                Ok(envelope.data.unwrap_or_default())
+            }
             Some(envelope) if envelope.code != codes::OK => {
                 Err(Attempt { error: ApiError::Api { code: envelope.code, message: envelope.message }, retry_after })
             }
@@ -365,67 +279,4 @@ impl TikTokClient {
 fn transport_error(error: &reqwest::Error) -> ApiError {
     // A connect error means nothing was sent; anything later may have reached TikTok.
     if error.is_connect() { ApiError::Unreachable(error.to_string()) } else { ApiError::NoAnswer(error.to_string()) }
-}
-
-/// Splits a text into messages of at most `max` characters, at paragraph, line or sentence ends when
-/// there is one in the second half of the chunk, else at a space, else anywhere. Order is kept.
-pub fn split_text(text: &str, max: usize) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut rest = text.trim();
-    while rest.chars().count() > max {
-        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
-        let window = &rest[..limit];
-        let half = window.len() / 2;
-        let cut = ["\n\n", "\n", ". ", "! ", "? ", " "]
-            .iter()
-            .filter_map(|sep| window.rfind(sep).filter(|i| *i >= half).map(|i| i + sep.len()))
-            .next()
-            .unwrap_or(limit);
-        parts.push(rest[..cut].trim_end().to_owned());
-        rest = rest[cut..].trim_start();
-    }
-    if !rest.is_empty() {
-        parts.push(rest.to_owned());
-    }
-    parts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_text_is_one_message() {
-        assert_eq!(split_text("hello there", 6_000), vec!["hello there"]);
-    }
-
-    #[test]
-    fn long_text_splits_at_sentence_ends_in_order() {
-        let sentence = "This jacket is a one-of-one Carhartt Detroit in great shape. ";
-        let text = sentence.repeat(300);
-        let parts = split_text(&text, 6_000);
-        assert!(parts.len() >= 3);
-        assert!(parts.iter().all(|p| p.chars().count() <= 6_000));
-        assert!(parts.iter().all(|p| p.ends_with('.')), "every part ends a sentence");
-        assert_eq!(parts.join(" "), text.trim());
-    }
-
-    #[test]
-    fn text_without_boundaries_is_cut_by_characters() {
-        let text = "é".repeat(13_000);
-        let parts = split_text(&text, 6_000);
-        assert_eq!(parts.iter().map(|p| p.chars().count()).collect::<Vec<_>>(), [6_000, 6_000, 1_000]);
-    }
-
-    #[test]
-    fn retryable_codes_are_classified() {
-        let api = |code| ApiError::Api { code, message: String::new() };
-        assert!(api(codes::RATE_LIMITED).is_retryable());
-        assert!(api(codes::SYSTEM_ERROR).is_retryable());
-        assert!(!api(codes::OUTSIDE_WINDOW).is_retryable());
-        assert!(!api(codes::BAD_PARAMETER).is_retryable());
-        assert!(ApiError::Http { status: 503 }.is_retryable());
-        assert!(ApiError::Http { status: 429 }.is_retryable());
-        assert!(!ApiError::Http { status: 404 }.is_retryable());
-    }
 }

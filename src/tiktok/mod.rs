@@ -1,13 +1,15 @@
 //! TikTok Business Messaging: webhook signatures and envelope, and the API client (sending, tokens, the
 //! shared send rate).
 
+pub mod api;
 pub mod client;
 pub mod envelope;
 pub mod limiter;
 pub mod signature;
 pub mod tokens;
 
-pub use client::{ApiError, TikTokClient};
+pub use api::ApiError;
+pub use client::TikTokClient;
 
 /// TikTok lets a business reply for 48 hours after the customer's last message.
 pub const REPLY_WINDOW: chrono::Duration = chrono::Duration::hours(48);

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::client::{ApiError, api_url};
+use super::api::{self, ApiError, api_url, paths};
 use crate::config::TikTokSettings;
 use crate::store::entities::tiktok_tokens;
 
@@ -54,14 +54,6 @@ struct Grant {
     refresh_token: Option<String>,
     refresh_token_expires_in: Option<i64>,
     scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct GrantEnvelope {
-    code: i64,
-    #[serde(default)]
-    message: String,
-    data: Option<Grant>,
 }
 
 impl TokenManager {
@@ -146,7 +138,7 @@ impl TokenManager {
             "grant_type": "refresh_token",
             "refresh_token": refresh.expose_secret(),
         });
-        let grant = self.grant("/tt_user/oauth2/refresh_token/", &body).await?;
+        let grant = self.grant(paths::OAUTH_REFRESH, &body).await?;
         self.store(grant).await
     }
 
@@ -160,7 +152,7 @@ impl TokenManager {
             "auth_code": code,
             "redirect_uri": redirect_uri,
         });
-        let grant = self.grant("/tt_user/oauth2/token/", &body).await?;
+        let grant = self.grant(paths::OAUTH_TOKEN, &body).await?;
         self.store(grant).await
     }
 
@@ -173,7 +165,7 @@ impl TokenManager {
             .send()
             .await
             .map_err(|e| ApiError::Token(format!("calling {path}: {e}")))?;
-        let envelope: GrantEnvelope =
+        let envelope: api::Response<Grant> =
             response.json().await.map_err(|e| ApiError::Token(format!("reading the answer of {path}: {e}")))?;
         match envelope.data {
             Some(grant) if envelope.code == 0 => Ok(grant),

@@ -20,7 +20,7 @@ use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
 use crate::store::entities::{conversations, messages, processed_events, users};
 use crate::telemetry::escape_for_log;
 use crate::tiktok::REPLY_WINDOW;
-use crate::tiktok::client::{ApiError, codes};
+use crate::tiktok::api::{ApiError, codes};
 
 /// How long "this event is done" is remembered in Redis; the database row is the durable guard.
 const DONE_TTL: Duration = Duration::from_secs(72 * 3600);
