@@ -9,7 +9,6 @@ pub mod config;
 pub mod healthcheck;
 pub mod jobs;
 pub mod kv;
-pub mod llm;
 pub mod metrics;
 pub mod redis_pool;
 pub mod role;

@@ -7,11 +7,11 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tokio_util::sync::CancellationToken;
 
+use crate::bot::llm::LlmRouter;
 use crate::bot::{Bot, BotFiles};
 use crate::config::{ConfigError, DatabaseKind, Settings};
 use crate::jobs::{JobQueue, MemoryQueue, RedisQueue, consumer_name};
 use crate::kv::Kv;
-use crate::llm::LlmRouter;
 use crate::metrics::Metrics;
 use crate::redis_pool::Redis;
 use crate::role::Role;

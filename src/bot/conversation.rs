@@ -6,10 +6,10 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde::{Deserialize, Serialize};
 
 use super::intent::{Entities, Intent};
+use super::llm::Speaker;
 use super::replies::render;
 use super::{Bot, Reply};
 use crate::config::ShopSettings;
-use crate::llm::Speaker;
 use crate::shop::fit::{Assessment, Measured, Verdict};
 use crate::shop::holds::HoldOutcome;
 use crate::shop::{self, Search, holds, orders as shop_orders};

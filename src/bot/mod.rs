@@ -3,6 +3,7 @@
 pub mod conversation;
 pub mod handoff;
 pub mod intent;
+pub mod llm;
 pub mod notices;
 mod replies;
 pub mod staff;
@@ -14,9 +15,9 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr};
 
 pub use self::conversation::{ConversationState, Decision, Turn};
 use self::intent::KeywordRouter;
+use self::llm::LlmRouter;
 pub use self::replies::{REPLIES_FILE, Replies};
 use crate::config::ShopSettings;
-use crate::llm::LlmRouter;
 use crate::shop::SizeChart;
 use crate::store::entities::messages::{self, DeliveryStatus, Direction, Role};
 use crate::tiktok::api::{MAX_TEXT_CHARS, split_text};

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessageArgs,
     ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs, ResponseFormat, ResponseFormatJsonSchema,
@@ -16,12 +16,9 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::bot::intent::{Entities, Intent};
+use super::intent::{Entities, Intent};
 use crate::config::LlmSettings;
 use crate::metrics::Metrics;
-
-/// How a timed-out classification's error starts (the metrics tell timeouts from other failures).
-const TIMEOUT: &str = "no answer within";
 
 /// The longest customer text sent to the model; the rest is cut.
 const MAX_INPUT_CHARS: usize = 1_000;
@@ -43,6 +40,23 @@ const INTENTS: &[&str] = &[
     "opt_out",
     "unknown",
 ];
+
+/// Why the model's answer was not used (the keyword router's answer stands).
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("chat completion: {0}")]
+    Request(#[from] OpenAIError),
+    #[error("the answer has no content")]
+    NoContent,
+    #[error("the answer is not the schema: {0}")]
+    NotTheSchema(#[from] serde_json::Error),
+    #[error("faq without a known topic: {0:?}")]
+    UnknownFaqTopic(Option<String>),
+    #[error("intent {0:?} is not one of the set")]
+    UnknownIntent(String),
+}
 
 /// Who said an earlier message of the conversation, for context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +120,7 @@ impl LlmRouter {
 
     /// Classifies `text`, given the last messages of the conversation (oldest first). One retry after a
     /// failure; the caller falls back to the keyword router on `Err`.
-    pub async fn classify(&self, text: &str, history: &[(Speaker, String)]) -> anyhow::Result<(Intent, Entities)> {
+    pub async fn classify(&self, text: &str, history: &[(Speaker, String)]) -> Result<(Intent, Entities), LlmError> {
         match self.measured(text, history).await {
             Ok(result) => Ok(result),
             Err(first) => {
@@ -121,19 +135,19 @@ impl LlmRouter {
     }
 
     /// One classification, counted by outcome (ok, timeout, error) with its latency.
-    async fn measured(&self, text: &str, history: &[(Speaker, String)]) -> anyhow::Result<(Intent, Entities)> {
+    async fn measured(&self, text: &str, history: &[(Speaker, String)]) -> Result<(Intent, Entities), LlmError> {
         let started = std::time::Instant::now();
         let result = self.classify_once(text, history).await;
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(e) if e.to_string().starts_with(TIMEOUT) => "timeout",
+            Err(LlmError::Timeout(_)) => "timeout",
             Err(_) => "error",
         };
         self.metrics.llm(outcome, started.elapsed());
         result
     }
 
-    async fn classify_once(&self, text: &str, history: &[(Speaker, String)]) -> anyhow::Result<(Intent, Entities)> {
+    async fn classify_once(&self, text: &str, history: &[(Speaker, String)]) -> Result<(Intent, Entities), LlmError> {
         let mut messages: Vec<ChatCompletionRequestMessage> =
             vec![ChatCompletionRequestSystemMessageArgs::default().content(self.system_prompt.clone()).build()?.into()];
         for (speaker, said) in history {
@@ -168,14 +182,10 @@ impl LlmRouter {
             .build()?;
         let response = tokio::time::timeout(self.timeout, self.client.chat().create(request))
             .await
-            .map_err(|_| anyhow!("{TIMEOUT} {:?}", self.timeout))?
-            .context("chat completion")?;
-        let content = response
-            .choices
-            .first()
-            .and_then(|choice| choice.message.content.clone())
-            .ok_or_else(|| anyhow!("the answer has no content"))?;
-        let classification: Classification = serde_json::from_str(&content).context("the answer is not the schema")?;
+            .map_err(|_| LlmError::Timeout(self.timeout))??;
+        let content =
+            response.choices.first().and_then(|choice| choice.message.content.clone()).ok_or(LlmError::NoContent)?;
+        let classification: Classification = serde_json::from_str(&content)?;
         self.validate(classification)
     }
 
@@ -198,15 +208,13 @@ impl LlmRouter {
     }
 
     /// Accepts only an intent from the set and entities of the right shape; anything else is an error.
-    fn validate(&self, c: Classification) -> anyhow::Result<(Intent, Entities)> {
+    fn validate(&self, c: Classification) -> Result<(Intent, Entities), LlmError> {
         let intent = match c.intent.as_str() {
             "faq" => match c.faq_topic {
                 Some(topic) if self.faq_topics.contains(&topic) => Intent::Faq(topic),
-                other => return Err(anyhow!("faq without a known topic: {other:?}")),
+                other => return Err(LlmError::UnknownFaqTopic(other)),
             },
-            name => {
-                serde_json::from_value(json!(name)).map_err(|_| anyhow!("intent {name:?} is not one of the set"))?
-            }
+            name => serde_json::from_value(json!(name)).map_err(|_| LlmError::UnknownIntent(name.to_owned()))?,
         };
         let token = |value: Option<String>, max: usize| {
             value
