@@ -15,14 +15,14 @@ use super::replies::render;
 use super::{Bot, ConversationState, Reply};
 use crate::shop::holds::Freed;
 use crate::shop::orders::Moved;
+use crate::shop::window::ReplyWindow;
 use crate::store::entities::messages::{self, DeliveryStatus, Role};
 use crate::store::entities::orders::OrderStatus;
 use crate::store::entities::{conversations, users};
-use crate::tiktok::REPLY_WINDOW;
 
 /// Whether TikTok lets the shop message this customer unprompted at `now`.
 pub fn can_message(customer: &users::Model, now: DateTime<Utc>) -> bool {
-    !customer.opted_out && customer.last_inbound_at.is_some_and(|wrote| now - wrote < REPLY_WINDOW)
+    !customer.opted_out && ReplyWindow::of(customer).is_open(now)
 }
 
 /// Stores `replies` for `customer` as pending notices (text, then its picture), in `conversation` when

@@ -9,10 +9,10 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::window::ReplyWindow;
 use crate::store::entities::items::{self, ItemStatus};
 use crate::store::entities::reservations::{self, ReservationStatus};
 use crate::store::entities::{users, waitlist};
-use crate::tiktok::REPLY_WINDOW;
 
 /// What "I'll take it" came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,17 +36,7 @@ pub enum HoldOutcome {
     },
 }
 
-/// When a hold taken at `now` ends: `hold_for` later, but never after the customer's reply window closes
-/// (or the customer could not be told it lapsed, nor the next customer that it is theirs).
-pub fn hold_until(customer: &users::Model, now: DateTime<Utc>, hold_for: Duration) -> DateTime<Utc> {
-    let wanted = now + hold_for;
-    match customer.last_inbound_at {
-        Some(wrote) => wanted.min(wrote + REPLY_WINDOW),
-        None => wanted,
-    }
-}
-
-/// Reserves `item` for `customer`. Run it inside a transaction: the item's conditional update and the
+/// Reserves `item` for `customer`, for `hold_for` but never past their reply window. Run it inside a transaction: the item's conditional update and the
 /// reservation row commit together.
 pub async fn reserve(
     db: &impl ConnectionTrait,
@@ -63,7 +53,7 @@ pub async fn reserve(
         .exec(db)
         .await?;
     if won.rows_affected == 1 {
-        let until = hold_until(customer, now, hold_for);
+        let until = ReplyWindow::of(customer).hold_ends_by(now, hold_for);
         reservations::Entity::insert(reservations::ActiveModel {
             item_id: Set(item.id),
             user_id: Set(customer.id),
@@ -162,13 +152,12 @@ pub async fn free_item(
         return Ok(None);
     }
     let Some(item) = items::Entity::find_by_id(item_id).one(db).await? else { return Ok(None) };
-    let window_opened_after = now - REPLY_WINDOW;
     let next = waitlist::Entity::find()
         .filter(waitlist::Column::ItemId.eq(item_id))
         .filter(waitlist::Column::NotifiedAt.is_null())
         .find_also_related(users::Entity)
         .filter(users::Column::OptedOut.eq(false))
-        .filter(users::Column::LastInboundAt.gt(window_opened_after))
+        .filter(ReplyWindow::is_open_condition(now))
         .order_by_asc(waitlist::Column::CreatedAt)
         .order_by_asc(waitlist::Column::Id)
         .limit(1)
@@ -243,34 +232,4 @@ pub async fn expired_holds(
         .limit(limit)
         .all(db)
         .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn customer(wrote_ago: Duration) -> users::Model {
-        let now = Utc::now();
-        users::Model {
-            id: 1,
-            tiktok_user_id: "u".into(),
-            username: None,
-            phone: None,
-            last_inbound_at: Some(now - wrote_ago),
-            opted_out: false,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    #[test]
-    fn a_hold_never_outlasts_the_reply_window() {
-        let now = Utc::now();
-        let thirty = Duration::minutes(30);
-        let fresh = customer(Duration::minutes(1));
-        assert_eq!(hold_until(&fresh, now, thirty), now + thirty);
-        let late = customer(Duration::hours(47) + Duration::minutes(50));
-        let window_end = late.last_inbound_at.unwrap() + Duration::hours(48);
-        assert_eq!(hold_until(&late, now, thirty), window_end, "10 minutes of window left");
-    }
 }

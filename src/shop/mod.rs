@@ -7,9 +7,11 @@ pub mod fit;
 pub mod holds;
 pub mod inventory;
 pub mod orders;
+pub mod window;
 
 pub use self::catalog::{Search, item_by_sku, measurements, new_drops, search};
 pub use self::fit::{SIZE_CHART_FILE, SizeChart};
+pub use self::window::ReplyWindow;
 
 /// A price in minor units as customers read it: `$85` or `$85.50`.
 pub fn price(minor: i64, symbol: &str) -> String {

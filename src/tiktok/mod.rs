@@ -10,6 +10,3 @@ pub mod tokens;
 
 pub use api::ApiError;
 pub use client::TikTokClient;
-
-/// TikTok lets a business reply for 48 hours after the customer's last message.
-pub const REPLY_WINDOW: chrono::Duration = chrono::Duration::hours(48);

@@ -15,11 +15,11 @@ use serde_json::json;
 
 use crate::bot::{ConversationState, Decision, Turn};
 use crate::jobs::{Job, JobError, MessageV1};
+use crate::shop::ReplyWindow;
 use crate::state::AppState;
 use crate::store::entities::messages::{DeliveryStatus, Direction, Role};
 use crate::store::entities::{conversations, messages, processed_events, users};
 use crate::telemetry::escape_for_log;
-use crate::tiktok::REPLY_WINDOW;
 use crate::tiktok::api::{ApiError, codes};
 
 /// How long "this event is done" is remembered in Redis; the database row is the durable guard.
@@ -89,7 +89,7 @@ async fn process_inbound(state: &AppState, message: &MessageV1) -> Result<Outcom
     let sent_at = message.sent_at();
     // The window is 48 h from when the customer wrote, not from when this job happens to run; it is
     // opened before anything else, so even if storing fails now, the customer did write.
-    let window_left = (sent_at + REPLY_WINDOW) - Utc::now();
+    let window_left = (sent_at + ReplyWindow::LENGTH) - Utc::now();
     let window_opened = match window_left.to_std() {
         Ok(ttl) if !ttl.is_zero() => {
             let key = window_key(state, &message.from_user_id);
