@@ -1,4 +1,5 @@
-//! Expiring keys shared by every replica: idempotency leases and done markers, and TikTok reply windows.
+//! Expiring keys shared by every replica: idempotency leases and done markers, OAuth states, cached
+//! TikTok media ids.
 //! Redis keys with TTLs in production; an in-process map with expiry on the embedded default.
 
 use std::collections::HashMap;
@@ -13,6 +14,11 @@ use crate::redis_pool::Redis;
 /// Compare-and-delete, so a worker only ever releases a lease it still holds.
 const RELEASE_SCRIPT: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// Redis could not be asked (the in-process map never fails).
+#[derive(Debug, thiserror::Error)]
+#[error("key-value store: {0:#}")]
+pub struct KvError(#[from] anyhow::Error);
 
 #[derive(Clone)]
 pub enum Kv {
@@ -68,7 +74,7 @@ impl Kv {
     }
 
     /// Sets `key` to `value` for `ttl` only if it is absent; true when it was set.
-    pub async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> anyhow::Result<bool> {
+    pub async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, KvError> {
         match self {
             Kv::Redis(redis) => {
                 let mut conn = redis.connection().await?;
@@ -95,7 +101,7 @@ impl Kv {
     }
 
     /// Sets `key` to `value` for `ttl`, replacing what was there.
-    pub async fn set(&self, key: &str, value: &str, ttl: Duration) -> anyhow::Result<()> {
+    pub async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError> {
         match self {
             Kv::Redis(redis) => {
                 let mut conn = redis.connection().await?;
@@ -116,7 +122,7 @@ impl Kv {
         }
     }
 
-    pub async fn get(&self, key: &str) -> anyhow::Result<Option<String>> {
+    pub async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         match self {
             Kv::Redis(redis) => {
                 let mut conn = redis.connection().await?;
@@ -127,7 +133,7 @@ impl Kv {
     }
 
     /// Deletes `key` only while it still holds `value`.
-    pub async fn delete_if_equals(&self, key: &str, value: &str) -> anyhow::Result<()> {
+    pub async fn delete_if_equals(&self, key: &str, value: &str) -> Result<(), KvError> {
         match self {
             Kv::Redis(redis) => {
                 let mut conn = redis.connection().await?;

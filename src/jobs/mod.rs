@@ -68,6 +68,20 @@ pub enum JobError {
     Permanent(anyhow::Error),
 }
 
+/// A database error is worth another try: the job stays pending and runs again once the database answers.
+impl From<sea_orm::DbErr> for JobError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        JobError::Retryable(error.into())
+    }
+}
+
+/// So is a Redis hiccup (an idempotency lease that could not be taken or marked done).
+impl From<crate::kv::KvError> for JobError {
+    fn from(error: crate::kv::KvError) -> Self {
+        JobError::Retryable(error.into())
+    }
+}
+
 /// The queue could not do what was asked (Redis unreachable, in-process queue full, …).
 #[derive(Debug, thiserror::Error)]
 #[error("job queue: {0:#}")]
