@@ -1,9 +1,10 @@
 //! Conversations a human has taken over, for staff: list them, and give one back to the bot.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::store::entities::{conversations, users};
+use crate::store::ledger;
 
 /// A conversation in handoff, as staff see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,16 +36,5 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Handoff>, DbErr> {
 
 /// Gives a conversation back to the bot; false when it was not in handoff (or does not exist).
 pub async fn release(db: &impl ConnectionTrait, tiktok_conversation_id: &str) -> Result<bool, DbErr> {
-    let result = conversations::Entity::update_many()
-        .set(conversations::ActiveModel {
-            handoff_active: Set(false),
-            handoff_reason: Set(None),
-            updated_at: Set(Utc::now()),
-            ..Default::default()
-        })
-        .filter(conversations::Column::TiktokConversationId.eq(tiktok_conversation_id))
-        .filter(conversations::Column::HandoffActive.eq(true))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected > 0)
+    ledger::end_handoff(db, tiktok_conversation_id, Utc::now()).await
 }

@@ -10,16 +10,13 @@ pub mod staff;
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DbErr};
-
 pub use self::conversation::{ConversationState, Decision, Turn};
 use self::intent::KeywordRouter;
 use self::llm::LlmRouter;
 pub use self::replies::{REPLIES_FILE, Replies};
 use crate::config::ShopSettings;
 use crate::shop::SizeChart;
-use crate::store::entities::messages::{self, DeliveryStatus, Direction, Role};
+use crate::store::ledger::Outgoing;
 use crate::tiktok::api::{MAX_TEXT_CHARS, split_text};
 
 /// What the bot says: a text, and optionally a picture sent right after it (TikTok sends one or the
@@ -32,45 +29,23 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// Stores this reply in a conversation as the TikTok messages it becomes, in the order they are to
-    /// arrive: its text (split at TikTok's limit; none when empty), then its picture (by URL, uploaded
-    /// when sent). Each carries `metadata` (the picture also its `image_url`). Replies to a customer's
-    /// message and notices the shop sends on its own are stored alike, so they are delivered alike.
-    pub async fn store(
-        &self,
-        db: &impl ConnectionTrait,
-        conversation_id: i64,
-        role: Role,
-        status: DeliveryStatus,
-        metadata: &serde_json::Value,
-    ) -> Result<Vec<messages::Model>, DbErr> {
-        let mut parts: Vec<(&str, Option<String>, serde_json::Value)> = Vec::new();
+    /// The TikTok messages this reply becomes, in the order they are to arrive: its text (split at TikTok's
+    /// limit; none when empty), then its picture (by URL, uploaded when sent). Each carries `metadata` (the
+    /// picture also its `image_url`). Replies to a customer's message and notices the shop sends on its own
+    /// become messages alike, so they are stored and delivered alike.
+    pub fn messages(&self, metadata: &serde_json::Value) -> Vec<Outgoing> {
+        let mut messages = Vec::new();
         if !self.text.is_empty() {
             for part in split_text(&self.text, MAX_TEXT_CHARS) {
-                parts.push(("text", Some(part), metadata.clone()));
+                messages.push(Outgoing { message_type: "text", text: Some(part), metadata: metadata.clone() });
             }
         }
         if let Some(url) = &self.image_url {
             let mut with_url = metadata.clone();
             with_url["image_url"] = url.clone().into();
-            parts.push(("image", None, with_url));
+            messages.push(Outgoing { message_type: "image", text: None, metadata: with_url });
         }
-        let mut stored = Vec::with_capacity(parts.len());
-        for (message_type, text, metadata) in parts {
-            let message = messages::ActiveModel {
-                conversation_id: Set(conversation_id),
-                direction: Set(Direction::Out),
-                role: Set(role),
-                message_type: Set(message_type.to_owned()),
-                text: Set(text),
-                delivery_status: Set(Some(status)),
-                metadata: Set(metadata),
-                created_at: Set(Utc::now()),
-                ..Default::default()
-            };
-            stored.push(message.insert(db).await?);
-        }
-        Ok(stored)
+        messages
     }
 }
 

@@ -5,10 +5,7 @@
 //! to get one: reply window open, not opted out.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 
 use super::replies::render;
@@ -16,9 +13,10 @@ use super::{Bot, ConversationState, Reply};
 use crate::shop::holds::Freed;
 use crate::shop::orders::Moved;
 use crate::shop::window::ReplyWindow;
-use crate::store::entities::messages::{self, DeliveryStatus, Role};
+use crate::store::entities::messages::{DeliveryStatus, Role};
 use crate::store::entities::orders::OrderStatus;
 use crate::store::entities::{conversations, users};
+use crate::store::ledger;
 
 /// Whether TikTok lets the shop message this customer unprompted at `now`.
 pub fn can_message(customer: &users::Model, now: DateTime<Utc>) -> bool {
@@ -47,38 +45,13 @@ pub async fn store_notice(
     let Some(conversation) = query.order_by_desc(conversations::Column::LastMessageAt).limit(1).one(db).await? else {
         return Ok(Vec::new());
     };
-    let mut ids = Vec::new();
     let metadata = json!({"notice": kind});
-    for reply in replies {
-        let stored = reply.store(db, conversation.id, Role::System, DeliveryStatus::Pending, &metadata).await?;
-        ids.extend(stored.iter().map(|m| m.id));
-    }
+    let messages = replies.iter().flat_map(|reply| reply.messages(&metadata)).collect();
+    let stored = ledger::store_outgoing(db, conversation.id, Role::System, DeliveryStatus::Pending, messages).await?;
     if let Some(state) = state.filter(|_| !conversation.handoff_active) {
-        let mut update: conversations::ActiveModel = conversation.into();
-        update.state = Set(serde_json::to_value(&state).unwrap_or_else(|_| json!({"kind": "idle"})));
-        update.updated_at = Set(now);
-        update.update(db).await?;
+        ledger::set_state(db, conversation.id, &state, now).await?;
     }
-    Ok(ids)
-}
-
-/// Notices not delivered yet, oldest first: the ones whose delivery right after their commit failed.
-pub async fn pending_notices(
-    db: &impl ConnectionTrait,
-    older_than: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<i64>, DbErr> {
-    Ok(messages::Entity::find()
-        .filter(messages::Column::Role.eq(Role::System))
-        .filter(messages::Column::DeliveryStatus.eq(DeliveryStatus::Pending))
-        .filter(messages::Column::CreatedAt.lte(older_than))
-        .order_by_asc(messages::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.id)
-        .collect())
+    Ok(stored.iter().map(|m| m.id).collect())
 }
 
 impl Bot {

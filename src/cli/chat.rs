@@ -370,11 +370,7 @@ async fn describe_state(state: &AppState, customer: &Customer) -> anyhow::Result
 async fn reset(state: &AppState, customer: &Customer) -> anyhow::Result<()> {
     if let Some(conversation) = conversation_of(state, customer).await? {
         crate::bot::handoff::release(&state.db, &conversation.tiktok_conversation_id).await?;
-        conversations::Entity::update_many()
-            .col_expr(conversations::Column::State, sea_orm::sea_query::Expr::value(json!({"kind": "idle"})))
-            .filter(conversations::Column::Id.eq(conversation.id))
-            .exec(&state.db)
-            .await?;
+        crate::store::ledger::set_state(&state.db, conversation.id, &ConversationState::Idle, Utc::now()).await?;
     }
     if let Some(user) = user_of(state, customer).await? {
         holds::release_holds(&state.db, user.id, Utc::now()).await?;

@@ -1,6 +1,8 @@
-//! The database: connecting (SQLite or PostgreSQL through sea-orm), migrations, and the entities.
+//! The database: connecting (SQLite or PostgreSQL through sea-orm), migrations, the entities, and the
+//! ledger that writes conversations and their messages.
 
 pub mod entities;
+pub mod ledger;
 
 use std::time::Duration;
 

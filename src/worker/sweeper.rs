@@ -4,15 +4,14 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sea_orm::TransactionTrait;
+use sea_orm::{DbErr, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
-use super::pipeline::deliver_notices;
-use crate::bot::notices;
+use super::delivery::deliver_notices;
 use crate::shop::holds;
 use crate::state::AppState;
+use crate::store::ledger;
 
 /// Holds released per sweep at most; the next sweep takes the rest.
 const BATCH: u64 = 200;
@@ -31,22 +30,22 @@ pub struct Sweep {
 }
 
 /// One sweep at `now`.
-pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<Sweep> {
+pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<Sweep, DbErr> {
     let mut done = Sweep::default();
-    for hold in holds::expired_holds(&state.db, now, BATCH).await.context("finding lapsed holds")? {
-        let txn = state.db.begin().await.context("starting a transaction")?;
-        let Some(freed) = holds::end_hold(&txn, &hold, now).await.context("releasing a lapsed hold")? else {
+    for hold in holds::expired_holds(&state.db, now, BATCH).await? {
+        let txn = state.db.begin().await?;
+        let Some(freed) = holds::end_hold(&txn, &hold, now).await? else {
             txn.rollback().await?;
             continue; // released meanwhile (the customer cancelled, or another sweeper)
         };
-        let ids = state.bot.tell_item_free(&txn, &freed, now).await.context("telling the waitlist")?;
-        txn.commit().await.context("committing a released hold")?;
+        let ids = state.bot.tell_item_free(&txn, &freed, now).await?;
+        txn.commit().await?;
         tracing::info!(sku = %freed.item.sku, told = ids.len(), "hold lapsed: item back on sale");
         done.released += 1;
         done.told += usize::from(!ids.is_empty());
         deliver_notices(state, &ids).await;
     }
-    let stuck = notices::pending_notices(&state.db, now - NOTICE_GRACE, BATCH).await.context("finding notices")?;
+    let stuck = ledger::pending_notices(&state.db, now - NOTICE_GRACE, BATCH).await?;
     done.retried = stuck.len();
     deliver_notices(state, &stuck).await;
     Ok(done)
@@ -61,7 +60,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             _ = tokio::time::sleep(interval) => {}
         }
         if let Err(e) = sweep(&state, Utc::now()).await {
-            tracing::warn!(error = format!("{e:#}"), "sweep failed; trying again next interval");
+            tracing::warn!(error = %e, "sweep failed; trying again next interval");
         }
     }
 }

@@ -72,8 +72,8 @@ async fn the_same_event_delivered_three_times_yields_one_message_and_one_reply(
     assert!(events[0].processed_at.is_some());
     assert_eq!(app.state.queue.dead_jobs().await.unwrap(), vec![]);
     // The customer's 48-hour reply window is open.
-    let window = app.state.kv.key("TIKTOK_WINDOW:open-alice");
-    assert!(app.state.kv.get(&window).await.unwrap().is_some());
+    let alice = philia_bot::store::entities::users::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert!(philia_bot::shop::ReplyWindow::of(&alice).is_open(chrono::Utc::now()));
     app.stop().await.unwrap();
 }
 
@@ -249,6 +249,15 @@ async fn workers_recover_when_redis_loses_everything_mid_run() {
     app.stop().await.unwrap();
 }
 
+/// A customer message as TikTok delivers it late: its timestamp says it was written `hours` ago.
+fn written_hours_ago(hours: i64, message_id: &str, user: &str, text: &str) -> String {
+    let mut body: serde_json::Value = serde_json::from_str(&tiktok_message(message_id, user, text)).unwrap();
+    let mut content: serde_json::Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+    content["timestamp"] = (chrono::Utc::now() - chrono::Duration::hours(hours)).timestamp_millis().into();
+    body["content"] = content.to_string().into();
+    body.to_string()
+}
+
 on_every_backend!(a_message_processed_after_its_reply_window_closed_gets_no_reply_sent);
 
 async fn a_message_processed_after_its_reply_window_closed_gets_no_reply_sent(
@@ -257,15 +266,34 @@ async fn a_message_processed_after_its_reply_window_closed_gets_no_reply_sent(
 ) {
     let app = app_on(db, redis.as_ref()).await;
     // Written 49 hours ago (TikTok's timestamp), processed only now.
-    let mut body: serde_json::Value = serde_json::from_str(&tiktok_message("old", "carol", "hello?")).unwrap();
-    let mut content: serde_json::Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
-    content["timestamp"] = (chrono::Utc::now() - chrono::Duration::hours(49)).timestamp_millis().into();
-    body["content"] = content.to_string().into();
-    assert_eq!(app.post_webhook(&body.to_string()).await.status(), 200);
+    assert_eq!(app.post_webhook(&written_hours_ago(49, "old", "carol", "hello?")).await.status(), 200);
     let messages = settled_replies(&app, 1).await;
     let reply = messages.iter().find(|m| m.direction == Direction::Out).unwrap();
     assert_eq!(reply.delivery_status, Some(DeliveryStatus::OutsideWindow));
-    assert!(app.state.kv.get(&app.state.kv.key("TIKTOK_WINDOW:open-carol")).await.unwrap().is_none());
+    let carol = philia_bot::store::entities::users::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert!(!philia_bot::shop::ReplyWindow::of(&carol).is_open(chrono::Utc::now()));
+    app.stop().await.unwrap();
+}
+
+on_every_backend!(an_older_message_processed_late_does_not_close_the_window_a_newer_one_opened);
+
+async fn an_older_message_processed_late_does_not_close_the_window_a_newer_one_opened(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use philia_bot::shop::ReplyWindow;
+    use philia_bot::store::entities::users;
+    let app = app_on(db, redis.as_ref()).await;
+    assert_eq!(app.post_webhook(&tiktok_message("new", "erin", "hi")).await.status(), 200);
+    settled_replies(&app, 1).await;
+    // A message erin wrote 49 hours ago, delivered only now (TikTok retries for 72 hours).
+    assert_eq!(app.post_webhook(&written_hours_ago(49, "old", "erin", "hello?")).await.status(), 200);
+    let messages = settled_replies(&app, 2).await;
+    let replies: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Out).collect();
+    assert_eq!(replies.len(), 2, "{messages:#?}");
+    assert!(replies.iter().all(|r| r.delivery_status == Some(DeliveryStatus::DryRun)), "{replies:#?}");
+    let erin = users::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert!(ReplyWindow::of(&erin).is_open(chrono::Utc::now()), "the window stays the newer message's: {erin:?}");
     app.stop().await.unwrap();
 }
 

@@ -1,0 +1,68 @@
+//! The echo job: TikTok's copy of a message the business sent (`im_send_msg`). One of ours (a known
+//! TikTok id, or a message still being sent that says the same: the echo can beat the send call's
+//! answer) is matched and left alone; any other is a person on the shop's side writing from the TikTok
+//! app, stored as a `staff` message, and that person takes the conversation over.
+
+use anyhow::anyhow;
+use chrono::Utc;
+use sea_orm::TransactionTrait;
+
+use super::{Lease, Outcome, received};
+use crate::bot::ConversationState;
+use crate::jobs::{JobError, MessageV1};
+use crate::state::AppState;
+use crate::store::entities::messages::Role;
+use crate::store::ledger::{self, Customer, Event, Handoff};
+
+/// Why a conversation is handed over when staff write from the app.
+const STAFF_TOOK_OVER: &str = "staff replied in the TikTok app";
+
+/// Runs the echo job for one message the business sent.
+pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+    let Some(lease) = Lease::take(state, &message.idempotency_key).await? else {
+        return Ok(Outcome::Duplicate);
+    };
+    lease.release(process(state, message).await).await
+}
+
+async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+    let customer_id = message
+        .to_user_id
+        .as_deref()
+        .ok_or_else(|| JobError::Permanent(anyhow!("echo {} names no recipient", message.idempotency_key)))?;
+    let now = Utc::now();
+    let echo = received(message);
+    let txn = state.db.begin().await?;
+    let known = match echo.tiktok_message_id {
+        Some(id) => ledger::is_stored(&txn, id).await?,
+        None => false,
+    };
+    let outcome = if known {
+        "echo:ours"
+    } else if let Some(ours) = ledger::being_sent_like(&txn, &message.conversation_id, &echo).await? {
+        ledger::match_echo(&txn, ours.id, echo.tiktok_message_id).await?;
+        "echo:ours"
+    } else {
+        let customer = Customer { tiktok_user_id: customer_id, username: None, wrote_at: None };
+        let stored = ledger::upsert_conversation(&txn, &customer, &message.conversation_id, echo.at, now).await?;
+        ledger::store_received(&txn, stored.conversation.id, Role::Staff, &echo).await?;
+        // A human answering from the app takes the conversation over: the bot stays out of it.
+        let takeover = Handoff::Start(STAFF_TOOK_OVER);
+        ledger::update_conversation(&txn, &stored.conversation, &ConversationState::Idle, takeover, now).await?;
+        tracing::info!(conversation = %message.conversation_id, "staff replied from the TikTok app");
+        "echo:staff"
+    };
+    let event = Event {
+        idempotency_key: &message.idempotency_key,
+        event_type: &message.event,
+        received_at: message.received_at,
+        outcome: outcome.to_owned(),
+        processed_at: Some(now),
+    };
+    if !ledger::record_event(&txn, event).await? {
+        txn.rollback().await?;
+        return Ok(Outcome::Duplicate);
+    }
+    txn.commit().await?;
+    Ok(Outcome::Processed)
+}

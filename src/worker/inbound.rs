@@ -1,0 +1,180 @@
+//! The inbound job: a customer wrote. It runs as named steps, top to bottom: take the event's lease;
+//! store the customer (which restarts their reply window), the conversation and the message; let the bot
+//! decide; store what it decided and its replies; record the event; commit; deliver. Everything up to the
+//! commit is one transaction, so a job that fails anywhere before it leaves nothing behind, and a job run
+//! twice stores and sends nothing twice.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use serde_json::json;
+
+use super::{Lease, Outcome, delivery, received};
+use crate::bot::{ConversationState, Decision, Turn};
+use crate::jobs::{JobError, MessageV1};
+use crate::shop::ReplyWindow;
+use crate::state::AppState;
+use crate::store::entities::messages::{self, DeliveryStatus, Role};
+use crate::store::ledger::{self, Customer, CustomerConversation, Event, Handoff};
+use crate::telemetry::escape_for_log;
+
+/// Runs the inbound job for one customer message.
+pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+    let Some(lease) = Lease::take(state, &message.idempotency_key).await? else {
+        return Ok(Outcome::Duplicate);
+    };
+    lease.release(process(state, message).await).await
+}
+
+async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let customer = store_inbound(&txn, message, now).await?;
+    let window = ReplyWindow::of(&customer.user);
+    let decision = decide(state, &txn, &customer, message, now).await?;
+    store_decision(&txn, &customer, &decision, now).await?;
+    let replies = store_replies(&txn, &customer, &decision, reply_status(state, window, now), message).await?;
+    if !record_event(&txn, message, &replies).await? {
+        txn.rollback().await?;
+        // An earlier delivery of this event stored everything: only replies it left undelivered (a crash
+        // between its commit and its sends) are left to do.
+        delivery::finish_event(state, &message.idempotency_key).await?;
+        return Ok(Outcome::Duplicate);
+    }
+    txn.commit().await?;
+    log_stored(message, &customer, &replies);
+    deliver(state, message, &customer, &decision, &replies).await?;
+    Ok(Outcome::Processed)
+}
+
+/// Stores the customer, with the moment they wrote (the reply window restarts from it), the conversation
+/// and the message as TikTok described it.
+async fn store_inbound(
+    txn: &DatabaseTransaction,
+    message: &MessageV1,
+    now: DateTime<Utc>,
+) -> Result<CustomerConversation, JobError> {
+    let sent_at = message.sent_at();
+    let customer = Customer {
+        tiktok_user_id: &message.from_user_id,
+        username: message.from_username.as_deref(),
+        wrote_at: Some(sent_at),
+    };
+    let stored = ledger::upsert_conversation(txn, &customer, &message.conversation_id, sent_at, now).await?;
+    ledger::store_received(txn, stored.conversation.id, Role::User, &received(message)).await?;
+    Ok(stored)
+}
+
+/// What the bot makes of the message. Stickers, images and shared posts get no automatic answer: only
+/// text is understood.
+async fn decide(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    customer: &CustomerConversation,
+    message: &MessageV1,
+    now: DateTime<Utc>,
+) -> Result<Decision, JobError> {
+    match message.text.as_deref().filter(|t| !t.trim().is_empty()) {
+        Some(text) => {
+            let turn = Turn { user: &customer.user, conversation: &customer.conversation, text, now };
+            state.bot.respond(txn, turn).await.map_err(JobError::Retryable)
+        }
+        None => Ok(Decision { state: ConversationState::of(&customer.conversation), ..Default::default() }),
+    }
+}
+
+/// Stores what the turn changed: the conversation's state and handoff, the customer's opt-out. The
+/// common turn (idle stays idle) writes nothing beyond the message itself.
+async fn store_decision(
+    txn: &DatabaseTransaction,
+    customer: &CustomerConversation,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> Result<(), JobError> {
+    let handoff = match (&decision.handoff, decision.handoff_released) {
+        (Some(reason), _) => Handoff::Start(reason),
+        (None, true) => Handoff::End,
+        (None, false) => Handoff::Unchanged,
+    };
+    if handoff != Handoff::Unchanged || ConversationState::of(&customer.conversation) != decision.state {
+        ledger::update_conversation(txn, &customer.conversation, &decision.state, handoff, now).await?;
+    }
+    if decision.opt_out && !customer.user.opted_out {
+        ledger::record_opt_out(txn, &customer.user, now).await?;
+    }
+    Ok(())
+}
+
+/// How the replies are stored. A live reply is `pending` and sent after the commit, recording its own
+/// outcome; without TikTok credentials "sending" is printing, so the reply is settled here already:
+/// `dry_run`, or `outside_window` exactly as a live send would be refused.
+fn reply_status(state: &AppState, window: ReplyWindow, now: DateTime<Utc>) -> DeliveryStatus {
+    if state.tiktok.is_some() { DeliveryStatus::Pending } else { delivery::dry_run_status(window, now) }
+}
+
+/// Stores the bot's replies as the TikTok messages they become, in order.
+async fn store_replies(
+    txn: &DatabaseTransaction,
+    customer: &CustomerConversation,
+    decision: &Decision,
+    status: DeliveryStatus,
+    message: &MessageV1,
+) -> Result<Vec<messages::Model>, JobError> {
+    let in_reply_to = json!({"in_reply_to": message.idempotency_key});
+    let outgoing = decision.replies.iter().flat_map(|reply| reply.messages(&in_reply_to)).collect();
+    Ok(ledger::store_outgoing(txn, customer.conversation.id, Role::Assistant, status, outgoing).await?)
+}
+
+/// Records the event, written last in the transaction: false when another delivery of it got there first
+/// (its row is found, and everything above is rolled back). With replies still to send it is not yet
+/// processed.
+async fn record_event(
+    txn: &DatabaseTransaction,
+    message: &MessageV1,
+    replies: &[messages::Model],
+) -> Result<bool, JobError> {
+    let pending = replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending));
+    let event = Event {
+        idempotency_key: &message.idempotency_key,
+        event_type: &message.event,
+        received_at: message.received_at,
+        outcome: ledger::replies_outcome(replies),
+        processed_at: (!pending).then(Utc::now),
+    };
+    Ok(ledger::record_event(txn, event).await?)
+}
+
+fn log_stored(message: &MessageV1, customer: &CustomerConversation, replies: &[messages::Model]) {
+    tracing::info!(
+        event_id = %message.idempotency_key,
+        conversation = %customer.conversation.tiktok_conversation_id,
+        user = %customer.user.tiktok_user_id,
+        message_type = %message.message_type,
+        text = %escape_for_log(message.text.as_deref().unwrap_or(""), 200),
+        "inbound message stored"
+    );
+    for reply in replies {
+        delivery::log_unsent(&customer.conversation, reply.text.as_deref(), reply.delivery_status);
+    }
+}
+
+/// After the commit: tells the team when a human is wanted, sends the pending replies (the rows are in
+/// hand, nothing is read back), then other customers' notices the turn stored (a cancelled hold freed a
+/// piece they wait for). A notice that cannot be sent now is left for the sweeper, never failing this
+/// customer's job.
+async fn deliver(
+    state: &AppState,
+    message: &MessageV1,
+    customer: &CustomerConversation,
+    decision: &Decision,
+    replies: &[messages::Model],
+) -> Result<(), JobError> {
+    if let Some(reason) = &decision.handoff {
+        delivery::notify_staff(state, customer, reason);
+    }
+    if replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending)) {
+        delivery::send_in_order(state, replies, customer).await?;
+        ledger::mark_processed(&state.db, &message.idempotency_key, Utc::now()).await?;
+    }
+    delivery::deliver_notices(state, &decision.notices).await;
+    Ok(())
+}
