@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::intent::{Entities, Intent};
 use super::llm::Speaker;
 use super::replies::render;
-use super::{Bot, Reply};
+use super::{Bot, BotError, Reply};
 use crate::config::ShopSettings;
 use crate::shop::fit::{Assessment, Measured, Verdict};
 use crate::shop::holds::HoldOutcome;
@@ -108,7 +108,7 @@ fn purpose_of(intent: &Intent) -> ItemPurpose {
 
 impl Bot {
     /// Decides one turn. Facts (items, prices, orders, holds) come from `db`, only for this customer.
-    pub async fn respond(&self, db: &impl ConnectionTrait, turn: Turn<'_>) -> anyhow::Result<Decision> {
+    pub async fn respond(&self, db: &impl ConnectionTrait, turn: Turn<'_>) -> Result<Decision, BotError> {
         let conversation = turn.conversation;
         let mut released = false;
         if conversation.handoff_active {
@@ -125,7 +125,7 @@ impl Bot {
 
     /// The router chain: menu number and keywords, then the LLM when configured. The model's answer is
     /// used only when it is valid; its entities are completed by what the keywords found.
-    async fn route(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<(Intent, Entities)> {
+    async fn route(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<(Intent, Entities), BotError> {
         let (intent, entities) = self.router.route(turn.text);
         let Some(llm) = &self.llm else { return Ok((intent, entities)) };
         if self.router.is_unambiguous(turn.text) {
@@ -151,7 +151,11 @@ impl Bot {
     }
 
     /// The last messages before this one, oldest first, for the model's context.
-    async fn history(&self, db: &impl ConnectionTrait, conversation_id: i64) -> anyhow::Result<Vec<(Speaker, String)>> {
+    async fn history(
+        &self,
+        db: &impl ConnectionTrait,
+        conversation_id: i64,
+    ) -> Result<Vec<(Speaker, String)>, BotError> {
         let mut recent = messages::Entity::find()
             .filter(messages::Column::ConversationId.eq(conversation_id))
             .filter(messages::Column::Text.is_not_null())
@@ -172,7 +176,7 @@ impl Bot {
             .collect())
     }
 
-    async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
+    async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
         let (intent, entities) = self.route(db, turn).await?;
         let mut viewing = None;
         match ConversationState::of(turn.conversation) {
@@ -209,7 +213,7 @@ impl Bot {
         intent: Intent,
         entities: Entities,
         viewing: Option<String>,
-    ) -> anyhow::Result<Decision> {
+    ) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         Ok(match intent {
             Intent::Greeting => self.menu_decision(None),
@@ -255,7 +259,7 @@ impl Bot {
         entities: &Entities,
         purpose: ItemPurpose,
         viewing: Option<String>,
-    ) -> anyhow::Result<Decision> {
+    ) -> Result<Decision, BotError> {
         let words = super::intent::normalize(turn.text);
         if self.router.means_newest_drop(&words) {
             let newest =
@@ -343,7 +347,7 @@ impl Bot {
         db: &impl ConnectionTrait,
         user: &users::Model,
         entities: &Entities,
-    ) -> anyhow::Result<Decision> {
+    ) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         let orders = match &entities.order_number {
             Some(number) => match shop_orders::order_of_customer(db, user.id, number).await? {
@@ -384,7 +388,7 @@ impl Bot {
         category: Option<String>,
         offset: u64,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Decision> {
+    ) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         let per_page = self.shop.drops_per_page;
         let mut items =
@@ -437,7 +441,7 @@ impl Bot {
         entities: &Entities,
         item: Option<items::Model>,
         purpose: ItemPurpose,
-    ) -> anyhow::Result<Decision> {
+    ) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         let Some(item) = item else { return Ok(Decision::say(t.item_not_found.clone(), ConversationState::Idle)) };
         let viewing = ConversationState::ViewingItem { sku: item.sku.clone() };
@@ -483,7 +487,7 @@ impl Bot {
         db: &impl ConnectionTrait,
         turn: &Turn<'_>,
         item: items::Model,
-    ) -> anyhow::Result<Decision> {
+    ) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         let hold_for = Duration::minutes(self.shop.hold_minutes as i64);
         Ok(match holds::reserve(db, turn.user, &item, turn.now, hold_for).await? {
@@ -502,7 +506,7 @@ impl Bot {
     }
 
     /// "Cancel": the customer's holds end, and whoever waits for those pieces is told.
-    async fn cancel_holds(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
+    async fn cancel_holds(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         let released = holds::release_holds(db, turn.user.id, turn.now).await?;
         if released.is_empty() {
@@ -517,7 +521,7 @@ impl Bot {
     }
 
     /// "Checkout": the customer's holds become one order, with the payment instructions.
-    async fn checkout(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> anyhow::Result<Decision> {
+    async fn checkout(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         let conversation = Some(turn.conversation.tiktok_conversation_id.as_str());
         let Some(new) = shop_orders::checkout(db, turn.user, conversation, self.shop.shipping_minor, turn.now).await?

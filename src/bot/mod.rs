@@ -49,6 +49,14 @@ impl Reply {
     }
 }
 
+/// Why the bot could not decide a turn: the shop's facts could not be read or written (the job is
+/// retried). A failing LLM is not one: the keyword router's answer stands.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+}
+
 /// The bot's decision-making, shared by every worker task: its texts, its router and the shop's rules.
 #[derive(Clone)]
 pub struct Bot {

@@ -9,13 +9,20 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::json;
 
 use super::{Lease, Outcome, delivery, received};
-use crate::bot::{ConversationState, Decision, Turn};
+use crate::bot::{BotError, ConversationState, Decision, Turn};
 use crate::jobs::{JobError, MessageV1};
 use crate::shop::ReplyWindow;
 use crate::state::AppState;
 use crate::store::entities::messages::{self, DeliveryStatus, Role};
 use crate::store::ledger::{self, Customer, CustomerConversation, Event, Handoff};
 use crate::telemetry::escape_for_log;
+
+/// The bot fails only when the database does: worth another try.
+impl From<BotError> for JobError {
+    fn from(error: BotError) -> Self {
+        JobError::Retryable(error.into())
+    }
+}
 
 /// Runs the inbound job for one customer message.
 pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
@@ -76,7 +83,7 @@ async fn decide(
     match message.text.as_deref().filter(|t| !t.trim().is_empty()) {
         Some(text) => {
             let turn = Turn { user: &customer.user, conversation: &customer.conversation, text, now };
-            state.bot.respond(txn, turn).await.map_err(JobError::Retryable)
+            Ok(state.bot.respond(txn, turn).await?)
         }
         None => Ok(Decision { state: ConversationState::of(&customer.conversation), ..Default::default() }),
     }
