@@ -10,7 +10,7 @@ use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use super::Bot;
 use super::notices::can_message;
 use crate::config::ShopSettings;
-use crate::shop::inventory::{self, ImportReport, RowError, SetStatusError};
+use crate::shop::inventory::{self, ExportError, ImportReport, RowError, SetStatusError};
 use crate::shop::orders::{self, Moved, OrderView, StatusError};
 use crate::store::entities::items::{self, ItemStatus};
 use crate::store::entities::orders::OrderStatus;
@@ -82,7 +82,7 @@ impl Staff {
     }
 
     /// Writes every item as CSV, in the import file's shape; returns how many.
-    pub async fn export(&self, output: impl Write) -> anyhow::Result<usize> {
+    pub async fn export(&self, output: impl Write) -> Result<usize, ExportError> {
         inventory::export(&self.db, output).await
     }
 

@@ -27,17 +27,12 @@ pub const OPTIONAL_COLUMNS: &[&str] =
     &["brand", "tag_size", "fits_like", "flaws", "currency", "status", "image_url", "dropped_at"];
 
 /// One problem with the file: the CSV line (the header is row 1), the column and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("row {row}, column {column}: {message}")]
 pub struct RowError {
     pub row: u64,
     pub column: String,
     pub message: String,
-}
-
-impl std::fmt::Display for RowError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "row {}, column {}: {}", self.row, self.column, self.message)
-    }
 }
 
 /// A valid row, ready to upsert.
@@ -316,8 +311,19 @@ pub async fn import(db: &impl ConnectionTrait, rows: Vec<ItemRow>, now: DateTime
     Ok(report)
 }
 
+/// Why the inventory could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("writing the file: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("writing the file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Every item, in the import file's shape, SKU order.
-pub async fn export(db: &impl ConnectionTrait, output: impl Write) -> anyhow::Result<usize> {
+pub async fn export(db: &impl ConnectionTrait, output: impl Write) -> Result<usize, ExportError> {
     let mut writer = csv::Writer::from_writer(output);
     let mut header: Vec<&str> = REQUIRED_COLUMNS.to_vec();
     header.extend(OPTIONAL_COLUMNS);

@@ -2,8 +2,6 @@
 //! it to paid, shipped (carrier and tracking) or cancelled (the items go back on sale). Lookups are always
 //! for one customer: another customer's order is never found.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -161,39 +159,18 @@ async fn items_of(db: &impl ConnectionTrait, order_id: i64) -> Result<Vec<items:
     items::Entity::find().filter(items::Column::Id.is_in(ids)).order_by_asc(items::Column::Id).all(db).await
 }
 
-/// Why staff could not move an order.
-#[derive(Debug)]
+/// Why an order could not be moved.
+#[derive(Debug, thiserror::Error)]
 pub enum StatusError {
+    #[error("no order {0}")]
     NotFound(String),
     /// The move is not one an order can make (e.g. shipped → paid).
-    NotAllowed {
-        from: OrderStatus,
-        to: OrderStatus,
-    },
-    /// Shipped needs both the carrier and the tracking number.
+    #[error("an order that is {} cannot become {}", status_name(*from), status_name(*to))]
+    NotAllowed { from: OrderStatus, to: OrderStatus },
+    #[error("shipped needs a carrier and a tracking number")]
     MissingShipping,
-    Db(DbErr),
-}
-
-impl fmt::Display for StatusError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StatusError::NotFound(number) => write!(f, "no order {number} (see `philia-bot orders list`)"),
-            StatusError::NotAllowed { from, to } => {
-                write!(f, "an order that is {} cannot become {}", status_name(*from), status_name(*to))
-            }
-            StatusError::MissingShipping => write!(f, "shipped needs --carrier and --tracking"),
-            StatusError::Db(e) => write!(f, "database error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StatusError {}
-
-impl From<DbErr> for StatusError {
-    fn from(e: DbErr) -> Self {
-        StatusError::Db(e)
-    }
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
 }
 
 /// An order after staff moved it, with the items a cancellation put back on sale.
