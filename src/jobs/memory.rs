@@ -28,6 +28,8 @@ struct Inner {
     next_id: AtomicU64,
     state: Mutex<State>,
     available: Notify,
+    /// Told whenever a job leaves the queue for good (acknowledged or dead).
+    settled: Notify,
 }
 
 #[derive(Default)]
@@ -48,6 +50,7 @@ impl MemoryQueue {
                 next_id: AtomicU64::new(1),
                 state: Mutex::new(State::default()),
                 available: Notify::new(),
+                settled: Notify::new(),
             }),
         }
     }
@@ -101,6 +104,23 @@ impl MemoryQueue {
 
     pub(super) fn ack(&self, id: &str) {
         self.state().in_flight.remove(id);
+        self.inner.settled.notify_waiters();
+    }
+
+    /// Waits until nothing is waiting or in flight: every job enqueued so far has been acknowledged or
+    /// moved to the dead letters (a failed job waiting for its retry is still in flight). Woken by the
+    /// queue as jobs settle, so it neither polls nor sleeps.
+    pub async fn until_idle(&self) {
+        loop {
+            let settled = self.inner.settled.notified();
+            tokio::pin!(settled);
+            // Registered before looking, so a job settling in between still wakes this.
+            settled.as_mut().enable();
+            if self.backlog() == 0 {
+                return;
+            }
+            settled.await;
+        }
     }
 
     pub(super) fn retry_later(&self, id: String, payload: String, deliveries: u64) {
@@ -126,6 +146,8 @@ impl MemoryQueue {
             error: error.to_owned(),
             deliveries: delivery.deliveries,
         });
+        drop(state);
+        self.inner.settled.notify_waiters();
     }
 
     pub(super) fn backlog(&self) -> u64 {

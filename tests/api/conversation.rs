@@ -19,15 +19,13 @@ pub async fn say(app: &TestApp, user: &str, text: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     assert_eq!(app.post_webhook(&tiktok_message(&id, user, text)).await.status(), 200);
     let key = format!("im_receive_msg:{id}");
-    wait_for(&format!("the bot to process {text:?}"), PATIENCE, || async {
-        let event = processed_events::Entity::find()
-            .filter(processed_events::Column::IdempotencyKey.eq(&key))
-            .one(&app.state.db)
-            .await
-            .ok()??;
-        event.processed_at.map(|_| ())
-    })
-    .await;
+    app.drain().await;
+    let event = processed_events::Entity::find()
+        .filter(processed_events::Column::IdempotencyKey.eq(&key))
+        .one(&app.state.db)
+        .await
+        .unwrap();
+    assert!(event.is_some_and(|e| e.processed_at.is_some()), "the bot processed {text:?}");
     let replies: Vec<String> = app
         .messages()
         .await
@@ -167,15 +165,9 @@ async fn a_staff_reply_from_the_app_starts_a_handoff(db: TestDatabase) {
     let app = spawn_app(db).await;
     say(&app, "eve", "hi").await;
     assert_eq!(app.post_webhook(&tiktok_echo("staff-1", "eve", "hey, Maya here!")).await.status(), 200);
-    wait_for("the staff message", PATIENCE, || async {
-        let staff = messages::Entity::find()
-            .filter(messages::Column::TiktokMessageId.eq("staff-1"))
-            .one(&app.state.db)
-            .await
-            .ok()?;
-        staff.map(|_| ())
-    })
-    .await;
+    app.drain().await;
+    let staff = messages::Entity::find().filter(messages::Column::TiktokMessageId.eq("staff-1")).one(&app.state.db);
+    assert!(staff.await.unwrap().is_some(), "the staff message is stored");
     assert_eq!(say(&app, "eve", "thanks Maya, is it still available?").await, "");
     app.stop().await.unwrap();
 }

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 use philia_bot::config::Settings;
+use philia_bot::jobs::JobQueue;
 use philia_bot::role::Role;
 use philia_bot::startup::{Application, StartOptions};
 use philia_bot::state::AppState;
-use philia_bot::store::entities::messages;
+use philia_bot::store::entities::messages::{self, DeliveryStatus, Direction};
 use philia_bot::tiktok::signature;
 use sea_orm::{EntityTrait, QueryOrder};
 use secrecy::SecretString;
@@ -297,11 +298,74 @@ impl TestApp {
         messages::Entity::find().order_by_asc(messages::Column::Id).all(&self.state.db).await.expect("messages")
     }
 
+    /// The messages the shop sent or is to send, oldest first.
+    pub async fn replies(&self) -> Vec<messages::Model> {
+        self.messages().await.into_iter().filter(|m| m.direction == Direction::Out).collect()
+    }
+
+    /// Whether [`TestApp::drain`] can run this app's jobs to completion (it has the in-process queue).
+    pub fn drains(&self) -> bool {
+        matches!(self.state.queue, JobQueue::Memory(_))
+    }
+
+    /// Runs every job queued so far to completion: returns once the in-process queue has nothing waiting
+    /// or in flight, every job acknowledged or dead (a failed job's retries included). The queue wakes it
+    /// as each job settles, so nothing polls or sleeps; the limit only turns a hung job into a failure.
+    pub async fn drain(&self) {
+        let JobQueue::Memory(queue) = &self.state.queue else {
+            panic!("drain() runs the in-process queue; on Redis wait for the effect instead");
+        };
+        tokio::time::timeout(DRAIN_LIMIT, queue.until_idle())
+            .await
+            .unwrap_or_else(|_| panic!("the queued jobs did not finish within {DRAIN_LIMIT:?}"));
+    }
+
+    /// Waits until every job queued so far is finished: drained on the in-process queue; on Redis, waited
+    /// for until the stream has nothing unread or pending.
+    pub async fn finish_jobs(&self) {
+        if self.drains() {
+            return self.drain().await;
+        }
+        wait_for("the queue to drain", PATIENCE, || async {
+            (self.state.queue.backlog().await.ok()? == 0).then_some(())
+        })
+        .await;
+    }
+
     /// Stops the application as SIGTERM would and returns what `run_until_stopped` returned.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
         self.task.await.expect("application task")
     }
+}
+
+/// How long [`TestApp::drain`] lets the queued jobs take before failing the test.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long a test on Redis waits for its replies.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The shop's messages to customers, oldest first, once at least `n` of them are settled: neither
+/// waiting to be sent nor being sent. On the in-process queue the jobs are drained first, so the count is
+/// checked once; on Redis it is waited for.
+pub async fn settled_replies(app: &TestApp, n: usize) -> Vec<messages::Model> {
+    let settled = |replies: &[messages::Model]| {
+        replies
+            .iter()
+            .filter(|m| !matches!(m.delivery_status, Some(DeliveryStatus::Pending | DeliveryStatus::Sending)))
+            .count()
+    };
+    if app.drains() {
+        app.drain().await;
+        let replies = app.replies().await;
+        assert!(settled(&replies) >= n, "{n} settled replies expected once the queue drained: {replies:#?}");
+        return replies;
+    }
+    wait_for(&format!("{n} settled replies"), PATIENCE, || async {
+        let replies = app.replies().await;
+        (settled(&replies) >= n).then_some(replies)
+    })
+    .await
 }
 
 /// Points `settings` at the test's Redis, when it has one.

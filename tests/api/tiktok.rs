@@ -19,7 +19,8 @@ use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::helpers::{
-    TestApp, TestDatabase, TestRedis, spawn_app_with, test_settings, tiktok_message, use_redis, wait_for,
+    TestApp, TestDatabase, TestRedis, settled_replies, spawn_app_with, test_settings, tiktok_message, use_redis,
+    wait_for,
 };
 
 const SEND: &str = "/open_api/v1.3/business/message/send/";
@@ -74,19 +75,6 @@ async fn client_for(fake: &MockServer, tweak: impl FnOnce(&mut TikTokSettings)) 
 
 fn menu() -> String {
     Replies::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap().menu()
-}
-
-/// Waits until the app's replies are no longer pending or sending, and returns them.
-async fn settled_replies(app: &TestApp, n: usize) -> Vec<philia_bot::store::entities::messages::Model> {
-    wait_for(&format!("{n} settled replies"), PATIENCE, || async {
-        let replies: Vec<_> = app.messages().await.into_iter().filter(|m| m.direction == Direction::Out).collect();
-        let settled = replies
-            .iter()
-            .filter(|m| !matches!(m.delivery_status, Some(DeliveryStatus::Pending | DeliveryStatus::Sending)))
-            .count();
-        (settled >= n).then_some(replies)
-    })
-    .await
 }
 
 #[tokio::test]
@@ -236,9 +224,7 @@ async fn a_redelivered_job_does_not_send_twice() {
     for _ in 0..3 {
         assert_eq!(app.post_webhook(&body).await.status(), 200);
     }
-    settled_replies(&app, 1).await;
-    wait_for("the queue to drain", PATIENCE, || async { (app.state.queue.backlog().await.ok()? == 0).then_some(()) })
-        .await;
+    app.drain().await;
     assert_eq!(app.messages().await.iter().filter(|m| m.direction == Direction::Out).count(), 1);
     app.stop().await.unwrap();
 }
@@ -335,13 +321,12 @@ impl Respond for UniqueIds {
     }
 }
 
+/// Runs the queued jobs, then checks that `n` events are processed.
 async fn events_processed(app: &TestApp, n: usize) {
     use philia_bot::store::entities::processed_events;
-    wait_for(&format!("{n} processed events"), PATIENCE, || async {
-        let events = processed_events::Entity::find().all(&app.state.db).await.ok()?;
-        (events.iter().filter(|e| e.processed_at.is_some()).count() >= n).then_some(())
-    })
-    .await;
+    app.drain().await;
+    let events = processed_events::Entity::find().all(&app.state.db).await.unwrap();
+    assert!(events.iter().filter(|e| e.processed_at.is_some()).count() >= n, "{n} processed events: {events:#?}");
 }
 
 #[tokio::test]

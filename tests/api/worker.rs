@@ -14,8 +14,8 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use secrecy::SecretString;
 
 use crate::helpers::{
-    PrivateRedis, TestApp, TestDatabase, TestRedis, redis_cli, spawn_app_with, test_settings, tiktok_message,
-    use_redis, wait_for,
+    PrivateRedis, TestApp, TestDatabase, TestRedis, redis_cli, settled_replies, spawn_app_with, test_settings,
+    tiktok_message, use_redis, wait_for,
 };
 use crate::{on_both_queues, on_every_backend};
 
@@ -25,19 +25,6 @@ async fn app_on(db: TestDatabase, redis: Option<&TestRedis>) -> TestApp {
     let mut settings = test_settings(&db);
     use_redis(&mut settings, redis);
     spawn_app_with(db, settings, Role::All).await
-}
-
-/// Waits until `n` replies were handled (dry-run or otherwise settled), returning all stored messages.
-async fn settled_replies(app: &TestApp, n: usize) -> Vec<philia_bot::store::entities::messages::Model> {
-    wait_for(&format!("{n} settled replies"), PATIENCE, || async {
-        let messages = app.messages().await;
-        let settled = messages
-            .iter()
-            .filter(|m| m.direction == Direction::Out && m.delivery_status != Some(DeliveryStatus::Pending))
-            .count();
-        (settled >= n).then_some(messages)
-    })
-    .await
 }
 
 on_every_backend!(the_same_event_delivered_three_times_yields_one_message_and_one_reply);
@@ -53,8 +40,7 @@ async fn the_same_event_delivered_three_times_yields_one_message_and_one_reply(
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
     settled_replies(&app, 1).await;
     assert_eq!(app.post_webhook(&body).await.status(), 200);
-    wait_for("the queue to drain", PATIENCE, || async { (app.state.queue.backlog().await.ok()? == 0).then_some(()) })
-        .await;
+    app.finish_jobs().await;
 
     let messages = app.messages().await;
     let inbound: Vec<_> = messages.iter().filter(|m| m.direction == Direction::In).collect();
@@ -86,7 +72,8 @@ async fn many_customers_each_get_exactly_one_reply(db: TestDatabase, redis: Opti
     for response in futures_util::future::join_all(bodies.iter().map(|b| app.post_webhook(b))).await {
         assert_eq!(response.status(), 200);
     }
-    let messages = settled_replies(&app, 40).await;
+    settled_replies(&app, 40).await;
+    let messages = app.messages().await;
     assert_eq!(messages.iter().filter(|m| m.direction == Direction::In).count(), 40);
     assert_eq!(messages.iter().filter(|m| m.direction == Direction::Out).count(), 40);
     let users = philia_bot::store::entities::users::Entity::find().count(&app.state.db).await.unwrap();
@@ -244,7 +231,8 @@ async fn workers_recover_when_redis_loses_everything_mid_run() {
     // The group and the stream are gone; the next XREADGROUP gets NOGROUP.
     assert_eq!(redis_cli(&server.url, &["FLUSHALL"]).await.as_deref(), Some("OK"));
     assert_eq!(app.post_webhook(&tiktok_message("after", "bob", "hello")).await.status(), 200);
-    let messages = settled_replies(&app, 2).await;
+    settled_replies(&app, 2).await;
+    let messages = app.messages().await;
     assert_eq!(messages.iter().filter(|m| m.direction == Direction::In).count(), 2);
     app.stop().await.unwrap();
 }
@@ -288,9 +276,8 @@ async fn an_older_message_processed_late_does_not_close_the_window_a_newer_one_o
     settled_replies(&app, 1).await;
     // A message erin wrote 49 hours ago, delivered only now (TikTok retries for 72 hours).
     assert_eq!(app.post_webhook(&written_hours_ago(49, "old", "erin", "hello?")).await.status(), 200);
-    let messages = settled_replies(&app, 2).await;
-    let replies: Vec<_> = messages.iter().filter(|m| m.direction == Direction::Out).collect();
-    assert_eq!(replies.len(), 2, "{messages:#?}");
+    let replies = settled_replies(&app, 2).await;
+    assert_eq!(replies.len(), 2, "{replies:#?}");
     assert!(replies.iter().all(|r| r.delivery_status == Some(DeliveryStatus::DryRun)), "{replies:#?}");
     let erin = users::Entity::find().one(&app.state.db).await.unwrap().unwrap();
     assert!(ReplyWindow::of(&erin).is_open(chrono::Utc::now()), "the window stays the newer message's: {erin:?}");
@@ -322,11 +309,9 @@ async fn a_reply_stored_but_not_delivered_before_a_crash_is_delivered_on_redeliv
     app.state.kv.delete_if_equals(&done_key, "done").await.unwrap();
 
     assert_eq!(app.post_webhook(&body).await.status(), 200);
-    wait_for("the pending reply to be delivered", PATIENCE, || async {
-        let event = processed_events::Entity::find().one(&app.state.db).await.ok()??;
-        event.processed_at.map(|_| ())
-    })
-    .await;
+    app.finish_jobs().await;
+    let event = processed_events::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert!(event.processed_at.is_some(), "the pending reply was delivered: {event:?}");
     let messages = app.messages().await;
     assert_eq!(messages.len(), 2, "nothing stored twice: {messages:#?}");
     let reply = messages.iter().find(|m| m.direction == Direction::Out).unwrap();
@@ -362,7 +347,8 @@ async fn redis_going_away_and_coming_back_is_survived_without_a_restart() {
         (app.post_webhook(&tiktok_message("during", "bob", "hi")).await.status() == 200).then_some(())
     })
     .await;
-    let messages = settled_replies(&app, 2).await;
+    settled_replies(&app, 2).await;
+    let messages = app.messages().await;
     assert_eq!(messages.iter().filter(|m| m.direction == Direction::In).count(), 2);
     assert!(back.elapsed() < Duration::from_secs(5), "workers resumed in {:?}", back.elapsed());
     app.stop().await.unwrap();
