@@ -4,14 +4,14 @@
 use std::time::{Duration, Instant};
 
 use philia_bot::role::Role;
-use philia_bot::store::entities::messages::{DeliveryStatus, Direction};
+use philia_bot::store::entities::messages::DeliveryStatus;
 use philia_bot::tiktok::signature;
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::fake_tiktok::*;
-use crate::helpers::{TestDatabase, spawn_app_with, test_settings, wait_for};
+use crate::helpers::{TestDatabase, settled_replies, spawn_app_with, test_settings, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -635,11 +635,9 @@ async fn the_bot_answers_a_customer_through_the_fake_once_and_matches_the_echo()
     let app = spawn_app_with(db, settings, Role::All).await;
     fake.set_callback_url(format!("{}/webhook/tiktok", app.address));
     assert!(fake.customer_writes("conv-1", "olu", "hi").await.delivered());
-    let reply = wait_for("the reply to be sent", PATIENCE, || async {
-        let messages = app.messages().await;
-        messages.into_iter().find(|m| m.direction == Direction::Out && m.delivery_status == Some(DeliveryStatus::Sent))
-    })
-    .await;
+    let replies = settled_replies(&app, 1).await;
+    let reply =
+        replies.into_iter().find(|m| m.delivery_status == Some(DeliveryStatus::Sent)).expect("the reply is sent");
     let received = fake.received("conv-1");
     assert_eq!(received.len(), 1);
     assert_eq!(reply.tiktok_message_id.as_deref(), Some(received[0].message_id.as_str()));
