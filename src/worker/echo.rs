@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use chrono::Utc;
 use sea_orm::TransactionTrait;
 
-use super::{Lease, Outcome, received};
+use super::job::{Lease, Outcome, received};
 use crate::bot::ConversationState;
 use crate::jobs::{JobError, MessageV1};
 use crate::state::AppState;

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::json;
 
-use super::{Lease, Outcome, delivery, received};
+use super::delivery;
+use super::job::{Lease, Outcome, received};
 use crate::bot::{BotError, ConversationState, Decision, Turn};
 use crate::jobs::{JobError, MessageV1};
 use crate::shop::ReplyWindow;
