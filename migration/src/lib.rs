@@ -13,6 +13,7 @@ mod m20261122_000007_create_order_items;
 mod m20261122_000008_create_processed_events;
 mod m20261122_000009_create_tiktok_tokens;
 mod m20261122_000010_create_waitlist;
+mod m20261201_000011_add_order_shipping_address;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_create_processed_events::Migration),
             Box::new(m20261122_000009_create_tiktok_tokens::Migration),
             Box::new(m20261122_000010_create_waitlist::Migration),
+            Box::new(m20261201_000011_add_order_shipping_address::Migration),
         ]
     }
 }

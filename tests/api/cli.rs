@@ -125,9 +125,11 @@ async fn migrate_up_status_and_down_manage_the_schema(db: TestDatabase) {
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
     let status = run(&["migrate", "status"]);
-    assert!(status.lines().count() >= 10 && status.lines().all(|l| l.starts_with("pending ")), "{status}");
+    let migrations = status.lines().count();
+    assert!(migrations >= 10 && status.lines().all(|l| l.starts_with("pending ")), "{status}");
 
-    assert!(run(&["migrate", "up"]).contains("applied 10 migration(s)"));
+    // Every migration the status listed is applied, whatever their number grows to.
+    assert!(run(&["migrate", "up"]).contains(&format!("applied {migrations} migration(s)")));
     let status = run(&["migrate", "status"]);
     assert!(status.lines().all(|l| l.starts_with("applied ")), "{status}");
     assert_eq!(tables(&db).await, expected_tables(), "{}", db.kind);

@@ -1,7 +1,7 @@
 //! The schema enforces what the shop depends on, on SQLite and PostgreSQL alike.
 
 use chrono::{Duration, Utc};
-use philia_bot::store::entities::{conversations, items, messages, reservations, users};
+use philia_bot::store::entities::{conversations, items, messages, orders, reservations, users};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, DatabaseConnection, EntityTrait, PaginatorTrait};
 use serde_json::json;
 
@@ -12,6 +12,7 @@ on_both_databases!(
     an_item_can_have_only_one_active_hold,
     tiktok_message_ids_are_unique_but_may_be_absent,
     foreign_keys_reject_a_conversation_of_an_unknown_user,
+    an_order_keeps_its_shipping_address_and_the_columns_roll_back,
 );
 
 async fn migrated(db: &TestDatabase) -> DatabaseConnection {
@@ -125,4 +126,42 @@ async fn foreign_keys_reject_a_conversation_of_an_unknown_user(db: TestDatabase)
     let conn = migrated(&db).await;
     let orphan = conversation(999_999, "nobody").insert(&conn).await;
     assert!(orphan.is_err(), "foreign keys are enforced ({})", db.kind);
+}
+
+async fn an_order_keeps_its_shipping_address_and_the_columns_roll_back(db: TestDatabase) {
+    let conn = migrated(&db).await;
+    let customer = user(&conn, "addressed").await;
+    let now = Utc::now();
+    let order = orders::ActiveModel {
+        order_number: Set("PH-ADDR22".into()),
+        user_id: Set(customer.id),
+        status: Set(orders::OrderStatus::Pending),
+        subtotal_minor: Set(8_500),
+        shipping_minor: Set(800),
+        total_minor: Set(9_300),
+        currency: Set("USD".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ship_name: Set(Some("Kim Lee".into())),
+        ship_line1: Set(Some("12 Orchard St".into())),
+        ship_line2: Set(Some("Apt 4B".into())),
+        ship_city: Set(Some("New York".into())),
+        ship_region: Set(Some("NY".into())),
+        ship_postal_code: Set(Some("10002".into())),
+        ship_country: Set(Some("US".into())),
+        ..Default::default()
+    }
+    .insert(&conn)
+    .await
+    .expect("insert order");
+    let stored = orders::Entity::find_by_id(order.id).one(&conn).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.ship_name.as_deref(), stored.ship_postal_code.as_deref(), stored.ship_country.as_deref()),
+        (Some("Kim Lee"), Some("10002"), Some("US"))
+    );
+    // The address migration rolls back and applies again with the order (and its other columns) intact.
+    philia_bot::store::migrate_down(&conn, Some(1)).await.expect("roll the address columns back");
+    philia_bot::store::migrate_up(&conn).await.expect("apply them again");
+    let again = orders::Entity::find_by_id(order.id).one(&conn).await.unwrap().unwrap();
+    assert_eq!((again.total_minor, again.ship_name), (9_300, None), "{}", db.kind);
 }

@@ -34,6 +34,17 @@ pub struct Model {
     pub paid_at: Option<DateTimeUtc>,
     pub shipped_at: Option<DateTimeUtc>,
     pub cancelled_at: Option<DateTimeUtc>,
+    /// Who the parcel is addressed to, and where: what a shipping label needs. Set at checkout; the
+    /// customer may change it until the order ships.
+    pub ship_name: Option<String>,
+    pub ship_line1: Option<String>,
+    pub ship_line2: Option<String>,
+    pub ship_city: Option<String>,
+    /// State, province or county.
+    pub ship_region: Option<String>,
+    pub ship_postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2 country code ("US").
+    pub ship_country: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
