@@ -52,20 +52,7 @@ impl Application {
         let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
         prepare_schema(&db, &settings, options).await?;
         let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
-        let redis = Redis::new(&settings.redis, &settings.jobs, consumers)?;
-        let queue = match &redis {
-            Some(redis) => JobQueue::Redis(RedisQueue::new(redis.clone(), &settings.jobs, consumer_name())),
-            None => JobQueue::Memory(MemoryQueue::new(&settings.jobs)),
-        };
-        let kv = Kv::new(redis.as_ref());
-        let http = tiktok::client::http_client(&settings.tiktok)?;
-        let tokens = TokenManager::new(&settings.tiktok, db.clone(), http.clone());
-        let tiktok = (!settings.tiktok.is_dry_run()).then(|| {
-            let limiter =
-                SendLimiter::new(redis.as_ref(), settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
-            TikTokClient::new(&settings.tiktok, http.clone(), tokens.clone(), limiter, kv.clone(), metrics.clone())
-        });
-        let state = AppState { settings: Arc::new(settings), db, redis, queue, kv, bot, tiktok, tokens, http, metrics };
+        let state = assemble(settings, db, bot, metrics, consumers)?;
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         let server_settings = &state.settings.server;
         let server = match (options.role.runs_web(), server_settings.metrics_port) {
@@ -173,6 +160,13 @@ impl Application {
 /// `serve` and by the staff commands that message customers.
 pub fn build_bot(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Bot> {
     let files = BotFiles::load(&settings.config_dir).map_err(ConfigError)?;
+    let texts = crate::bot::facts::check(&files, &settings.shop);
+    if !texts.problems.is_empty() {
+        return Err(ConfigError(texts.problems).into());
+    }
+    for warning in &texts.warnings {
+        tracing::warn!("{warning}");
+    }
     let llm = LlmRouter::new(
         &settings.llm,
         llm_http_client(&settings.llm)?,
@@ -181,6 +175,43 @@ pub fn build_bot(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Bot> 
         metrics.clone(),
     );
     Ok(Bot::new(files, llm, settings.llm.history_messages, settings.shop.clone()))
+}
+
+/// What every process shares, around an open database and a built bot: Redis (with `consumers` blocking
+/// readers), the job queue, expiring keys and the TikTok sender (or the dry run).
+fn assemble(
+    settings: Settings,
+    db: DatabaseConnection,
+    bot: Bot,
+    metrics: Metrics,
+    consumers: usize,
+) -> anyhow::Result<AppState> {
+    let redis = Redis::new(&settings.redis, &settings.jobs, consumers)?;
+    let queue = match &redis {
+        Some(redis) => JobQueue::Redis(RedisQueue::new(redis.clone(), &settings.jobs, consumer_name())),
+        None => JobQueue::Memory(MemoryQueue::new(&settings.jobs)),
+    };
+    let kv = Kv::new(redis.as_ref());
+    let http = tiktok::client::http_client(&settings.tiktok)?;
+    let tokens = TokenManager::new(&settings.tiktok, db.clone(), http.clone());
+    let tiktok = (!settings.tiktok.is_dry_run()).then(|| {
+        let limiter =
+            SendLimiter::new(redis.as_ref(), settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
+        TikTokClient::new(&settings.tiktok, http.clone(), tokens.clone(), limiter, kv.clone(), metrics.clone())
+    });
+    Ok(AppState { settings: Arc::new(settings), db, redis, queue, kv, bot, tiktok, tokens, http, metrics })
+}
+
+/// What a staff command needs: the database as [`open_database`] opens it, the bot, and the same
+/// sending the worker does (TikTok, or the dry run), so a notice a staff change causes goes out at once
+/// from the command itself, claimed like any other so the running bot never sends it twice.
+pub async fn staff_state(settings: Settings) -> anyhow::Result<AppState> {
+    // Staff commands are short-lived: what they measure is not served anywhere. The bot's files are read
+    // before the database is touched, so a bad file stops the command with nothing created.
+    let metrics = Metrics::new();
+    let bot = build_bot(&settings, &metrics)?;
+    let db = open_database(&settings).await?;
+    assemble(settings, db, bot, metrics, 0)
 }
 
 /// The database as the staff commands use it: connected, and on the embedded SQLite file migrated (so

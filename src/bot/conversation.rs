@@ -11,7 +11,8 @@ use super::replies::render;
 use super::{Bot, BotError, Reply};
 use crate::config::ShopSettings;
 use crate::shop::fit::{Assessment, Measured, Verdict};
-use crate::shop::holds::HoldOutcome;
+use crate::shop::holds::{HoldOutcome, HoldRules};
+use crate::shop::orders::Shipping;
 use crate::shop::{self, Search, holds, orders as shop_orders};
 use crate::store::entities::items::ItemStatus;
 use crate::store::entities::orders::{self, OrderStatus};
@@ -463,6 +464,9 @@ impl Bot {
                     holds::join_waitlist(db, turn.user.id, item.id, turn.now).await?;
                     Ok(Decision::say(render(&t.item_on_hold, &[("title", &item.title)]), ConversationState::Idle))
                 }
+                ItemStatus::Sold if holds::wait_for_unpaid(db, turn.user.id, &item, turn.now).await? => {
+                    Ok(self.in_pending_order(&item))
+                }
                 ItemStatus::Sold => Ok(self.sold(&item)),
             },
         }
@@ -489,8 +493,7 @@ impl Bot {
         item: items::Model,
     ) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
-        let hold_for = Duration::minutes(self.shop.hold_minutes as i64);
-        Ok(match holds::reserve(db, turn.user, &item, turn.now, hold_for).await? {
+        Ok(match holds::reserve(db, turn.user, &item, turn.now, &HoldRules::of(&self.shop)).await? {
             HoldOutcome::Held { item, until } => {
                 let price = shop::price(item.price_minor, &self.shop.currency_symbol);
                 let until = self.shop_time(until, turn.now);
@@ -502,7 +505,26 @@ impl Bot {
                 Decision::say(render(&t.hold_taken, &[("title", &item.title)]), ConversationState::Idle)
             }
             HoldOutcome::Sold { item } => self.sold(&item),
+            HoldOutcome::InPendingOrder { item } => self.in_pending_order(&item),
+            HoldOutcome::TooManyHolds { item, held } => {
+                let titles: Vec<&str> = held.iter().map(|i| i.title.as_str()).collect();
+                let count = held.len().to_string();
+                let text =
+                    render(&t.hold_limit, &[("title", &item.title), ("count", &count), ("held", &titles.join(", "))]);
+                Decision::say(text, ConversationState::ViewingItem { sku: item.sku })
+            }
+            HoldOutcome::WaitlistFirst { item, until } => {
+                let until = self.shop_time(until, turn.now);
+                let text = render(&t.hold_waitlist_first, &[("title", &item.title), ("until", &until)]);
+                Decision::say(text, ConversationState::Idle)
+            }
         })
+    }
+
+    /// A piece in another customer's unpaid order: reserved to everyone else, who wait for it.
+    fn in_pending_order(&self, item: &items::Model) -> Decision {
+        let text = render(&self.replies.templates.item_in_pending_order, &[("title", &item.title)]);
+        Decision::say(text, ConversationState::Idle)
     }
 
     /// "Cancel": the customer's holds end, and whoever waits for those pieces is told.
@@ -524,8 +546,7 @@ impl Bot {
     async fn checkout(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         let conversation = Some(turn.conversation.tiktok_conversation_id.as_str());
-        let Some(new) = shop_orders::checkout(db, turn.user, conversation, self.shop.shipping_minor, turn.now).await?
-        else {
+        let Some(new) = shop_orders::checkout(db, turn.user, conversation, &Shipping::of(&self.shop)).await? else {
             return Ok(Decision::say(t.checkout_nothing.clone(), ConversationState::Idle));
         };
         let number = new.order.order_number.as_str();

@@ -289,6 +289,19 @@ impl KeywordRouter {
         self.faq.get(topic).map(|e| e.answer.as_str())
     }
 
+    /// Every FAQ topic and its answer, as written.
+    pub fn faq_answers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.faq.iter().map(|(topic, entry)| (topic.as_str(), entry.answer.as_str()))
+    }
+
+    /// The FAQ answers with the shop's facts filled in (once: they are the same in every reply).
+    pub fn with_facts(mut self, facts: &super::facts::Facts) -> Self {
+        for entry in self.faq.values_mut() {
+            entry.answer = facts.fill(&entry.answer);
+        }
+        self
+    }
+
     /// The item categories customers can name, for the LLM's schema.
     pub fn categories(&self) -> Vec<String> {
         self.categories.iter().map(|(category, _)| category.clone()).collect()

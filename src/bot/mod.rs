@@ -1,6 +1,7 @@
 //! The conversation: what the bot answers a customer, in the shop's voice, from the shop's facts.
 
 pub mod conversation;
+pub mod facts;
 pub mod handoff;
 pub mod intent;
 pub mod llm;
@@ -94,9 +95,10 @@ impl Bot {
     /// `llm` is consulted after the keyword router when configured; `history_messages` earlier messages
     /// go to it as context.
     pub fn new(files: BotFiles, llm: Option<LlmRouter>, history_messages: u64, shop: ShopSettings) -> Self {
+        let facts = facts::Facts::new(&shop, &files.replies);
         Self {
-            replies: Arc::new(files.replies),
-            router: Arc::new(files.router),
+            replies: Arc::new(files.replies.with_facts(&facts)),
+            router: Arc::new(files.router.with_facts(&facts)),
             llm,
             history_messages,
             shop: Arc::new(shop),

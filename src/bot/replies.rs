@@ -7,6 +7,7 @@ use chrono::format::StrftimeItems;
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
+use super::facts::{FACTS, Facts};
 use crate::config::{Problem, read_or_built_in};
 use crate::shop::fit::{FitsLike, Length, Measured, trim_number};
 use crate::store::entities::orders::OrderStatus;
@@ -48,6 +49,12 @@ macro_rules! templates {
             /// Each template's dotted name, text and allowed placeholders.
             fn each(&self) -> Vec<(String, &str, &'static [&'static str])> {
                 vec![$((format!("{}.{}", $section, stringify!($name)), self.$name.as_str(), &[$($placeholder),*])),+]
+            }
+
+            /// Each template's text, to fill in what is the same for every reply.
+            #[allow(dead_code)]
+            fn texts_mut(&mut self) -> Vec<&mut String> {
+                vec![$(&mut self.$name),+]
             }
         }
     )+};
@@ -96,6 +103,9 @@ templates! {
         hold_confirmed: ["title", "price", "until"],
         hold_already: ["title", "until"],
         hold_taken: ["title"],
+        hold_limit: ["title", "count", "held"],
+        hold_waitlist_first: ["title", "until"],
+        item_in_pending_order: ["title"],
         cancel_done: ["title"],
         cancel_none: [],
         checkout_done: ["order_number", "items", "total", "payment"],
@@ -104,6 +114,12 @@ templates! {
         order_paid_notice: ["order_number"],
         order_shipped_notice: ["order_number", "carrier", "tracking"],
         order_cancelled_notice: ["order_number"],
+        order_delivered_notice: ["order_number"],
+        order_returned_notice: ["order_number"],
+        order_tracking_notice: ["order_number", "carrier", "tracking"],
+        payment_reminder_notice: ["order_number", "total", "payment"],
+        order_expired_notice: ["order_number"],
+        hold_ended_notice: ["title"],
         menu_hint: [],
     }
 
@@ -119,6 +135,7 @@ templates! {
         bigger_than: ["size"],
         size_an: ["size"],
         size_a: ["size"],
+        your_order_number: [],
     } and {
         /// Sizes that start with one of these are said with `size_an` ("an M"), others with `size_a`.
         an_before: Vec<String>,
@@ -129,6 +146,8 @@ templates! {
         pending: [],
         paid: [],
         shipped: [],
+        delivered: [],
+        returned: [],
         cancelled: [],
     }
 
@@ -142,6 +161,8 @@ templates! {
         opens_on: ["day", "hour"],
         opens_unknown: [],
         closes: ["hour"],
+        opening_hours: ["days", "open", "close"],
+        day_range: ["first", "last"],
     } and {
         /// The time of day, as a strftime format ("%-I:%M %p" is "3:45 PM").
         clock: String,
@@ -194,6 +215,8 @@ impl OrderStatuses {
             OrderStatus::Pending => &self.pending,
             OrderStatus::Paid => &self.paid,
             OrderStatus::Shipped => &self.shipped,
+            OrderStatus::Delivered => &self.delivered,
+            OrderStatus::Returned => &self.returned,
             OrderStatus::Cancelled => &self.cancelled,
         }
     }
@@ -247,7 +270,7 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> String {
 }
 
 /// The `{placeholders}` a template uses.
-fn placeholders(template: &str) -> Vec<&str> {
+pub(super) fn placeholders(template: &str) -> Vec<&str> {
     let mut found = Vec::new();
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -297,18 +320,27 @@ impl Replies {
         }
         let every_template =
             [replies.templates.each(), replies.words.each(), replies.order_statuses.each(), replies.time.each()];
-        for (name, text, allowed) in every_template.iter().flatten() {
-            if text.trim().is_empty() {
-                problems.push(Problem::new(source, name, "must not be empty"));
-            }
-            for placeholder in placeholders(text) {
-                if !allowed.contains(&placeholder) {
-                    let known = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
-                    problems.push(Problem::new(
-                        source,
-                        name,
-                        format!("unknown placeholder {{{placeholder}}} (this template knows: {known})"),
-                    ));
+        for (section, templates) in every_template.iter().enumerate() {
+            // The reply templates may also say the shop's facts; the words and times are parts of them.
+            let facts = if section == 0 { FACTS } else { &[] };
+            for (name, text, allowed) in templates {
+                if text.trim().is_empty() {
+                    problems.push(Problem::new(source, name, "must not be empty"));
+                }
+                for placeholder in placeholders(text) {
+                    if !allowed.contains(&placeholder) && !facts.contains(&placeholder) {
+                        let known = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
+                        let facts = if facts.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; and the facts: {}", facts.join(", "))
+                        };
+                        problems.push(Problem::new(
+                            source,
+                            name,
+                            format!("unknown placeholder {{{placeholder}}} (this template knows: {known}{facts})"),
+                        ));
+                    }
                 }
             }
         }
@@ -327,6 +359,19 @@ impl Replies {
             problems.push(Problem::new(source, "menu.image_url", format!("{url:?} is not an http(s) URL")));
         }
         if problems.is_empty() { Ok(replies) } else { Err(problems) }
+    }
+
+    /// These texts with the shop's facts filled in (the same in every reply, so filled once).
+    pub fn with_facts(mut self, facts: &Facts) -> Self {
+        for text in self.templates.texts_mut() {
+            *text = facts.fill(text);
+        }
+        self
+    }
+
+    /// Each reply template by its dotted name, as written (before facts are filled in).
+    pub fn template_texts(&self) -> Vec<(String, &str)> {
+        self.templates.each().into_iter().map(|(name, text, _)| (name, text)).collect()
     }
 
     /// The numbered menu as one message.

@@ -175,15 +175,15 @@ async fn load_inventory(state: &AppState, path: Option<&std::path::Path>) -> any
     let said = match path {
         Some(path) => {
             let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            import(&staff, file, &path.display().to_string(), false).await?
+            import(&staff, file, &path.display().to_string(), false, |at| at.to_rfc3339()).await?
         }
         None => {
             let source = "examples/inventory.csv";
             match std::fs::File::open(source) {
-                Ok(file) => import(&staff, file, source, false).await?,
+                Ok(file) => import(&staff, file, source, false, |at| at.to_rfc3339()).await?,
                 Err(_) => {
                     let demo = crate::shop::inventory::DEMO_INVENTORY.as_bytes();
-                    import(&staff, demo, "the built-in demo inventory", false).await?
+                    import(&staff, demo, "the built-in demo inventory", false, |at| at.to_rfc3339()).await?
                 }
             }
         }

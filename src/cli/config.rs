@@ -25,7 +25,10 @@ pub enum Action {
 
 pub fn run(config_dir: &Path, action: Action) -> ExitCode {
     let Action::Check { role } = action;
-    let problems = problems(config_dir, role);
+    let (problems, warnings) = problems(config_dir, role);
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
     if problems.is_empty() {
         println!("ok");
         return ExitCode::SUCCESS;
@@ -37,16 +40,24 @@ pub fn run(config_dir: &Path, action: Action) -> ExitCode {
 }
 
 /// Every problem `config check` reports, in the order an operator fixes them: the files on their own
-/// first; once they are fine, the layered result (environment variables included) and the role.
-fn problems(config_dir: &Path, role: Role) -> Vec<Problem> {
+/// first; once they are fine, the layered result (environment variables included), the role, and the
+/// texts against the shop's settings (facts they use, amounts written by hand: the warnings).
+fn problems(config_dir: &Path, role: Role) -> (Vec<Problem>, Vec<Problem>) {
     let names = [bot::REPLIES_FILE, bot::intent::INTENTS_FILE, bot::intent::FAQ_FILE, shop::SIZE_CHART_FILE];
     let check = |dir: &Path| BotFiles::load(dir).err().unwrap_or_default();
     let problems = check_config_dir(config_dir, &TextFiles { names: &names, check: &check });
     if !problems.is_empty() {
-        return problems;
+        return (problems, Vec::new());
     }
-    match Settings::load(config_dir) {
-        Ok(settings) => role.requirements(&settings),
-        Err(e) => e.0,
-    }
+    let settings = match Settings::load(config_dir) {
+        Ok(settings) => settings,
+        Err(e) => return (e.0, Vec::new()),
+    };
+    let mut problems = role.requirements(&settings);
+    let texts = match BotFiles::load(config_dir) {
+        Ok(files) => bot::facts::check(&files, &settings.shop),
+        Err(files) => bot::facts::TextCheck { problems: files, warnings: Vec::new() },
+    };
+    problems.extend(texts.problems);
+    (problems, texts.warnings)
 }

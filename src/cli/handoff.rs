@@ -1,15 +1,19 @@
 //! `philia-bot handoff list|release`: the conversations a human has taken over.
 
 use clap::Subcommand;
+use serde_json::json;
 
-use crate::bot::handoff::{self, Handoff};
-use crate::config::Settings;
-use crate::store;
+use super::desk::{Desk, print_json, table};
+use crate::bot::handoff;
 
 #[derive(Subcommand)]
 pub enum Action {
     /// List the conversations in handoff, oldest first.
-    List,
+    List {
+        /// Print JSON (for scripts) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Give a conversation back to the bot.
     Release {
         /// The TikTok conversation id, as `handoff list` shows it.
@@ -17,33 +21,40 @@ pub enum Action {
     },
 }
 
-pub async fn run(settings: Settings, action: Action) -> anyhow::Result<()> {
-    let db = store::connect(&settings.database, settings.log.sql_statements).await?;
+pub async fn run(desk: &Desk, action: Action) -> anyhow::Result<()> {
+    let db = desk.db();
     match action {
-        Action::List => {
-            let handoffs = handoff::list(&db).await?;
-            if handoffs.is_empty() {
-                println!("no conversation is in handoff");
+        Action::List { json } => {
+            let handoffs = handoff::list(db).await?;
+            if json {
+                let rows = handoffs
+                    .iter()
+                    .map(|h| {
+                        json!({"conversation": h.conversation, "customer": h.customer,
+                               "since": h.since.map(|t| t.to_rfc3339()), "reason": h.reason})
+                    })
+                    .collect();
+                return print_json(&rows);
             }
-            for handoff in &handoffs {
-                println!("{}", line(handoff));
+            let since = format!("SINCE ({})", desk.zone());
+            let mut t = table(&["CONVERSATION", "CUSTOMER", &since, "REASON"]);
+            for h in &handoffs {
+                t.add_row([
+                    h.conversation.clone(),
+                    format!("@{}", h.customer),
+                    h.since.map(|at| desk.local(at)).unwrap_or_default(),
+                    h.reason.clone().unwrap_or_default(),
+                ]);
             }
+            println!("{t}\n{} conversation(s) in handoff", handoffs.len());
         }
         Action::Release { conversation } => {
-            if handoff::release(&db, &conversation).await? {
+            if handoff::release(db, &conversation).await? {
                 println!("{conversation}: back with the bot");
             } else {
                 anyhow::bail!("{conversation} is not in handoff (see `philia-bot handoff list`)");
             }
         }
     }
-    db.close().await?;
     Ok(())
-}
-
-/// One conversation in handoff: its id, the customer, since when and why, tab-separated.
-fn line(handoff: &Handoff) -> String {
-    let since = handoff.since.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
-    let reason = handoff.reason.as_deref().unwrap_or_default();
-    format!("{}\t@{}\tsince {since}\t{reason}", handoff.conversation, handoff.customer)
 }

@@ -3,6 +3,7 @@
 
 mod chat;
 mod config;
+mod desk;
 mod handoff;
 mod health;
 mod inventory;
@@ -16,10 +17,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::bot::staff::Staff;
 use crate::config::{Environment, Settings};
-use crate::metrics::Metrics;
-use crate::{startup, telemetry};
+use crate::telemetry;
 
 #[derive(Parser)]
 #[command(name = "philia-bot", version, about = "TikTok DM sales and support bot for Philia Thrifts")]
@@ -54,16 +53,22 @@ enum Command {
     Sign(sign::Args),
     /// The shop's stock: import the inventory file, export it, list items, take one off sale.
     Inventory {
+        #[command(flatten)]
+        desk: DeskArgs,
         #[command(subcommand)]
         action: inventory::Action,
     },
-    /// Orders: list them; mark them paid, shipped or cancelled (the customer is told).
+    /// Orders: list and show them; move them along (the customer is told), correct tracking and address.
     Orders {
+        #[command(flatten)]
+        desk: DeskArgs,
         #[command(subcommand)]
         action: orders::Action,
     },
     /// Conversations a human has taken over (the bot stays silent in them).
     Handoff {
+        #[command(flatten)]
+        desk: DeskArgs,
         #[command(subcommand)]
         action: handoff::Action,
     },
@@ -74,6 +79,15 @@ enum Command {
     },
     /// Ask a running philia-bot whether it is ready (exit 0) or not (exit 1): the container health check.
     Health(health::Args),
+}
+
+/// What every staff command takes.
+#[derive(clap::Args)]
+struct DeskArgs {
+    /// Without DATABASE_URL, create the embedded SQLite database when it does not exist yet (otherwise a
+    /// staff command refuses, rather than show a fresh, empty shop).
+    #[arg(long, global = true)]
+    create: bool,
 }
 
 /// Parses the command line, runs the command and says how it went as the process's exit code.
@@ -102,12 +116,14 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<ExitCode, Ex
         Command::Chat(args) => printed(chat::run(settings(config_dir)?, args).await),
         Command::Serve(args) => logged(serve::run(logged_settings(config_dir)?, args).await),
         Command::Migrate { action } => logged(migrate::run(logged_settings(config_dir)?, action).await),
-        Command::Handoff { action } => logged(handoff::run(logged_settings(config_dir)?, action).await),
-        Command::Inventory { action } => {
-            printed(with_staff(logged_settings(config_dir)?, async |staff| inventory::run(staff, action).await).await)
+        Command::Handoff { desk, action } => {
+            printed(at_desk(logged_settings(config_dir)?, desk, async |d| handoff::run(d, action).await).await)
         }
-        Command::Orders { action } => {
-            printed(with_staff(logged_settings(config_dir)?, async |staff| orders::run(staff, action).await).await)
+        Command::Inventory { desk, action } => {
+            printed(at_desk(logged_settings(config_dir)?, desk, async |d| inventory::run(d, action).await).await)
+        }
+        Command::Orders { desk, action } => {
+            printed(at_desk(logged_settings(config_dir)?, desk, async |d| orders::run(d, action).await).await)
         }
     })
 }
@@ -128,16 +144,16 @@ fn logged_settings(config_dir: &Path) -> Result<Settings, ExitCode> {
     Ok(settings)
 }
 
-/// Runs a staff command on the shop's database and bot, opened as `serve` would open them, and closes
-/// the database after it.
-async fn with_staff(settings: Settings, command: impl AsyncFnOnce(&Staff) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    // Staff commands are short-lived: what they measure is not served anywhere. The bot's files are read
-    // before the database is touched, so a bad file stops the command with nothing created.
-    let bot = startup::build_bot(&settings, &Metrics::new())?;
-    let db = startup::open_database(&settings).await?;
-    let staff = Staff::new(db, bot, settings.shop);
-    let done = command(&staff).await;
-    staff.db.close().await?;
+/// Runs a staff command at the shop's desk (its database, bot and sending, opened as `serve` would open
+/// them), and closes the database after it.
+async fn at_desk(
+    settings: Settings,
+    args: DeskArgs,
+    command: impl AsyncFnOnce(&desk::Desk) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let desk = desk::Desk::open(settings, args.create).await?;
+    let done = command(&desk).await;
+    desk.close().await?;
     done
 }
 

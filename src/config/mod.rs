@@ -316,13 +316,29 @@ pub struct ShopSettings {
     pub drops_per_page: u64,
     /// How long "I'll take it" holds an item, in minutes (never past the customer's reply window).
     pub hold_minutes: u64,
-    /// Flat shipping added to every order, in minor units (cents).
+    /// Flat shipping added to an order, in minor units (cents).
     pub shipping_minor: i64,
+    /// Orders whose items add up to at least this much ship free (minor units). Unset: never free.
+    #[serde(default)]
+    pub free_shipping_over_minor: Option<i64>,
     /// Currency of items imported without one (ISO code).
     pub currency: String,
-    /// Told with every new order; `{order_number}` is filled in.
+    /// Told with every new order; `{order_number}` is filled in (the FAQ says "your order number").
     pub payment_instructions: String,
-    /// Seconds between the worker's sweeps: lapsed holds are released and the waitlist told.
+    /// Days after delivery a customer may report a piece that is not as described.
+    pub returns_days: u64,
+    /// Pieces one customer may hold at once.
+    pub max_holds_per_customer: u64,
+    /// A customer told from the waitlist that a piece is free has this many minutes to answer before
+    /// the customer whose hold on it lapsed may take it again.
+    pub waitlist_claim_minutes: u64,
+    /// An unpaid order's customer is reminded to pay after this many hours (when TikTok lets the shop
+    /// write to them).
+    pub payment_reminder_hours: u64,
+    /// An unpaid order is cancelled after this many hours: its pieces go back on sale and the waitlist
+    /// is told.
+    pub payment_expiry_hours: u64,
+    /// Seconds between the worker's sweeps: lapsed holds and unpaid orders, and notices to retry.
     pub sweep_interval_secs: u64,
 }
 

@@ -138,6 +138,28 @@ impl LlmSettings {
     }
 }
 
+/// The placeholders `shop.payment_instructions` may use.
+pub const PAYMENT_INSTRUCTIONS_PLACEHOLDERS: &[&str] = &["order_number"];
+
+/// A problem for each `{placeholder}` of a customer-facing setting that is not one of `known` (customers
+/// would read it as it is).
+fn unknown_placeholders(field: &str, text: &str, known: &[&str]) -> Vec<Problem> {
+    let mut rest = text;
+    let mut problems = Vec::new();
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start + 1..].find('}') else { break };
+        let name = &rest[start + 1..start + 1 + len];
+        if !known.contains(&name) {
+            problems.push(problem(
+                field,
+                format!("unknown placeholder {{{name}}} (this setting knows: {})", known.join(", ")),
+            ));
+        }
+        rest = &rest[start + 1 + len + 1..];
+    }
+    problems
+}
+
 impl ShopSettings {
     fn validate(&self) -> Vec<Problem> {
         const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -154,6 +176,22 @@ impl ShopSettings {
         if self.shipping_minor < 0 {
             problems.push(problem("shop.shipping_minor", "must not be negative"));
         }
+        if self.free_shipping_over_minor.is_some_and(|over| over <= 0) {
+            problems.push(problem("shop.free_shipping_over_minor", "must be more than 0 (comment it out for none)"));
+        }
+        problems.extend(at_least_one("shop.max_holds_per_customer", self.max_holds_per_customer));
+        problems.extend(at_least_one("shop.payment_reminder_hours", self.payment_reminder_hours));
+        if self.payment_expiry_hours <= self.payment_reminder_hours {
+            problems.push(problem(
+                "shop.payment_expiry_hours",
+                format!("must be more than shop.payment_reminder_hours ({})", self.payment_reminder_hours),
+            ));
+        }
+        problems.extend(unknown_placeholders(
+            "shop.payment_instructions",
+            &self.payment_instructions,
+            PAYMENT_INSTRUCTIONS_PLACEHOLDERS,
+        ));
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_alphabetic()) {
             problems.push(problem("shop.currency", "must be a 3-letter currency code, like USD"));
         }
@@ -185,6 +223,17 @@ mod tests {
         assert_eq!(
             fields,
             ["worker.concurrency", "jobs.reclaim_min_idle_ms", "llm.base_url", "shop.open_days", "shop.currency"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_placeholder_in_the_payment_instructions_is_refused() {
+        let mut settings = Settings::defaults();
+        settings.shop.payment_instructions = "Venmo @philia, note {order} please".into();
+        let said: Vec<String> = settings.validate().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            said,
+            ["settings: shop.payment_instructions: unknown placeholder {order} (this setting knows: order_number)"]
         );
     }
 }

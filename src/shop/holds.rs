@@ -6,13 +6,38 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
+use super::locks::{lock_customer, lock_item};
 use super::window::ReplyWindow;
+use crate::config::ShopSettings;
 use crate::store::entities::items::{self, ItemStatus};
 use crate::store::entities::reservations::{self, ReservationStatus};
 use crate::store::entities::{users, waitlist};
+
+/// The shop's rules for holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldRules {
+    /// How long a hold lasts (never past the customer's reply window).
+    pub hold_for: Duration,
+    /// Pieces one customer may hold at once.
+    pub max_holds: u64,
+    /// How long a customer told from the waitlist has to answer before the customer whose hold lapsed
+    /// may take the piece again.
+    pub waitlist_claim: Duration,
+}
+
+impl HoldRules {
+    pub fn of(shop: &ShopSettings) -> Self {
+        HoldRules {
+            hold_for: Duration::minutes(shop.hold_minutes as i64),
+            max_holds: shop.max_holds_per_customer,
+            waitlist_claim: Duration::minutes(shop.waitlist_claim_minutes as i64),
+        }
+    }
+}
 
 /// What "I'll take it" came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,20 +56,50 @@ pub enum HoldOutcome {
     HeldByOther {
         item: items::Model,
     },
+    /// It is in another customer's order that is not paid yet: reserved to everyone else. This customer
+    /// is on its waitlist and is told if the order is cancelled.
+    InPendingOrder {
+        item: items::Model,
+    },
     Sold {
         item: items::Model,
     },
+    /// The customer already holds as many pieces as one customer may (`held`, soonest to lapse first).
+    TooManyHolds {
+        item: items::Model,
+        held: Vec<items::Model>,
+    },
+    /// Their own hold on it lapsed and a customer from its waitlist was told it is free: that customer
+    /// has until `until` to answer first. This customer is on the waitlist after them.
+    WaitlistFirst {
+        item: items::Model,
+        until: DateTime<Utc>,
+    },
 }
 
-/// Reserves `item` for `customer`, for `hold_for` but never past their reply window. Run it inside a transaction: the item's conditional update and the
-/// reservation row commit together.
+/// Reserves `item` for `customer` by `rules`. Run it inside a transaction: the customer's lock, the
+/// item's conditional update and the reservation row commit together.
 pub async fn reserve(
     db: &impl ConnectionTrait,
     customer: &users::Model,
     item: &items::Model,
     now: DateTime<Utc>,
-    hold_for: Duration,
+    rules: &HoldRules,
 ) -> Result<HoldOutcome, DbErr> {
+    // One customer's holds are decided one at a time: ten at once must not all pass the limit.
+    lock_customer(db, customer.id).await?;
+    let held = holds_of(db, customer.id).await?;
+    if let Some((hold, _)) = held.iter().find(|(hold, _)| hold.item_id == item.id) {
+        let current = items::Entity::find_by_id(item.id).one(db).await?.unwrap_or_else(|| item.clone());
+        return Ok(HoldOutcome::AlreadyYours { item: current, until: hold.expires_at });
+    }
+    if held.len() as u64 >= rules.max_holds {
+        return Ok(HoldOutcome::TooManyHolds { item: item.clone(), held: held.into_iter().map(|(_, i)| i).collect() });
+    }
+    if let Some(until) = waitlist_has_first_claim(db, customer.id, item.id, now, rules.waitlist_claim).await? {
+        join_waitlist(db, customer.id, item.id, now).await?;
+        return Ok(HoldOutcome::WaitlistFirst { item: item.clone(), until });
+    }
     let won = items::Entity::update_many()
         .col_expr(items::Column::Status, ItemStatus::Reserved.into())
         .col_expr(items::Column::UpdatedAt, Expr::value(now))
@@ -53,7 +108,7 @@ pub async fn reserve(
         .exec(db)
         .await?;
     if won.rows_affected == 1 {
-        let until = ReplyWindow::of(customer).hold_ends_by(now, hold_for);
+        let until = ReplyWindow::of(customer).hold_ends_by(now, rules.hold_for);
         reservations::Entity::insert(reservations::ActiveModel {
             item_id: Set(item.id),
             user_id: Set(customer.id),
@@ -69,15 +124,70 @@ pub async fn reserve(
         return Ok(HoldOutcome::Held { item, until });
     }
     let current = items::Entity::find_by_id(item.id).one(db).await?.unwrap_or_else(|| item.clone());
-    if current.status == ItemStatus::Sold {
-        return Ok(HoldOutcome::Sold { item: current });
+    match current.status {
+        ItemStatus::Sold if super::orders::pending_order_of_item(db, item.id).await?.is_some() => {
+            join_waitlist(db, customer.id, item.id, now).await?;
+            Ok(HoldOutcome::InPendingOrder { item: current })
+        }
+        ItemStatus::Sold => Ok(HoldOutcome::Sold { item: current }),
+        _ => {
+            join_waitlist(db, customer.id, item.id, now).await?;
+            Ok(HoldOutcome::HeldByOther { item: current })
+        }
     }
-    let hold = active_hold(db, item.id).await?;
-    if let Some(hold) = hold.filter(|h| h.user_id == customer.id) {
-        return Ok(HoldOutcome::AlreadyYours { item: current, until: hold.expires_at });
+}
+
+/// When this customer's own hold on the piece ended and someone else from its waitlist was told it is
+/// free within `claim` and has not written since: until when that customer goes first.
+async fn waitlist_has_first_claim(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    item_id: i64,
+    now: DateTime<Utc>,
+    claim: Duration,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let had_it = reservations::Entity::find()
+        .filter(reservations::Column::ItemId.eq(item_id))
+        .filter(reservations::Column::UserId.eq(user_id))
+        .filter(reservations::Column::Status.eq(ReservationStatus::Released))
+        .count(db)
+        .await?
+        > 0;
+    if !had_it {
+        return Ok(None);
     }
-    join_waitlist(db, customer.id, item.id, now).await?;
-    Ok(HoldOutcome::HeldByOther { item: current })
+    let told = waitlist::Entity::find()
+        .filter(waitlist::Column::ItemId.eq(item_id))
+        .filter(waitlist::Column::UserId.ne(user_id))
+        .filter(waitlist::Column::NotifiedAt.gt(now - claim))
+        .find_also_related(users::Entity)
+        .all(db)
+        .await?;
+    Ok(told
+        .into_iter()
+        .filter_map(|(entry, user)| {
+            let notified = entry.notified_at?;
+            // Any message from them since they were told is their answer, whatever it said.
+            let answered = user?.last_inbound_at.is_some_and(|wrote| wrote > notified);
+            (!answered).then_some(notified + claim)
+        })
+        .max())
+}
+
+/// A customer asks about a piece that is sold: when it is in another customer's order that is not paid
+/// yet, it is only reserved to them, and this customer joins its waitlist (told if the order is
+/// cancelled). True when so.
+pub async fn wait_for_unpaid(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    item: &items::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    if item.status != ItemStatus::Sold || super::orders::pending_order_of_item(db, item.id).await?.is_none() {
+        return Ok(false);
+    }
+    join_waitlist(db, user_id, item.id, now).await?;
+    Ok(true)
 }
 
 /// The active hold on an item, if any.
@@ -104,7 +214,9 @@ pub async fn holds_of(
     Ok(rows.into_iter().filter_map(|(hold, item)| item.map(|item| (hold, item))).collect())
 }
 
-/// Puts a customer on an item's waitlist (once; asking again keeps their place).
+/// Puts a customer on an item's waitlist, keeping their place when they are on it already. Asking again
+/// makes them someone to tell again: a customer told once who missed their chance is not skipped next
+/// time.
 pub async fn join_waitlist(
     db: &impl ConnectionTrait,
     user_id: i64,
@@ -118,7 +230,11 @@ pub async fn join_waitlist(
         notified_at: Set(None),
         ..Default::default()
     })
-    .on_conflict(OnConflict::columns([waitlist::Column::ItemId, waitlist::Column::UserId]).do_nothing().to_owned())
+    .on_conflict(
+        OnConflict::columns([waitlist::Column::ItemId, waitlist::Column::UserId])
+            .update_column(waitlist::Column::NotifiedAt)
+            .to_owned(),
+    )
     .exec_without_returning(db)
     .await
     .map(drop)
@@ -185,6 +301,7 @@ pub async fn end_hold(
     hold: &reservations::Model,
     now: DateTime<Utc>,
 ) -> Result<Option<Freed>, DbErr> {
+    lock_item(db, hold.item_id).await?;
     if !release_without_freeing(db, hold, now).await? {
         return Ok(None);
     }

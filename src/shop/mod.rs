@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod fit;
 pub mod holds;
 pub mod inventory;
+pub mod locks;
 pub mod orders;
 pub mod window;
 

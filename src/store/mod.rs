@@ -72,3 +72,22 @@ pub async fn pending_migrations(db: &DatabaseConnection) -> anyhow::Result<Vec<S
 pub async fn ping(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     db.execute_unprepared("SELECT 1").await.map(drop)
 }
+
+/// The database server's clock now (not this process's): what decides whether a hold has lapsed at the
+/// moment a checkout converts it, whichever replica runs it and however long the turn took before.
+pub async fn database_now(db: &impl ConnectionTrait) -> Result<chrono::DateTime<chrono::Utc>, sea_orm::DbErr> {
+    use sea_orm::{DatabaseBackend, Statement};
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Sqlite => "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS now",
+        _ => "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS now",
+    };
+    let row = db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::Custom("the database did not say the time".into()))?;
+    let text: String = row.try_get("", "now")?;
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .map(|at| at.with_timezone(&chrono::Utc))
+        .map_err(|e| sea_orm::DbErr::Custom(format!("the database's time {text:?}: {e}")))
+}

@@ -1,5 +1,7 @@
 //! The worker role's sweeper: every `shop.sweep_interval_secs` it lets lapsed holds go (telling the next
-//! customer waiting for each piece) and retries notices whose delivery right after their commit failed.
+//! customer waiting for each piece), reminds customers of unpaid orders and cancels the ones not paid in
+//! time (their pieces back on sale, the waitlist told), and retries notices whose delivery right after
+//! their commit failed.
 //! Every step is a conditional update, so sweepers of several worker processes never double up.
 
 use std::time::Duration;
@@ -9,7 +11,7 @@ use sea_orm::{DbErr, TransactionTrait};
 use tokio_util::sync::CancellationToken;
 
 use super::delivery::deliver_notices;
-use crate::shop::holds;
+use crate::shop::{holds, orders};
 use crate::state::AppState;
 use crate::store::ledger;
 
@@ -25,6 +27,10 @@ pub struct Sweep {
     pub released: usize,
     /// Notices stored for customers on a waitlist.
     pub told: usize,
+    /// Customers reminded to pay an order.
+    pub reminded: usize,
+    /// Unpaid orders cancelled after `shop.payment_expiry_hours`.
+    pub expired: usize,
     /// Earlier notices retried.
     pub retried: usize,
 }
@@ -43,6 +49,33 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<Sweep, DbErr>
         tracing::info!(sku = %freed.item.sku, told = ids.len(), "hold lapsed: item back on sale");
         done.released += 1;
         done.told += usize::from(!ids.is_empty());
+        deliver_notices(state, &ids).await;
+    }
+    let shop = &state.settings.shop;
+    let remind_after = chrono::Duration::hours(shop.payment_reminder_hours as i64);
+    for (order, customer) in orders::unpaid_to_remind(&state.db, now, remind_after, BATCH).await? {
+        let txn = state.db.begin().await?;
+        if !orders::mark_reminded(&txn, order.id, now).await? {
+            txn.rollback().await?;
+            continue; // paid, cancelled or reminded meanwhile
+        }
+        let ids = state.bot.remind_to_pay(&txn, &order, &customer, now).await?;
+        txn.commit().await?;
+        tracing::info!(order = %order.order_number, "unpaid order: customer reminded to pay");
+        done.reminded += 1;
+        deliver_notices(state, &ids).await;
+    }
+    let expire_after = chrono::Duration::hours(shop.payment_expiry_hours as i64);
+    for order in orders::unpaid_to_expire(&state.db, now, expire_after, BATCH).await? {
+        let txn = state.db.begin().await?;
+        let Some(moved) = orders::expire(&txn, &order, now).await? else {
+            txn.rollback().await?;
+            continue; // paid or cancelled meanwhile
+        };
+        let ids = state.bot.tell_order_moved(&txn, &moved, now).await?;
+        txn.commit().await?;
+        tracing::info!(order = %order.order_number, freed = moved.freed.len(), "unpaid order cancelled: pieces back on sale");
+        done.expired += 1;
         deliver_notices(state, &ids).await;
     }
     let stuck = ledger::pending_notices(&state.db, now - NOTICE_GRACE, BATCH).await?;

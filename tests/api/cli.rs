@@ -209,9 +209,15 @@ fn inventory_import_works_on_the_embedded_default_and_reports_bad_rows() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/inventory.csv");
     let run =
         |args: &[&str]| philia(dir.path()).arg("--config-dir").arg(repo_config_dir()).args(args).output().unwrap();
-    let imported = run(&["inventory", "import", example.to_str().unwrap()]);
+    let refused = run(&["inventory", "import", example.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.starts_with("database: sqlite (./data/philia.db, embedded)\n"), "which database, first: {said}");
+    assert!(said.contains("no database at ./data/philia.db") && said.contains("--create"), "{said}");
+    assert!(!dir.path().join("data/philia.db").exists(), "no fresh, empty shop created by accident");
+    let imported = run(&["inventory", "import", "--create", example.to_str().unwrap()]);
     assert!(imported.status.success(), "{}", text(&imported));
-    assert!(String::from_utf8_lossy(&imported.stdout).contains("imported 30 item(s): 30 new, 0 updated"));
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("imported 30 item(s): 30 new, 0 changed, 0 unchanged"));
     assert!(dir.path().join("data/philia.db").exists(), "the embedded database, created and migrated");
     let listed = run(&["inventory", "list", "--status", "available"]);
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();

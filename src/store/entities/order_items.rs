@@ -11,6 +11,9 @@ pub struct Model {
     pub item_id: i64,
     pub price_minor: i64,
     pub created_at: DateTimeUtc,
+    /// The line still claims its piece: its order is pending, paid, shipped or delivered. Kept with the
+    /// order's status; a partial unique index allows one active line per piece.
+    pub active: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

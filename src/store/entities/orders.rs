@@ -8,7 +8,17 @@ pub enum OrderStatus {
     Pending,
     Paid,
     Shipped,
+    Delivered,
+    /// Sent back by the customer; its pieces go back on sale only when staff say so.
+    Returned,
     Cancelled,
+}
+
+impl OrderStatus {
+    /// Whether an order of this status claims its pieces (no other order may have them).
+    pub fn claims_items(self) -> bool {
+        !matches!(self, OrderStatus::Cancelled | OrderStatus::Returned)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -34,6 +44,10 @@ pub struct Model {
     pub paid_at: Option<DateTimeUtc>,
     pub shipped_at: Option<DateTimeUtc>,
     pub cancelled_at: Option<DateTimeUtc>,
+    pub delivered_at: Option<DateTimeUtc>,
+    pub returned_at: Option<DateTimeUtc>,
+    /// When the customer was reminded to pay (once per order).
+    pub payment_reminded_at: Option<DateTimeUtc>,
     /// Who the parcel is addressed to, and where: what a shipping label needs. Set at checkout; the
     /// customer may change it until the order ships.
     pub ship_name: Option<String>,

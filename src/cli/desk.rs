@@ -1,0 +1,158 @@
+//! The staff desk every staff command (inventory, orders, handoff) opens: it says on standard error which
+//! database it uses, refuses to create a fresh embedded database by accident, delivers the notices a
+//! staff change causes at once (through the worker's own delivery: claimed, sent or printed, recorded)
+//! and says honestly what became of each, and prints tables in the shop's local time.
+
+use anyhow::bail;
+use chrono::{DateTime, Utc};
+use comfy_table::{ContentArrangement, Table, presets};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::bot::staff::{Notice, Notified, Staff};
+use crate::config::Settings;
+use crate::state::AppState;
+use crate::store::entities::messages::{self, DeliveryStatus};
+use crate::{startup, worker};
+
+/// The shop opened for one staff command.
+pub struct Desk {
+    pub staff: Staff,
+    state: AppState,
+}
+
+impl Desk {
+    /// Opens the shop's database as `serve` would, after saying which one it is. With no `DATABASE_URL`
+    /// the embedded SQLite file is used, and when it does not exist yet this refuses unless `create`: a
+    /// staff laptop without the production URL would otherwise show a fresh, empty shop ("0 orders").
+    pub async fn open(settings: Settings, create: bool) -> anyhow::Result<Desk> {
+        let database = &settings.database;
+        eprintln!("database: {}", database.describe());
+        if database.is_embedded() && !database.sqlite_path.exists() {
+            if !create {
+                bail!(
+                    "no database at {path}: DATABASE_URL is not set, so this would create a new, empty shop there. \
+                     Set DATABASE_URL to the shop's database, or pass --create to start a new local one",
+                    path = database.sqlite_path.display()
+                );
+            }
+            eprintln!("creating a new, empty shop database at {}", database.sqlite_path.display());
+        }
+        let state = startup::staff_state(settings).await?;
+        let staff = Staff::new(state.db.clone(), state.bot.clone(), state.settings.shop.clone());
+        Ok(Desk { staff, state })
+    }
+
+    /// Closes the database.
+    pub async fn close(self) -> anyhow::Result<()> {
+        drop(self.staff);
+        self.state.db.close().await?;
+        Ok(())
+    }
+
+    /// The database connection, for commands that need no more than it.
+    pub fn db(&self) -> &sea_orm::DatabaseConnection {
+        &self.state.db
+    }
+
+    /// Sends the notices of `notified` now, as the worker would (each claimed first, so the running bot
+    /// never sends one twice; one that fails is retried by its sweeper), and says for each customer what
+    /// became of it.
+    pub async fn deliver(&self, notified: &[Notified]) -> anyhow::Result<Vec<String>> {
+        let ids = Notified::messages_of(notified);
+        worker::delivery::deliver_notices(&self.state, &ids).await;
+        let stored = messages::Entity::find().filter(messages::Column::Id.is_in(ids)).all(&self.state.db).await?;
+        Ok(notified
+            .iter()
+            .map(|n| {
+                let first = n.messages.first().and_then(|id| stored.iter().find(|m| m.id == *id));
+                said_delivery(n, first.and_then(|m| m.delivery_status), first.and_then(|m| m.error_code))
+            })
+            .collect())
+    }
+
+    /// A moment in the shop's local time (`shop.utc_offset_hours`), as staff tables show it.
+    pub fn local(&self, at: DateTime<Utc>) -> String {
+        let offset = chrono::Duration::hours(self.state.settings.shop.utc_offset_hours as i64);
+        (at.naive_utc() + offset).format("%Y-%m-%d %H:%M").to_string()
+    }
+
+    /// The shop's zone as table headers name it: `UTC-5`.
+    pub fn zone(&self) -> String {
+        zone_name(self.state.settings.shop.utc_offset_hours)
+    }
+}
+
+/// `UTC-5`, `UTC+1`, `UTC`.
+fn zone_name(offset_hours: i32) -> String {
+    match offset_hours {
+        0 => "UTC".into(),
+        hours => format!("UTC{hours:+}"),
+    }
+}
+
+/// What became of the notices for one customer, in staff's words.
+fn said_delivery(notified: &Notified, status: Option<DeliveryStatus>, code: Option<i64>) -> String {
+    let who = format!("@{}", notified.customer.handle());
+    let what = match &notified.about {
+        Notice::Order => "about their order".to_owned(),
+        Notice::Waitlist { sku } => format!("that {sku} is available again (next on its waitlist)"),
+        Notice::HoldEnded { sku } => format!("that their hold on {sku} ended"),
+    };
+    match status {
+        None => format!(
+            "{who} not told {what}: TikTok lets the shop write only within 48 hours of their last message (or they \
+             opted out); tell them when they write"
+        ),
+        Some(DeliveryStatus::Sent) => format!("told {who} {what}: sent"),
+        Some(DeliveryStatus::DryRun) => {
+            format!("told {who} {what}: dry run (no TikTok credentials), printed in the log, not sent")
+        }
+        Some(DeliveryStatus::OutsideWindow) => format!("{who} not told {what}: their reply window has closed"),
+        Some(DeliveryStatus::Pending) => format!(
+            "{who} not told {what} yet: TikTok did not take it (code {}); the running bot's sweeper sends it again",
+            code.map_or("none".into(), |c| c.to_string())
+        ),
+        Some(DeliveryStatus::Sending) => format!("{who}: the notice {what} is being sent"),
+        Some(DeliveryStatus::Failed) => format!(
+            "sending to {who} {what} failed (TikTok code {}); it is not sent again",
+            code.map_or("none".into(), |c| c.to_string())
+        ),
+    }
+}
+
+/// A staff table with `headers`: columns sized by the width text shows at (wide sizes and emoji line
+/// up), Markdown-style so it also pastes into a note.
+pub fn table(headers: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::ASCII_MARKDOWN).set_content_arrangement(ContentArrangement::Disabled).set_header(headers);
+    table
+}
+
+/// Prints `value` as pretty JSON (the `--json` output of a staff command).
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_are_named_by_their_offset() {
+        assert_eq!((zone_name(-5), zone_name(0), zone_name(1)), ("UTC-5".into(), "UTC".into(), "UTC+1".into()));
+    }
+
+    #[test]
+    fn a_table_lines_up_wide_sizes() {
+        let mut t = table(&["SKU", "TAG", "TITLE"]);
+        t.add_row(["DNM-001", "W32 L30", "Levi's 501"]);
+        t.add_row(["SNK-001", "US 10.5 (EU 44.5, UK 9.5)", "Dunk Low"]);
+        let lines: Vec<String> = t.to_string().lines().map(str::to_owned).collect();
+        let bars = |line: &str| {
+            line.char_indices().filter(|(_, c)| *c == '|').map(|(i, _)| line[..i].chars().count()).collect::<Vec<_>>()
+        };
+        assert_eq!(bars(&lines[2]), bars(&lines[3]), "{lines:#?}");
+        assert_eq!(bars(&lines[0]), bars(&lines[2]), "{lines:#?}");
+    }
+}
