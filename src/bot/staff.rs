@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use super::Bot;
 use crate::config::ShopSettings;
@@ -111,7 +111,7 @@ impl Staff {
     pub async fn import(&self, reader: impl Read, dry_run: bool) -> Result<Imported, ImportError> {
         let money = Money { currency: &self.shop.currency, symbol: &self.shop.currency_symbol };
         let file = inventory::parse_csv(reader, money).map_err(ImportError::Rows)?;
-        let txn = self.db.begin().await?;
+        let txn = crate::store::begin_write(&self.db).await?;
         let report = inventory::import(&txn, file.rows, Utc::now()).await?;
         if dry_run {
             txn.rollback().await?;
@@ -151,7 +151,7 @@ impl Staff {
     /// (available) is told.
     pub async fn set_item_status(&self, sku: &str, status: ItemStatus) -> Result<ItemMoved, SetStatusError> {
         let now = Utc::now();
-        let txn = self.db.begin().await?;
+        let txn = crate::store::begin_write(&self.db).await?;
         let set = inventory::set_status(&txn, sku, status, now).await?;
         let mut notified = Vec::new();
         if let Some((_, holder)) = &set.hold_ended {
@@ -198,7 +198,7 @@ impl Staff {
     /// whoever waits for pieces it let go of.
     pub async fn set_order_status(&self, number: &str, step: Move<'_>) -> Result<OrderMoved, StatusError> {
         let now = Utc::now();
-        let txn = self.db.begin().await?;
+        let txn = crate::store::begin_write(&self.db).await?;
         let moved = orders::set_status(&txn, number, step, now).await?;
         let notified = self.tell_order(&txn, &moved, now).await?;
         txn.commit().await?;
@@ -208,7 +208,7 @@ impl Staff {
     /// Corrects a shipped order's carrier and tracking number, and tells the customer.
     pub async fn set_tracking(&self, number: &str, carrier: &str, tracking: &str) -> Result<OrderMoved, StatusError> {
         let now = Utc::now();
-        let txn = self.db.begin().await?;
+        let txn = crate::store::begin_write(&self.db).await?;
         let moved = orders::set_tracking(&txn, number, carrier, tracking, now).await?;
         let notified = self.tell_order(&txn, &moved, now).await?;
         txn.commit().await?;

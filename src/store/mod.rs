@@ -91,3 +91,14 @@ pub async fn database_now(db: &impl ConnectionTrait) -> Result<chrono::DateTime<
         .map(|at| at.with_timezone(&chrono::Utc))
         .map_err(|e| sea_orm::DbErr::Custom(format!("the database's time {text:?}: {e}")))
 }
+
+/// A transaction that will write after reading: on SQLite it takes the write lock at `BEGIN` (waiting
+/// for it like any writer), so a row it read cannot change before it writes and it never fails with
+/// `database is locked` on a snapshot another writer moved on from; on PostgreSQL a plain transaction
+/// (its row locks and conditional updates do that work).
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let immediate =
+        TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+    db.begin_with_options(immediate).await
+}

@@ -15,6 +15,7 @@ mod metrics;
 mod reliability;
 mod schema;
 mod shop;
+mod shop_races;
 mod tiktok;
 mod webhook;
 mod worker;
