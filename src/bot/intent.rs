@@ -289,6 +289,11 @@ impl KeywordRouter {
         self.faq.get(topic).map(|e| e.answer.as_str())
     }
 
+    /// The keywords of one FAQ topic.
+    pub fn faq_keywords(&self, topic: &str) -> &[String] {
+        self.faq.get(topic).map_or(&[], |e| e.keywords.as_slice())
+    }
+
     /// Every FAQ topic and its answer, as written.
     pub fn faq_answers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.faq.iter().map(|(topic, entry)| (topic.as_str(), entry.answer.as_str()))

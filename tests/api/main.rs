@@ -12,6 +12,7 @@ mod fake_tiktok_rules;
 mod health;
 mod lifecycle;
 mod metrics;
+mod orders;
 mod reliability;
 mod schema;
 mod shop;
