@@ -1,4 +1,5 @@
-//! Logging: tracing to stdout, JSON lines in production (Railway reads stdout), human-readable locally.
+//! Logging: tracing to stdout (stderr for staff commands, whose stdout is their answer), JSON lines in
+//! production (Railway reads stdout), human-readable locally.
 
 use std::io::IsTerminal;
 
@@ -35,14 +36,35 @@ pub fn is_json(settings: &LogSettings, environment: Environment) -> bool {
     }
 }
 
-/// Installs the global subscriber once; later calls (tests building several apps) are no-ops.
+/// Installs the global subscriber once, writing to stdout; later calls (tests building several apps) are
+/// no-ops.
 pub fn init(settings: &LogSettings, environment: Environment) {
+    install(settings, environment, LogTo::Stdout)
+}
+
+/// Like [`init`], writing to stderr: for commands whose stdout is their answer (staff tables, `--json`).
+pub fn init_on_stderr(settings: &LogSettings, environment: Environment) {
+    install(settings, environment, LogTo::Stderr)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LogTo {
+    Stdout,
+    Stderr,
+}
+
+fn install(settings: &LogSettings, environment: Environment, to: LogTo) {
     use tracing_subscriber::Layer as _;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    let (writer, is_terminal) = match to {
+        LogTo::Stdout => (BoxMakeWriter::new(std::io::stdout), std::io::stdout().is_terminal()),
+        LogTo::Stderr => (BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal()),
+    };
     let output = if is_json(settings, environment) {
         tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stdout)
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             .with_current_span(true)
@@ -51,11 +73,7 @@ pub fn init(settings: &LogSettings, environment: Environment) {
             .boxed()
     } else {
         // Colours only on a terminal: piped output (files, CI, `chat` transcripts) stays plain text.
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stdout)
-            .with_target(false)
-            .with_ansi(std::io::stdout().is_terminal())
-            .boxed()
+        tracing_subscriber::fmt::layer().with_writer(writer).with_target(false).with_ansi(is_terminal).boxed()
     };
     // One global filter (not per layer): it decides for the output and the error reporting alike.
     let registry = tracing_subscriber::registry().with(env_filter(settings)).with(output);

@@ -105,7 +105,9 @@ fn said_delivery(notified: &Notified, status: Option<DeliveryStatus>, code: Opti
         ),
         Some(DeliveryStatus::Sent) => format!("told {who} {what}: sent"),
         Some(DeliveryStatus::DryRun) => {
-            format!("told {who} {what}: dry run (no TikTok credentials), printed in the log, not sent")
+            format!(
+                "told {who} {what}: dry run (no TikTok credentials), printed in the log on standard error, not sent"
+            )
         }
         Some(DeliveryStatus::OutsideWindow) => format!("{who} not told {what}: their reply window has closed"),
         Some(DeliveryStatus::Pending) => format!(

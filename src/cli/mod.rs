@@ -117,13 +117,13 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<ExitCode, Ex
         Command::Serve(args) => logged(serve::run(logged_settings(config_dir)?, args).await),
         Command::Migrate { action } => logged(migrate::run(logged_settings(config_dir)?, action).await),
         Command::Handoff { desk, action } => {
-            printed(at_desk(logged_settings(config_dir)?, desk, async |d| handoff::run(d, action).await).await)
+            printed(at_desk(staff_settings(config_dir)?, desk, async |d| handoff::run(d, action).await).await)
         }
         Command::Inventory { desk, action } => {
-            printed(at_desk(logged_settings(config_dir)?, desk, async |d| inventory::run(d, action).await).await)
+            printed(at_desk(staff_settings(config_dir)?, desk, async |d| inventory::run(d, action).await).await)
         }
         Command::Orders { desk, action } => {
-            printed(at_desk(logged_settings(config_dir)?, desk, async |d| orders::run(d, action).await).await)
+            printed(at_desk(staff_settings(config_dir)?, desk, async |d| orders::run(d, action).await).await)
         }
     })
 }
@@ -141,6 +141,14 @@ fn settings(config_dir: &Path) -> Result<Settings, ExitCode> {
 fn logged_settings(config_dir: &Path) -> Result<Settings, ExitCode> {
     let settings = settings(config_dir)?;
     telemetry::init(&settings.log, settings.environment);
+    Ok(settings)
+}
+
+/// [`settings`], with logging on standard error: a staff command's standard output is its answer (a
+/// table, JSON for scripts).
+fn staff_settings(config_dir: &Path) -> Result<Settings, ExitCode> {
+    let settings = settings(config_dir)?;
+    telemetry::init_on_stderr(&settings.log, settings.environment);
     Ok(settings)
 }
 

@@ -5,6 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use philia_bot::store::entities::{messages, orders};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
 use crate::helpers::TestDatabase;
 use crate::on_both_databases;
 
@@ -253,4 +256,66 @@ async fn health_answers_ok_for_a_ready_app_and_fails_when_nothing_listens() {
     let output = philia(dir.path()).args(["health", "--url", &nobody]).output().unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains(&nobody), "{}", text(&output));
+}
+
+#[tokio::test]
+async fn a_staff_move_tells_the_customer_at_once_and_the_tables_show_who_holds_what() {
+    let db = TestDatabase::sqlite();
+    let url = db.url.clone();
+    let app = crate::helpers::spawn_app(db).await;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/inventory.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let staff = move |args: &[&str]| {
+        let mut command = philia(dir.path());
+        command.env("DATABASE_URL", &url).arg("--config-dir").arg(repo_config_dir()).args(args);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let imported = staff(&["inventory", "import", example.to_str().unwrap()]).await.unwrap();
+    assert!(imported.status.success(), "{}", text(&imported));
+    assert!(String::from_utf8_lossy(&imported.stderr).starts_with("database: sqlite ("), "{}", text(&imported));
+    crate::conversation::say(&app, "kim", "I'll take DNM-001").await;
+    crate::conversation::say(&app, "kim", "I'll take JKT-001").await;
+
+    let listed = staff(&["inventory", "list", "--status", "reserved"]).await.unwrap();
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("HELD BY") && lines[0].contains("HELD UNTIL (UTC-5)"), "{table}");
+    let denim = lines.iter().find(|l| l.contains("DNM-001")).expect("the held jeans");
+    assert!(denim.contains("W32 L30") && denim.contains("@kim"), "{table}");
+    let bars = |line: &str| line.match_indices('|').map(|(i, _)| line[..i].chars().count()).collect::<Vec<_>>();
+    assert!(lines.iter().take(lines.len() - 1).all(|l| bars(l) == bars(lines[0])), "columns line up: {table}");
+    let json = staff(&["inventory", "list", "--json", "--status", "reserved"]).await.unwrap();
+    let items: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 2);
+    assert!(items.as_array().unwrap().iter().all(|i| i["held_by"] == "kim" && i["held_until"].is_string()));
+
+    crate::conversation::say(&app, "kim", "checkout").await;
+    let number = orders::Entity::find().one(&app.state.db).await.unwrap().unwrap().order_number;
+    let paid = staff(&["orders", "set-status", &number, "paid"]).await.unwrap();
+    assert!(paid.status.success(), "{}", text(&paid));
+    let said = String::from_utf8_lossy(&paid.stdout).into_owned();
+    assert_eq!(
+        said,
+        format!(
+            "{number}: paid\ntold @kim about their order: dry run (no TikTok credentials), printed in the log on standard error, not sent\n"
+        )
+    );
+    let notice = messages::Entity::find()
+        .filter(messages::Column::Role.eq(messages::Role::System))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notice.delivery_status, Some(messages::DeliveryStatus::DryRun), "delivered by the command itself");
+    let shown = staff(&["orders", "show", &number, "--json"]).await.unwrap();
+    let order: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!((order["status"].as_str(), order["items"].as_array().map(Vec::len)), (Some("paid"), Some(2)));
+    let relist = staff(&["inventory", "set-status", "DNM-001", "available"]).await.unwrap();
+    assert_eq!(relist.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&relist.stderr).contains(&format!("DNM-001 is in order {number} (paid)")),
+        "{}",
+        text(&relist)
+    );
+    app.stop().await.unwrap();
 }
