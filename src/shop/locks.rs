@@ -13,7 +13,7 @@ use crate::store::entities::{items, users};
 /// Locks one piece's row until the transaction ends.
 pub async fn lock_item(db: &impl ConnectionTrait, item_id: i64) -> Result<(), DbErr> {
     items::Entity::update_many()
-        .col_expr(items::Column::UpdatedAt, Expr::col(items::Column::UpdatedAt).into())
+        .col_expr(items::Column::UpdatedAt, Expr::col(items::Column::UpdatedAt))
         .filter(items::Column::Id.eq(item_id))
         .exec(db)
         .await
@@ -24,7 +24,7 @@ pub async fn lock_item(db: &impl ConnectionTrait, item_id: i64) -> Result<(), Db
 /// so a limit on how many they hold cannot be passed by asking for several at once.
 pub async fn lock_customer(db: &impl ConnectionTrait, user_id: i64) -> Result<(), DbErr> {
     users::Entity::update_many()
-        .col_expr(users::Column::UpdatedAt, Expr::col(users::Column::UpdatedAt).into())
+        .col_expr(users::Column::UpdatedAt, Expr::col(users::Column::UpdatedAt))
         .filter(users::Column::Id.eq(user_id))
         .exec(db)
         .await
