@@ -4,11 +4,8 @@
 //! ending a hold tell its holder; and every amount the FAQ states is what the customer's order charges.
 
 use chrono::{Duration, Utc};
-use philia_bot::bot::staff::{Notice, Staff};
-use philia_bot::config::Settings;
-use philia_bot::metrics::Metrics;
+use philia_bot::bot::staff::Notice;
 use philia_bot::shop::orders::{Address, Move, StatusError};
-use philia_bot::startup;
 use philia_bot::store::entities::items::{self, ItemStatus};
 use philia_bot::store::entities::messages::{self, Role};
 use philia_bot::store::entities::orders::{self, OrderStatus};
@@ -19,6 +16,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 use crate::conversation::{say, user_id};
 use crate::helpers::{TestApp, TestDatabase, spawn_app, test_settings};
 use crate::on_both_databases;
+use crate::shop::open_staff;
 
 on_both_databases!(
     an_order_is_paid_shipped_corrected_delivered_and_returned_with_the_customer_told,
@@ -27,12 +25,6 @@ on_both_databases!(
     staff_taking_a_held_piece_off_sale_tell_the_customer_who_held_it,
     every_amount_the_faq_states_is_what_the_customers_order_charges,
 );
-
-async fn open_staff(settings: Settings) -> Staff {
-    let bot = startup::build_bot(&settings, &Metrics::new()).unwrap();
-    let db = startup::open_database(&settings).await.unwrap();
-    Staff::new(db, bot, settings.shop)
-}
 
 async fn stock(app: &TestApp, sku: &str, title: &str, price_minor: i64) -> items::Model {
     let now = Utc::now();

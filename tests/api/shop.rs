@@ -25,7 +25,7 @@ use crate::helpers::{TestApp, TestDatabase, spawn_app, spawn_app_with, test_sett
 use crate::on_both_databases;
 
 /// The staff's desk on the test's database, opened as the staff commands open it.
-async fn open_staff(settings: Settings) -> Staff {
+pub async fn open_staff(settings: Settings) -> Staff {
     let bot = startup::build_bot(&settings, &Metrics::new()).unwrap();
     let db = startup::open_database(&settings).await.unwrap();
     Staff::new(db, bot, settings.shop)

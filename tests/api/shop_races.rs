@@ -3,13 +3,9 @@
 //! piece went to someone else, fifty customers asking for ten pieces each, and the waitlist's turn.
 
 use chrono::{Duration, Utc};
-use philia_bot::bot::staff::Staff;
-use philia_bot::config::Settings;
-use philia_bot::metrics::Metrics;
 use philia_bot::shop::holds::{self, HoldOutcome, HoldRules};
 use philia_bot::shop::inventory::{Kept, SetStatusError};
 use philia_bot::shop::orders::{self, Shipping};
-use philia_bot::startup;
 use philia_bot::store::entities::items::{self, ItemStatus};
 use philia_bot::store::entities::orders::OrderStatus;
 use philia_bot::store::entities::reservations::{self, ReservationStatus};
@@ -23,6 +19,7 @@ use sea_orm::{
 use crate::conversation::say;
 use crate::helpers::{TestApp, TestDatabase, spawn_app, spawn_app_with, test_settings};
 use crate::on_both_databases;
+use crate::shop::open_staff;
 
 on_both_databases!(
     a_day_old_import_during_holds_keeps_every_sold_and_held_piece_and_says_why,
@@ -41,12 +38,6 @@ async fn racing_app(db: TestDatabase) -> TestApp {
     let mut settings = test_settings(&db);
     settings.database.connect_timeout_secs = 300;
     spawn_app_with(db, settings, philia_bot::role::Role::All).await
-}
-
-async fn open_staff(settings: Settings) -> Staff {
-    let bot = startup::build_bot(&settings, &Metrics::new()).unwrap();
-    let db = startup::open_database(&settings).await.unwrap();
-    Staff::new(db, bot, settings.shop)
 }
 
 async fn piece(db: &DatabaseConnection, sku: &str, price_minor: i64) -> items::Model {
