@@ -1,5 +1,7 @@
 //! `TikTok-Signature: t=<unix seconds>,s=<hex>` where `s = hex(HMAC-SHA256(secret, "<t>." + raw body))`.
 
+use std::io::Write as _;
+
 use ring::hmac;
 
 /// Why a signature was refused. The HTTP answer never says which (401 for all); the log does.
@@ -19,7 +21,7 @@ pub enum SignatureError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureHeader {
     pub timestamp: i64,
-    pub signature: Vec<u8>,
+    pub signature: [u8; 32],
 }
 
 /// Parses `t=…,s=…`: parts in any order, spaces around parts, keys and values tolerated; unknown parts
@@ -48,10 +50,12 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader, SignatureError> {
                 if signature.is_some() {
                     return Err(SignatureError::Malformed("duplicated s"));
                 }
+                let mut bytes = [0u8; 32];
                 if value.len() != 64 {
                     return Err(SignatureError::Malformed("s is not 64 hex digits"));
                 }
-                signature = Some(hex::decode(value).map_err(|_| SignatureError::Malformed("s is not hex"))?);
+                hex::decode_to_slice(value, &mut bytes).map_err(|_| SignatureError::Malformed("s is not hex"))?;
+                signature = Some(bytes);
             }
             _ => {}
         }
@@ -63,8 +67,37 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader, SignatureError> {
     }
 }
 
-/// Checks a webhook: the header parses, its timestamp is within `tolerance_secs` of `now` (either way),
-/// and the HMAC over `"<t>." + body` matches, compared in constant time.
+/// The webhook secret, ready to check signatures with: the HMAC key is derived once, not per request.
+pub struct WebhookKey(hmac::Key);
+
+impl WebhookKey {
+    pub fn new(secret: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    /// Checks a webhook: the header parses, its timestamp is within `tolerance_secs` of `now` (either
+    /// way), and the HMAC over `"<t>." + body` matches, compared in constant time.
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now: i64,
+        tolerance_secs: u64,
+    ) -> Result<(), SignatureError> {
+        let header = parse_header(header.ok_or(SignatureError::Missing)?)?;
+        let age_secs = now.saturating_sub(header.timestamp);
+        if age_secs.unsigned_abs() > tolerance_secs {
+            return Err(SignatureError::Stale { age_secs, tolerance_secs });
+        }
+        let mut message = Vec::with_capacity(body.len() + 21);
+        // Writing to a Vec cannot fail.
+        let _ = write!(message, "{}.", header.timestamp);
+        message.extend_from_slice(body);
+        hmac::verify(&self.0, &message, &header.signature).map_err(|_| SignatureError::Mismatch)
+    }
+}
+
+/// [`WebhookKey::verify`] with a secret given as bytes.
 pub fn verify(
     secret: &[u8],
     header: Option<&str>,
@@ -72,17 +105,7 @@ pub fn verify(
     now: i64,
     tolerance_secs: u64,
 ) -> Result<(), SignatureError> {
-    let header = parse_header(header.ok_or(SignatureError::Missing)?)?;
-    let age_secs = now.saturating_sub(header.timestamp);
-    if age_secs.unsigned_abs() > tolerance_secs {
-        return Err(SignatureError::Stale { age_secs, tolerance_secs });
-    }
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let mut message = Vec::with_capacity(body.len() + 21);
-    message.extend_from_slice(header.timestamp.to_string().as_bytes());
-    message.push(b'.');
-    message.extend_from_slice(body);
-    hmac::verify(&key, &message, &header.signature).map_err(|_| SignatureError::Mismatch)
+    WebhookKey::new(secret).verify(header, body, now, tolerance_secs)
 }
 
 /// The header value TikTok would send for `body` at `timestamp` (tests, the load generator, `sign`).
