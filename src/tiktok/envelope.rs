@@ -1,10 +1,20 @@
 //! The webhook envelope, parsed without business logic: TikTok's real envelope (`event`, `create_time`,
 //! `user_openid`, `content` as a JSON string or an object) and a plain test envelope (`event_id`,
 //! `event`, `data`). Ids stay strings. Every failure names the field.
+//!
+//! The body is read into a [`Json`] view that borrows its strings from the body where it can, rather than
+//! into `serde_json::Value` (a map and an owned string per field): the webhook's hot path parses every
+//! envelope twice (the envelope, then the message in its `content` string). The view reads JSON exactly
+//! as `Value` does (the same parser, nesting limit, UTF-8 checks and numbers; a repeated key: the last
+//! one counts).
+
+use std::borrow::Cow;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use ring::digest;
-use serde_json::{Map, Value};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Number;
 
 use crate::jobs::MessageV1;
 
@@ -32,50 +42,65 @@ fn missing(field: &str) -> EnvelopeError {
 
 /// Parses a webhook body received at `received_at`.
 pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, EnvelopeError> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| EnvelopeError(format!("malformed JSON: {e}")))?;
-    let Value::Object(mut envelope) = root else { return Err(EnvelopeError("the body must be a JSON object".into())) };
-    let event = required_str(&envelope, "event", "event")?.to_owned();
-    let content = content(&mut envelope)?;
-    let idempotency_key = idempotency_key(&envelope, &event, content.as_ref(), body)?;
+    let root: Json = serde_json::from_slice(body).map_err(|e| EnvelopeError(format!("malformed JSON: {e}")))?;
+    let Json::Object(envelope) = root else { return Err(EnvelopeError("the body must be a JSON object".into())) };
+    let event = required_str(&envelope, "event", "event")?;
+    // `content` as a string is parsed here, and the message object borrows from it.
+    let nested: Json;
+    let content = match envelope.get("content").or_else(|| envelope.get("data")) {
+        None | Some(Json::Null) => None,
+        Some(Json::Object(object)) => Some(object),
+        Some(Json::String(text)) => {
+            nested =
+                serde_json::from_str(text).map_err(|e| EnvelopeError(format!("`content` is not valid JSON: {e}")))?;
+            match &nested {
+                Json::Object(object) => Some(object),
+                _ => return Err(EnvelopeError("`content` must hold a JSON object".into())),
+            }
+        }
+        Some(_) => return Err(EnvelopeError("`content` must be a JSON object or a string holding one".into())),
+    };
+    let idempotency_key = idempotency_key(&envelope, event, content, body)?;
     if event != RECEIVE_EVENT && event != SEND_EVENT {
-        return Ok(WebhookEvent::Ignored { idempotency_key, event });
+        return Ok(WebhookEvent::Ignored { idempotency_key, event: event.to_owned() });
     }
     let content = content.ok_or_else(|| missing("content"))?;
-    let message_type = required_str(&content, "type", "content.type")?.to_owned();
+    let message_type = required_str(content, "type", "content.type")?;
     let text = match content.get("text") {
-        Some(Value::Object(text)) => Some(required_str(text, "body", "content.text.body")?.to_owned()),
-        Some(Value::String(text)) => Some(text.clone()),
+        Some(Json::Object(text)) => Some(required_str(text, "body", "content.text.body")?.to_owned()),
+        Some(Json::String(text)) => Some(text.to_string()),
         _ if message_type == "text" => return Err(missing("content.text.body")),
         _ => None,
     };
     let media_id = content
-        .get(message_type.as_str())
-        .and_then(Value::as_object)
+        .get(message_type)
+        .and_then(Json::as_object)
         .and_then(|m| m.get("media_id"))
         .map(|v| id_string(v, "media_id"))
         .transpose()?;
-    let from_user = content.get("from_user").and_then(Value::as_object);
+    let from_user = content.get("from_user").and_then(Json::as_object);
     let from_user_id = match from_user.and_then(|u| u.get("id")) {
         Some(id) => id_string(id, "content.from_user.id")?,
         None => return Err(missing("content.from_user.id")),
     };
     let message = Box::new(MessageV1 {
         idempotency_key,
-        event,
+        event: event.to_owned(),
         received_at,
         conversation_id: match content.get("conversation_id") {
             Some(id) => id_string(id, "content.conversation_id")?,
             None => return Err(missing("content.conversation_id")),
         },
         message_id: content.get("message_id").map(|id| id_string(id, "content.message_id")).transpose()?,
-        sent_at_ms: content.get("timestamp").and_then(Value::as_i64),
-        message_type,
+        sent_at_ms: content.get("timestamp").and_then(Json::as_i64),
+        message_type: message_type.to_owned(),
         text,
         media_id,
         from_user_id,
-        from_username: content.get("from").and_then(Value::as_str).map(str::to_owned),
+        from_username: content.get("from").and_then(Json::as_str).map(str::to_owned),
         to_user_id: content
             .get("to_user")
+            .and_then(Json::as_object)
             .and_then(|u| u.get("id"))
             .map(|id| id_string(id, "content.to_user.id"))
             .transpose()?,
@@ -83,30 +108,11 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, En
     Ok(if message.event == SEND_EVENT { WebhookEvent::Echo(message) } else { WebhookEvent::Inbound(message) })
 }
 
-/// The message object: `content` (a JSON string in TikTok's envelope, or an object) or `data`, taken out
-/// of the envelope (it is read once, so it is moved rather than copied).
-fn content(envelope: &mut Map<String, Value>) -> Result<Option<Map<String, Value>>, EnvelopeError> {
-    let value = match envelope.remove("content") {
-        Some(content) => Some(content),
-        None => envelope.remove("data"),
-    };
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(object)) => Ok(Some(object)),
-        Some(Value::String(text)) => match serde_json::from_str(&text) {
-            Ok(Value::Object(object)) => Ok(Some(object)),
-            Ok(_) => Err(EnvelopeError("`content` must hold a JSON object".into())),
-            Err(e) => Err(EnvelopeError(format!("`content` is not valid JSON: {e}"))),
-        },
-        Some(_) => Err(EnvelopeError("`content` must be a JSON object or a string holding one".into())),
-    }
-}
-
 /// `event_id` when present, else `event:message_id`, else a SHA-256 of the body.
 fn idempotency_key(
-    envelope: &Map<String, Value>,
+    envelope: &Object<'_>,
     event: &str,
-    content: Option<&Map<String, Value>>,
+    content: Option<&Object<'_>>,
     body: &[u8],
 ) -> Result<String, EnvelopeError> {
     if let Some(id) = envelope.get("event_id").filter(|v| !v.is_null()) {
@@ -118,9 +124,9 @@ fn idempotency_key(
     Ok(format!("sha256:{}", hex::encode(digest::digest(&digest::SHA256, body).as_ref())))
 }
 
-fn required_str<'a>(object: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, EnvelopeError> {
+fn required_str<'a>(object: &'a Object<'_>, key: &str, path: &str) -> Result<&'a str, EnvelopeError> {
     match object.get(key) {
-        Some(Value::String(value)) => Ok(value),
+        Some(Json::String(value)) => Ok(value),
         Some(_) => Err(EnvelopeError(format!("field `{path}` must be a string"))),
         None => Err(missing(path)),
     }
@@ -128,18 +134,137 @@ fn required_str<'a>(object: &'a Map<String, Value>, key: &str, path: &str) -> Re
 
 /// An id as a string. Integers are accepted and written out exactly; anything else is refused,
 /// floats included (a 19-digit id that went through a float has already lost its last digits).
-fn id_string(value: &Value, path: &str) -> Result<String, EnvelopeError> {
+fn id_string(value: &Json<'_>, path: &str) -> Result<String, EnvelopeError> {
     match value {
-        Value::String(s) if !s.is_empty() => Ok(s.clone()),
-        Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
+        Json::String(s) if !s.is_empty() => Ok(s.to_string()),
+        Json::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
         _ => Err(EnvelopeError(format!("field `{path}` must be a non-empty string id"))),
+    }
+}
+
+/// A JSON value read from a webhook body, its strings borrowed from the body unless they hold escapes.
+#[derive(Debug)]
+enum Json<'a> {
+    Null,
+    Bool,
+    Number(Number),
+    String(Cow<'a, str>),
+    /// Checked like any other value, then dropped: no field of the envelope is an array.
+    Array,
+    Object(Object<'a>),
+}
+
+/// An object's entries in the order they came.
+#[derive(Debug)]
+struct Object<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
+
+impl<'a> Object<'a> {
+    /// The value of `key`; the last one when the key is repeated.
+    fn get(&self, key: &str) -> Option<&Json<'a>> {
+        self.0.iter().rev().find(|(name, _)| name == key).map(|(_, value)| value)
+    }
+}
+
+impl<'a> Json<'a> {
+    fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+
+    fn as_object(&self) -> Option<&Object<'a>> {
+        if let Json::Object(object) = self { Some(object) } else { None }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        if let Json::String(text) = self { Some(text) } else { None }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        if let Json::Number(number) = self { number.as_i64() } else { None }
+    }
+}
+
+impl<'de> Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Bool)
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(value.into()))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Number(value.into()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Json<'de>, E> {
+        Ok(Number::from_f64(value).map_or(Json::Null, Json::Number))
+    }
+
+    fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Borrowed(value)))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(value.to_owned())))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(value)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        while seq.next_element::<Json<'de>>()?.is_some() {}
+        Ok(Json::Array)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        // TikTok's message object has nine keys, its envelope five.
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(12));
+        while let Some((Key(key), value)) = map.next_entry::<Key<'de>, Json<'de>>()? {
+            entries.push((key, value));
+        }
+        Ok(Json::Object(Object(entries)))
+    }
+}
+
+/// An object's key, borrowed unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(JsonVisitor).and_then(|value| match value {
+            Json::String(key) => Ok(Key(key)),
+            _ => Err(serde::de::Error::custom("an object key must be a string")),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_767_225_600, 0).unwrap()
@@ -232,6 +357,33 @@ mod tests {
     }
 
     #[test]
+    fn the_body_is_read_as_serde_json_reads_it() {
+        let ignored = |body: &str| match parse(body.as_bytes(), now()) {
+            Ok(WebhookEvent::Ignored { idempotency_key, event }) => Ok((idempotency_key, event)),
+            Ok(_) => Err("not ignored".to_owned()),
+            Err(e) => Err(e.0),
+        };
+        // A repeated key: the last one counts; escapes in keys and values are read.
+        assert_eq!(ignored(r#"{"event":"im_receive_msg","event":"x","event_id":"e"}"#), Ok(("e".into(), "x".into())));
+        assert_eq!(ignored(r#"{"ev\u0065nt":"a\u00e9","event_id":"\"e\""}"#), Ok(("\"e\"".into(), "aé".into())));
+        // `content: null` is no content, and `data` is then not looked at.
+        let key = ignored(r#"{"event":"x","content":null,"data":{"message_id":"m"}}"#).unwrap().0;
+        assert!(key.starts_with("sha256:"), "{key}");
+        // Fields nobody reads are still checked: nesting depth, UTF-8, syntax.
+        let deep = format!(r#"{{"event":"x","extra":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert!(ignored(&deep).unwrap_err().contains("recursion limit"));
+        let invalid_utf8 = b"{\"event\":\"x\",\"extra\":\"\xff\"}";
+        assert!(parse(invalid_utf8, now()).unwrap_err().0.starts_with("malformed JSON"));
+        assert!(ignored(r#"{"event":"x"} trailing"#).unwrap_err().starts_with("malformed JSON"));
+        // Numbers: integers are ids, exactly; a u64 too large for i64 is no timestamp.
+        let mut content = message();
+        content["timestamp"] = json!(u64::MAX);
+        content["message_id"] = json!(-5);
+        let WebhookEvent::Inbound(m) = parse(&tiktok_body(content), now()).unwrap() else { panic!("inbound") };
+        assert_eq!((m.sent_at_ms, m.message_id.as_deref()), (None, Some("-5")));
+    }
+
+    #[test]
     fn non_text_messages_keep_their_media_id() {
         let mut content = message();
         let object = content.as_object_mut().unwrap();
@@ -248,7 +400,7 @@ mod tests {
 mod properties {
     use super::*;
     use proptest::prelude::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     /// Arbitrary JSON values, nested a few levels.
     fn any_json() -> impl Strategy<Value = Value> {
