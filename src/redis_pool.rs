@@ -1,7 +1,8 @@
 //! Connections to Redis, shared by the queue, idempotency keys, reply windows and the send limiter: one
-//! long-lived multiplexed connection that reconnects by itself (every short command, the webhook hot path
-//! included: no pool checkout, which costs an extra round trip each time), and a pool of dedicated
-//! connections for blocking reads (`XREADGROUP … BLOCK` holds its connection for the block time).
+//! long-lived multiplexed connection that reconnects by itself (every short command: no pool checkout,
+//! which costs an extra round trip each time), one more of the same kind per HTTP worker for the webhook's
+//! `XADD`, and a pool of dedicated connections for blocking reads (`XREADGROUP … BLOCK` holds its
+//! connection for the block time).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,12 +71,17 @@ impl Redis {
     /// The shared multiplexed connection (cheap to clone; reconnects after Redis comes back).
     pub async fn connection(&self) -> anyhow::Result<ConnectionManager> {
         let inner = &self.inner;
-        let manager = inner
-            .shared
-            .get_or_try_init(|| ConnectionManager::new_with_config(inner.client.clone(), inner.shared_config.clone()))
-            .await
-            .context("connecting to Redis")?;
+        let manager = inner.shared.get_or_try_init(|| self.own_connection()).await?;
         Ok(manager.clone())
+    }
+
+    /// A multiplexed connection of the caller's own, set up like the shared one. Its reading task runs
+    /// on the runtime that opens it: one per HTTP worker keeps each worker's commands on its own thread.
+    pub async fn own_connection(&self) -> anyhow::Result<ConnectionManager> {
+        let inner = &self.inner;
+        ConnectionManager::new_with_config(inner.client.clone(), inner.shared_config.clone())
+            .await
+            .context("connecting to Redis")
     }
 
     /// A dedicated connection for a blocking command.

@@ -6,7 +6,9 @@ mod memory;
 mod redis;
 
 use chrono::{DateTime, Utc};
+use deadpool_redis::redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
 
 pub use self::memory::MemoryQueue;
 pub use self::redis::RedisQueue;
@@ -186,11 +188,29 @@ pub enum JobQueue {
 impl JobQueue {
     /// Puts a job on the queue; `Ok` means it is durably there (Redis) or held (in-process).
     pub async fn enqueue(&self, job: &Job) -> Result<String, QueueError> {
-        let payload = serde_json::to_string(job).map_err(|e| QueueError(e.into()))?;
+        self.enqueue_on(None, job).await
+    }
+
+    async fn enqueue_on(
+        &self,
+        connection: Option<&OnceCell<ConnectionManager>>,
+        job: &Job,
+    ) -> Result<String, QueueError> {
+        // Sized for a typical job up front: growing from serde_json's default took three reallocations.
+        let mut payload = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut payload, job).map_err(|e| QueueError(e.into()))?;
+        let payload = String::from_utf8(payload).map_err(|e| QueueError(e.into()))?;
         match self {
-            JobQueue::Redis(queue) => queue.enqueue(&payload).await,
+            JobQueue::Redis(queue) => queue.enqueue(connection, &payload).await,
             JobQueue::Memory(queue) => queue.enqueue(payload),
         }
+    }
+
+    /// A handle for one producing thread (an HTTP worker). On Redis it opens a connection of its own on
+    /// first use, so each worker's `XADD`s are written and answered on its own thread; through the one
+    /// shared connection they would all pass through the thread that happened to open it.
+    pub fn producer(&self) -> Producer {
+        Producer { queue: self.clone(), connection: OnceCell::new() }
     }
 
     /// Readies the queue for consuming: on Redis, creates the consumer group when it does not exist yet
@@ -238,6 +258,19 @@ impl JobQueue {
             JobQueue::Redis(queue) => queue.dead_jobs().await,
             JobQueue::Memory(queue) => Ok(queue.dead_jobs()),
         }
+    }
+}
+
+/// One producing thread's view of the queue (see [`JobQueue::producer`]).
+pub struct Producer {
+    queue: JobQueue,
+    connection: OnceCell<ConnectionManager>,
+}
+
+impl Producer {
+    /// [`JobQueue::enqueue`], on this producer's own connection.
+    pub async fn enqueue(&self, job: &Job) -> Result<String, QueueError> {
+        self.queue.enqueue_on(Some(&self.connection), job).await
     }
 }
 

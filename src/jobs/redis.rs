@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use deadpool_redis::redis::aio::ConnectionManager;
 use deadpool_redis::redis::streams::{
     StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamRangeReply, StreamReadReply,
 };
 use deadpool_redis::redis::{self, ErrorKind, RedisError, Value, cmd};
+use tokio::sync::OnceCell;
 
 use super::{Backend, DeadJob, Delivery, QueueError, QueueParams, QueueStats, decode};
 use crate::config::JobSettings;
@@ -78,8 +80,16 @@ impl RedisQueue {
         self.inner.params.max_deliveries
     }
 
-    pub(super) async fn enqueue(&self, payload: &str) -> Result<String, QueueError> {
-        let mut conn = self.inner.redis.connection().await?;
+    /// `XADD` on `connection` (a producer's own), or on the shared connection.
+    pub(super) async fn enqueue(
+        &self,
+        connection: Option<&OnceCell<ConnectionManager>>,
+        payload: &str,
+    ) -> Result<String, QueueError> {
+        let mut conn = match connection {
+            Some(own) => own.get_or_try_init(|| self.inner.redis.own_connection()).await?.clone(),
+            None => self.inner.redis.connection().await?,
+        };
         let id: String = cmd("XADD")
             .arg(&self.inner.stream)
             .arg("MAXLEN")
