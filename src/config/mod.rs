@@ -107,7 +107,7 @@ pub struct ServerSettings {
     pub host: String,
     /// Port to bind; 0 picks a free one (tests). Env: `PORT`.
     pub port: u16,
-    /// Largest accepted request body, in bytes, after decompression.
+    /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
     /// Time a client has to send the request head, in milliseconds.
     pub client_request_timeout_ms: u64,
@@ -118,6 +118,10 @@ pub struct ServerSettings {
     /// The worker role serves no webhook; with this set it serves `/metrics`, `/health` and `/ready`
     /// on this port (on `host`), so it can be scraped. Ignored by roles that serve the webhook.
     pub metrics_port: Option<u16>,
+    /// Proxies in front of this server that append the address they saw to `X-Forwarded-For` (Railway's
+    /// edge: 1). The webhook's per-source rate limit keys on the address that many hops from the right of
+    /// that header; 0 keys on the connection's peer address and ignores the header (any client can set it).
+    pub trusted_proxies: usize,
 }
 
 /// The database: SQLite file by default, PostgreSQL in production.
