@@ -1,18 +1,19 @@
-//! The HTTP side: routes, limits and the middleware every request goes through.
+//! The HTTP side: routes, limits, the boundary's errors, and the one middleware every request goes
+//! through (its request id).
 
+pub mod error;
 mod health;
 mod metrics;
 mod oauth;
+pub mod request_id;
 pub mod webhook;
 
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpMessage, HttpServer, web};
-use tracing_actix_web::{RequestId, TracingLogger};
+
+use self::request_id::RequestId;
 
 use crate::config::ServerSettings;
 use crate::state::AppState;
@@ -38,14 +39,26 @@ pub fn build_server(
         .map_err(|e| anyhow::anyhow!("binding {}:{port}: {e}", settings.host))?;
     let port = listener.local_addr()?.port();
     let body_limit = settings.body_limit_bytes;
-    let limiter = web::Data::from(webhook::SourceLimiter::new(&state.settings.webhook));
+    let ingress = web::Data::from(webhook::Ingress::new(&state.settings));
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
-            .wrap(from_fn(request_id_header))
-            .wrap(TracingLogger::default())
+            // No span per request: the id is put on the request for the log lines that need it, and
+            // on the response for the caller.
+            .wrap_fn(|req, service| {
+                let id = RequestId::next();
+                req.extensions_mut().insert(id);
+                let response = service.call(req);
+                async move {
+                    let mut response = response.await?;
+                    response.headers_mut().insert(request_id::HEADER, id.header_value());
+                    Ok(response)
+                }
+            })
             .app_data(state.clone())
-            .app_data(limiter.clone())
+            .app_data(ingress.clone())
+            // This factory runs once per HTTP worker thread: each worker enqueues on its own connection.
+            .app_data(web::Data::new(state.queue.producer()))
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::JsonConfig::default().limit(body_limit))
             .configure(if which == Routes::All { routes } else { operations })
@@ -73,20 +86,4 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhook/tiktok", web::post().to(webhook::tiktok))
         .route("/oauth/tiktok/start", web::get().to(oauth::start))
         .route("/oauth/tiktok/callback", web::get().to(oauth::callback));
-}
-
-/// Echoes the request id that `TracingLogger` put on the request span, so a customer report or a TikTok
-/// retry can be matched to its log lines.
-async fn request_id_header(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = req.extensions().get::<RequestId>().copied();
-    let mut response = next.call(req).await?;
-    if let Some(id) = id
-        && let Ok(value) = HeaderValue::from_str(&id.to_string())
-    {
-        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
-    }
-    Ok(response)
 }

@@ -765,7 +765,7 @@ fn corpus() -> Vec<Bad> {
             encoding: Some("gzip"),
             signature: Signature::Valid,
             body: gzip_bomb,
-            expect: 413,
+            expect: 415,
         },
         bad("huge field", huge_id.as_bytes(), 413),
         Bad {

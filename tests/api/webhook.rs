@@ -27,10 +27,8 @@ async fn body_of(response: reqwest::Response) -> Value {
 
 on_both_queues!(
     signed_message_is_queued_and_answered_with_its_event_id,
-    bad_signatures_get_401_and_are_not_queued,
-    malformed_bodies_get_400_naming_the_problem_and_are_not_queued,
-    oversized_bodies_get_413_compressed_or_not,
-    non_json_content_types_get_415,
+    bad_requests_get_their_4xx_and_are_not_queued,
+    harmless_variations_of_a_good_request_are_queued,
     events_the_bot_does_not_handle_are_acknowledged_and_not_queued,
 );
 
@@ -44,128 +42,166 @@ async fn signed_message_is_queued_and_answered_with_its_event_id(redis: Option<T
     app.stop().await.unwrap();
 }
 
-async fn bad_signatures_get_401_and_are_not_queued(redis: Option<TestRedis>) {
-    let app = app_on(redis.as_ref()).await;
-    let body = tiktok_message("1", "alice", "hi");
-    let now = chrono::Utc::now().timestamp();
-    let good = signature::sign(WEBHOOK_SECRET.as_bytes(), now, body.as_bytes());
-    let mut flipped = body.clone().into_bytes();
-    flipped[10] ^= 0x01;
-    let cases: Vec<(&str, Option<String>, Vec<u8>)> = vec![
-        ("missing header", None, body.clone().into_bytes()),
-        ("wrong secret", Some(signature::sign(b"not-the-secret", now, body.as_bytes())), body.clone().into_bytes()),
-        ("one byte of body flipped", Some(good.clone()), flipped),
-        (
-            "stale",
-            Some(signature::sign(WEBHOOK_SECRET.as_bytes(), now - 301, body.as_bytes())),
-            body.clone().into_bytes(),
-        ),
-        (
-            "future",
-            Some(signature::sign(WEBHOOK_SECRET.as_bytes(), now + 301, body.as_bytes())),
-            body.clone().into_bytes(),
-        ),
-        ("non-integer t", Some(good.replacen(&format!("t={now}"), "t=soon", 1)), body.clone().into_bytes()),
-        ("empty s", Some(format!("t={now},s=")), body.clone().into_bytes()),
-        ("duplicated parts", Some(format!("{good},{good}")), body.clone().into_bytes()),
-        ("garbage", Some("Bearer abc".into()), body.clone().into_bytes()),
-    ];
-    for (case, header, payload) in cases {
-        let mut request = app.webhook_request().body(payload);
-        if let Some(header) = header {
-            request = request.header("TikTok-Signature", header);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 401, "{case}");
-        // The body never says which check failed.
-        assert_eq!(body_of(response).await, json!({"status": "error", "error": "invalid signature"}), "{case}");
-    }
-    let spaced = good.replace(',', " ,  ").replace("t=", " t = ");
-    let response = app.webhook_request().header("TikTok-Signature", spaced).body(body).send().await.unwrap();
-    assert_eq!(response.status(), 200, "spaces around the parts are tolerated");
-    assert_eq!(app.enqueued().await, 1, "only the valid request was queued");
-    app.stop().await.unwrap();
+/// How a bad request is signed.
+enum Signed {
+    /// Correctly, over the body sent, now.
+    Valid,
+    /// Not at all.
+    Missing,
+    /// With this header value.
+    As(String),
 }
 
-async fn malformed_bodies_get_400_naming_the_problem_and_are_not_queued(redis: Option<TestRedis>) {
-    let app = app_on(redis.as_ref()).await;
-    let mut no_conversation: Value = serde_json::from_str(&tiktok_message("1", "alice", "hi")).unwrap();
+/// A request the webhook must refuse: what is sent, the status, and what the body's `error` says.
+struct BadRequest {
+    case: &'static str,
+    content_type: Option<&'static str>,
+    content_encoding: Option<&'static str>,
+    signed: Signed,
+    body: Vec<u8>,
+    status: u16,
+    error: &'static str,
+}
+
+impl BadRequest {
+    /// A JSON request, validly signed, refused with `status` and an error containing `error`.
+    fn new(case: &'static str, body: impl Into<Vec<u8>>, status: u16, error: &'static str) -> Self {
+        let (content_type, content_encoding) = (Some("application/json"), None);
+        Self { case, content_type, content_encoding, signed: Signed::Valid, body: body.into(), status, error }
+    }
+
+    /// A request whose signature must be refused with 401, whatever is wrong with it.
+    fn signature(case: &'static str, body: impl Into<Vec<u8>>, signed: Signed) -> Self {
+        Self { signed, ..Self::new(case, body, 401, "invalid signature") }
+    }
+
+    fn content_type(self, content_type: Option<&'static str>) -> Self {
+        Self { content_type, ..self }
+    }
+
+    fn content_encoding(self, encoding: &'static str) -> Self {
+        Self { content_encoding: Some(encoding), ..self }
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn bad_requests() -> Vec<BadRequest> {
+    let body = tiktok_message("1", "alice", "hi");
+    let now = chrono::Utc::now().timestamp();
+    let sign = |secret: &[u8], t: i64| signature::sign(secret, t, body.as_bytes());
+    let good = sign(WEBHOOK_SECRET.as_bytes(), now);
+    let mut flipped = body.clone().into_bytes();
+    flipped[10] ^= 0x01;
+    let mut no_conversation: Value = serde_json::from_str(&body).unwrap();
     let mut content: Value = serde_json::from_str(no_conversation["content"].as_str().unwrap()).unwrap();
     content.as_object_mut().unwrap().remove("conversation_id");
     no_conversation["content"] = Value::String(content.to_string());
-    let cases = [
-        ("{not json".to_owned(), "malformed JSON"),
-        ("[1, 2, 3]".to_owned(), "JSON object"),
-        (r#"{"content": "{}"}"#.to_owned(), "missing field `event`"),
-        (r#"{"event": "im_receive_msg", "content": "{oops"}"#.to_owned(), "not valid JSON"),
-        (no_conversation.to_string(), "missing field `content.conversation_id`"),
-        ("[".repeat(5_000) + &"]".repeat(5_000), "malformed JSON"),
-    ];
-    for (body, expected) in cases {
-        let response = app.post_webhook(&body).await;
-        assert_eq!(response.status(), 400, "{expected}");
-        let reply = body_of(response).await;
-        assert!(reply["error"].as_str().unwrap().contains(expected), "{expected}: {reply}");
-    }
-    let invalid_utf8 = b"{\"event\": \"im_receive_msg\xff\xfe\"}".to_vec();
-    let signature = signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), &invalid_utf8);
-    let response = app.webhook_request().header("TikTok-Signature", signature).body(invalid_utf8).send().await.unwrap();
-    assert_eq!(response.status(), 400, "invalid UTF-8");
-    assert_eq!(app.enqueued().await, 0);
-    app.stop().await.unwrap();
-}
-
-async fn oversized_bodies_get_413_compressed_or_not(redis: Option<TestRedis>) {
-    let app = app_on(redis.as_ref()).await;
     let huge = tiktok_message("1", "alice", &"a".repeat(70 * 1024));
-    let response = app.post_webhook(&huge).await;
-    assert_eq!(response.status(), 413);
-    assert_eq!(body_of(response).await["status"], "error");
-
-    // 70 KiB of text compresses to well under the limit; decompressed it is over it.
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(huge.as_bytes()).unwrap();
-    let gzipped = encoder.finish().unwrap();
-    assert!(gzipped.len() < 8 * 1024);
-    let signature = signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), huge.as_bytes());
-    let response = app
-        .webhook_request()
-        .header("Content-Encoding", "gzip")
-        .header("TikTok-Signature", signature)
-        .body(gzipped)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413, "the limit applies after decompression");
-    assert_eq!(app.enqueued().await, 0);
-    app.stop().await.unwrap();
+    vec![
+        BadRequest::signature("missing header", body.as_str(), Signed::Missing),
+        BadRequest::signature("wrong secret", body.as_str(), Signed::As(sign(b"not-the-secret", now))),
+        BadRequest::signature("one byte of body flipped", flipped, Signed::As(good.clone())),
+        BadRequest::signature("stale", body.as_str(), Signed::As(sign(WEBHOOK_SECRET.as_bytes(), now - 301))),
+        BadRequest::signature("future", body.as_str(), Signed::As(sign(WEBHOOK_SECRET.as_bytes(), now + 301))),
+        BadRequest::signature(
+            "non-integer t",
+            body.as_str(),
+            Signed::As(good.replacen(&format!("t={now}"), "t=soon", 1)),
+        ),
+        BadRequest::signature("empty s", body.as_str(), Signed::As(format!("t={now},s="))),
+        BadRequest::signature("duplicated parts", body.as_str(), Signed::As(format!("{good},{good}"))),
+        BadRequest::signature("garbage", body.as_str(), Signed::As("Bearer abc".into())),
+        BadRequest::new("not JSON", "{not json", 400, "malformed JSON"),
+        BadRequest::new("an array", "[1, 2, 3]", 400, "JSON object"),
+        BadRequest::new("no event", r#"{"content": "{}"}"#, 400, "missing field `event`"),
+        BadRequest::new(
+            "content not JSON",
+            r#"{"event": "im_receive_msg", "content": "{oops"}"#,
+            400,
+            "not valid JSON",
+        ),
+        BadRequest::new("no conversation", no_conversation.to_string(), 400, "missing field `content.conversation_id`"),
+        BadRequest::new("5,000-deep nesting", "[".repeat(5_000) + &"]".repeat(5_000), 400, "malformed JSON"),
+        BadRequest::new("invalid UTF-8", &b"{\"event\": \"im_receive_msg\xff\xfe\"}"[..], 400, "malformed JSON"),
+        BadRequest::new("over 64 KiB", huge.clone(), 413, "body larger than 65536 bytes"),
+        BadRequest::new("text/plain", body.clone(), 415, "content type must be application/json")
+            .content_type(Some("text/plain")),
+        BadRequest::new("form", body.clone(), 415, "content type must be application/json")
+            .content_type(Some("application/x-www-form-urlencoded")),
+        BadRequest::new("no content type", body.clone(), 415, "content type must be application/json")
+            .content_type(None),
+        // TikTok does not compress webhooks: a compressed body is refused whatever it holds, so a
+        // 70 KiB message in 200 gzipped bytes is never inflated.
+        BadRequest::new("gzip", gzip(huge.as_bytes()), 415, "content encoding must be identity")
+            .content_encoding("gzip"),
+        BadRequest::new("deflate", body.clone(), 415, "content encoding must be identity").content_encoding("deflate"),
+        BadRequest::new("br", body.clone(), 415, "content encoding must be identity").content_encoding("br"),
+    ]
 }
 
-async fn non_json_content_types_get_415(redis: Option<TestRedis>) {
+async fn bad_requests_get_their_4xx_and_are_not_queued(redis: Option<TestRedis>) {
     let app = app_on(redis.as_ref()).await;
-    let body = tiktok_message("1", "alice", "hi");
-    let signature = signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
-    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
-        let mut request =
-            app.client.post(format!("{}/webhook/tiktok", app.address)).header("TikTok-Signature", &signature);
-        if let Some(content_type) = content_type {
+    for bad in bad_requests() {
+        let mut request = app.client.post(format!("{}/webhook/tiktok", app.address));
+        if let Some(content_type) = bad.content_type {
             request = request.header("Content-Type", content_type);
         }
-        let response = request.body(body.clone()).send().await.unwrap();
-        assert_eq!(response.status(), 415, "{content_type:?}");
-        assert_eq!(body_of(response).await["status"], "error");
+        if let Some(encoding) = bad.content_encoding {
+            request = request.header("Content-Encoding", encoding);
+        }
+        request = match &bad.signed {
+            Signed::Valid => request.header(
+                "TikTok-Signature",
+                signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), &bad.body),
+            ),
+            Signed::Missing => request,
+            Signed::As(header) => request.header("TikTok-Signature", header),
+        };
+        let response = request.body(bad.body).send().await.unwrap();
+        assert_eq!(response.status(), bad.status, "{}", bad.case);
+        let reply = body_of(response).await;
+        assert_eq!(reply["status"], "error", "{}: {reply}", bad.case);
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(error.contains(bad.error), "{}: {reply}", bad.case);
+        if bad.status == 401 {
+            // The body never says which check failed.
+            assert_eq!(error, "invalid signature", "{}", bad.case);
+        }
     }
-    let response = app
-        .client
-        .post(format!("{}/webhook/tiktok", app.address))
-        .header("Content-Type", "application/json; charset=utf-8")
-        .header("TikTok-Signature", &signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "a charset parameter is fine");
-    assert_eq!(app.enqueued().await, 1);
+    assert_eq!(app.enqueued().await, 0, "no refused request was queued");
+    app.stop().await.unwrap();
+}
+
+async fn harmless_variations_of_a_good_request_are_queued(redis: Option<TestRedis>) {
+    let app = app_on(redis.as_ref()).await;
+    // (case, spaces around the signature's parts, content type, content encoding)
+    let variations = [
+        ("spaces around the signature's parts", true, "application/json", None),
+        ("a charset parameter", false, "application/json; charset=utf-8", None),
+        ("an explicit identity encoding", false, "application/json", Some("identity")),
+    ];
+    for (n, (case, spaced, content_type, encoding)) in variations.into_iter().enumerate() {
+        let body = tiktok_message(&n.to_string(), "alice", "hi");
+        let mut signed = signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
+        if spaced {
+            signed = signed.replace(',', " ,  ").replace("t=", " t = ");
+        }
+        let mut request = app
+            .client
+            .post(format!("{}/webhook/tiktok", app.address))
+            .header("Content-Type", content_type)
+            .header("TikTok-Signature", signed);
+        if let Some(encoding) = encoding {
+            request = request.header("Content-Encoding", encoding);
+        }
+        assert_eq!(request.body(body).send().await.unwrap().status(), 200, "{case}");
+    }
+    assert_eq!(app.enqueued().await, 3);
     app.stop().await.unwrap();
 }
 
@@ -183,19 +219,122 @@ async fn events_the_bot_does_not_handle_are_acknowledged_and_not_queued(redis: O
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_source_past_its_rate_limit_gets_429_and_is_not_queued() {
+/// A rate of 1/s with a burst of 2: within `elapsed` a source is allowed at most `2 + elapsed` requests,
+/// however the requests are spread (a slow machine only lets more through, never fewer).
+async fn rate_limited_app(trusted_proxies: usize) -> TestApp {
     let db = TestDatabase::sqlite();
     let mut settings = test_settings(&db);
     settings.webhook.rate_limit_per_second = 1;
     settings.webhook.rate_limit_burst = 2;
-    let app = spawn_app_with(db, settings, Role::All).await;
-    let mut statuses = Vec::new();
-    for n in 0..4 {
-        statuses.push(app.post_webhook(&tiktok_message(&n.to_string(), "alice", "hi")).await.status().as_u16());
+    settings.server.trusted_proxies = trusted_proxies;
+    spawn_app_with(db, settings, Role::All).await
+}
+
+/// Posts `count` messages, with `forwarded_for(n)` as their X-Forwarded-For when it says one; returns
+/// how many got 200, and checks the rest got 429 within the limit's bound.
+async fn flood(
+    app: &TestApp,
+    client: &reqwest::Client,
+    count: usize,
+    forwarded_for: impl Fn(usize) -> Option<String>,
+) -> usize {
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    for n in 0..count {
+        let body = tiktok_message(&format!("flood-{n}"), "mallory", "hi");
+        let signature = signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
+        let mut request = client
+            .post(format!("{}/webhook/tiktok", app.address))
+            .header("Content-Type", "application/json")
+            .header("TikTok-Signature", signature);
+        if let Some(forwarded_for) = forwarded_for(n) {
+            request = request.header("X-Forwarded-For", forwarded_for);
+        }
+        let response = request.body(body).send().await.unwrap();
+        match response.status().as_u16() {
+            200 => accepted += 1,
+            429 => assert_eq!(response.headers()["retry-after"], "1"),
+            other => panic!("unexpected status {other}"),
+        }
     }
-    assert_eq!(statuses, [200, 200, 429, 429]);
-    assert_eq!(app.enqueued().await, 2);
+    let allowed = 2 + started.elapsed().as_secs() as usize;
+    assert!(accepted <= allowed, "{accepted} of {count} accepted, at most {allowed} allowed");
+    accepted
+}
+
+#[tokio::test]
+async fn a_source_past_its_rate_limit_gets_429_and_is_not_queued() {
+    let app = rate_limited_app(0).await;
+    let accepted = flood(&app, &app.client, 4, |_| None).await;
+    assert!(accepted >= 2, "the burst is allowed");
+    assert_eq!(app.enqueued().await, accepted as u64, "no 429 was queued");
+    app.stop().await.unwrap();
+}
+
+/// TikTok's deliveries come from this address in the tests below.
+const TIKTOK: &str = "127.0.0.2";
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_neither_escapes_the_limit_nor_limits_another_source() {
+    // No trusted proxy (the default): the header is ignored and the connection's address is the source.
+    let app = rate_limited_app(0).await;
+    // Rotating the header, or naming TikTok's address in it, changes nothing: it all counts against 127.0.0.1.
+    let accepted =
+        flood(&app, &app.client, 8, |n| Some(if n % 2 == 0 { format!("203.0.113.{n}") } else { TIKTOK.to_owned() }))
+            .await;
+    assert!(accepted >= 2, "the burst is allowed");
+    // TikTok, connecting from its own address, is not limited by what the flood claimed to be.
+    let tiktok = reqwest::Client::builder().local_address(TIKTOK.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    assert_eq!(flood(&app, &tiktok, 1, |_| None).await, 1);
+    assert_eq!(app.enqueued().await, accepted as u64 + 1);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_address_it_appended_is_the_source() {
+    // One trusted proxy (Railway's edge): it appends the address it saw, so the rightmost entry is the
+    // source and whatever the client wrote to the left of it is ignored. The test plays the proxy.
+    let app = rate_limited_app(1).await;
+    let accepted = flood(&app, &app.client, 8, |n| Some(format!("{TIKTOK}, 198.51.100.{n}, 203.0.113.7"))).await;
+    assert!(accepted >= 2, "the burst is allowed");
+    // An entry that is not an address counts against the connection's address: it is no way out either.
+    let garbage = flood(&app, &app.client, 6, |n| Some(format!("203.0.113.7, not-an-address-{n}"))).await;
+    assert!(garbage >= 2, "the peer's own burst");
+    // TikTok's deliveries, named by the proxy, are not limited by a flood that claimed to be TikTok.
+    assert_eq!(flood(&app, &app.client, 1, |_| Some(format!("203.0.113.7, {TIKTOK}"))).await, 1);
+    app.stop().await.unwrap();
+}
+
+/// Sends a request head over a raw connection, with no body behind it, and returns the status line of
+/// the answer: the server must answer from the head alone.
+fn answer_to_head_only(port: u16, head: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut status = String::new();
+    BufReader::new(stream).read_line(&mut status).expect("an answer before any body was sent");
+    status.trim_end().to_owned()
+}
+
+#[tokio::test]
+async fn compressed_and_oversized_bodies_are_refused_before_a_byte_of_them_is_read() {
+    let app = app_on(None).await;
+    let port = app.port.unwrap();
+    let head = |extra: &str| {
+        format!(
+            "POST /webhook/tiktok HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             TikTok-Signature: t=1,s={}\r\n{extra}\r\n",
+            "0".repeat(64)
+        )
+    };
+    let gzip_head = head("Content-Encoding: gzip\r\nContent-Length: 60000\r\n");
+    let status = tokio::task::spawn_blocking(move || answer_to_head_only(port, &gzip_head)).await.unwrap();
+    assert_eq!(status, "HTTP/1.1 415 Unsupported Media Type");
+    let large_head = head("Content-Length: 70000\r\n");
+    let status = tokio::task::spawn_blocking(move || answer_to_head_only(port, &large_head)).await.unwrap();
+    assert_eq!(status, "HTTP/1.1 413 Payload Too Large");
+    assert_eq!(app.enqueued().await, 0);
     app.stop().await.unwrap();
 }
 
