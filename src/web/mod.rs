@@ -82,8 +82,9 @@ fn operations(cfg: &mut web::ServiceConfig) {
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    operations(cfg);
+    // Routes are matched in order: the webhook, nearly all of the traffic, first.
     cfg.route("/webhook/tiktok", web::post().to(webhook::tiktok))
         .route("/oauth/tiktok/start", web::get().to(oauth::start))
         .route("/oauth/tiktok/callback", web::get().to(oauth::callback));
+    operations(cfg);
 }

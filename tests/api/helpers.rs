@@ -411,6 +411,66 @@ fn tiktok_event(event: &str, message_id: &str, user: &str, text: &str) -> String
     .to_string()
 }
 
+/// How a test request to the webhook is signed.
+pub enum Signed {
+    /// Correctly, over the body sent, at the time it is sent.
+    Valid,
+    /// Not at all.
+    Missing,
+    /// With this header value (one that is not a valid header value is sent as `unsendable`).
+    As(String),
+}
+
+/// A request to the webhook and the status it must get: the rows of the bad-request tables.
+pub struct WebhookCase {
+    pub case: &'static str,
+    pub content_type: Option<&'static str>,
+    pub content_encoding: Option<&'static str>,
+    pub signed: Signed,
+    pub body: Vec<u8>,
+    pub status: u16,
+}
+
+impl WebhookCase {
+    /// A JSON request, validly signed, that must get `status`.
+    pub fn new(case: &'static str, body: impl Into<Vec<u8>>, status: u16) -> Self {
+        let (content_type, content_encoding, signed) = (Some("application/json"), None, Signed::Valid);
+        Self { case, content_type, content_encoding, signed, body: body.into(), status }
+    }
+
+    /// A request whose signature header must be refused with 401.
+    pub fn signature(case: &'static str, body: impl Into<Vec<u8>>, signed: Signed) -> Self {
+        Self { signed, ..Self::new(case, body, 401) }
+    }
+
+    pub fn content_type(self, content_type: Option<&'static str>) -> Self {
+        Self { content_type, ..self }
+    }
+
+    pub fn content_encoding(self, encoding: &'static str) -> Self {
+        Self { content_encoding: Some(encoding), ..self }
+    }
+
+    /// The request, posted to `url` by `client`.
+    pub fn request(&self, client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+        let mut request = client.post(url).body(self.body.clone());
+        if let Some(content_type) = self.content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        if let Some(encoding) = self.content_encoding {
+            request = request.header("Content-Encoding", encoding);
+        }
+        let header = match &self.signed {
+            Signed::Valid => signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), &self.body),
+            Signed::Missing => return request,
+            Signed::As(header) => header.clone(),
+        };
+        let header = reqwest::header::HeaderValue::from_bytes(header.as_bytes())
+            .unwrap_or(reqwest::header::HeaderValue::from_static("unsendable"));
+        request.header("TikTok-Signature", header)
+    }
+}
+
 /// Polls `check` every 25 ms until it returns `Some`, or panics after `timeout` naming `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
 where

@@ -18,7 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::cli::repo_config_dir;
-use crate::helpers::{PrivateRedis, TestDatabase, TestRedis, WEBHOOK_SECRET, tiktok_message, wait_for};
+use crate::helpers::{
+    PrivateRedis, Signed, TestDatabase, TestRedis, WEBHOOK_SECRET, WebhookCase, tiktok_message, wait_for,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_philia-bot");
 /// The reclaim settings of the suite: a dead worker's jobs are taken over after this idle time.
@@ -649,47 +651,15 @@ async fn a_tiktok_storm_of_40100_and_5xx_loses_and_doubles_nothing_within_the_se
     }
 }
 
-/// A request of the bad-input corpus and the status it must get.
-struct Bad {
-    name: &'static str,
-    content_type: Option<&'static str>,
-    encoding: Option<&'static str>,
-    signature: Signature,
-    body: Vec<u8>,
-    expect: u16,
-}
-
-enum Signature {
-    /// Signed correctly now.
-    Valid,
-    None,
-    /// This exact header.
-    Header(String),
-}
-
-fn corpus() -> Vec<Bad> {
+/// The bad-input corpus: each request and the status it must get.
+fn corpus() -> Vec<WebhookCase> {
     let now = chrono::Utc::now().timestamp();
     let good = tiktok_message("bad-0", "eve", "hi").into_bytes();
     let sign = |t: i64, body: &[u8]| philia_bot::tiktok::signature::sign(WEBHOOK_SECRET.as_bytes(), t, body);
     let hex = |t: i64, body: &[u8]| sign(t, body).split("s=").nth(1).unwrap().to_owned();
     let s = hex(now, &good);
-    let json = Some("application/json");
-    let bad = |name, body: &[u8], expect| Bad {
-        name,
-        content_type: json,
-        encoding: None,
-        signature: Signature::Valid,
-        body: body.to_vec(),
-        expect,
-    };
-    let header = |name, value: String| Bad {
-        name,
-        content_type: json,
-        encoding: None,
-        signature: Signature::Header(value),
-        body: good.clone(),
-        expect: 401,
-    };
+    let bad = |name, body: &[u8], expect| WebhookCase::new(name, body, expect);
+    let header = |name, value: String| WebhookCase::signature(name, good.clone(), Signed::As(value));
     let envelope = |content: serde_json::Value| {
         serde_json::json!({"client_key": "k", "event": "im_receive_msg", "create_time": now, "user_openid": "b", "content": content.to_string()})
             .to_string()
@@ -710,72 +680,16 @@ fn corpus() -> Vec<Bad> {
         "from_user": {"id": "u"}, "to_user": {"id": "b"}
     }));
     vec![
-        Bad {
-            name: "no content type",
-            content_type: None,
-            encoding: None,
-            signature: Signature::Valid,
-            body: good.clone(),
-            expect: 415,
-        },
-        Bad {
-            name: "text/plain",
-            content_type: Some("text/plain"),
-            encoding: None,
-            signature: Signature::Valid,
-            body: good.clone(),
-            expect: 415,
-        },
-        Bad {
-            name: "form",
-            content_type: Some("application/x-www-form-urlencoded"),
-            encoding: None,
-            signature: Signature::Valid,
-            body: good.clone(),
-            expect: 415,
-        },
-        Bad {
-            name: "multipart",
-            content_type: Some("multipart/form-data; boundary=x"),
-            encoding: None,
-            signature: Signature::Valid,
-            body: good.clone(),
-            expect: 415,
-        },
-        Bad {
-            name: "json-ish",
-            content_type: Some("application/jsonp"),
-            encoding: None,
-            signature: Signature::Valid,
-            body: good.clone(),
-            expect: 415,
-        },
-        Bad {
-            name: "xml",
-            content_type: Some("application/xml"),
-            encoding: None,
-            signature: Signature::Valid,
-            body: b"<a/>".to_vec(),
-            expect: 415,
-        },
+        bad("no content type", &good, 415).content_type(None),
+        bad("text/plain", &good, 415).content_type(Some("text/plain")),
+        bad("form", &good, 415).content_type(Some("application/x-www-form-urlencoded")),
+        bad("multipart", &good, 415).content_type(Some("multipart/form-data; boundary=x")),
+        bad("json-ish", &good, 415).content_type(Some("application/jsonp")),
+        bad("xml", b"<a/>", 415).content_type(Some("application/xml")),
         bad("body over 64 KiB", &vec![b' '; 70_000], 413),
-        Bad {
-            name: "gzip bomb",
-            content_type: json,
-            encoding: Some("gzip"),
-            signature: Signature::Valid,
-            body: gzip_bomb,
-            expect: 415,
-        },
+        bad("gzip bomb", &gzip_bomb, 415).content_encoding("gzip"),
         bad("huge field", huge_id.as_bytes(), 413),
-        Bad {
-            name: "no signature",
-            content_type: json,
-            encoding: None,
-            signature: Signature::None,
-            body: good.clone(),
-            expect: 401,
-        },
+        WebhookCase::signature("no signature", good.clone(), Signed::Missing),
         header("empty signature", String::new()),
         header("garbage signature", "garbage".into()),
         header("t only", format!("t={now}")),
@@ -840,31 +754,9 @@ async fn a_corpus_of_bad_requests_gets_the_right_status_and_enqueues_nothing() {
     assert!(cases.len() >= 40, "{} cases", cases.len());
     let mut wrong = Vec::new();
     for case in &cases {
-        let mut request = client.post(web.url()).body(case.body.clone());
-        if let Some(content_type) = case.content_type {
-            request = request.header("Content-Type", content_type);
-        }
-        if let Some(encoding) = case.encoding {
-            request = request.header("Content-Encoding", encoding);
-        }
-        match &case.signature {
-            Signature::Valid => {
-                let header = philia_bot::tiktok::signature::sign(
-                    WEBHOOK_SECRET.as_bytes(),
-                    chrono::Utc::now().timestamp(),
-                    &case.body,
-                );
-                request = request.header("TikTok-Signature", header);
-            }
-            Signature::Header(value) => match reqwest::header::HeaderValue::from_bytes(value.as_bytes()) {
-                Ok(value) => request = request.header("TikTok-Signature", value),
-                Err(_) => request = request.header("TikTok-Signature", "unsendable"),
-            },
-            Signature::None => {}
-        }
-        let status = request.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
-        if status != case.expect {
-            wrong.push(format!("{}: expected {}, got {status}", case.name, case.expect));
+        let status = case.request(&client, &web.url()).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+        if status != case.status {
+            wrong.push(format!("{}: expected {}, got {status}", case.case, case.status));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

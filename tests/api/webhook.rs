@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, TestDatabase, TestRedis, WEBHOOK_SECRET, spawn_app_with, test_settings, tiktok_message, use_redis,
-    wait_for,
+    Signed, TestApp, TestDatabase, TestRedis, WEBHOOK_SECRET, WebhookCase, spawn_app_with, test_settings,
+    tiktok_message, use_redis, wait_for,
 };
 use crate::on_both_queues;
 
@@ -42,55 +42,14 @@ async fn signed_message_is_queued_and_answered_with_its_event_id(redis: Option<T
     app.stop().await.unwrap();
 }
 
-/// How a bad request is signed.
-enum Signed {
-    /// Correctly, over the body sent, now.
-    Valid,
-    /// Not at all.
-    Missing,
-    /// With this header value.
-    As(String),
-}
-
-/// A request the webhook must refuse: what is sent, the status, and what the body's `error` says.
-struct BadRequest {
-    case: &'static str,
-    content_type: Option<&'static str>,
-    content_encoding: Option<&'static str>,
-    signed: Signed,
-    body: Vec<u8>,
-    status: u16,
-    error: &'static str,
-}
-
-impl BadRequest {
-    /// A JSON request, validly signed, refused with `status` and an error containing `error`.
-    fn new(case: &'static str, body: impl Into<Vec<u8>>, status: u16, error: &'static str) -> Self {
-        let (content_type, content_encoding) = (Some("application/json"), None);
-        Self { case, content_type, content_encoding, signed: Signed::Valid, body: body.into(), status, error }
-    }
-
-    /// A request whose signature must be refused with 401, whatever is wrong with it.
-    fn signature(case: &'static str, body: impl Into<Vec<u8>>, signed: Signed) -> Self {
-        Self { signed, ..Self::new(case, body, 401, "invalid signature") }
-    }
-
-    fn content_type(self, content_type: Option<&'static str>) -> Self {
-        Self { content_type, ..self }
-    }
-
-    fn content_encoding(self, encoding: &'static str) -> Self {
-        Self { content_encoding: Some(encoding), ..self }
-    }
-}
-
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
 
-fn bad_requests() -> Vec<BadRequest> {
+/// Bad requests, each with the status and a part of the error the webhook must answer it with.
+fn bad_requests() -> Vec<(WebhookCase, &'static str)> {
     let body = tiktok_message("1", "alice", "hi");
     let now = chrono::Utc::now().timestamp();
     let sign = |secret: &[u8], t: i64| signature::sign(secret, t, body.as_bytes());
@@ -102,72 +61,58 @@ fn bad_requests() -> Vec<BadRequest> {
     content.as_object_mut().unwrap().remove("conversation_id");
     no_conversation["content"] = Value::String(content.to_string());
     let huge = tiktok_message("1", "alice", &"a".repeat(70 * 1024));
+    let unauthorized = |case, body: Vec<u8>, signed| (WebhookCase::signature(case, body, signed), "invalid signature");
+    let refused = |case, body: Vec<u8>, status, error| (WebhookCase::new(case, body, status), error);
+    let wrong_type = "content type must be application/json";
+    let compressed = "content encoding must be identity";
+    let valid = body.clone().into_bytes();
     vec![
-        BadRequest::signature("missing header", body.as_str(), Signed::Missing),
-        BadRequest::signature("wrong secret", body.as_str(), Signed::As(sign(b"not-the-secret", now))),
-        BadRequest::signature("one byte of body flipped", flipped, Signed::As(good.clone())),
-        BadRequest::signature("stale", body.as_str(), Signed::As(sign(WEBHOOK_SECRET.as_bytes(), now - 301))),
-        BadRequest::signature("future", body.as_str(), Signed::As(sign(WEBHOOK_SECRET.as_bytes(), now + 301))),
-        BadRequest::signature(
-            "non-integer t",
-            body.as_str(),
-            Signed::As(good.replacen(&format!("t={now}"), "t=soon", 1)),
-        ),
-        BadRequest::signature("empty s", body.as_str(), Signed::As(format!("t={now},s="))),
-        BadRequest::signature("duplicated parts", body.as_str(), Signed::As(format!("{good},{good}"))),
-        BadRequest::signature("garbage", body.as_str(), Signed::As("Bearer abc".into())),
-        BadRequest::new("not JSON", "{not json", 400, "malformed JSON"),
-        BadRequest::new("an array", "[1, 2, 3]", 400, "JSON object"),
-        BadRequest::new("no event", r#"{"content": "{}"}"#, 400, "missing field `event`"),
-        BadRequest::new(
+        unauthorized("missing header", valid.clone(), Signed::Missing),
+        unauthorized("wrong secret", valid.clone(), Signed::As(sign(b"not-the-secret", now))),
+        unauthorized("one byte of body flipped", flipped, Signed::As(good.clone())),
+        unauthorized("stale", valid.clone(), Signed::As(sign(WEBHOOK_SECRET.as_bytes(), now - 301))),
+        unauthorized("future", valid.clone(), Signed::As(sign(WEBHOOK_SECRET.as_bytes(), now + 301))),
+        unauthorized("non-integer t", valid.clone(), Signed::As(good.replacen(&format!("t={now}"), "t=soon", 1))),
+        unauthorized("empty s", valid.clone(), Signed::As(format!("t={now},s="))),
+        unauthorized("duplicated parts", valid.clone(), Signed::As(format!("{good},{good}"))),
+        unauthorized("garbage", valid.clone(), Signed::As("Bearer abc".into())),
+        refused("not JSON", b"{not json".to_vec(), 400, "malformed JSON"),
+        refused("an array", b"[1, 2, 3]".to_vec(), 400, "JSON object"),
+        refused("no event", br#"{"content": "{}"}"#.to_vec(), 400, "missing field `event`"),
+        refused(
             "content not JSON",
-            r#"{"event": "im_receive_msg", "content": "{oops"}"#,
+            br#"{"event": "im_receive_msg", "content": "{oops"}"#.to_vec(),
             400,
             "not valid JSON",
         ),
-        BadRequest::new("no conversation", no_conversation.to_string(), 400, "missing field `content.conversation_id`"),
-        BadRequest::new("5,000-deep nesting", "[".repeat(5_000) + &"]".repeat(5_000), 400, "malformed JSON"),
-        BadRequest::new("invalid UTF-8", &b"{\"event\": \"im_receive_msg\xff\xfe\"}"[..], 400, "malformed JSON"),
-        BadRequest::new("over 64 KiB", huge.clone(), 413, "body larger than 65536 bytes"),
-        BadRequest::new("text/plain", body.clone(), 415, "content type must be application/json")
-            .content_type(Some("text/plain")),
-        BadRequest::new("form", body.clone(), 415, "content type must be application/json")
-            .content_type(Some("application/x-www-form-urlencoded")),
-        BadRequest::new("no content type", body.clone(), 415, "content type must be application/json")
-            .content_type(None),
+        refused("no conversation", no_conversation.to_string().into(), 400, "missing field `content.conversation_id`"),
+        refused("5,000-deep nesting", ("[".repeat(5_000) + &"]".repeat(5_000)).into(), 400, "malformed JSON"),
+        refused("invalid UTF-8", b"{\"event\": \"im_receive_msg\xff\xfe\"}".to_vec(), 400, "malformed JSON"),
+        refused("over 64 KiB", huge.clone().into(), 413, "body larger than 65536 bytes"),
+        (WebhookCase::new("text/plain", valid.clone(), 415).content_type(Some("text/plain")), wrong_type),
+        (
+            WebhookCase::new("form", valid.clone(), 415).content_type(Some("application/x-www-form-urlencoded")),
+            wrong_type,
+        ),
+        (WebhookCase::new("no content type", valid.clone(), 415).content_type(None), wrong_type),
         // TikTok does not compress webhooks: a compressed body is refused whatever it holds, so a
         // 70 KiB message in 200 gzipped bytes is never inflated.
-        BadRequest::new("gzip", gzip(huge.as_bytes()), 415, "content encoding must be identity")
-            .content_encoding("gzip"),
-        BadRequest::new("deflate", body.clone(), 415, "content encoding must be identity").content_encoding("deflate"),
-        BadRequest::new("br", body.clone(), 415, "content encoding must be identity").content_encoding("br"),
+        (WebhookCase::new("gzip", gzip(huge.as_bytes()), 415).content_encoding("gzip"), compressed),
+        (WebhookCase::new("deflate", valid.clone(), 415).content_encoding("deflate"), compressed),
+        (WebhookCase::new("br", valid, 415).content_encoding("br"), compressed),
     ]
 }
 
 async fn bad_requests_get_their_4xx_and_are_not_queued(redis: Option<TestRedis>) {
     let app = app_on(redis.as_ref()).await;
-    for bad in bad_requests() {
-        let mut request = app.client.post(format!("{}/webhook/tiktok", app.address));
-        if let Some(content_type) = bad.content_type {
-            request = request.header("Content-Type", content_type);
-        }
-        if let Some(encoding) = bad.content_encoding {
-            request = request.header("Content-Encoding", encoding);
-        }
-        request = match &bad.signed {
-            Signed::Valid => request.header(
-                "TikTok-Signature",
-                signature::sign(WEBHOOK_SECRET.as_bytes(), chrono::Utc::now().timestamp(), &bad.body),
-            ),
-            Signed::Missing => request,
-            Signed::As(header) => request.header("TikTok-Signature", header),
-        };
-        let response = request.body(bad.body).send().await.unwrap();
+    let url = format!("{}/webhook/tiktok", app.address);
+    for (bad, expected_error) in bad_requests() {
+        let response = bad.request(&app.client, &url).send().await.unwrap();
         assert_eq!(response.status(), bad.status, "{}", bad.case);
         let reply = body_of(response).await;
         assert_eq!(reply["status"], "error", "{}: {reply}", bad.case);
         let error = reply["error"].as_str().unwrap_or_default();
-        assert!(error.contains(bad.error), "{}: {reply}", bad.case);
+        assert!(error.contains(expected_error), "{}: {reply}", bad.case);
         if bad.status == 401 {
             // The body never says which check failed.
             assert_eq!(error, "invalid signature", "{}", bad.case);
