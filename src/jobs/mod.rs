@@ -38,6 +38,7 @@ impl Job {
 pub struct MessageV1 {
     pub idempotency_key: String,
     pub event: String,
+    #[serde(serialize_with = "rfc3339")]
     pub received_at: DateTime<Utc>,
     pub conversation_id: String,
     pub message_id: Option<String>,
@@ -50,6 +51,12 @@ pub struct MessageV1 {
     pub from_user_id: String,
     pub from_username: Option<String>,
     pub to_user_id: Option<String>,
+}
+
+/// A time as chrono's serde writes it (RFC 3339, the fractional digits it needs, `Z`), formatted in one go:
+/// chrono's own `Serialize` goes through `collect_str`, a character at a time, on every webhook.
+fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 impl MessageV1 {
@@ -317,5 +324,34 @@ struct QueueParams {
 impl From<&crate::config::JobSettings> for QueueParams {
     fn from(settings: &crate::config::JobSettings) -> Self {
         Self { max_deliveries: settings.max_deliveries, block: std::time::Duration::from_millis(settings.block_ms) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_at_is_written_as_chrono_writes_it() {
+        for nanos in [0, 120_000_000, 123_456_000, 123_456_789] {
+            let at = DateTime::from_timestamp(1_767_225_600, nanos).unwrap();
+            let message = MessageV1 {
+                idempotency_key: "k".into(),
+                event: "im_receive_msg".into(),
+                received_at: at,
+                conversation_id: "c".into(),
+                message_id: None,
+                sent_at_ms: None,
+                message_type: "text".into(),
+                text: None,
+                media_id: None,
+                from_user_id: "u".into(),
+                from_username: None,
+                to_user_id: None,
+            };
+            let written = serde_json::to_value(&message).unwrap();
+            assert_eq!(written["received_at"], serde_json::to_value(at).unwrap());
+            assert_eq!(serde_json::from_value::<MessageV1>(written).unwrap(), message);
+        }
     }
 }
