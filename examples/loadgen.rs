@@ -64,8 +64,8 @@ struct Args {
 type Arrivals = Arc<std::sync::Mutex<HashMap<String, chrono::DateTime<chrono::Utc>>>>;
 
 /// A fake TikTok send API: answers every send with success and notes when each conversation's first
-/// reply arrived.
-async fn fake_tiktok(port: u16, arrivals: Arrivals) -> anyhow::Result<()> {
+/// reply arrived. Called inside the runtime, which `tokio::spawn` needs.
+fn fake_tiktok(port: u16, arrivals: Arrivals) -> anyhow::Result<()> {
     use actix_web::{App, HttpResponse, HttpServer, web};
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let server = HttpServer::new(move || {
@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let arrivals: Arrivals = Arc::default();
     if let Some(port) = args.fake_tiktok {
-        fake_tiktok(port, arrivals.clone()).await?;
+        fake_tiktok(port, arrivals.clone())?;
     }
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let total = match args.rate {
@@ -164,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
         // Open loop: request n is due at n / rate; its latency counts from then, not from when it left.
         let due = match args.rate {
             Some(rate) => {
-                let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
+                let due = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
                 tokio::time::sleep_until(due.into()).await;
                 due
             }
@@ -184,8 +184,7 @@ async fn main() -> anyhow::Result<()> {
                 .body(body)
                 .send()
                 .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
+                .map_or(0, |r| r.status().as_u16());
             drop(permit);
             (status, due.elapsed(), sent_at)
         }));
@@ -201,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed();
     let mut statuses: Vec<_> = statuses.into_iter().collect();
-    statuses.sort();
+    statuses.sort_unstable();
     println!("statuses (0 = connection error): {statuses:?}");
     report("ingress", latencies, elapsed);
 

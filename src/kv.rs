@@ -62,7 +62,7 @@ impl Kv {
     }
 
     fn map(map: &Mutex<MemoryMap>) -> std::sync::MutexGuard<'_, MemoryMap> {
-        map.lock().unwrap_or_else(|p| p.into_inner())
+        map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The full key for `name`: under the deployment's prefix on Redis.

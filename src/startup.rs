@@ -252,7 +252,7 @@ async fn cancel_on_signal(token: CancellationToken) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await
+                std::future::pending::<()>().await;
             }
         }
     };
@@ -260,8 +260,8 @@ async fn cancel_on_signal(token: CancellationToken) {
     let terminate = std::future::pending::<()>();
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = terminate => tracing::info!("SIGTERM received"),
-        _ = token.cancelled() => return,
+        () = terminate => tracing::info!("SIGTERM received"),
+        () = token.cancelled() => return,
     }
     token.cancel();
 }

@@ -39,12 +39,12 @@ pub fn is_json(settings: &LogSettings, environment: Environment) -> bool {
 /// Installs the global subscriber once, writing to stdout; later calls (tests building several apps) are
 /// no-ops.
 pub fn init(settings: &LogSettings, environment: Environment) {
-    install(settings, environment, LogTo::Stdout)
+    install(settings, environment, LogTo::Stdout);
 }
 
 /// Like [`init`], writing to stderr: for commands whose stdout is their answer (staff tables, `--json`).
 pub fn init_on_stderr(settings: &LogSettings, environment: Environment) {
-    install(settings, environment, LogTo::Stderr)
+    install(settings, environment, LogTo::Stderr);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

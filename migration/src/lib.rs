@@ -1,4 +1,7 @@
 //! Schema migrations of philia-bot: one migration per file, the same statements on SQLite and PostgreSQL.
+// `MigrationTrait` is an async_trait whose signatures take `&SchemaManager` without a lifetime; naming it in
+// the implementations would no longer match the trait.
+#![allow(elided_lifetimes_in_paths)]
 
 pub use sea_orm_migration::prelude::*;
 

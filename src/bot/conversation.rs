@@ -658,7 +658,7 @@ struct BusinessHours<'a>(&'a ShopSettings);
 
 impl BusinessHours<'_> {
     fn local(&self, now: DateTime<Utc>) -> chrono::NaiveDateTime {
-        now.naive_utc() + Duration::hours(self.0.utc_offset_hours as i64)
+        now.naive_utc() + Duration::hours(i64::from(self.0.utc_offset_hours))
     }
 
     fn open_on(&self, date: chrono::NaiveDate) -> bool {

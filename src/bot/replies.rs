@@ -303,7 +303,7 @@ impl Replies {
     /// Parses and validates the texts; problems name `source` and the field.
     pub fn parse(text: &str, source: &str) -> Result<Self, Vec<Problem>> {
         let replies: Replies = toml::from_str(text).map_err(|e| {
-            let field = e.span().map(|span| field_at(text, span.start)).unwrap_or_else(|| "(syntax)".into());
+            let field = e.span().map_or_else(|| "(syntax)".into(), |span| field_at(text, span.start));
             vec![Problem::new(source, field, e.message().to_owned())]
         })?;
         let mut problems = Vec::new();
@@ -344,7 +344,7 @@ impl Replies {
                 }
             }
         }
-        if replies.words.an_before.iter().any(|start| start.is_empty()) {
+        if replies.words.an_before.iter().any(std::string::String::is_empty) {
             problems.push(Problem::new(source, "words.an_before", "must not hold an empty text"));
         }
         if let Err(e) = StrftimeItems::new(&replies.time.clock).parse() {
@@ -354,7 +354,7 @@ impl Replies {
             problems.push(Problem::new(source, "time.weekdays", "must name the 7 days of the week, Monday first"));
         }
         if let Some(url) = &replies.menu.image_url
-            && url::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
+            && url::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https"))
         {
             problems.push(Problem::new(source, "menu.image_url", format!("{url:?} is not an http(s) URL")));
         }

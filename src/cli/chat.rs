@@ -48,9 +48,7 @@ pub struct Args {
 fn chat_settings(mut settings: Settings, database: Option<&str>, temp_dir: &std::path::Path) -> Settings {
     settings.environment = Environment::Local;
     settings.database.url = Some(SecretString::from(
-        database
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", temp_dir.join("chat.db").display())),
+        database.map_or_else(|| format!("sqlite://{}?mode=rwc", temp_dir.join("chat.db").display()), str::to_owned),
     ));
     settings.redis.url = None;
     settings.tiktok.access_token = None;

@@ -72,7 +72,7 @@ impl Desk {
 
     /// A moment in the shop's local time (`shop.utc_offset_hours`), as staff tables show it.
     pub fn local(&self, at: DateTime<Utc>) -> String {
-        let offset = chrono::Duration::hours(self.state.settings.shop.utc_offset_hours as i64);
+        let offset = chrono::Duration::hours(i64::from(self.state.settings.shop.utc_offset_hours));
         (at.naive_utc() + offset).format("%Y-%m-%d %H:%M").to_string()
     }
 

@@ -40,8 +40,10 @@ pub fn check_config_dir(config_dir: &Path, texts: &TextFiles<'_>) -> Vec<Problem
 pub fn unknown_config_files(config_dir: &Path, known: &[&str]) -> Vec<Problem> {
     match std::fs::read_dir(config_dir) {
         Ok(entries) => {
-            let mut names: Vec<String> =
-                entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            let mut names: Vec<String> = entries
+                .filter_map(std::result::Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
             names.sort();
             names
                 .iter()

@@ -58,7 +58,7 @@ impl MemoryQueue {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the queue half-updated (every update is one
         // push or remove), so a poisoned lock is still safe to use.
-        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(super) fn enqueue(&self, payload: String) -> Result<String, QueueError> {

@@ -202,11 +202,11 @@ impl RedisQueue {
     }
 
     fn take_reclaimed(&self) -> Option<Delivery> {
-        self.inner.reclaimed.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+        self.inner.reclaimed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front()
     }
 
     fn reclaim_due(&self) -> bool {
-        let mut last = self.inner.last_reclaim.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.inner.last_reclaim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let due = last.is_none_or(|at| at.elapsed() >= self.inner.reclaim_interval);
         if due {
             *last = Some(Instant::now());
@@ -251,7 +251,7 @@ impl RedisQueue {
                 self.dead_letter(&delivery, &reason).await?;
                 continue;
             }
-            self.inner.reclaimed.lock().unwrap_or_else(|p| p.into_inner()).push_back(delivery);
+            self.inner.reclaimed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push_back(delivery);
         }
         Ok(())
     }
@@ -285,7 +285,7 @@ impl RedisQueue {
             .query_async(&mut conn)
             .await;
         match acked {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             // The group is gone (Redis lost it): nothing is pending any more, so nothing to ack.
             Err(e) if is_nogroup(&e) => Ok(()),
             Err(e) => Err(QueueError(anyhow!(e).context("XACK"))),

@@ -158,12 +158,12 @@ pub fn parse_csv(mut input: impl Read, money: Money<'_>) -> Result<ParsedFile, V
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let row = e.position().map_or(0, |p| p.line());
+                let row = e.position().map_or(0, csv::Position::line);
                 errors.push(RowError { row, column: "(row)".into(), message: e.to_string() });
                 continue;
             }
         };
-        let row = record.position().map_or(0, |p| p.line());
+        let row = record.position().map_or(0, csv::Position::line);
         if record.iter().all(str::is_empty) {
             continue; // a blank line between rows
         }
@@ -275,7 +275,7 @@ fn parse_row(row: u64, cells: &HashMap<&str, &str>, money: Money<'_>) -> Result<
     }
     let image_url = optional("image_url");
     if let Some(url) = &image_url
-        && url::Url::parse(url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true)
+        && url::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https"))
     {
         fail("image_url", format!("{url:?} is not an http(s) URL"));
     }

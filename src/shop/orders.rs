@@ -123,7 +123,7 @@ pub async fn checkout(
         .exec_with_returning(db)
         .await;
         match attempt {
-            Err(DbErr::RecordNotInserted) => continue,
+            Err(DbErr::RecordNotInserted) => {}
             other => break other?,
         }
     };
@@ -392,10 +392,9 @@ fn allowed(from: OrderStatus, to: OrderStatus) -> bool {
     matches!(
         (from, to),
         (Pending, Paid)
-            | (Pending | Paid, Shipped)
+            | (Pending | Paid, Shipped | Cancelled)
             | (Shipped, Delivered)
             | (Shipped | Delivered, Returned)
-            | (Pending | Paid, Cancelled)
     )
 }
 

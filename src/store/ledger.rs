@@ -113,7 +113,7 @@ pub async fn upsert_conversation(
         updated_at: Set(now),
         ..Default::default()
     })
-    .on_conflict(on_conflict.to_owned())
+    .on_conflict(on_conflict.clone())
     .exec_with_returning(db)
     .await?;
 

@@ -111,8 +111,7 @@ pub fn split_text(text: &str, max: usize) -> Vec<String> {
         let half = window.len() / 2;
         let cut = ["\n\n", "\n", ". ", "! ", "? ", " "]
             .iter()
-            .filter_map(|sep| window.rfind(sep).filter(|i| *i >= half).map(|i| i + sep.len()))
-            .next()
+            .find_map(|sep| window.rfind(sep).filter(|i| *i >= half).map(|i| i + sep.len()))
             .unwrap_or(limit);
         parts.push(rest[..cut].trim_end().to_owned());
         rest = rest[cut..].trim_start();

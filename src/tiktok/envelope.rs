@@ -42,11 +42,11 @@ fn missing(field: &str) -> EnvelopeError {
 
 /// Parses a webhook body received at `received_at`.
 pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, EnvelopeError> {
-    let root: Json = serde_json::from_slice(body).map_err(|e| EnvelopeError(format!("malformed JSON: {e}")))?;
+    let root: Json<'_> = serde_json::from_slice(body).map_err(|e| EnvelopeError(format!("malformed JSON: {e}")))?;
     let Json::Object(envelope) = root else { return Err(EnvelopeError("the body must be a JSON object".into())) };
     let event = required_str(&envelope, "event", "event")?;
     // `content` as a string is parsed here, and the message object borrows from it.
-    let nested: Json;
+    let nested: Json<'_>;
     let content = match envelope.get("content").or_else(|| envelope.get("data")) {
         None | Some(Json::Null) => None,
         Some(Json::Object(object)) => Some(object),

@@ -40,12 +40,12 @@ impl SendLimiter {
         let burst = burst.max(1);
         match redis {
             Some(redis) => {
-                let interval_us = 1_000_000 / per_second as u64;
+                let interval_us = 1_000_000 / u64::from(per_second);
                 SendLimiter::Redis {
                     redis: redis.clone(),
                     key: redis.key("tiktok:send-rate"),
                     interval_us,
-                    tolerance_us: interval_us * (burst as u64 - 1),
+                    tolerance_us: interval_us * (u64::from(burst) - 1),
                 }
             }
             None => {

@@ -75,11 +75,11 @@ impl TokenManager {
     }
 
     fn cached(&self) -> Option<Cached> {
-        self.inner.cached.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn remember(&self, cached: Cached) {
-        *self.inner.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some(cached);
+        *self.inner.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cached);
     }
 
     /// A usable access token: the stored one, refreshed first when it is about to expire.
@@ -126,7 +126,7 @@ impl TokenManager {
         let seen = self.cached().map(|c| c.access.expose_secret().to_owned());
         let _only_one = self.inner.refreshing.lock().await;
         // Another task (or replica) may have refreshed while this one waited: then its token is used.
-        *self.inner.cached.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.inner.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let current = self.load().await?;
         if seen.is_some_and(|seen| current.access.expose_secret() != seen) {
             return Ok(());
@@ -134,7 +134,7 @@ impl TokenManager {
         let refresh = current.refresh.ok_or_else(|| ApiError::Token("no refresh token to renew with".into()))?;
         let body = json!({
             "client_id": self.inner.client_key,
-            "client_secret": self.inner.client_secret.as_ref().map(|s| s.expose_secret()),
+            "client_secret": self.inner.client_secret.as_ref().map(secrecy::ExposeSecret::expose_secret),
             "grant_type": "refresh_token",
             "refresh_token": refresh.expose_secret(),
         });
@@ -147,7 +147,7 @@ impl TokenManager {
         let _only_one = self.inner.refreshing.lock().await;
         let body = json!({
             "client_id": self.inner.client_key,
-            "client_secret": self.inner.client_secret.as_ref().map(|s| s.expose_secret()),
+            "client_secret": self.inner.client_secret.as_ref().map(secrecy::ExposeSecret::expose_secret),
             "grant_type": "authorization_code",
             "auth_code": code,
             "redirect_uri": redirect_uri,

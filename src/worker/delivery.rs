@@ -164,7 +164,7 @@ pub fn notify_staff(state: &AppState, to: &CustomerConversation, reason: &str) {
         match client.post(&url).json(&body).send().await {
             Ok(response) if response.status().is_success() => {}
             Ok(response) => {
-                tracing::warn!(status = response.status().as_u16(), "staff webhook refused the handoff notice")
+                tracing::warn!(status = response.status().as_u16(), "staff webhook refused the handoff notice");
             }
             Err(e) => tracing::warn!(error = %e, "staff webhook unreachable"),
         }

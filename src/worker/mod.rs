@@ -90,8 +90,8 @@ async fn consume(state: AppState, shutdown: CancellationToken, consumer: usize) 
                     queue_down = true;
                 }
                 tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(MAX_QUEUE_BACKOFF);
             }
@@ -159,7 +159,7 @@ fn report_nack(
     match nacked {
         Ok(NackOutcome::Retry) => {
             state.metrics.job_retried();
-            tracing::warn!(job_id = %id, deliveries, error = %error, "job failed; it will be retried")
+            tracing::warn!(job_id = %id, deliveries, error = %error, "job failed; it will be retried");
         }
         Ok(NackOutcome::Dead) => state.metrics.job_dead(),
         Err(e) => tracing::error!(job_id = %id, error = format!("{e:#}"), "could not record a failed job"),

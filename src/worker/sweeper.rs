@@ -89,8 +89,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let interval = Duration::from_secs(state.settings.shop.sweep_interval_secs);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
         }
         if let Err(e) = sweep(&state, Utc::now()).await {
             tracing::warn!(error = %e, "sweep failed; trying again next interval");

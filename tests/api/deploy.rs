@@ -343,7 +343,7 @@ fn ci_builds_the_docker_image_in_a_second_job_without_pushing() {
     let workflow = workflow();
     let (ci_run, _) = ci_run_job(&workflow);
     let builds = |step: &Step| {
-        let pushes = step.with.get("push").and_then(|v| v.as_bool()).unwrap_or(false);
+        let pushes = step.with.get("push").and_then(sea_orm::JsonValue::as_bool).unwrap_or(false);
         (step.uses("docker/build-push-action") && !pushes) || step.runs("docker build ")
     };
     let image_jobs: Vec<&String> =
@@ -384,9 +384,9 @@ fn railway_toml_builds_the_dockerfile_migrates_before_each_deploy_and_checks_rea
     let pre_deploy = deploy.get("preDeployCommand").and_then(|v| v.as_array()).expect("preDeployCommand");
     assert_eq!(pre_deploy, &vec![toml::Value::from("philia-bot migrate up")]);
     assert_eq!(text(&config, "deploy", "healthcheckPath"), Some("/ready"));
-    assert!(deploy.get("healthcheckTimeout").and_then(|v| v.as_integer()).is_some_and(|secs| secs > 0));
+    assert!(deploy.get("healthcheckTimeout").and_then(toml::Value::as_integer).is_some_and(|secs| secs > 0));
     assert_eq!(text(&config, "deploy", "restartPolicyType"), Some("ON_FAILURE"));
-    assert!(deploy.get("restartPolicyMaxRetries").and_then(|v| v.as_integer()).is_some_and(|n| n > 0));
+    assert!(deploy.get("restartPolicyMaxRetries").and_then(toml::Value::as_integer).is_some_and(|n| n > 0));
 }
 
 #[test]

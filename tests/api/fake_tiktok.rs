@@ -466,6 +466,7 @@ impl Faults {
 
 impl FakeTikTok {
     /// Starts the stand-in on 127.0.0.1 and a free port.
+    #[expect(clippy::unused_async, reason = "async like every server start in the tests, so callers await it alike")]
     pub async fn start(config: FakeConfig) -> Self {
         assert!(!config.accounts.is_empty(), "the fake needs at least one business account");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port for the TikTok stand-in");
@@ -786,7 +787,7 @@ impl State {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn known_account(&self, account: &str) {

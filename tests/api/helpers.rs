@@ -535,7 +535,7 @@ impl PrivateRedis {
 
     async fn start_with(test: &str, dir: Option<tempfile::TempDir>) -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = match Self::spawn(port, dir.as_ref().map(|d| d.path())) {
+        let child = match Self::spawn(port, dir.as_ref().map(tempfile::TempDir::path)) {
             Ok(child) => child,
             Err(e) if services_required() => panic!("{test}: cannot start redis-server: {e}"),
             Err(e) => {
@@ -575,7 +575,8 @@ impl PrivateRedis {
 
     /// Starts it again on the same port.
     pub async fn start_again(&mut self) {
-        self.child = Self::spawn(self.port, self.dir.as_ref().map(|d| d.path())).expect("redis-server starts again");
+        self.child =
+            Self::spawn(self.port, self.dir.as_ref().map(tempfile::TempDir::path)).expect("redis-server starts again");
         self.wait_until_up().await;
     }
 }

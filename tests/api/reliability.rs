@@ -754,7 +754,7 @@ async fn a_corpus_of_bad_requests_gets_the_right_status_and_enqueues_nothing() {
     assert!(cases.len() >= 40, "{} cases", cases.len());
     let mut wrong = Vec::new();
     for case in &cases {
-        let status = case.request(&client, &web.url()).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+        let status = case.request(&client, &web.url()).send().await.map_or(0, |r| r.status().as_u16());
         if status != case.status {
             wrong.push(format!("{}: expected {}, got {status}", case.case, case.status));
         }

@@ -104,7 +104,7 @@ async fn hold(db: &DatabaseConnection, who: &users::Model, item: &items::Model, 
 async fn sold_twice(db: &DatabaseConnection) -> Vec<i64> {
     let lines = order_items::Entity::find().filter(order_items::Column::Active.eq(true)).all(db).await.unwrap();
     let mut ids: Vec<i64> = lines.iter().map(|l| l.item_id).collect();
-    ids.sort();
+    ids.sort_unstable();
     let mut twice: Vec<i64> = ids.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
     twice.dedup();
     twice
