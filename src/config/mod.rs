@@ -287,13 +287,28 @@ pub struct TikTokSettings {
     pub authorize_url: String,
     /// This server's `/oauth/tiktok/callback` URL as registered with TikTok, when TikTok needs it named.
     pub oauth_redirect_url: Option<String>,
+    /// `true`: replies are stored and printed, never sent, whatever credentials are set. `false`: sending
+    /// is required (credentials must be set). Unset: dry run exactly when there are no credentials, which
+    /// production refuses (customers would get no replies). Env: `PHILIA_TIKTOK__DRY_RUN`.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
 }
 
 impl TikTokSettings {
     /// Replies are sent only with credentials (an access token, or the app's key and secret for tokens
-    /// stored by the OAuth callback); otherwise they are stored and printed.
+    /// stored by the OAuth callback) and without `dry_run = true`; otherwise they are stored and printed.
     pub fn is_dry_run(&self) -> bool {
-        self.access_token.is_none() && (self.client_key.is_none() || self.client_secret.is_none())
+        self.dry_run.unwrap_or(!self.has_credentials())
+    }
+
+    /// Whether anything to send with is set: an access token, or the app's key and secret.
+    pub fn has_credentials(&self) -> bool {
+        self.access_token.is_some() || (self.client_key.is_some() && self.client_secret.is_some())
+    }
+
+    /// The sending mode, as `/ready` and the start-up line say it.
+    pub fn sending_mode(&self) -> &'static str {
+        if self.is_dry_run() { "dry_run" } else { "live" }
     }
 }
 

@@ -5,7 +5,7 @@
 use secrecy::ExposeSecret;
 
 use super::{
-    DatabaseSettings, JobSettings, LlmSettings, LogSettings, Problem, RedisSettings, ServerSettings, Settings,
+    DatabaseSettings, Environment, JobSettings, LlmSettings, LogSettings, Problem, RedisSettings, ServerSettings, Settings,
     ShopSettings, TikTokSettings, WebhookSettings, WorkerSettings, database_kind,
 };
 
@@ -34,7 +34,7 @@ impl Settings {
             self.worker.validate(),
             self.jobs.validate(&self.worker),
             self.webhook.validate(),
-            self.tiktok.validate(),
+            self.tiktok.validate(self.environment),
             self.llm.validate(),
             self.shop.validate(),
         ]
@@ -120,8 +120,25 @@ impl WebhookSettings {
 }
 
 impl TikTokSettings {
-    fn validate(&self) -> Vec<Problem> {
+    fn validate(&self, environment: Environment) -> Vec<Problem> {
         let mut problems: Vec<Problem> = http_url("tiktok.api_base_url", &self.api_base_url).into_iter().collect();
+        if self.dry_run == Some(false) && !self.has_credentials() {
+            problems.push(problem(
+                "tiktok.dry_run",
+                "is false but nothing to send with is set: set TIKTOK_ACCESS_TOKEN, or TIKTOK_CLIENT_KEY and \
+                 TIKTOK_CLIENT_SECRET",
+            ));
+        }
+        // In production a dry run must be asked for: without credentials customers get no replies at all.
+        if environment == Environment::Production && self.dry_run.is_none() && !self.has_credentials() {
+            problems.push(Problem::new(
+                "production",
+                "tiktok.access_token",
+                "no TikTok credentials, so no customer would get a reply: set TIKTOK_ACCESS_TOKEN, or \
+                 TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET; or set PHILIA_TIKTOK__DRY_RUN=true to run \
+                 without sending on purpose",
+            ));
+        }
         if !self.is_dry_run() && self.business_id.is_none() {
             problems.push(problem(
                 "tiktok.business_id",

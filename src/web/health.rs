@@ -1,4 +1,5 @@
-//! `GET /health` (is the process and its database alive) and `GET /ready` (can it take traffic: Redis too).
+//! `GET /health` (is the process and its database alive) and `GET /ready` (can it take traffic: Redis too;
+//! and whether replies are really sent, so a dry run in production is seen where deploys are watched).
 
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         "status": if ok { "ok" } else { "error" },
         "db": if db_ok { "connected" } else { "unreachable" },
         "redis": redis,
+        "sending": state.settings.tiktok.sending_mode(),
         "service": "philia-bot",
     });
     respond(ok, body)

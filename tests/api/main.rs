@@ -9,6 +9,7 @@ mod conversation;
 mod deploy;
 mod fake_tiktok;
 mod fake_tiktok_rules;
+mod hardening;
 mod health;
 mod lifecycle;
 mod metrics;

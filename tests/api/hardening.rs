@@ -1,0 +1,70 @@
+//! Misconfiguration fails loudly, and production keeps its doors closed: each test is a failure an
+//! on-call engineer met (issue 17), reproduced through the binary or a running app.
+
+use std::process::Output;
+
+use secrecy::SecretString;
+
+use crate::cli::{philia, repo_config_dir, text};
+use crate::helpers::{TestDatabase, spawn_app, spawn_app_with, test_settings};
+
+/// A production environment that passes every check but the one a test is about: PostgreSQL named (not
+/// connected by `config check`), a long webhook secret, an access token and business id.
+const PRODUCTION: &[(&str, &str)] = &[
+    ("ENVIRONMENT", "production"),
+    ("DATABASE_URL", "postgres://philia@127.0.0.1:1/philia"),
+    ("TIKTOK_WEBHOOK_SECRET", "a-webhook-secret-of-32-characters"),
+    ("TIKTOK_ACCESS_TOKEN", "an-access-token-of-some-length"),
+    ("TIKTOK_BUSINESS_ID", "7000000000000000001"),
+];
+
+/// `philia-bot ARGS` in an empty folder with the production environment minus `without`, plus `with`.
+fn run_production(args: &[&str], without: &[&str], with: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = philia(dir.path());
+    command.args(args).arg("--config-dir").arg(repo_config_dir());
+    for (name, value) in PRODUCTION.iter().filter(|(name, _)| !without.contains(name)) {
+        command.env(name, value);
+    }
+    command.envs(with.iter().copied());
+    command.output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn production_without_credentials_is_refused_unless_the_dry_run_is_asked_for() {
+    let output = run_production(&["config", "check"], &[], &[]);
+    assert_eq!(stdout(&output).trim(), "ok", "the baseline passes: {}", text(&output));
+
+    let output = run_production(&["config", "check"], &["TIKTOK_ACCESS_TOKEN", "TIKTOK_BUSINESS_ID"], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(stdout(&output).contains("production: tiktok.access_token: no TikTok credentials"), "{}", text(&output));
+    assert!(stdout(&output).contains("PHILIA_TIKTOK__DRY_RUN=true"), "{}", text(&output));
+    let serve = run_production(&["serve"], &["TIKTOK_ACCESS_TOKEN", "TIKTOK_BUSINESS_ID"], &[]);
+    assert!(!serve.status.success(), "serve starts no dry run by itself in production");
+    assert!(text(&serve).contains("no TikTok credentials"), "{}", text(&serve));
+
+    let explicit = [("PHILIA_TIKTOK__DRY_RUN", "true")];
+    let output = run_production(&["config", "check"], &["TIKTOK_ACCESS_TOKEN", "TIKTOK_BUSINESS_ID"], &explicit);
+    assert_eq!(stdout(&output).trim(), "ok", "an explicit dry run is allowed: {}", text(&output));
+}
+
+#[tokio::test]
+async fn ready_reports_the_sending_mode() {
+    let app = spawn_app(TestDatabase::sqlite()).await;
+    let body: serde_json::Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(body["sending"], "dry_run", "{body}");
+    app.stop().await.unwrap();
+
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    settings.tiktok.access_token = Some(SecretString::from("an-access-token".to_owned()));
+    settings.tiktok.business_id = Some("7000000000000000001".into());
+    let app = spawn_app_with(db, settings, philia_bot::role::Role::All).await;
+    let body: serde_json::Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(body["sending"], "live", "{body}");
+    app.stop().await.unwrap();
+}
