@@ -114,6 +114,11 @@ impl Application {
     /// in-flight work finish within the grace period, and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!("philia-bot started: {}", self.describe());
+        // `config check` refuses these; a running process says so and goes on, as a restart loop over
+        // a typo would take the shop offline.
+        for unknown in crate::config::unknown_env_vars() {
+            tracing::warn!("{unknown}: it is ignored");
+        }
         if self.role.runs_web() && self.state.settings.tiktok.webhook_secret.is_none() {
             // Production refuses to start like this (see Role::requirements); locally it is
             // how a shop owner tries the bot without TikTok, so it is allowed, loudly.

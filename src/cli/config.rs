@@ -45,7 +45,9 @@ pub fn run(config_dir: &Path, action: Action) -> ExitCode {
 fn problems(config_dir: &Path, role: Role) -> (Vec<Problem>, Vec<Problem>) {
     let names = [bot::REPLIES_FILE, bot::intent::INTENTS_FILE, bot::intent::FAQ_FILE, shop::SIZE_CHART_FILE];
     let check = |dir: &Path| BotFiles::load(dir).err().unwrap_or_default();
-    let problems = check_config_dir(config_dir, &TextFiles { names: &names, check: &check });
+    let mut problems = check_config_dir(config_dir, &TextFiles { names: &names, check: &check });
+    // On Railway every setting is an environment variable: a misspelt one is as wrong as a misspelt key.
+    problems.extend(crate::config::unknown_env_vars());
     if !problems.is_empty() {
         return (problems, Vec::new());
     }

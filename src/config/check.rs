@@ -125,6 +125,31 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
     problems
 }
 
+/// Every settings section and the fields it knows, read from the structs.
+pub fn sections() -> Vec<(&'static str, &'static [&'static str])> {
+    field_names::<Settings>()
+        .iter()
+        .filter(|section| **section != "environment")
+        .map(|section| (*section, section_fields(section)))
+        .collect()
+}
+
+fn section_fields(section: &str) -> &'static [&'static str] {
+    match section {
+        "log" => field_names::<LogSettings>(),
+        "server" => field_names::<ServerSettings>(),
+        "database" => field_names::<DatabaseSettings>(),
+        "redis" => field_names::<RedisSettings>(),
+        "worker" => field_names::<WorkerSettings>(),
+        "jobs" => field_names::<JobSettings>(),
+        "webhook" => field_names::<WebhookSettings>(),
+        "tiktok" => field_names::<TikTokSettings>(),
+        "llm" => field_names::<LlmSettings>(),
+        "shop" => field_names::<ShopSettings>(),
+        _ => &[],
+    }
+}
+
 /// One section of a settings file read as `T`: every key `T` does not know (all of them, whatever else
 /// is wrong), and the first value of a wrong type, with its field path. The file is read over the
 /// embedded defaults, as loading does, so a section that sets only some fields is complete.
@@ -242,6 +267,7 @@ mod tests {
             let sections: Vec<&str> =
                 field_names::<Settings>().iter().copied().filter(|f| *f != "environment").collect();
             assert!(sections.len() >= 10 && !sections.contains(&"config_dir"), "{sections:?}");
+            assert!(super::sections().iter().all(|(_, fields)| !fields.is_empty()), "a section without its fields");
             let file: String = sections.iter().map(|section| format!("[{section}]\n")).collect();
             jail.create_file("config/default.toml", &file)?;
             assert_eq!(check_settings_files(&jail.directory().join("config")), []);

@@ -128,6 +128,7 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
     /// `postgres://…` or `sqlite://…`. Unset: the embedded SQLite file at `sqlite_path`. Env: `DATABASE_URL`.
+    #[serde(default, deserialize_with = "lenient::opt_secret")]
     pub url: Option<SecretString>,
     /// The embedded database file used when `url` is unset.
     pub sqlite_path: PathBuf,
@@ -197,6 +198,7 @@ pub fn describe_url(url: &str) -> String {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     /// `redis://host:port/db`. Unset: in-process queue and maps (not durable). Env: `REDIS_URL`.
+    #[serde(default, deserialize_with = "lenient::opt_secret")]
     pub url: Option<SecretString>,
     /// Prefix of every key this deployment writes (`{prefix}:jobs`, …), so several bots can share a server.
     pub key_prefix: String,
@@ -286,6 +288,7 @@ pub struct TikTokSettings {
     /// TikTok's page where the shop owner authorizes the app (`/oauth/tiktok/start` redirects there).
     pub authorize_url: String,
     /// This server's `/oauth/tiktok/callback` URL as registered with TikTok, when TikTok needs it named.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
     pub oauth_redirect_url: Option<String>,
     /// `true`: replies are stored and printed, never sent, whatever credentials are set. `false`: sending
     /// is required (credentials must be set). Unset: dry run exactly when there are no credentials, which
@@ -326,6 +329,7 @@ pub struct ShopSettings {
     /// A conversation in handoff goes back to the bot after this many quiet hours.
     pub handoff_quiet_hours: u64,
     /// Slack- or Discord-compatible webhook told about every handoff (`{"text","content"}`). Optional.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
     pub staff_webhook_url: Option<String>,
     /// Put before prices.
     pub currency_symbol: String,
@@ -437,23 +441,96 @@ fn figment(config_dir: &Path, environment: Environment) -> Figment {
         }
     }
     // Railway sets PORT and expects the service on every interface; PHILIA_SERVER__HOST still wins.
-    if std::env::var_os("PORT").is_some() {
+    if is_set("PORT") {
         figment = figment.merge(Serialized::default("server.host", "0.0.0.0"));
     }
     let names: Vec<&str> = CONVENTIONAL_ENV.iter().map(|(name, _)| *name).collect();
+    // A blank variable is unset, everywhere: `TIKTOK_WEBHOOK_SECRET=` in a dashboard must not become an
+    // empty secret, nor `PHILIA_WORKER__CONCURRENCY=` a type error; the layers below decide.
     figment
-        .merge(Env::raw().only(&names).map(|key| {
+        .merge(Env::raw().only(&names).filter(|key| is_set(key.as_str())).map(|key| {
             let field = CONVENTIONAL_ENV
                 .iter()
                 .find(|(name, _)| key.as_str().eq_ignore_ascii_case(name))
                 .map_or(key.as_str(), |(_, field)| field);
             field.to_owned().into()
         }))
-        .merge(Env::prefixed("PHILIA_").ignore(NON_SETTINGS_ENV).split("__"))
+        .merge(
+            Env::raw()
+                .filter_map(|key| {
+                    let rest = strip_prefix_ignore_case(key.as_str(), ENV_PREFIX)?;
+                    is_set(key.as_str()).then(|| rest.to_owned().into())
+                })
+                .ignore(NON_SETTINGS_ENV)
+                .split("__"),
+        )
 }
 
-/// Deserializers for text settings that environment variables may carry as digits: figment parses
-/// `TIKTOK_CLIENT_KEY=123456` as a number, but ids and secrets are strings.
+/// The prefix of the bot's own environment variables.
+const ENV_PREFIX: &str = "PHILIA_";
+
+/// Whether an environment variable is set to something other than blanks.
+fn is_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|value| !value.to_string_lossy().trim().is_empty())
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &text[prefix.len()..])
+}
+
+/// Every `PHILIA_` variable the bot reads: one per setting (`PHILIA_SECTION__FIELD`), `PHILIA_ENVIRONMENT`
+/// and those that configure the process rather than the settings.
+pub fn known_env_names() -> Vec<String> {
+    let mut names: Vec<String> =
+        NON_SETTINGS_ENV.iter().chain(&["environment"]).map(|name| format!("{ENV_PREFIX}{name}")).collect();
+    for (section, fields) in check::sections() {
+        names.extend(fields.iter().map(|field| format!("{ENV_PREFIX}{section}__{field}")));
+    }
+    names.iter().map(|name| name.to_ascii_uppercase()).collect()
+}
+
+/// The process's `PHILIA_` variables that name no setting (a typo would otherwise be ignored, although
+/// the same typo in a file is caught), each naming the closest variable the bot reads.
+pub fn unknown_env_vars() -> Vec<Problem> {
+    let known = known_env_names();
+    let mut vars: Vec<String> = std::env::vars_os()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .filter(|name| strip_prefix_ignore_case(name, ENV_PREFIX).is_some())
+        .filter(|name| !known.contains(&name.to_ascii_uppercase()))
+        .collect();
+    vars.sort();
+    vars.into_iter()
+        .map(|name| {
+            let closest = closest(&name.to_ascii_uppercase(), &known).unwrap_or_default();
+            Problem::new(&name, "(environment)", format!("names no setting; did you mean {closest}?"))
+        })
+        .collect()
+}
+
+/// The name in `known` with the fewest single-character edits from `name`.
+fn closest<'a>(name: &str, known: &'a [String]) -> Option<&'a str> {
+    known.iter().min_by_key(|candidate| edit_distance(name, candidate)).map(String::as_str)
+}
+
+/// Levenshtein distance, by characters: a handful of short names, so the quadratic table is cheap.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// Deserializers for optional text settings: environment variables may carry them as digits (figment
+/// parses `TIKTOK_CLIENT_KEY=123456` as a number, but ids and secrets are strings), and a blank value is
+/// unset.
 mod lenient {
     use secrecy::SecretString;
     use serde::{Deserialize, Deserializer};
@@ -466,12 +543,15 @@ mod lenient {
         Signed(i64),
     }
 
+    /// A blank text is unset, as a blank environment variable is.
     pub fn opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-        Ok(Option::<Text>::deserialize(deserializer)?.map(|text| match text {
-            Text::String(s) => s,
-            Text::Unsigned(n) => n.to_string(),
-            Text::Signed(n) => n.to_string(),
-        }))
+        Ok(Option::<Text>::deserialize(deserializer)?
+            .map(|text| match text {
+                Text::String(s) => s,
+                Text::Unsigned(n) => n.to_string(),
+                Text::Signed(n) => n.to_string(),
+            })
+            .filter(|text| !text.trim().is_empty()))
     }
 
     pub fn opt_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
@@ -533,6 +613,7 @@ mod tests {
             jail.set_env("ENVIRONMENT", "production");
             jail.set_env("DATABASE_URL", "postgres://u:pw@db.internal:5432/philia");
             jail.set_env("TIKTOK_CLIENT_KEY", "123456");
+            jail.set_env("PHILIA_TIKTOK__DRY_RUN", "true");
             jail.set_env("PHILIA_WORKER__CONCURRENCY", "7");
             let settings = load_in(jail).expect("loads");
             assert_eq!(settings.environment, Environment::Production);
@@ -568,6 +649,23 @@ mod tests {
             let debug = format!("{settings:?}");
             assert!(!debug.contains("hunter2"), "{debug}");
             assert_eq!(settings.database.describe(), "postgres (db/philia)");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_variable_names_the_closest_setting() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("PHILIA_WORKER__CONCURENCY", "4");
+            jail.set_env("PHILIA_SERVER__PORT", "9000");
+            let said: Vec<String> = unknown_env_vars().iter().map(ToString::to_string).collect();
+            assert_eq!(
+                said,
+                [
+                    "PHILIA_WORKER__CONCURENCY: (environment): names no setting; did you mean PHILIA_WORKER__CONCURRENCY?"
+                ]
+            );
             Ok(())
         });
     }

@@ -5,8 +5,8 @@
 use secrecy::ExposeSecret;
 
 use super::{
-    DatabaseSettings, Environment, JobSettings, LlmSettings, LogSettings, Problem, RedisSettings, ServerSettings, Settings,
-    ShopSettings, TikTokSettings, WebhookSettings, WorkerSettings, database_kind,
+    DatabaseSettings, Environment, JobSettings, LlmSettings, LogSettings, Problem, RedisSettings, ServerSettings,
+    Settings, ShopSettings, TikTokSettings, WebhookSettings, WorkerSettings, database_kind,
 };
 
 /// Problems of the layered result are not one file's: they name the settings as a whole.
@@ -46,11 +46,39 @@ impl Settings {
 
 impl LogSettings {
     fn validate(&self) -> Vec<Problem> {
-        match tracing_subscriber::EnvFilter::try_new(&self.level) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![problem("log.level", format!("not a log filter: {e}"))],
+        let mut problems: Vec<Problem> = log_filter_problem(&self.level)
+            .map(|message| problem("log.level", format!("not a log filter (LOG_LEVEL): {message}")))
+            .into_iter()
+            .collect();
+        // RUST_LOG wins over log.level when set, so it is held to the same rule.
+        if let Ok(rust_log) = std::env::var("RUST_LOG")
+            && !rust_log.trim().is_empty()
+            && let Some(message) = log_filter_problem(&rust_log)
+        {
+            problems.push(Problem::new("RUST_LOG", "log.level", format!("not a log filter: {message}")));
+        }
+        problems
+    }
+}
+
+/// The levels a log filter directive may name.
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// What is wrong with a log filter, if anything. Stricter than the filter's own parser: a bare word
+/// that is not a level (`verbose`) is read by it as a module name to log at TRACE, which silences
+/// everything else, the start-up line included; a module's level is written `module=level`.
+pub fn log_filter_problem(directives: &str) -> Option<String> {
+    for directive in directives.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let level = match directive.rsplit_once('=') {
+            Some((_, level)) => level,
+            None if directive.contains('[') => continue,
+            None => directive,
+        };
+        if !LOG_LEVELS.contains(&level.trim().to_ascii_lowercase().as_str()) {
+            return Some(format!("{directive:?} is not a level ({}) nor module=level", LOG_LEVELS.join(", ")));
         }
     }
+    tracing_subscriber::EnvFilter::try_new(directives).err().map(|e| e.to_string())
 }
 
 impl ServerSettings {
@@ -241,6 +269,16 @@ mod tests {
             fields,
             ["worker.concurrency", "jobs.reclaim_min_idle_ms", "llm.base_url", "shop.open_days", "shop.currency"]
         );
+    }
+
+    #[test]
+    fn a_log_filter_names_levels() {
+        for good in ["info", "WARN", "philia_bot=debug,info", "philia_bot::web=trace,sqlx=warn", ""] {
+            assert_eq!(log_filter_problem(good), None, "{good:?}");
+        }
+        for bad in ["verbose", "info,verbose", "philia_bot=loud"] {
+            assert!(log_filter_problem(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -68,3 +68,44 @@ async fn ready_reports_the_sending_mode() {
     assert_eq!(body["sending"], "live", "{body}");
     app.stop().await.unwrap();
 }
+
+#[test]
+fn a_misspelt_environment_variable_is_an_error_naming_the_setting_it_resembles() {
+    let typo = [("PHILIA_WORKER__CONCURENCY", "4"), ("PHILIA_TIKTOK_DRY_RUN", "true")];
+    let output = run_production(&["config", "check"], &[], &typo);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let said = stdout(&output);
+    assert!(
+        said.contains(
+            "PHILIA_WORKER__CONCURENCY: (environment): names no setting; did you mean PHILIA_WORKER__CONCURRENCY?"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("did you mean PHILIA_TIKTOK__DRY_RUN?"), "{said}");
+    // The variables the bot reads besides its settings are known.
+    let output = run_production(&["config", "check"], &[], &[("PHILIA_ROLE", "all"), ("PHILIA_REQUIRE_SERVICES", "1")]);
+    assert_eq!(stdout(&output).trim(), "ok", "{}", text(&output));
+}
+
+#[test]
+fn a_blank_variable_is_unset() {
+    // A blank access token is no credential (production then asks for one), a blank number is the default.
+    let blanks = [("TIKTOK_ACCESS_TOKEN", " "), ("PHILIA_WORKER__CONCURRENCY", ""), ("DATABASE_URL", "")];
+    let output = run_production(&["config", "check"], &["DATABASE_URL"], &blanks);
+    let said = stdout(&output);
+    assert!(said.contains("production: tiktok.access_token: no TikTok credentials"), "{said}");
+    assert!(!said.contains("worker.concurrency") && !said.contains("must start with postgres"), "{said}");
+}
+
+#[test]
+fn a_log_level_that_is_no_level_is_an_error() {
+    for (name, value) in [("LOG_LEVEL", "verbose"), ("RUST_LOG", "info,loud")] {
+        let output = run_production(&["config", "check"], &[], &[(name, value)]);
+        assert_eq!(output.status.code(), Some(1), "{name}={value}: {}", text(&output));
+        assert!(stdout(&output).contains("log.level: not a log filter"), "{}", text(&output));
+        let serve = run_production(&["serve"], &[], &[(name, value)]);
+        assert!(!serve.status.success(), "{name}={value} starts: {}", text(&serve));
+    }
+    let output = run_production(&["config", "check"], &[], &[("LOG_LEVEL", "philia_bot=debug,warn")]);
+    assert_eq!(stdout(&output).trim(), "ok", "{}", text(&output));
+}
