@@ -45,6 +45,17 @@ impl Role {
                     "required: set TIKTOK_WEBHOOK_SECRET (unsigned webhooks are never accepted in production)",
                 ));
             }
+            // A dry run must be asked for: without credentials no customer would get a reply.
+            let tiktok = &settings.tiktok;
+            if tiktok.dry_run.is_none() && !tiktok.has_credentials() {
+                problems.push(Problem::new(
+                    source,
+                    "tiktok.access_token",
+                    "no TikTok credentials, so no customer would get a reply: set TIKTOK_ACCESS_TOKEN, or \
+                     TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET; or set PHILIA_TIKTOK__DRY_RUN=true to run \
+                     without sending on purpose",
+                ));
+            }
             if settings.database.kind() != Some(DatabaseKind::Postgres) {
                 problems.push(Problem::new(
                     source,
@@ -74,7 +85,7 @@ mod tests {
         settings.environment = Environment::Production;
         let fields =
             |role: Role| -> Vec<String> { role.requirements(&settings).into_iter().map(|p| p.field).collect() };
-        assert_eq!(fields(Role::Web), ["tiktok.webhook_secret", "database.url", "redis.url"]);
-        assert_eq!(fields(Role::All), ["tiktok.webhook_secret", "database.url"]);
+        assert_eq!(fields(Role::Web), ["tiktok.webhook_secret", "tiktok.access_token", "database.url", "redis.url"]);
+        assert_eq!(fields(Role::All), ["tiktok.webhook_secret", "tiktok.access_token", "database.url"]);
     }
 }

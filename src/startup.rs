@@ -49,7 +49,7 @@ impl Application {
         // created or migrated.
         let metrics = Metrics::new();
         let bot = build_bot(&settings, &metrics)?;
-        let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
+        let db = connect_database(&settings).await?;
         prepare_schema(&db, &settings, options).await?;
         let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
         let state = assemble(settings, db, bot, metrics, consumers)?;
@@ -222,7 +222,7 @@ pub async fn staff_state(settings: Settings) -> anyhow::Result<AppState> {
 /// The database as the staff commands use it: connected, and on the embedded SQLite file migrated (so
 /// `inventory import` works before the first `serve`); on PostgreSQL pending migrations are refused.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
-    let db = crate::store::connect(&settings.database, settings.log.sql_statements).await?;
+    let db = connect_database(settings).await?;
     prepare_schema(&db, settings, StartOptions { role: Role::All, migrate: false }).await?;
     Ok(db)
 }
@@ -238,13 +238,64 @@ async fn prepare_schema(db: &DatabaseConnection, settings: &Settings, options: S
     }
     let pending = crate::store::pending_migrations(db).await?;
     if !pending.is_empty() {
-        anyhow::bail!(
-            "the database has {} pending migration(s) ({}): run `philia-bot migrate up` first, or start with --migrate",
-            pending.len(),
-            pending.join(", ")
-        );
+        return Err(PendingMigrations(pending).into());
     }
     Ok(())
+}
+
+/// The database's schema is behind this binary's.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database has {} pending migration(s) ({}): run `philia-bot migrate up` first, or start with --migrate",
+    .0.len(),
+    .0.join(", ")
+)]
+pub struct PendingMigrations(pub Vec<String>);
+
+/// A service the process needs cannot be reached: which, where (`host:port`) and why, in the words of
+/// the operating system rather than of a connection pool that only saw time run out.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to {service} at {address}{}", .reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+pub struct Unreachable {
+    pub service: &'static str,
+    pub address: String,
+    /// What a plain TCP connection got, when that says more than the client's own error.
+    pub reason: Option<String>,
+}
+
+/// Connects to the database as [`crate::store::connect`] does; when that fails, a plain TCP connection
+/// to its host says why (`connection refused at 127.0.0.1:5432`), where the pool only says it timed out.
+pub async fn connect_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let error = match crate::store::connect(&settings.database, settings.log.sql_statements).await {
+        Ok(db) => return Ok(db),
+        Err(error) => error,
+    };
+    let Some(address) = tcp_address(&settings.database.connection_url(), 5432) else { return Err(error) };
+    let unreachable = |reason| Unreachable { service: "the database", address: address.clone(), reason };
+    match probe(&address).await {
+        Some(reason) => Err(unreachable(Some(reason)).into()),
+        // The server answers: its own error (a password, a missing database) is the cause.
+        None => Err(error.context(unreachable(None))),
+    }
+}
+
+/// `host:port` of a network URL (`default_port` when it names none); `None` for files and sockets.
+pub fn tcp_address(url: &str, default_port: u16) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str().filter(|h| !h.is_empty())?;
+    Some(format!("{host}:{}", parsed.port().unwrap_or(default_port)))
+}
+
+/// Why a TCP connection to `address` fails, or `None` when it succeeds.
+pub async fn probe(address: &str) -> Option<String> {
+    match tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(address)).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Some(format!("connection refused at {address}"))
+        }
+        Ok(Err(e)) => Some(format!("{e} ({address})")),
+        Err(_) => Some(format!("no answer from {address} within 3 s")),
+    }
 }
 
 async fn cancel_on_signal(token: CancellationToken) {

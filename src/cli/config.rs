@@ -2,10 +2,10 @@
 //! role requires; prints `ok` or one `file: field: what is wrong` line per problem.
 
 use std::path::Path;
-use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::Exit;
 use crate::bot::{self, BotFiles};
 use crate::config::check::{TextFiles, check_config_dir};
 use crate::config::{Problem, Settings};
@@ -23,7 +23,8 @@ pub enum Action {
     },
 }
 
-pub fn run(config_dir: &Path, action: Action) -> ExitCode {
+/// Prints the answer; [`Exit::Failure`] when there are problems (the answer, not a fatal error).
+pub fn run(config_dir: &Path, action: Action) -> Exit {
     let Action::Check { role } = action;
     let (problems, warnings) = problems(config_dir, role);
     for warning in &warnings {
@@ -31,12 +32,12 @@ pub fn run(config_dir: &Path, action: Action) -> ExitCode {
     }
     if problems.is_empty() {
         println!("ok");
-        return ExitCode::SUCCESS;
+        return Exit::Success;
     }
     for problem in &problems {
         println!("{problem}");
     }
-    ExitCode::FAILURE
+    Exit::Failure
 }
 
 /// Every problem `config check` reports, in the order an operator fixes them: the files on their own

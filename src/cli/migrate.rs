@@ -23,7 +23,7 @@ pub enum Action {
 }
 
 pub async fn run(settings: Settings, action: Action) -> anyhow::Result<()> {
-    let db = store::connect(&settings.database, settings.log.sql_statements).await?;
+    let db = crate::startup::connect_database(&settings).await?;
     let target = settings.database.describe();
     match action {
         Action::Up => {

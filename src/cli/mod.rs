@@ -1,5 +1,7 @@
 //! The `philia-bot` command line: one file per command group. Each parses its arguments (clap), calls the
-//! library and prints what it returns, here at the edge where errors become messages and exit codes.
+//! library and prints what it returns, here at the edge where errors become messages and exit codes: a
+//! fatal error is one line of text on standard error (its causes once each) and an [`Exit`] code per
+//! class of failure, the same for every command and environment (the README lists them).
 
 mod chat;
 mod config;
@@ -23,9 +25,10 @@ use crate::telemetry;
 #[derive(Parser)]
 #[command(name = "philia-bot", version, about = "TikTok DM sales and support bot for Philia Thrifts")]
 struct Cli {
-    /// Folder of the config files (default.toml, {environment}.toml, …).
-    #[arg(long, global = true, env = "PHILIA_CONFIG_DIR", default_value = "config")]
-    config_dir: PathBuf,
+    /// Folder of the config files (default.toml, {environment}.toml, …). Default: `config`, or the
+    /// built-in files where it does not exist; a folder given here must exist.
+    #[arg(long, global = true, env = "PHILIA_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +93,77 @@ struct DeskArgs {
     create: bool,
 }
 
+/// The process's exit code for each class of failure: stable, so scripts and platforms can tell a typo
+/// in the settings from a database that is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    Success = 0,
+    /// The command failed for a reason of its own (a staff change refused, `config check` found
+    /// problems, `health` found the bot not ready, an unexpected error).
+    Failure = 1,
+    /// The command line was not understood (clap's own code).
+    Usage = 2,
+    /// The configuration cannot be used: settings, config files, environment variables, config folder.
+    Config = 3,
+    /// A service (the database, Redis) cannot be reached or refused the connection.
+    Unavailable = 4,
+    /// The database schema is not up to date: run `philia-bot migrate up`.
+    Schema = 5,
+    /// The HTTP listener cannot be bound (the port is taken, or the address is not this machine's).
+    Listen = 6,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+impl Exit {
+    /// The class of a failure, from the first cause in its chain that has one.
+    pub fn of(error: &anyhow::Error) -> Exit {
+        for cause in error.chain() {
+            if cause.is::<crate::config::ConfigError>() {
+                return Exit::Config;
+            }
+            if cause.is::<crate::startup::Unreachable>() {
+                return Exit::Unavailable;
+            }
+            if cause.is::<crate::startup::PendingMigrations>() {
+                return Exit::Schema;
+            }
+            if let Some(io) = cause.downcast_ref::<std::io::Error>()
+                && matches!(io.kind(), std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable)
+            {
+                return Exit::Listen;
+            }
+        }
+        Exit::Failure
+    }
+}
+
+/// An error and its causes, each said once: a cause whose text an earlier message already contains
+/// (`pool timed out …: pool timed out …`) is left out.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || said.iter().any(|earlier| earlier.contains(text)) {
+            continue;
+        }
+        said.push(text.to_owned());
+    }
+    said.join(": ")
+}
+
+/// Says a fatal error on standard error and gives its exit code.
+fn fatal(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", error_text(error));
+    Exit::of(error).into()
+}
+
 /// Parses the command line, runs the command and says how it went as the process's exit code.
 pub async fn run() -> ExitCode {
     crate::install_crypto_provider();
@@ -98,47 +172,79 @@ pub async fn run() -> ExitCode {
     if let Err(e) = dotenvy::dotenv()
         && !e.not_found()
     {
-        eprintln!(".env: {e}");
-        return ExitCode::from(2);
+        return fatal(&anyhow::Error::new(e).context("reading .env"));
     }
+    let config_dir = match config_dir(cli.config_dir) {
+        Ok(dir) => dir,
+        Err(e) => return fatal(&e),
+    };
     // Before anything can fail or panic; the guard flushes pending reports when this returns.
     let _error_reporting = telemetry::error_reporting(Environment::from_process_env().unwrap_or(Environment::Local));
-    run_command(&cli.config_dir, cli.command).await.unwrap_or_else(|refused| refused)
+    match run_command(&config_dir, cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Finished(code)) => code,
+    }
 }
 
-/// Runs one command; `Err` is the exit code of settings that could not be loaded.
-async fn run_command(config_dir: &Path, command: Command) -> Result<ExitCode, ExitCode> {
-    Ok(match command {
-        Command::Config { action } => config::run(config_dir, action),
-        Command::Sign(args) => printed(sign::run(args)),
-        Command::Health(args) => printed(health::run(args).await),
+/// The config folder: the one given (`--config-dir`, `PHILIA_CONFIG_DIR`), which must exist, or
+/// `config`, which may be absent (the built-in files are used then).
+fn config_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let Some(dir) = given.filter(|dir| !dir.as_os_str().is_empty()) else { return Ok(PathBuf::from("config")) };
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let problem = crate::config::Problem::new(
+        "--config-dir/PHILIA_CONFIG_DIR",
+        "(folder)",
+        format!(
+            "{} is not a folder: the shop's texts would silently be the built-in ones (leave it unset for those)",
+            dir.display()
+        ),
+    );
+    Err(crate::config::ConfigError(vec![problem]).into())
+}
+
+/// A command that did not succeed: its exit code, its error already said.
+struct Finished(ExitCode);
+
+impl From<anyhow::Error> for Finished {
+    fn from(error: anyhow::Error) -> Self {
+        Finished(fatal(&error))
+    }
+}
+
+/// Runs one command.
+async fn run_command(config_dir: &Path, command: Command) -> Result<(), Finished> {
+    match command {
+        Command::Config { action } => match config::run(config_dir, action) {
+            Exit::Success => Ok(()),
+            exit => Err(Finished(exit.into())),
+        },
+        Command::Sign(args) => Ok(sign::run(args)?),
+        Command::Health(args) => Ok(health::run(args).await?),
         // Not logged_settings: the chat sets up its own (quiet) logging, so the transcript stays readable.
-        Command::Chat(args) => printed(chat::run(settings(config_dir)?, args).await),
-        Command::Serve(args) => logged(serve::run(logged_settings(config_dir)?, args).await),
-        Command::Migrate { action } => logged(migrate::run(logged_settings(config_dir)?, action).await),
+        Command::Chat(args) => Ok(chat::run(settings(config_dir)?, args).await?),
+        Command::Serve(args) => Ok(serve::run(logged_settings(config_dir)?, args).await?),
+        Command::Migrate { action } => Ok(migrate::run(logged_settings(config_dir)?, action).await?),
         Command::Handoff { desk, action } => {
-            printed(at_desk(staff_settings(config_dir)?, desk, async |d| handoff::run(d, action).await).await)
+            Ok(at_desk(staff_settings(config_dir)?, desk, async |d| handoff::run(d, action).await).await?)
         }
         Command::Inventory { desk, action } => {
-            printed(at_desk(staff_settings(config_dir)?, desk, async |d| inventory::run(d, action).await).await)
+            Ok(at_desk(staff_settings(config_dir)?, desk, async |d| inventory::run(d, action).await).await?)
         }
         Command::Orders { desk, action } => {
-            printed(at_desk(staff_settings(config_dir)?, desk, async |d| orders::run(d, action).await).await)
+            Ok(at_desk(staff_settings(config_dir)?, desk, async |d| orders::run(d, action).await).await?)
         }
-    })
+    }
 }
 
-/// The settings from `config_dir` and the environment; when they cannot be used, every problem is said
-/// on standard error and the exit code is 2.
-fn settings(config_dir: &Path) -> Result<Settings, ExitCode> {
-    Settings::load(config_dir).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(2)
-    })
+/// The settings from `config_dir` and the environment.
+fn settings(config_dir: &Path) -> anyhow::Result<Settings> {
+    Ok(Settings::load(config_dir)?)
 }
 
 /// [`settings`], with the process's logging set up from them.
-fn logged_settings(config_dir: &Path) -> Result<Settings, ExitCode> {
+fn logged_settings(config_dir: &Path) -> anyhow::Result<Settings> {
     let settings = settings(config_dir)?;
     telemetry::init(&settings.log, settings.environment);
     Ok(settings)
@@ -146,7 +252,7 @@ fn logged_settings(config_dir: &Path) -> Result<Settings, ExitCode> {
 
 /// [`settings`], with logging on standard error: a staff command's standard output is its answer (a
 /// table, JSON for scripts).
-fn staff_settings(config_dir: &Path) -> Result<Settings, ExitCode> {
+fn staff_settings(config_dir: &Path) -> anyhow::Result<Settings> {
     let settings = settings(config_dir)?;
     telemetry::init_on_stderr(&settings.log, settings.environment);
     Ok(settings)
@@ -165,25 +271,29 @@ async fn at_desk(
     done
 }
 
-/// The end of a command whose logs are set up: an error is logged once, with its cause chain, where
-/// operators look.
-fn logged(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "fatal");
-            ExitCode::FAILURE
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The end of a command a person reads in a terminal: an error goes to standard error.
-fn printed(result: anyhow::Result<()>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+    #[test]
+    fn a_cause_already_said_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("Connection Error: pool timed out")]
+        struct Outer(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("pool timed out")]
+        struct Inner;
+        let error = anyhow::Error::new(Outer(Inner)).context("connecting to the database");
+        assert_eq!(error_text(&error), "connecting to the database: Connection Error: pool timed out");
+        assert_eq!(Exit::of(&error), Exit::Failure);
+    }
+
+    #[test]
+    fn each_class_has_its_code() {
+        let config = anyhow::Error::new(crate::config::ConfigError(Vec::new())).context("start");
+        assert_eq!(Exit::of(&config), Exit::Config);
+        let taken = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::AddrInUse)).context("binding");
+        assert_eq!(Exit::of(&taken), Exit::Listen);
+        assert_eq!(ExitCode::from(Exit::Schema), ExitCode::from(5));
     }
 }

@@ -613,7 +613,6 @@ mod tests {
             jail.set_env("ENVIRONMENT", "production");
             jail.set_env("DATABASE_URL", "postgres://u:pw@db.internal:5432/philia");
             jail.set_env("TIKTOK_CLIENT_KEY", "123456");
-            jail.set_env("PHILIA_TIKTOK__DRY_RUN", "true");
             jail.set_env("PHILIA_WORKER__CONCURRENCY", "7");
             let settings = load_in(jail).expect("loads");
             assert_eq!(settings.environment, Environment::Production);

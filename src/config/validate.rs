@@ -150,21 +150,29 @@ impl WebhookSettings {
 impl TikTokSettings {
     fn validate(&self, environment: Environment) -> Vec<Problem> {
         let mut problems: Vec<Problem> = http_url("tiktok.api_base_url", &self.api_base_url).into_iter().collect();
+        // A short secret can be guessed offline from one signed webhook; TikTok's own are 32+ characters.
+        if environment == Environment::Production {
+            let secrets = [
+                ("tiktok.client_secret", "TIKTOK_CLIENT_SECRET", &self.client_secret),
+                ("tiktok.webhook_secret", "TIKTOK_WEBHOOK_SECRET", &self.webhook_secret),
+            ];
+            for (field, variable, secret) in secrets {
+                if let Some(secret) = secret
+                    && secret.expose_secret().trim().chars().count() < MIN_SECRET_CHARS
+                {
+                    problems.push(Problem::new(
+                        "production",
+                        field,
+                        format!("{variable} is shorter than {MIN_SECRET_CHARS} characters: use the app's real secret"),
+                    ));
+                }
+            }
+        }
         if self.dry_run == Some(false) && !self.has_credentials() {
             problems.push(problem(
                 "tiktok.dry_run",
                 "is false but nothing to send with is set: set TIKTOK_ACCESS_TOKEN, or TIKTOK_CLIENT_KEY and \
                  TIKTOK_CLIENT_SECRET",
-            ));
-        }
-        // In production a dry run must be asked for: without credentials customers get no replies at all.
-        if environment == Environment::Production && self.dry_run.is_none() && !self.has_credentials() {
-            problems.push(Problem::new(
-                "production",
-                "tiktok.access_token",
-                "no TikTok credentials, so no customer would get a reply: set TIKTOK_ACCESS_TOKEN, or \
-                 TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET; or set PHILIA_TIKTOK__DRY_RUN=true to run \
-                 without sending on purpose",
             ));
         }
         if !self.is_dry_run() && self.business_id.is_none() {
@@ -182,6 +190,9 @@ impl LlmSettings {
         http_url("llm.base_url", &self.base_url).into_iter().collect()
     }
 }
+
+/// The shortest client secret or webhook key production accepts.
+pub const MIN_SECRET_CHARS: usize = 16;
 
 /// The placeholders `shop.payment_instructions` may use.
 pub const PAYMENT_INSTRUCTIONS_PLACEHOLDERS: &[&str] = &["order_number"];
@@ -268,6 +279,22 @@ mod tests {
         assert_eq!(
             fields,
             ["worker.concurrency", "jobs.reclaim_min_idle_ms", "llm.base_url", "shop.open_days", "shop.currency"]
+        );
+    }
+
+    #[test]
+    fn production_refuses_short_secrets() {
+        let mut settings = Settings::defaults();
+        settings.tiktok.client_secret = Some("short".to_owned().into());
+        settings.tiktok.webhook_secret = Some("0123456789abcdef".to_owned().into());
+        assert_eq!(settings.validate(), [], "locally anything goes");
+        settings.environment = Environment::Production;
+        let said: Vec<String> = settings.validate().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            said,
+            [
+                "production: tiktok.client_secret: TIKTOK_CLIENT_SECRET is shorter than 16 characters: use the app's real secret"
+            ]
         );
     }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpMessage, HttpServer, web};
+use anyhow::Context;
 
 use self::request_id::RequestId;
 
@@ -35,8 +36,9 @@ pub fn build_server(
     state: AppState,
     shutdown_grace: Duration,
 ) -> anyhow::Result<(Server, u16)> {
+    // The io::Error stays in the chain: the command line gives a taken port its own exit code.
     let listener = std::net::TcpListener::bind((settings.host.as_str(), port))
-        .map_err(|e| anyhow::anyhow!("binding {}:{port}: {e}", settings.host))?;
+        .with_context(|| format!("binding {}:{port}", settings.host))?;
     let port = listener.local_addr()?.port();
     let body_limit = settings.body_limit_bytes;
     let ingress = web::Data::from(webhook::Ingress::new(&state.settings));

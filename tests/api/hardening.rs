@@ -109,3 +109,73 @@ fn a_log_level_that_is_no_level_is_an_error() {
     let output = run_production(&["config", "check"], &[], &[("LOG_LEVEL", "philia_bot=debug,warn")]);
     assert_eq!(stdout(&output).trim(), "ok", "{}", text(&output));
 }
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A fatal error: one `error: …` line on standard error (a configuration's problems follow it, one a
+/// line), nothing on standard output, no cause twice.
+fn assert_one_fatal_line(output: &Output, code: i32, needle: &str) {
+    let said = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+    assert!(stdout(output).trim().is_empty(), "fatal errors are not on stdout: {}", text(output));
+    let lines: Vec<&str> = said.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(lines.len(), 1, "{said}");
+    assert!(said.contains(needle), "{needle:?} missing from {said}");
+    let parts: Vec<&str> = lines[0].split(": ").collect();
+    for (i, part) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(part), "{part:?} said twice: {said}");
+    }
+}
+
+#[test]
+fn an_explicit_config_folder_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = philia(dir.path()).args(["config", "check", "--config-dir", "/no/such/folder"]).output().unwrap();
+    assert_one_fatal_line(&output, 3, "/no/such/folder is not a folder");
+    let output = philia(dir.path()).args(["serve"]).env("PHILIA_CONFIG_DIR", "confg").output().unwrap();
+    assert_one_fatal_line(&output, 3, "confg is not a folder");
+    assert!(!dir.path().join("data").exists(), "nothing is created");
+    // Left unset, a missing ./config is the built-in texts, as before.
+    let output = philia(dir.path()).args(["config", "check"]).output().unwrap();
+    assert_eq!(stdout(&output).trim(), "ok", "{}", text(&output));
+}
+
+#[test]
+fn fatal_errors_have_one_style_and_a_code_per_class() {
+    // Production logs JSON on stdout; a fatal error is still human text on stderr.
+    let refused =
+        [("DATABASE_URL", "postgres://philia@127.0.0.1:1/philia"), ("PHILIA_DATABASE__CONNECT_TIMEOUT_SECS", "1")];
+    let output = run_production(&["migrate", "status"], &[], &refused);
+    assert_one_fatal_line(
+        &output,
+        4,
+        "cannot connect to the database at 127.0.0.1:1: connection refused at 127.0.0.1:1",
+    );
+    let output = run_production(&["serve"], &[], &refused);
+    assert_one_fatal_line(&output, 4, "connection refused at 127.0.0.1:1");
+
+    let output = run_production(&["serve"], &[], &[("PHILIA_WORKER__CONCURRENCY", "none")]);
+    assert_one_fatal_line(&output, 3, "invalid configuration");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let output = philia(dir.path()).args(["serve"]).env("PHILIA_SERVER__PORT", &port).output().unwrap();
+    let said = stderr(&output);
+    assert_eq!(output.status.code(), Some(6), "{said}");
+    assert!(said.contains(&format!("error: binding 127.0.0.1:{port}: Address already in use")), "{said}");
+}
+
+#[test]
+fn production_requires_secrets_of_sixteen_characters() {
+    let output = run_production(&["config", "check"], &[], &[("TIKTOK_WEBHOOK_SECRET", "hunter2")]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        stdout(&output).contains("production: tiktok.webhook_secret: TIKTOK_WEBHOOK_SECRET is shorter than 16"),
+        "{}",
+        text(&output)
+    );
+    assert!(!text(&output).contains("hunter2"), "the secret itself is never said");
+}
