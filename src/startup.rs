@@ -165,7 +165,7 @@ impl Application {
 /// `serve` and by the staff commands that message customers.
 pub fn build_bot(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Bot> {
     let files = BotFiles::load(&settings.config_dir).map_err(ConfigError)?;
-    let texts = crate::bot::facts::check(&files, &settings.shop);
+    let texts = check_texts(&files, &settings.shop);
     if !texts.problems.is_empty() {
         return Err(ConfigError(texts.problems).into());
     }
@@ -180,6 +180,34 @@ pub fn build_bot(settings: &Settings, metrics: &Metrics) -> anyhow::Result<Bot> 
         metrics.clone(),
     );
     Ok(Bot::new(files, llm, settings.llm.history_messages, settings.shop.clone()))
+}
+
+/// Everything wrong with the bot's texts against the shop's settings, as `config check` and start-up
+/// both say it: the facts and amounts they use (the bot's own check), and menu options no intent is
+/// behind (a customer answering "4" would not be understood).
+pub fn check_texts(files: &BotFiles, shop: &crate::config::ShopSettings) -> crate::bot::facts::TextCheck {
+    let mut check = crate::bot::facts::check(files, shop);
+    for (i, option) in files.replies.menu.options.iter().enumerate() {
+        let number = i as u32 + 1;
+        // The one place the menu's numbers meet their intents (the bot's router reads them the same way).
+        if crate::bot::intent::Intent::from_menu(number).is_none() {
+            let understood: Vec<String> = (1..=files.replies.menu.options.len() as u32)
+                .filter_map(|n| {
+                    crate::bot::intent::Intent::from_menu(n).map(|intent| format!("{n}. {}", intent.name()))
+                })
+                .collect();
+            check.problems.push(crate::config::Problem::new(
+                crate::bot::REPLIES_FILE,
+                format!("menu.options[{i}]"),
+                format!(
+                    "option {number} ({option:?}) has no intent behind it: a customer answering {number} would not \
+                     be understood (the menu's numbers mean: {})",
+                    understood.join(", ")
+                ),
+            ));
+        }
+    }
+    check
 }
 
 /// What every process shares, around an open database and a built bot: Redis (with `consumers` blocking

@@ -58,7 +58,7 @@ fn problems(config_dir: &Path, role: Role) -> (Vec<Problem>, Vec<Problem>) {
     };
     let mut problems = role.requirements(&settings);
     let texts = match BotFiles::load(config_dir) {
-        Ok(files) => bot::facts::check(&files, &settings.shop),
+        Ok(files) => crate::startup::check_texts(&files, &settings.shop),
         Err(files) => bot::facts::TextCheck { problems: files, warnings: Vec::new() },
     };
     problems.extend(texts.problems);

@@ -179,3 +179,27 @@ fn production_requires_secrets_of_sixteen_characters() {
     );
     assert!(!text(&output).contains("hunter2"), "the secret itself is never said");
 }
+
+#[test]
+fn a_menu_option_with_no_intent_behind_it_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let replies = std::fs::read_to_string(repo_config_dir().join("replies.toml")).unwrap();
+    let four = replies.replace(
+        r#"options = ["Order status", "New drops", "Talk to a human"]"#,
+        r#"options = ["Order status", "New drops", "Talk to a human", "Returns"]"#,
+    );
+    assert_ne!(four, replies, "the shipped menu changed: update this test");
+    std::fs::write(config.join("replies.toml"), four).unwrap();
+    let output = philia(dir.path()).args(["config", "check"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        stdout(&output).contains(r#"replies.toml: menu.options[3]: option 4 ("Returns") has no intent behind it"#),
+        "{}",
+        text(&output)
+    );
+    let serve = philia(dir.path()).args(["serve"]).env("PHILIA_SERVER__PORT", "0").output().unwrap();
+    assert_one_fatal_line(&serve, 3, "option 4 (\"Returns\") has no intent behind it");
+    assert!(!dir.path().join("data").exists(), "nothing is created");
+}
