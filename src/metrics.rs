@@ -55,6 +55,9 @@ struct Inner {
     llm_calls: Family<Outcome, Counter>,
     llm_latency: Histogram,
     active_holds: Gauge,
+    /// Labelled with the deployment's key prefix; no sample at all when Redis is not configured (0 would
+    /// read as "down").
+    redis_up: Family<Vec<(&'static str, String)>, Gauge>,
 }
 
 impl Default for Metrics {
@@ -81,6 +84,7 @@ impl Metrics {
             llm_calls: Family::default(),
             llm_latency: latency(),
             active_holds: Gauge::default(),
+            redis_up: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -113,6 +117,12 @@ impl Metrics {
         );
         registry.register("llm_duration_seconds", "Time of a classification", inner.llm_latency.clone());
         registry.register("active_holds", "Items on hold for a customer right now", inner.active_holds.clone());
+        registry.register(
+            "redis_up",
+            "1 when Redis answered at this scrape, 0 when it did not (absent without Redis); with Redis down the \
+             queue gauges keep their last values",
+            inner.redis_up.clone(),
+        );
         Self { inner: Arc::new(Inner { registry, ..inner }) }
     }
 
@@ -159,6 +169,11 @@ impl Metrics {
         self.inner.active_holds.set(holds as i64);
     }
 
+    /// Whether Redis (holding keys under `prefix`) answered, read at scrape time.
+    pub fn set_redis_up(&self, prefix: &str, up: bool) {
+        self.inner.redis_up.get_or_create(&vec![("prefix", prefix.to_owned())]).set(i64::from(up));
+    }
+
     /// Everything, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -181,7 +196,10 @@ mod tests {
         metrics.tiktok_call("send", "40100", Duration::from_millis(40));
         metrics.set_queue(&crate::jobs::QueueStats { waiting: 3, pending: 2, oldest_pending: Duration::from_secs(7) });
         metrics.set_active_holds(1);
+        assert!(!metrics.render().contains("philia_redis_up{"), "no sample before Redis is asked");
+        metrics.set_redis_up("philia", false);
         let text = metrics.render();
+        assert!(text.contains("\nphilia_redis_up{prefix=\"philia\"} 0\n"), "{text}");
         assert!(text.contains("philia_webhook_requests_total{outcome=\"enqueued\"} 2"), "{text}");
         assert!(text.contains("philia_webhook_requests_total{outcome=\"unauthorized\"} 1"), "{text}");
         assert!(text.contains("philia_webhook_duration_seconds_count 3"), "{text}");

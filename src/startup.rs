@@ -34,6 +34,9 @@ pub struct Application {
     state: AppState,
     role: Role,
     server: Option<(actix_web::dev::Server, u16)>,
+    /// The web role's second listener on `server.metrics_port` (health, readiness, metrics), so metrics
+    /// can be scraped without exposing them on the public webhook port.
+    operations: Option<(actix_web::dev::Server, u16)>,
     shutdown: CancellationToken,
 }
 
@@ -55,17 +58,29 @@ impl Application {
         let state = assemble(settings, db, bot, metrics, consumers)?;
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         let server_settings = &state.settings.server;
-        let server = match (options.role.runs_web(), server_settings.metrics_port) {
-            (true, _) => Some(build_server(server_settings, server_settings.port, Routes::All, state.clone(), grace)?),
-            (false, Some(port)) => Some(build_server(server_settings, port, Routes::Operations, state.clone(), grace)?),
-            (false, None) => None,
+        let operations = match server_settings.metrics_port {
+            Some(port) => Some(build_server(server_settings, port, Routes::Operations, state.clone(), grace)?),
+            None => None,
         };
-        Ok(Self { state, role: options.role, server, shutdown: CancellationToken::new() })
+        let (server, operations) = match options.role.runs_web() {
+            true => {
+                let port = server_settings.port;
+                (Some(build_server(server_settings, port, Routes::All, state.clone(), grace)?), operations)
+            }
+            // The worker's only listener is the operations one.
+            false => (operations, None),
+        };
+        Ok(Self { state, role: options.role, server, operations, shutdown: CancellationToken::new() })
     }
 
     /// The bound HTTP port, when this role serves HTTP.
     pub fn port(&self) -> Option<u16> {
         self.server.as_ref().map(|(_, port)| *port)
+    }
+
+    /// The web role's bound `server.metrics_port`, when it has one.
+    pub fn operations_port(&self) -> Option<u16> {
+        self.operations.as_ref().map(|(_, port)| *port)
     }
 
     pub fn state(&self) -> &AppState {
@@ -84,6 +99,10 @@ impl Application {
             (Some(port), true) => format!("{}:{port}", settings.server.host),
             (Some(port), false) => format!("{}:{port} (metrics and health only)", settings.server.host),
             (None, _) => "none (worker role)".into(),
+        };
+        let http = match self.operations_port() {
+            Some(port) => format!("{http} metrics={}:{port}", settings.server.host),
+            None => http,
         };
         let queue = if let JobQueue::Redis(queue) = &self.state.queue {
             format!("redis streams ({}, consumer {})", queue.stream_key(), queue.consumer())
@@ -138,21 +157,26 @@ impl Application {
             true => Some(WorkerPool::start(self.state.clone(), shutdown.clone()).await),
             false => None,
         };
-        let web = self.server.map(|(server, _)| {
-            let handle = server.handle();
-            let stopper = shutdown.clone();
-            tokio::spawn(async move {
-                stopper.cancelled().await;
-                handle.stop(true).await;
-            });
-            tokio::spawn(server)
-        });
+        let web: Vec<_> = self
+            .server
+            .into_iter()
+            .chain(self.operations)
+            .map(|(server, _)| {
+                let handle = server.handle();
+                let stopper = shutdown.clone();
+                tokio::spawn(async move {
+                    stopper.cancelled().await;
+                    handle.stop(true).await;
+                });
+                tokio::spawn(server)
+            })
+            .collect();
         shutdown.cancelled().await;
         tracing::info!("shutting down: finishing in-flight requests and jobs");
         if let Some(worker) = worker {
             worker.join().await;
         }
-        if let Some(web) = web {
+        for web in web {
             web.await.context("HTTP server task")?.context("HTTP server")?;
         }
         self.state.db.clone().close().await.context("closing the database pool")?;

@@ -122,6 +122,10 @@ pub struct ServerSettings {
     /// edge: 1). The webhook's per-source rate limit keys on the address that many hops from the right of
     /// that header; 0 keys on the connection's peer address and ignores the header (any client can set it).
     pub trusted_proxies: usize,
+    /// Bearer token that `GET /metrics` on the webhook's port asks for. Without it, production serves
+    /// metrics only on `metrics_port` (the webhook's port is public). Env: `PHILIA_METRICS_TOKEN`.
+    #[serde(default, deserialize_with = "lenient::opt_secret")]
+    pub metrics_token: Option<SecretString>,
 }
 
 /// The database: SQLite file by default, PostgreSQL in production.
@@ -398,10 +402,12 @@ const CONVENTIONAL_ENV: &[(&str, &str)] = &[
     ("TIKTOK_WEBHOOK_SECRET", "tiktok.webhook_secret"),
     ("TIKTOK_REFRESH_TOKEN", "tiktok.refresh_token"),
     ("TIKTOK_BUSINESS_ID", "tiktok.business_id"),
+    ("PHILIA_METRICS_TOKEN", "server.metrics_token"),
 ];
 
 /// `PHILIA_` variables that configure the process rather than `Settings`.
-const NON_SETTINGS_ENV: &[&str] = &["role", "config_dir", "require_services"];
+/// (`metrics_token` is a setting, `server.metrics_token`, under the shorter name the issue gave it.)
+const NON_SETTINGS_ENV: &[&str] = &["role", "config_dir", "require_services", "metrics_token"];
 
 impl Settings {
     /// The embedded `config/default.toml` alone: what [`Settings::load`] gives with no config folder and

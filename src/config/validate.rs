@@ -2,7 +2,7 @@
 //! field it rejects. (What a role needs beyond this, such as Redis for split roles, is the role's own
 //! check.)
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     DatabaseSettings, Environment, JobSettings, LlmSettings, LogSettings, Problem, RedisSettings, ServerSettings,
@@ -34,7 +34,7 @@ impl Settings {
             self.worker.validate(),
             self.jobs.validate(&self.worker),
             self.webhook.validate(),
-            self.tiktok.validate(self.environment),
+            self.tiktok.validate(self.environment, &self.server.metrics_token),
             self.llm.validate(),
             self.shop.validate(),
         ]
@@ -148,13 +148,15 @@ impl WebhookSettings {
 }
 
 impl TikTokSettings {
-    fn validate(&self, environment: Environment) -> Vec<Problem> {
+    /// `metrics_token`: the other secret production holds to the same length (checked here, with them).
+    fn validate(&self, environment: Environment, metrics_token: &Option<SecretString>) -> Vec<Problem> {
         let mut problems: Vec<Problem> = http_url("tiktok.api_base_url", &self.api_base_url).into_iter().collect();
         // A short secret can be guessed offline from one signed webhook; TikTok's own are 32+ characters.
         if environment == Environment::Production {
             let secrets = [
                 ("tiktok.client_secret", "TIKTOK_CLIENT_SECRET", &self.client_secret),
                 ("tiktok.webhook_secret", "TIKTOK_WEBHOOK_SECRET", &self.webhook_secret),
+                ("server.metrics_token", "PHILIA_METRICS_TOKEN", metrics_token),
             ];
             for (field, variable, secret) in secrets {
                 if let Some(secret) = secret

@@ -3,7 +3,7 @@
 
 pub mod error;
 mod health;
-mod metrics;
+pub mod metrics;
 mod oauth;
 pub mod request_id;
 pub mod webhook;
@@ -85,8 +85,11 @@ fn operations(cfg: &mut web::ServiceConfig) {
 
 fn routes(cfg: &mut web::ServiceConfig) {
     // Routes are matched in order: the webhook, nearly all of the traffic, first.
+    // /metrics is public here: guarded (a bearer token, or not at all in production).
     cfg.route("/webhook/tiktok", web::post().to(webhook::tiktok))
         .route("/oauth/tiktok/start", web::get().to(oauth::start))
-        .route("/oauth/tiktok/callback", web::get().to(oauth::callback));
-    operations(cfg);
+        .route("/oauth/tiktok/callback", web::get().to(oauth::callback))
+        .route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready))
+        .route("/metrics", web::get().to(metrics::guarded));
 }

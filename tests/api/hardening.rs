@@ -3,10 +3,11 @@
 
 use std::process::Output;
 
+use philia_bot::config::Settings;
 use secrecy::SecretString;
 
 use crate::cli::{philia, repo_config_dir, text};
-use crate::helpers::{TestDatabase, spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{PrivateRedis, TestDatabase, spawn_app, spawn_app_with, test_settings};
 
 /// A production environment that passes every check but the one a test is about: PostgreSQL named (not
 /// connected by `config check`), a long webhook secret, an access token and business id.
@@ -202,4 +203,90 @@ fn a_menu_option_with_no_intent_behind_it_is_an_error() {
     let serve = philia(dir.path()).args(["serve"]).env("PHILIA_SERVER__PORT", "0").output().unwrap();
     assert_one_fatal_line(&serve, 3, "option 4 (\"Returns\") has no intent behind it");
     assert!(!dir.path().join("data").exists(), "nothing is created");
+}
+
+/// GET `path` on `port` of this machine, with an optional bearer token: the status and the body.
+async fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("http://127.0.0.1:{port}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Production needs PostgreSQL: this runs where it is (and says SKIPPED where it is not).
+#[tokio::test]
+async fn production_serves_metrics_only_on_the_metrics_port_or_to_the_token_bearer() {
+    let Some(db) = TestDatabase::postgres("hardening::production_serves_metrics_only…").await else { return };
+    let mut settings = test_settings(&db);
+    settings.environment = philia_bot::config::Environment::Production;
+    settings.tiktok.dry_run = Some(true);
+    settings.server.metrics_port = Some(0);
+    let app = spawn_app_with(db, settings.clone(), philia_bot::role::Role::All).await;
+    let port = app.port.unwrap();
+    let (status, body) = get(port, "/metrics", None).await;
+    assert_eq!(status, 404, "the public port hides them: {body}");
+    assert!(body.contains("server.metrics_port"), "{body}");
+    let (status, _) = get(port, "/ready", None).await;
+    assert_eq!(status, 200);
+    app.stop().await.unwrap();
+
+    // The same through the running process, whose metrics port is its own listener.
+    let db = TestDatabase::postgres("hardening::production_serves_metrics_only…").await.unwrap();
+    let mut settings = Settings { database: test_settings(&db).database, ..settings };
+    settings.server.metrics_token = Some(SecretString::from("a-metrics-token-of-24-chars".to_owned()));
+    let app = philia_bot::startup::Application::build(
+        settings,
+        philia_bot::startup::StartOptions { role: philia_bot::role::Role::All, migrate: true },
+    )
+    .await
+    .unwrap();
+    let (port, operations) = (app.port().unwrap(), app.operations_port().expect("a metrics listener"));
+    assert_ne!(port, operations);
+    let shutdown = app.shutdown_token();
+    let running = tokio::spawn(app.run_until_stopped());
+    assert_eq!(get(port, "/metrics", None).await.0, 401, "no token");
+    assert_eq!(get(port, "/metrics", Some("a-metrics-token-of-24-charz")).await.0, 401, "a wrong token");
+    let (status, body) = get(port, "/metrics", Some("a-metrics-token-of-24-chars")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("philia_webhook_duration_seconds_count"), "{body}");
+    let (status, body) = get(operations, "/metrics", None).await;
+    assert_eq!(status, 200, "the metrics port needs no token: {body}");
+    assert_eq!(get(operations, "/webhook/tiktok", None).await.0, 404, "the metrics port takes no webhooks");
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_worker_metrics_listener_binds_the_configured_host_and_says_whether_redis_is_up() {
+    let Some(mut redis) = PrivateRedis::start("hardening::the_worker_metrics_listener…").await else { return };
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    settings.redis.url = Some(SecretString::from(redis.url.clone()));
+    settings.server.host = "0.0.0.0".into();
+    settings.server.metrics_port = Some(0);
+    let app = philia_bot::startup::Application::build(
+        settings,
+        philia_bot::startup::StartOptions { role: philia_bot::role::Role::Worker, migrate: true },
+    )
+    .await
+    .unwrap();
+    let port = app.port().unwrap();
+    assert!(app.describe().contains(&format!("http=0.0.0.0:{port} (metrics and health only)")), "{}", app.describe());
+    let shutdown = app.shutdown_token();
+    let running = tokio::spawn(app.run_until_stopped());
+    let (_, body) = get(port, "/metrics", None).await;
+    assert!(body.contains("\nphilia_redis_up{prefix=\"philia\"} 1\n"), "{body}");
+    redis.stop();
+    let (status, body) = get(port, "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\nphilia_redis_up{prefix=\"philia\"} 0\n"),
+        "Redis down reads as down, not as an empty queue: {body}"
+    );
+    redis.start_again().await;
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    drop(db);
 }
