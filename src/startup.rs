@@ -138,6 +138,11 @@ impl Application {
         for unknown in crate::config::unknown_env_vars() {
             tracing::warn!("{unknown}: it is ignored");
         }
+        if let Some(redis) = &self.state.redis
+            && let Some(warning) = redis_persistence_warning(redis).await
+        {
+            tracing::warn!("{warning}");
+        }
         if self.role.runs_web() && self.state.settings.tiktok.webhook_secret.is_none() {
             // Production refuses to start like this (see Role::requirements); locally it is
             // how a shop owner tries the bot without TikTok, so it is allowed, loudly.
@@ -293,6 +298,38 @@ async fn prepare_schema(db: &DatabaseConnection, settings: &Settings, options: S
         return Err(PendingMigrations(pending).into());
     }
     Ok(())
+}
+
+/// Why Redis may lose the queue on a restart, if it may: the job stream holds every accepted webhook
+/// until a worker answers it, so a Redis with neither an append-only file nor RDB snapshots loses them
+/// (three 200s were lost so in a test). Managed Redis may refuse `CONFIG`: then `INFO` says whether the
+/// append-only file is on.
+pub async fn redis_persistence_warning(redis: &Redis) -> Option<String> {
+    use deadpool_redis::redis::cmd;
+    let mut conn = match redis.connection().await {
+        Ok(conn) => conn,
+        Err(e) => return Some(format!("Redis did not answer ({e:#}): its persistence could not be checked")),
+    };
+    let forgets = "a restart loses every webhook accepted and not yet answered; turn on the append-only file \
+                   (appendonly yes) or RDB snapshots (save)";
+    let appendonly: Result<Vec<String>, _> = cmd("CONFIG").arg("GET").arg("appendonly").query_async(&mut conn).await;
+    let save: Result<Vec<String>, _> = cmd("CONFIG").arg("GET").arg("save").query_async(&mut conn).await;
+    if let (Ok(appendonly), Ok(save)) = (appendonly, save) {
+        let aof = appendonly.get(1).is_some_and(|v| v == "yes");
+        let rdb = save.get(1).is_some_and(|v| !v.trim().is_empty());
+        return (!aof && !rdb)
+            .then(|| format!("Redis keeps nothing on disk (no append-only file, no RDB snapshots): {forgets}"));
+    }
+    let info: String = match cmd("INFO").arg("persistence").query_async(&mut conn).await {
+        Ok(info) => info,
+        Err(e) => {
+            return Some(format!("Redis refused CONFIG GET and INFO ({e}): its persistence could not be checked"));
+        }
+    };
+    let aof = info.lines().any(|line| line.trim() == "aof_enabled:1");
+    (!aof).then(|| {
+        format!("Redis has no append-only file and refuses CONFIG GET, so its RDB snapshots cannot be checked: if it takes none, {forgets}")
+    })
 }
 
 /// The database's schema is behind this binary's.

@@ -290,3 +290,40 @@ async fn the_worker_metrics_listener_binds_the_configured_host_and_says_whether_
     running.await.unwrap().unwrap();
     drop(db);
 }
+
+#[tokio::test]
+async fn a_redis_without_persistence_is_warned_about_at_start() {
+    let Some(forgetful) = PrivateRedis::start("hardening::a_redis_without_persistence…").await else { return };
+    let Some(durable) = PrivateRedis::start_durable("hardening::a_redis_without_persistence…").await else { return };
+    let settings = |url: &str| {
+        let mut settings = Settings::defaults();
+        settings.redis.url = Some(SecretString::from(url.to_owned()));
+        settings
+    };
+    let redis = |url: &str| {
+        let settings = settings(url);
+        philia_bot::redis_pool::Redis::new(&settings.redis, &settings.jobs, 0).unwrap().unwrap()
+    };
+    let warning = philia_bot::startup::redis_persistence_warning(&redis(&forgetful.url)).await;
+    assert!(warning.as_deref().is_some_and(|w| w.contains("keeps nothing on disk")), "{warning:?}");
+    assert_eq!(philia_bot::startup::redis_persistence_warning(&redis(&durable.url)).await, None);
+
+    // Said where the operator looks: the start-up log.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = philia(dir.path())
+        .arg("serve")
+        .env("PHILIA_SERVER__PORT", "0")
+        .env("REDIS_URL", &forgetful.url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let reader = std::thread::spawn(move || lines.map_while(Result::ok).any(|l| l.contains("keeps nothing on disk")));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(reader.join().unwrap(), "no warning in the start-up log");
+}
