@@ -283,6 +283,9 @@ pub struct TikTokSettings {
     pub connect_timeout_ms: u64,
     /// Milliseconds for a whole API call.
     pub request_timeout_ms: u64,
+    /// Seconds after which a send of unknown outcome (no answer, 5xx, 51065) that neither its echo nor
+    /// the conversation's recent messages show is taken as not delivered and sent again, once.
+    pub unknown_settle_secs: u64,
     /// TikTok's page where the shop owner authorizes the app (`/oauth/tiktok/start` redirects there).
     pub authorize_url: String,
     /// This server's `/oauth/tiktok/callback` URL as registered with TikTok, when TikTok needs it named.

@@ -40,7 +40,7 @@ async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
     let outcome = if known {
         "echo:ours"
     } else if let Some(ours) = ledger::being_sent_like(&txn, &message.conversation_id, &echo).await? {
-        ledger::match_echo(&txn, ours.id, echo.tiktok_message_id).await?;
+        ledger::match_echo(&txn, &ours, echo.tiktok_message_id).await?;
         "echo:ours"
     } else {
         let customer = Customer { tiktok_user_id: customer_id, username: None, wrote_at: None };

@@ -353,3 +353,77 @@ async fn redis_going_away_and_coming_back_is_survived_without_a_restart() {
     assert!(back.elapsed() < Duration::from_secs(5), "workers resumed in {:?}", back.elapsed());
     app.stop().await.unwrap();
 }
+
+/// An app sending live to the TikTok stand-in, answering its webhooks, with short timeouts so faults
+/// settle within a test: a send unanswered after 500 ms, a send of unknown outcome settled after 1 s, a
+/// sweep every second.
+async fn live_app(fake: &crate::fake_tiktok::FakeTikTok, db: TestDatabase, redis: Option<&TestRedis>) -> TestApp {
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis);
+    fake.configure(&mut settings.tiktok);
+    settings.tiktok.send_rate_per_second = 1_000;
+    settings.tiktok.send_burst = 100;
+    settings.tiktok.request_timeout_ms = 500;
+    settings.tiktok.retry_base_ms = 10;
+    settings.tiktok.retry_max_delay_ms = 50;
+    settings.tiktok.unknown_settle_secs = 1;
+    settings.shop.sweep_interval_secs = 1;
+    let app = spawn_app_with(db, settings, Role::All).await;
+    fake.set_callback_url(format!("{}/webhook/tiktok", app.address));
+    app
+}
+
+/// Waits until every message the shop stored is settled (none `pending`, `sending` or `unknown`) and at
+/// least `n` reached TikTok; the replies.
+async fn all_settled(app: &TestApp, n: usize) -> Vec<philia_bot::store::entities::messages::Model> {
+    wait_for(&format!("{n} replies settled"), PATIENCE, || async {
+        let replies = app.replies().await;
+        let unsettled = replies.iter().any(|m| {
+            matches!(
+                m.delivery_status,
+                Some(DeliveryStatus::Pending | DeliveryStatus::Sending | DeliveryStatus::Unknown)
+            )
+        });
+        let sent = replies.iter().filter(|m| m.delivery_status == Some(DeliveryStatus::Sent)).count();
+        (!unsettled && sent >= n).then_some(replies)
+    })
+    .await
+}
+
+on_every_backend!(a_send_that_may_have_landed_reaches_the_customer_exactly_once);
+
+/// Issue 14, failure 1: TikTok's send call has no idempotency key, so a send that may have landed (no
+/// answer after the request was written, HTTP 500/502/504, 51065) must never be re-POSTed blindly. Each
+/// customer below meets one such fault on the first send of their reply; the last one's request is lost
+/// inside TikTok (no answer, nothing recorded), so only reading the conversation shows it must go again.
+async fn a_send_that_may_have_landed_reaches_the_customer_exactly_once(db: TestDatabase, redis: Option<TestRedis>) {
+    use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault, codes};
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = live_app(&fake, db, redis.as_ref()).await;
+    let faults = [
+        Fault::RecordThenHang,
+        Fault::RecordThenHttp(500),
+        Fault::RecordThenHttp(502),
+        Fault::RecordThenHttp(504),
+        Fault::RecordThenCode(codes::SYSTEM_ERROR),
+        Fault::LoseThenHang,
+    ];
+    for (n, fault) in faults.iter().enumerate() {
+        let conversation = format!("conv-{n}");
+        fake.fault_next(1, *fault);
+        assert!(fake.customer_writes(&conversation, &format!("customer{n}"), "hi").await.delivered());
+        all_settled(&app, n + 1).await;
+        assert_eq!(fake.received(&conversation).len(), 1, "{fault:?}: {:#?}", fake.received(&conversation));
+    }
+    // Long enough for any blind retry or a second settling to show.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let delivered = fake.delivered_texts();
+    assert_eq!(delivered.len(), faults.len(), "{delivered:#?}");
+    assert!(delivered.values().all(|n| *n == 1), "every reply exactly once: {delivered:#?}");
+    let replies = all_settled(&app, faults.len()).await;
+    for reply in &replies {
+        let conversation = &reply.conversation_id;
+        assert!(reply.tiktok_message_id.is_some(), "conversation {conversation}: the id TikTok gave it is kept");
+    }
+    app.stop().await.unwrap();
+}
