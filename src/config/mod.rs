@@ -222,7 +222,8 @@ pub struct WorkerSettings {
 pub struct JobSettings {
     /// Deliveries of one job before it goes to the dead-letter stream `{prefix}:dead`.
     pub max_deliveries: u64,
-    /// Approximate cap of the stream length (`XADD MAXLEN ~`).
+    /// The stream length above which a warning is logged. Acknowledged jobs are deleted at once; unread
+    /// or pending ones are never trimmed.
     pub stream_max_len: u64,
     /// Milliseconds a consumer blocks waiting for a job (`XREADGROUP BLOCK`).
     pub block_ms: u64,

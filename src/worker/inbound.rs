@@ -1,5 +1,7 @@
 //! The inbound job: a customer wrote. It runs as named steps, top to bottom: take the event's lease;
-//! store the customer (which restarts their reply window), the conversation and the message; let the bot
+//! check the event is not stored already and route the text (the model, when configured), both before
+//! the transaction, so a redelivery never pays for the model and the model's seconds hold no lock; store
+//! the customer (which restarts their reply window), the conversation and the message; let the bot
 //! decide; store what it decided and its replies; record the event; commit; deliver. Everything up to the
 //! commit is one transaction, so a job that fails anywhere before it leaves nothing behind, and a job run
 //! twice stores and sends nothing twice.
@@ -10,7 +12,7 @@ use serde_json::json;
 
 use super::delivery;
 use super::job::{Lease, Outcome, received};
-use crate::bot::{BotError, ConversationState, Decision, Turn};
+use crate::bot::{BotError, ConversationState, Decision, Routed, Turn};
 use crate::jobs::{JobError, MessageV1};
 use crate::shop::ReplyWindow;
 use crate::state::AppState;
@@ -34,11 +36,22 @@ pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
 }
 
 async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+    if ledger::event(&state.db, &message.idempotency_key).await?.is_some() {
+        // A redelivery of a stored event: only replies it left pending (a crash between its commit and
+        // its sends) are left to do.
+        delivery::finish_event(state, &message.idempotency_key).await?;
+        return Ok(Outcome::Duplicate);
+    }
+    let text = message.text.as_deref().filter(|t| !t.trim().is_empty());
+    let routed = match text {
+        Some(text) => Some(state.bot.route_ahead(&state.db, &message.conversation_id, text).await?),
+        None => None,
+    };
     let now = Utc::now();
     let txn = state.db.begin().await?;
     let customer = store_inbound(&txn, message, now).await?;
     let window = ReplyWindow::of(&customer.user);
-    let decision = decide(state, &txn, &customer, message, now).await?;
+    let decision = decide(state, &txn, &customer, text.zip(routed), now).await?;
     store_decision(&txn, &customer, &decision, now).await?;
     let replies = store_replies(&txn, &customer, &decision, reply_status(state, window, now), message).await?;
     if !record_event(&txn, message, &replies).await? {
@@ -50,7 +63,7 @@ async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
     }
     txn.commit().await?;
     log_stored(message, &customer, &replies);
-    deliver(state, message, &customer, &decision, &replies).await?;
+    deliver(state, &customer, &decision, &replies).await?;
     Ok(Outcome::Processed)
 }
 
@@ -72,19 +85,19 @@ async fn store_inbound(
     Ok(stored)
 }
 
-/// What the bot makes of the message. Stickers, images and shared posts get no automatic answer: only
-/// text is understood.
+/// What the bot makes of the message, its text routed before the transaction. Stickers, images and
+/// shared posts get no automatic answer: only text is understood.
 async fn decide(
     state: &AppState,
     txn: &DatabaseTransaction,
     customer: &CustomerConversation,
-    message: &MessageV1,
+    routed: Option<(&str, Routed)>,
     now: DateTime<Utc>,
 ) -> Result<Decision, JobError> {
-    match message.text.as_deref().filter(|t| !t.trim().is_empty()) {
-        Some(text) => {
+    match routed {
+        Some((text, routed)) => {
             let turn = Turn { user: &customer.user, conversation: &customer.conversation, text, now };
-            Ok(state.bot.respond(txn, turn).await?)
+            Ok(state.bot.respond_routed(txn, turn, routed).await?)
         }
         None => Ok(Decision { state: ConversationState::of(&customer.conversation), ..Default::default() }),
     }
@@ -133,20 +146,20 @@ async fn store_replies(
 }
 
 /// Records the event, written last in the transaction: false when another delivery of it got there first
-/// (its row is found, and everything above is rolled back). With replies still to send it is not yet
-/// processed.
+/// (its row is found, and everything above is rolled back). It is processed once this commits: replies
+/// still pending are their rows' to track (sent right after the commit, else by a redelivery or the
+/// sweeper), so a live send costs no third write to mark the event.
 async fn record_event(
     txn: &DatabaseTransaction,
     message: &MessageV1,
     replies: &[messages::Model],
 ) -> Result<bool, JobError> {
-    let pending = replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending));
     let event = Event {
         idempotency_key: &message.idempotency_key,
         event_type: &message.event,
         received_at: message.received_at,
         outcome: ledger::replies_outcome(replies),
-        processed_at: (!pending).then(Utc::now),
+        processed_at: Some(Utc::now()),
     };
     Ok(ledger::record_event(txn, event).await?)
 }
@@ -171,7 +184,6 @@ fn log_stored(message: &MessageV1, customer: &CustomerConversation, replies: &[m
 /// customer's job.
 async fn deliver(
     state: &AppState,
-    message: &MessageV1,
     customer: &CustomerConversation,
     decision: &Decision,
     replies: &[messages::Model],
@@ -181,7 +193,6 @@ async fn deliver(
     }
     if replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending)) {
         delivery::send_in_order(state, replies, customer).await?;
-        ledger::mark_processed(&state.db, &message.idempotency_key, Utc::now()).await?;
     }
     delivery::deliver_notices(state, &decision.notices).await;
     Ok(())

@@ -427,3 +427,99 @@ async fn a_send_that_may_have_landed_reaches_the_customer_exactly_once(db: TestD
     }
     app.stop().await.unwrap();
 }
+
+/// Puts a reply back to `sending` as a worker that died mid-call leaves it: no TikTok id, claimed
+/// ten minutes ago.
+async fn strand_in_sending(app: &TestApp, reply: &philia_bot::store::entities::messages::Model) {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+    let mut metadata = reply.metadata.clone();
+    metadata["send_claimed_at"] = (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339().into();
+    let mut stranded = reply.clone().into_active_model();
+    stranded.delivery_status = Set(Some(DeliveryStatus::Sending));
+    stranded.tiktok_message_id = Set(None);
+    stranded.error_code = Set(None);
+    stranded.metadata = Set(metadata);
+    stranded.update(&app.state.db).await.unwrap();
+}
+
+on_every_backend!(a_reply_stranded_in_sending_is_settled_and_sent_at_most_once);
+
+/// Issue 14, failure 2: a row left `sending` (its worker died before or during the call) was never
+/// retried. The sweeper settles it past the bound: one TikTok has (the call landed) is marked sent with
+/// TikTok's id, one TikTok does not have is sent again, once.
+async fn a_reply_stranded_in_sending_is_settled_and_sent_at_most_once(db: TestDatabase, redis: Option<TestRedis>) {
+    use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault, codes};
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = live_app(&fake, db, redis.as_ref()).await;
+    // conv-landed: sent, then stranded as if the worker died after TikTok took it.
+    assert!(fake.customer_writes("conv-landed", "lana", "hi").await.delivered());
+    let replies = all_settled(&app, 1).await;
+    let landed = replies.iter().find(|r| r.tiktok_message_id.is_some()).unwrap().clone();
+    // conv-lost: refused once (a stand-in for a worker that died before its request left).
+    fake.fault_when(
+        |send| send.conversation_id.as_deref() == Some("conv-lost"),
+        Fault::RefuseCode(codes::BAD_PARAMETER),
+    );
+    assert!(fake.customer_writes("conv-lost", "lou", "hi").await.delivered());
+    let lost = wait_for("the refused reply", PATIENCE, || async {
+        app.replies().await.into_iter().find(|r| r.delivery_status == Some(DeliveryStatus::Failed))
+    })
+    .await;
+    fake.clear_faults();
+    strand_in_sending(&app, &landed).await;
+    strand_in_sending(&app, &lost).await;
+
+    let replies = all_settled(&app, 2).await;
+    let settled = replies.iter().find(|r| r.id == landed.id).unwrap();
+    assert_eq!(settled.tiktok_message_id, landed.tiktok_message_id, "found in the conversation, not sent again");
+    assert_eq!(fake.received("conv-landed").len(), 1);
+    assert_eq!(fake.received("conv-lost").len(), 1, "sent once, now that TikTok shows it absent");
+    let resent = replies.iter().find(|r| r.id == lost.id).unwrap();
+    assert_eq!(resent.tiktok_message_id.as_deref(), Some(fake.received("conv-lost")[0].message_id.as_str()));
+    app.stop().await.unwrap();
+}
+
+on_every_backend!(a_redelivered_event_is_found_done_before_the_model_is_asked);
+
+/// Issue 14, failure 7: the model ran inside the job's transaction, and a redelivery paid for it again
+/// before finding it was a duplicate. The stored event is checked, and the text routed, before the
+/// transaction: the model is asked once per event.
+async fn a_redelivered_event_is_found_done_before_the_model_is_asked(db: TestDatabase, redis: Option<TestRedis>) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let llm = MockServer::start().await;
+    let answer = serde_json::json!({"intent": "thanks", "faq_topic": null, "sku": null, "size": null,
+        "category": null, "order_number": null, "item_position": null});
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1767225600, "model": "fake-model",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                "message": {"role": "assistant", "content": answer.to_string(), "refusal": null}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        })))
+        .mount(&llm)
+        .await;
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis.as_ref());
+    settings.llm.api_key = Some(SecretString::from("sk-test".to_owned()));
+    settings.llm.base_url = format!("{}/v1", llm.uri());
+    settings.llm.model = "fake-model".into();
+    let app = spawn_app_with(db, settings, Role::All).await;
+    let body = tiktok_message("ambiguous-1", "gabe", "yo can u tell me bout that thing from ur last vid");
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    settled_replies(&app, 1).await;
+    assert_eq!(llm.received_requests().await.unwrap().len(), 1);
+    // The done marker gone (a Redis restart): only the stored event tells the redelivery it is done.
+    let done_key = app.state.kv.key("idem:im_receive_msg:ambiguous-1");
+    app.state.kv.delete_if_equals(&done_key, "done").await.unwrap();
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    app.finish_jobs().await;
+    wait_for("the redelivery to be settled", PATIENCE, || async {
+        (app.state.kv.get(&done_key).await.ok()?.as_deref() == Some("done")).then_some(())
+    })
+    .await;
+    assert_eq!(llm.received_requests().await.unwrap().len(), 1, "the model is not asked again");
+    assert_eq!(app.replies().await.len(), 1);
+    app.stop().await.unwrap();
+}
