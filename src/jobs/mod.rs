@@ -138,14 +138,32 @@ impl Delivery {
         }
     }
 
-    /// The job failed: retry it later, or move it to the dead letters when the error is permanent or
-    /// it has been delivered `max_deliveries` times.
+    /// The job did not run (another delivery of its event is running): it is offered again later, and
+    /// this delivery never counts towards the dead letters. On Redis it simply stays pending.
+    pub fn defer(self) {
+        match &self.backend {
+            Backend::Redis(_) => {}
+            Backend::Memory(queue) => queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries - 1),
+        }
+    }
+
+    /// The job failed: retry it later, or move it to the dead letters when the error is permanent or it
+    /// has failed `max_deliveries` times (on Redis the failures are counted, not the deliveries: a
+    /// re-claimed copy that never ran is no failure).
     pub async fn nack(self, error: &JobError) -> Result<NackOutcome, QueueError> {
         let reason = error.to_string();
-        let dead = matches!(error, JobError::Permanent(_)) || self.deliveries >= self.max_deliveries();
+        let permanent = matches!(error, JobError::Permanent(_));
+        let dead = permanent || self.deliveries >= self.max_deliveries();
         match &self.backend {
-            Backend::Redis(queue) if dead => queue.dead_letter(&self, &reason).await.map(|()| NackOutcome::Dead),
-            Backend::Redis(queue) => queue.record_failure(&self.id, &reason).await.map(|()| NackOutcome::Retry),
+            Backend::Redis(queue) if permanent => queue.dead_letter(&self, &reason).await.map(|()| NackOutcome::Dead),
+            Backend::Redis(queue) => {
+                let failures = queue.record_failure(&self.id, &reason).await?;
+                if failures >= self.max_deliveries() {
+                    queue.dead_letter(&self, &reason).await.map(|()| NackOutcome::Dead)
+                } else {
+                    Ok(NackOutcome::Retry)
+                }
+            }
             Backend::Memory(queue) if dead => {
                 queue.dead_letter(&self, &reason);
                 Ok(NackOutcome::Dead)
@@ -183,6 +201,11 @@ pub struct QueueStats {
     pub pending: u64,
     /// Since the oldest pending job was enqueued (Redis only).
     pub oldest_pending: std::time::Duration,
+    /// Entries in the stream (Redis only): acknowledged jobs are deleted, so this is what is unread or
+    /// in flight.
+    pub stream_length: u64,
+    /// The stream's memory in Redis, in bytes (`MEMORY USAGE`; Redis only).
+    pub stream_bytes: u64,
 }
 
 /// The queue of this deployment: Redis Streams when Redis is configured, else in-process.
@@ -243,11 +266,12 @@ impl JobQueue {
         }
     }
 
-    /// Jobs accepted since the queue began: the stream's length on Redis (exact until `MAXLEN` trims
-    /// it), the ids handed out in-process. Tests use it to prove a request was not enqueued.
+    /// Jobs accepted since the queue began: the stream's `entries-added` on Redis (acknowledged jobs are
+    /// deleted from the stream), the ids handed out in-process. Tests use it to prove a request was not
+    /// enqueued.
     pub async fn enqueued_total(&self) -> Result<u64, QueueError> {
         match self {
-            JobQueue::Redis(queue) => queue.stream_len().await,
+            JobQueue::Redis(queue) => queue.entries_added().await,
             JobQueue::Memory(queue) => Ok(queue.enqueued_total()),
         }
     }

@@ -19,8 +19,9 @@ const STAFF_TOOK_OVER: &str = "staff replied in the TikTok app";
 
 /// Runs the echo job for one message the business sent.
 pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
-    let Some(lease) = Lease::take(state, &message.idempotency_key).await? else {
-        return Ok(Outcome::Duplicate);
+    let lease = match Lease::take(state, &message.idempotency_key).await? {
+        Ok(lease) => lease,
+        Err(outcome) => return Ok(outcome),
     };
     lease.release(process(state, message).await).await
 }

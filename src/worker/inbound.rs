@@ -29,8 +29,9 @@ impl From<BotError> for JobError {
 
 /// Runs the inbound job for one customer message.
 pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
-    let Some(lease) = Lease::take(state, &message.idempotency_key).await? else {
-        return Ok(Outcome::Duplicate);
+    let lease = match Lease::take(state, &message.idempotency_key).await? {
+        Ok(lease) => lease,
+        Err(outcome) => return Ok(outcome),
     };
     lease.release(process(state, message).await).await
 }

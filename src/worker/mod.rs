@@ -150,6 +150,13 @@ async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToke
     };
     let (id, deliveries) = (delivery.id.clone(), delivery.deliveries);
     match result {
+        Ok(Outcome::Deferred) => {
+            // Left pending on purpose: the copy holding the lease acknowledges it, or fails and the
+            // entry is taken over again. Not a failure, so it never counts towards the dead letters.
+            tracing::debug!(job_id = %id, "job deferred: another delivery holds its lease");
+            delivery.defer();
+            state.metrics.job_processed("deferred");
+        }
         Ok(outcome) => {
             tracing::debug!(job_id = %id, ?outcome, "job done");
             if let Err(e) = delivery.ack().await {
@@ -159,7 +166,7 @@ async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToke
             // Counted once acknowledged, so a scrape never shows a job both finished and still pending.
             state.metrics.job_processed(match outcome {
                 Outcome::Processed => "processed",
-                Outcome::Duplicate => "duplicate",
+                Outcome::Duplicate | Outcome::Deferred => "duplicate",
             });
         }
         Err(error) => {

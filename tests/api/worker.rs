@@ -523,3 +523,63 @@ async fn a_redelivered_event_is_found_done_before_the_model_is_asked(db: TestDat
     assert_eq!(app.replies().await.len(), 1);
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_job_taken_over_while_its_first_copy_runs_is_neither_dead_lettered_nor_lost() {
+    let test = "worker::a_job_taken_over_while_its_first_copy_runs_is_neither_dead_lettered_nor_lost";
+    let Some(redis) = TestRedis::new(test) else { return };
+    // Issue 14, failure 3: one consumer name per process, so a job running longer than the min-idle
+    // time is taken over again (here by another handle) while it runs. Those copies never run (they
+    // find the event's lease held and leave the entry pending): they must not count as failures.
+    let queue = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "worker"));
+    queue.enqueue(&job(9)).await.unwrap();
+    let running = next_job(&mut queue.consumer(), "the first copy").await;
+    let mut other = queue.consumer();
+    let mut copies = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(2_500);
+    while tokio::time::Instant::now() < until {
+        if let Some(copy) = other.next().await.unwrap() {
+            assert_eq!(copy.id, running.id);
+            copies += 1;
+            drop(copy); // deferred: left pending, not acknowledged, no failure recorded
+        }
+    }
+    assert!(copies > job_settings().max_deliveries as usize, "taken over {copies} times");
+    assert_eq!(queue.dead_jobs().await.unwrap(), vec![], "a job that never failed is not dead");
+    running.ack().await.unwrap();
+    assert_eq!(queue.backlog().await.unwrap(), 0);
+    let length = redis_cli(&redis.url, &["XLEN", &format!("{}:jobs", redis.prefix)]).await;
+    assert_eq!(length.as_deref(), Some("0"), "an acknowledged job is deleted from the stream (issue 17)");
+    assert_eq!(queue.enqueued_total().await.unwrap(), 1, "still counted as enqueued");
+}
+
+#[tokio::test]
+async fn a_backlog_of_slow_sends_with_a_short_reclaim_time_answers_everyone_once() {
+    use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault};
+    let test = "worker::a_backlog_of_slow_sends_with_a_short_reclaim_time_answers_everyone_once";
+    let Some(redis) = TestRedis::new(test) else { return };
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    fake.fault_when(|_| true, Fault::Slow(Duration::from_millis(700)));
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, Some(&redis));
+    fake.configure(&mut settings.tiktok);
+    settings.tiktok.send_rate_per_second = 1_000;
+    settings.tiktok.send_burst = 100;
+    settings.tiktok.request_timeout_ms = 2_000;
+    settings.worker.job_timeout_ms = 5_000;
+    settings.jobs = job_settings(); // jobs taken over after 300 ms idle, at most 3 failures
+    let app = spawn_app_with(db, settings, Role::All).await;
+    fake.set_callback_url(format!("{}/webhook/tiktok", app.address));
+    let customers = 12;
+    for n in 0..customers {
+        assert!(fake.customer_writes(&format!("slow-{n}"), &format!("s{n}"), "hi").await.delivered());
+    }
+    all_settled(&app, customers).await;
+    app.finish_jobs().await;
+    let delivered = fake.delivered_texts();
+    assert_eq!(delivered.len(), customers, "{delivered:#?}");
+    assert!(delivered.values().all(|n| *n == 1), "every reply once: {delivered:#?}");
+    assert_eq!(app.state.queue.dead_jobs().await.unwrap(), vec![], "nothing that never failed is dead");
+    app.stop().await.unwrap();
+}
