@@ -7,6 +7,7 @@ mod desk;
 mod handoff;
 mod health;
 mod inventory;
+mod jobs;
 mod migrate;
 mod orders;
 mod serve;
@@ -72,6 +73,12 @@ enum Command {
         #[command(subcommand)]
         action: handoff::Action,
     },
+    /// The job queue's dead letters: list them, replay them once the cause is fixed, or drop them
+    /// (REDIS_URL).
+    Jobs {
+        #[command(subcommand)]
+        action: jobs::Action,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -116,6 +123,7 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<ExitCode, Ex
         Command::Chat(args) => printed(chat::run(settings(config_dir)?, args).await),
         Command::Serve(args) => logged(serve::run(logged_settings(config_dir)?, args).await),
         Command::Migrate { action } => logged(migrate::run(logged_settings(config_dir)?, action).await),
+        Command::Jobs { action } => printed(jobs::run(staff_settings(config_dir)?, action).await),
         Command::Handoff { desk, action } => {
             printed(at_desk(staff_settings(config_dir)?, desk, async |d| handoff::run(d, action).await).await)
         }

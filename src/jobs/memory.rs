@@ -141,6 +141,7 @@ impl MemoryQueue {
         let mut state = self.state();
         state.in_flight.remove(&delivery.id);
         state.dead.push(DeadJob {
+            entry: delivery.id.clone(),
             id: delivery.id.clone(),
             payload: delivery.payload.clone(),
             error: error.to_owned(),
@@ -171,6 +172,22 @@ impl MemoryQueue {
 
     pub(super) fn dead_jobs(&self) -> Vec<DeadJob> {
         self.state().dead.clone()
+    }
+
+    pub(super) fn replay_dead(&self, entry: &str) -> Result<Option<String>, QueueError> {
+        let dead = {
+            let mut state = self.state();
+            let Some(at) = state.dead.iter().position(|d| d.entry == entry) else { return Ok(None) };
+            state.dead.remove(at)
+        };
+        self.enqueue(dead.payload).map(Some)
+    }
+
+    pub(super) fn drop_dead(&self, entry: &str) -> bool {
+        let mut state = self.state();
+        let before = state.dead.len();
+        state.dead.retain(|d| d.entry != entry);
+        state.dead.len() < before
     }
 
     pub(super) fn max_deliveries(&self) -> u64 {

@@ -186,6 +186,9 @@ impl Delivery {
 /// A job moved aside for a human to look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadJob {
+    /// The dead letter's own id (`jobs dead replay|drop` take it).
+    pub entry: String,
+    /// The job's id on the queue when it died.
     pub id: String,
     pub payload: String,
     pub error: String,
@@ -288,6 +291,24 @@ impl JobQueue {
         match self {
             JobQueue::Redis(queue) => queue.dead_jobs().await,
             JobQueue::Memory(queue) => Ok(queue.dead_jobs()),
+        }
+    }
+
+    /// Puts a dead letter's job back on the queue as a new job and removes the dead letter; the new
+    /// job's id, or `None` when there is no such dead letter. Safe for a job that had run in part: its
+    /// event's idempotency makes the replay finish what is left (replies left pending) and nothing more.
+    pub async fn replay_dead(&self, entry: &str) -> Result<Option<String>, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.replay_dead(entry).await,
+            JobQueue::Memory(queue) => queue.replay_dead(entry),
+        }
+    }
+
+    /// Deletes a dead letter for good; false when there is no such dead letter.
+    pub async fn drop_dead(&self, entry: &str) -> Result<bool, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.drop_dead(entry).await,
+            JobQueue::Memory(queue) => Ok(queue.drop_dead(entry)),
         }
     }
 }

@@ -492,6 +492,36 @@ impl RedisQueue {
         }
     }
 
+    /// `XADD`s the dead letter's job to the stream and `XDEL`s the dead letter, in one MULTI.
+    pub(super) async fn replay_dead(&self, entry: &str) -> Result<Option<String>, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let found: StreamRangeReply =
+            cmd("XRANGE").arg(&self.inner.dead).arg(entry).arg(entry).query_async(&mut conn).await.context("XRANGE")?;
+        let Some(dead) = found.ids.into_iter().next() else { return Ok(None) };
+        let payload: String = dead.get(JOB_FIELD).unwrap_or_default();
+        let (id,): (String,) = redis::pipe()
+            .atomic()
+            .cmd("XADD")
+            .arg(&self.inner.stream)
+            .arg("*")
+            .arg(JOB_FIELD)
+            .arg(&payload)
+            .cmd("XDEL")
+            .arg(&self.inner.dead)
+            .arg(entry)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .context("replaying a dead letter")?;
+        Ok(Some(id))
+    }
+
+    pub(super) async fn drop_dead(&self, entry: &str) -> Result<bool, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let deleted: u64 = cmd("XDEL").arg(&self.inner.dead).arg(entry).query_async(&mut conn).await.context("XDEL")?;
+        Ok(deleted > 0)
+    }
+
     pub(super) async fn dead_jobs(&self) -> Result<Vec<DeadJob>, QueueError> {
         let mut conn = self.inner.redis.connection().await?;
         let reply: StreamRangeReply =
@@ -501,6 +531,7 @@ impl RedisQueue {
             .into_iter()
             .map(|entry| DeadJob {
                 id: entry.get("id").unwrap_or_default(),
+                entry: entry.id.clone(),
                 payload: entry.get(JOB_FIELD).unwrap_or_default(),
                 error: entry.get("error").unwrap_or_default(),
                 deliveries: entry.get("deliveries").unwrap_or_default(),

@@ -583,3 +583,82 @@ async fn a_backlog_of_slow_sends_with_a_short_reclaim_time_answers_everyone_once
     assert_eq!(app.state.queue.dead_jobs().await.unwrap(), vec![], "nothing that never failed is dead");
     app.stop().await.unwrap();
 }
+
+/// `philia-bot jobs …` against the test's Redis; its standard output.
+fn jobs_cli(redis: &TestRedis, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_philia-bot"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("REDIS_URL", &redis.url)
+        .env("PHILIA_REDIS__KEY_PREFIX", &redis.prefix)
+        .env("PHILIA_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .arg("jobs")
+        .args(args)
+        .output()
+        .expect("philia-bot runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "jobs {args:?} failed: {stdout}\n{stderr}");
+    stdout.into_owned()
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_replayed_and_dropped_from_the_command_line() {
+    let test = "worker::dead_letters_are_listed_replayed_and_dropped_from_the_command_line";
+    let Some(redis) = TestRedis::new(test) else { return };
+    // Issue 14, failure 4: a dead job was a dead end.
+    let queue = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "only"));
+    let mut consumer = queue.consumer();
+    for n in [11, 12] {
+        queue.enqueue(&job(n)).await.unwrap();
+        let delivery = next_job(&mut consumer, "the job").await;
+        delivery.nack(&JobError::Permanent(anyhow!("the cause, fixed since"))).await.unwrap();
+    }
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&jobs_cli(&redis, &["dead", "list", "--json"])).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    assert_eq!(
+        (listed[0]["event"].as_str(), listed[0]["error"].as_str()),
+        (Some("test:11"), Some("the cause, fixed since"))
+    );
+    let table = jobs_cli(&redis, &["dead", "list"]);
+    assert!(table.contains("test:12") && table.contains("2 dead letter(s)"), "{table}");
+
+    let first = listed[0]["id"].as_str().unwrap();
+    assert!(jobs_cli(&redis, &["dead", "replay", first]).contains("back on the queue"));
+    let replayed = next_job(&mut consumer, "the replayed job").await;
+    assert_eq!(replayed.job, Ok(job(11)));
+    replayed.ack().await.unwrap();
+    let second = listed[1]["id"].as_str().unwrap();
+    assert!(jobs_cli(&redis, &["dead", "drop", second]).contains("deleted"));
+    assert_eq!(queue.dead_jobs().await.unwrap(), vec![]);
+    assert!(jobs_cli(&redis, &["dead", "replay", "--all"]).contains("0 dead letter(s) replayed"));
+    assert_eq!(queue.backlog().await.unwrap(), 0);
+}
+
+on_every_backend!(a_reply_left_pending_is_sent_by_the_sweeper_while_the_window_is_open);
+
+/// Issue 14, failure 4: the sweeper re-sent only the shop's notices; a reply whose job died (a dead
+/// letter) stayed pending for good. Every message left pending is sent while the window is open.
+async fn a_reply_left_pending_is_sent_by_the_sweeper_while_the_window_is_open(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault, codes};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = live_app(&fake, db, redis.as_ref()).await;
+    fake.fault_when(|_| true, Fault::RefuseCode(codes::BAD_PARAMETER));
+    assert!(fake.customer_writes("conv-p", "pia", "hi").await.delivered());
+    let refused = wait_for("the refused reply", PATIENCE, || async {
+        app.replies().await.into_iter().find(|r| r.delivery_status == Some(DeliveryStatus::Failed))
+    })
+    .await;
+    fake.clear_faults();
+    // As a job that died before its send leaves it: pending, stored a minute ago.
+    let mut left = refused.into_active_model();
+    left.delivery_status = Set(Some(DeliveryStatus::Pending));
+    left.created_at = Set(chrono::Utc::now() - chrono::Duration::minutes(1));
+    left.update(&app.state.db).await.unwrap();
+    all_settled(&app, 1).await;
+    assert_eq!(fake.received("conv-p").len(), 1);
+    app.stop().await.unwrap();
+}
