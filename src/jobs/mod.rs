@@ -24,7 +24,25 @@ pub enum Job {
     OutboundEchoV1(MessageV1),
 }
 
+/// A customer message's place in its conversation: what orders the conversation's jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundTurn {
+    pub conversation: String,
+    /// The event's idempotency key.
+    pub key: String,
+    /// When the customer wrote it (TikTok's timestamp, else when the webhook arrived), in milliseconds.
+    pub at_ms: i64,
+}
+
 impl Job {
+    /// The customer message's turn in its conversation; `None` for jobs that need no order (echoes).
+    pub fn turn(&self) -> Option<InboundTurn> {
+        match self {
+            Job::InboundMessageV1(m) => Some(m.turn()),
+            Job::OutboundEchoV1(_) => None,
+        }
+    }
+
     /// The idempotency key of the webhook event the job came from.
     pub fn idempotency_key(&self) -> &str {
         match self {
@@ -60,6 +78,15 @@ fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S:
 }
 
 impl MessageV1 {
+    /// Its place in its conversation.
+    pub fn turn(&self) -> InboundTurn {
+        InboundTurn {
+            conversation: self.conversation_id.clone(),
+            key: self.idempotency_key.clone(),
+            at_ms: self.sent_at().timestamp_millis(),
+        }
+    }
+
     /// When it was written: TikTok's timestamp, or when the webhook arrived if TikTok gave none.
     pub fn sent_at(&self) -> DateTime<Utc> {
         self.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(self.received_at)
@@ -233,9 +260,36 @@ impl JobQueue {
         let mut payload = Vec::with_capacity(1024);
         serde_json::to_writer(&mut payload, job).map_err(|e| QueueError(e.into()))?;
         let payload = String::from_utf8(payload).map_err(|e| QueueError(e.into()))?;
+        let turn = job.turn();
         match self {
-            JobQueue::Redis(queue) => queue.enqueue(connection, &payload).await,
-            JobQueue::Memory(queue) => queue.enqueue(payload),
+            JobQueue::Redis(queue) => queue.enqueue(connection, &payload, turn).await,
+            JobQueue::Memory(queue) => {
+                if let Some(turn) = turn {
+                    queue.register_turn(&turn.conversation, &turn.key, turn.at_ms);
+                }
+                queue.enqueue(payload)
+            }
+        }
+    }
+
+    /// Whether a customer message of the same conversation, written before `turn`'s (TikTok's timestamp),
+    /// is still queued or running: the turn's job waits for it, so a customer's messages are processed one at a
+    /// time in the order they were written.
+    pub async fn earlier_in_conversation(&self, turn: &InboundTurn) -> Result<bool, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.earlier_turn(turn).await,
+            JobQueue::Memory(queue) => Ok(queue.earlier_turn(&turn.conversation, &turn.key, turn.at_ms)),
+        }
+    }
+
+    /// The turn's job is done (processed, a duplicate, or dead): the conversation's next message may run.
+    pub async fn end_turn(&self, turn: &InboundTurn) -> Result<(), QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.end_turn(turn).await,
+            JobQueue::Memory(queue) => {
+                queue.end_turn(&turn.conversation, &turn.key);
+                Ok(())
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use deadpool_redis::redis::streams::{
 use deadpool_redis::redis::{self, Cmd, ErrorKind, RedisError, Value, cmd};
 use tokio::sync::OnceCell;
 
-use super::{Backend, DeadJob, Delivery, QueueError, QueueParams, QueueStats, decode};
+use super::{Backend, DeadJob, Delivery, InboundTurn, QueueError, QueueParams, QueueStats, decode};
 use crate::config::JobSettings;
 use crate::redis_pool::Redis;
 
@@ -39,6 +39,8 @@ struct Inner {
     /// Failures recorded per job: what sends a job to the dead letters (deliveries are not: a copy
     /// re-claimed while another runs, or deferred behind its event's lease, never ran).
     failures: String,
+    /// `{prefix}:turns`, the prefix of each conversation's sorted set of messages queued or running.
+    turns_prefix: String,
     consumer: String,
     max_len: u64,
     reclaim_min_idle: Duration,
@@ -51,6 +53,8 @@ struct Inner {
 /// A job taken over this many times more than `jobs.max_deliveries` without a recorded failure is dead
 /// anyway: it kills or hangs its worker each time it runs.
 const CRASH_LOOP_FACTOR: u64 = 4;
+/// How long a conversation's turns are kept after its latest message was queued.
+const TURNS_LIFE: Duration = Duration::from_secs(24 * 3600);
 /// How often a stream over `jobs.stream_max_len` is warned about.
 const LENGTH_WARNING_EVERY: Duration = Duration::from_secs(60);
 
@@ -68,6 +72,7 @@ impl RedisQueue {
                 dead: redis.key("dead"),
                 errors: redis.key("job-errors"),
                 failures: redis.key("job-failures"),
+                turns_prefix: redis.key("turns"),
                 redis,
                 params: settings.into(),
                 consumer,
@@ -92,11 +97,19 @@ impl RedisQueue {
         self.inner.params.max_deliveries
     }
 
-    /// `XADD` on `connection` (a producer's own), or on the shared connection.
+    /// The sorted set of a conversation's customer messages queued or running, by their timestamp.
+    fn turns_key(&self, conversation: &str) -> String {
+        format!("{}:{conversation}", self.inner.turns_prefix)
+    }
+
+    /// `XADD` on `connection` (a producer's own), or on the shared connection; a customer message is
+    /// first registered in its conversation's turns (`ZADD`, in the same round trip), so a later message
+    /// of the same customer waits for it.
     pub(super) async fn enqueue(
         &self,
         connection: Option<&OnceCell<ConnectionManager>>,
         payload: &str,
+        turn: Option<InboundTurn>,
     ) -> Result<String, QueueError> {
         let mut conn = match connection {
             Some(own) => own.get_or_try_init(|| self.inner.redis.own_connection()).await?.clone(),
@@ -105,12 +118,28 @@ impl RedisQueue {
         // Sized up front: built argument by argument, the command's buffer grew (and was copied) about
         // seven times on its way to the payload's size.
         let size = self.inner.stream.len() + payload.len() + 64;
-        let id: String = Cmd::with_capacity(5, size)
+        let xadd = Cmd::with_capacity(5, size)
             .arg("XADD")
             .arg(&self.inner.stream)
             .arg("*")
             .arg(JOB_FIELD)
             .arg(payload)
+            .to_owned();
+        let Some(turn) = turn else {
+            return Ok(xadd.query_async(&mut conn).await.context("XADD")?);
+        };
+        let turns = self.turns_key(&turn.conversation);
+        let (id,): (String,) = redis::pipe()
+            .cmd("ZADD")
+            .arg(&turns)
+            .arg(turn.at_ms)
+            .arg(&turn.key)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&turns)
+            .arg(TURNS_LIFE.as_millis() as u64)
+            .ignore()
+            .add_command(xadd)
             .query_async(&mut conn)
             .await
             .context("XADD")?;
@@ -266,6 +295,32 @@ impl RedisQueue {
             tracing::warn!(job_id = %delivery.id, deliveries, "took over an unacknowledged job");
             return Ok(Some(delivery));
         }
+    }
+
+    /// Whether a message of the turn's conversation written before it is still queued or running: the
+    /// first of the conversation's turns (by timestamp, then key) is another one, written earlier.
+    pub(super) async fn earlier_turn(&self, turn: &InboundTurn) -> Result<bool, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let first: Vec<(String, i64)> = cmd("ZRANGE")
+            .arg(self.turns_key(&turn.conversation))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .context("ZRANGE")?;
+        Ok(first.first().is_some_and(|(key, at)| (*at, key.as_str()) < (turn.at_ms, turn.key.as_str())))
+    }
+
+    pub(super) async fn end_turn(&self, turn: &InboundTurn) -> Result<(), QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let _: u64 = cmd("ZREM")
+            .arg(self.turns_key(&turn.conversation))
+            .arg(&turn.key)
+            .query_async(&mut conn)
+            .await
+            .context("ZREM")?;
+        Ok(())
     }
 
     /// Logs a warning (at most once a minute) when the stream holds more than `jobs.stream_max_len`

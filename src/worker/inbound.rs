@@ -6,6 +6,8 @@
 //! commit is one transaction, so a job that fails anywhere before it leaves nothing behind, and a job run
 //! twice stores and sends nothing twice.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::json;
@@ -13,12 +15,17 @@ use serde_json::json;
 use super::delivery;
 use super::job::{Lease, Outcome, received};
 use crate::bot::{BotError, ConversationState, Decision, Routed, Turn};
-use crate::jobs::{JobError, MessageV1};
+use crate::jobs::{InboundTurn, JobError, MessageV1};
 use crate::shop::ReplyWindow;
 use crate::state::AppState;
 use crate::store::entities::messages::{self, DeliveryStatus, Role};
 use crate::store::ledger::{self, Customer, CustomerConversation, Event, Handoff};
 use crate::telemetry::escape_for_log;
+
+/// The longest a message waits for an earlier one of its conversation.
+const ORDER_WAIT: Duration = Duration::from_secs(5);
+/// How often it looks whether the earlier one is done.
+const TURN_POLL: Duration = Duration::from_millis(20);
 
 /// The bot fails only when the database does: worth another try.
 impl From<BotError> for JobError {
@@ -27,13 +34,38 @@ impl From<BotError> for JobError {
     }
 }
 
-/// Runs the inbound job for one customer message.
+/// Runs the inbound job for one customer message, after the conversation's earlier messages.
 pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+    let turn = message.turn();
+    wait_for_turn(state, &turn).await?;
     let lease = match Lease::take(state, &message.idempotency_key).await? {
         Ok(lease) => lease,
         Err(outcome) => return Ok(outcome),
     };
-    lease.release(process(state, message).await).await
+    let outcome = lease.release(process(state, message).await).await?;
+    if let Err(e) = state.queue.end_turn(&turn).await {
+        tracing::warn!(error = %e, "could not end a message's turn; the next one waits for the bound");
+    }
+    Ok(outcome)
+}
+
+/// Waits until no message of the conversation written earlier (TikTok's timestamp) is queued or
+/// running, so one customer's messages are processed one at a time in the order they were written ("I'll
+/// take it", then "checkout"). Bounded: an earlier message whose job failed is retried only after the
+/// reclaim time, and its customer's next message goes ahead after [`ORDER_WAIT`] rather than stall.
+async fn wait_for_turn(state: &AppState, turn: &InboundTurn) -> Result<(), JobError> {
+    let job_timeout = Duration::from_millis(state.settings.worker.job_timeout_ms);
+    let until = tokio::time::Instant::now() + ORDER_WAIT.min(job_timeout / 4);
+    loop {
+        if !state.queue.earlier_in_conversation(turn).await.map_err(|e| JobError::Retryable(e.into()))? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= until {
+            tracing::warn!(conversation = %turn.conversation, event_id = %turn.key, "an earlier message of the conversation is still not done; going ahead");
+            return Ok(());
+        }
+        tokio::time::sleep(TURN_POLL).await;
+    }
 }
 
 async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {

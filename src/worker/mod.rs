@@ -170,7 +170,13 @@ async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToke
             });
         }
         Err(error) => {
+            let turn = delivery.job.as_ref().ok().and_then(Job::turn);
             let nacked = delivery.nack(&error).await;
+            if let (Ok(NackOutcome::Dead), Some(turn)) = (&nacked, turn)
+                && let Err(e) = state.queue.end_turn(&turn).await
+            {
+                tracing::warn!(error = %e, "could not end a dead job's turn");
+            }
             report_nack(state, &id, deliveries, nacked, &error);
         }
     }

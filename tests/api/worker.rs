@@ -662,3 +662,52 @@ async fn a_reply_left_pending_is_sent_by_the_sweeper_while_the_window_is_open(
     assert_eq!(fake.received("conv-p").len(), 1);
     app.stop().await.unwrap();
 }
+
+on_every_backend!(one_customers_messages_are_processed_one_at_a_time_in_the_order_written);
+
+/// Issue 14, failure 6: two messages of one customer could be processed by two consumers at once, in
+/// either order. Here 30 customers each write 5 messages 50 ms apart (TikTok's timestamps), all queued
+/// at once for 8 consumers: each conversation's messages are stored (processed) in the order written.
+async fn one_customers_messages_are_processed_one_at_a_time_in_the_order_written(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use philia_bot::store::entities::messages;
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis.as_ref());
+    settings.worker.concurrency = 8;
+    let app = spawn_app_with(db, settings, Role::All).await;
+    let start = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let (customers, each) = (30, 5);
+    let posted = futures_util::future::join_all((0..customers).map(|c| {
+        let app = &app;
+        async move {
+            for n in 0..each {
+                let at = start + chrono::Duration::milliseconds(50 * n);
+                let mut body: serde_json::Value =
+                    serde_json::from_str(&tiktok_message(&format!("o{c}-{n}"), &format!("orderly{c}"), "hi")).unwrap();
+                let mut content: serde_json::Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+                content["timestamp"] = at.timestamp_millis().into();
+                body["content"] = content.to_string().into();
+                assert_eq!(app.post_webhook(&body.to_string()).await.status(), 200);
+            }
+        }
+    }));
+    posted.await;
+    settled_replies(&app, (customers * each) as usize).await;
+    let inbound = messages::Entity::find()
+        .filter(messages::Column::Direction.eq(Direction::In))
+        .order_by_asc(messages::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(inbound.len(), (customers * each) as usize);
+    let mut by_conversation: std::collections::HashMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = Default::default();
+    for m in &inbound {
+        by_conversation.entry(m.conversation_id).or_default().push(m.created_at);
+    }
+    let out_of_order: Vec<_> = by_conversation.values().filter(|times| times.windows(2).any(|w| w[0] > w[1])).collect();
+    assert!(out_of_order.is_empty(), "{} of {customers} conversations processed out of order", out_of_order.len());
+    app.stop().await.unwrap();
+}
