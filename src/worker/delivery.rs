@@ -135,11 +135,11 @@ impl Claim {
     }
 
     fn phase(&self) -> Phase {
-        *self.phase.lock().unwrap_or_else(|p| p.into_inner())
+        *self.phase.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn set(&self, phase: Phase) {
-        *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = phase;
+        *self.phase.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = phase;
     }
 
     /// Records the send's end; the claim is then settled, whatever the write's outcome (a failed write
@@ -196,7 +196,7 @@ impl Drop for Claim {
             match ledger::move_delivery(&db, id, &[DeliveryStatus::Sending], record).await {
                 Ok(_) => tracing::warn!(message = id, status = ?to, "send cut off; its claim was released"),
                 Err(e) => {
-                    tracing::warn!(message = id, error = %e, "could not release a cut-off send; the sweeper settles it")
+                    tracing::warn!(message = id, error = %e, "could not release a cut-off send; the sweeper settles it");
                 }
             }
         });

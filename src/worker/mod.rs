@@ -134,7 +134,7 @@ async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToke
         tokio::select! {
             result = run_job(&task_state, job) => result,
             // Dropping the job runs its guards: claimed messages go back to `pending` (or `unknown`).
-            _ = job_cut_off.cancelled() => Err(JobError::Retryable(anyhow!("cut off at shutdown"))),
+            () = job_cut_off.cancelled() => Err(JobError::Retryable(anyhow!("cut off at shutdown"))),
         }
     }));
     let result = match tokio::time::timeout(timeout, &mut task).await {
