@@ -50,6 +50,8 @@ struct Inner {
     queue_waiting: Gauge,
     queue_pending: Gauge,
     queue_oldest_pending: Gauge<f64, AtomicU64>,
+    queue_stream_length: Gauge,
+    queue_stream_bytes: Gauge,
     sends: Family<Call, Counter>,
     send_latency: Histogram,
     llm_calls: Family<Outcome, Counter>,
@@ -79,6 +81,8 @@ impl Metrics {
             queue_waiting: Gauge::default(),
             queue_pending: Gauge::default(),
             queue_oldest_pending: Gauge::default(),
+            queue_stream_length: Gauge::default(),
+            queue_stream_bytes: Gauge::default(),
             sends: Family::default(),
             send_latency: latency(),
             llm_calls: Family::default(),
@@ -107,6 +111,16 @@ impl Metrics {
             "queue_oldest_pending_seconds",
             "Age of the oldest unacknowledged job (Redis)",
             inner.queue_oldest_pending.clone(),
+        );
+        registry.register(
+            "queue_stream_length",
+            "Entries in the Redis job stream (unread or unacknowledged: acknowledged jobs are deleted)",
+            inner.queue_stream_length.clone(),
+        );
+        registry.register(
+            "queue_stream_bytes",
+            "Memory the Redis job stream takes, in bytes (MEMORY USAGE)",
+            inner.queue_stream_bytes.clone(),
         );
         registry.register("tiktok_calls", "Calls to TikTok's API, by call and result code", inner.sends.clone());
         registry.register("tiktok_call_duration_seconds", "Time of a TikTok API call", inner.send_latency.clone());
@@ -162,6 +176,8 @@ impl Metrics {
         self.inner.queue_waiting.set(stats.waiting as i64);
         self.inner.queue_pending.set(stats.pending as i64);
         self.inner.queue_oldest_pending.set(stats.oldest_pending.as_secs_f64());
+        self.inner.queue_stream_length.set(stats.stream_length as i64);
+        self.inner.queue_stream_bytes.set(stats.stream_bytes as i64);
     }
 
     /// The active holds, read at scrape time.
@@ -194,7 +210,13 @@ mod tests {
         metrics.webhook("enqueued", Duration::from_millis(3));
         metrics.webhook("unauthorized", Duration::from_micros(300));
         metrics.tiktok_call("send", "40100", Duration::from_millis(40));
-        metrics.set_queue(&crate::jobs::QueueStats { waiting: 3, pending: 2, oldest_pending: Duration::from_secs(7) });
+        metrics.set_queue(&crate::jobs::QueueStats {
+            waiting: 3,
+            pending: 2,
+            oldest_pending: Duration::from_secs(7),
+            stream_length: 5,
+            stream_bytes: 4_096,
+        });
         metrics.set_active_holds(1);
         assert!(!metrics.render().contains("philia_redis_up{"), "no sample before Redis is asked");
         metrics.set_redis_up("philia", false);
@@ -205,6 +227,8 @@ mod tests {
         assert!(text.contains("philia_webhook_duration_seconds_count 3"), "{text}");
         assert!(text.contains("philia_tiktok_calls_total{call=\"send\",code=\"40100\"} 1"), "{text}");
         assert!(text.contains("philia_queue_oldest_pending_seconds 7.0"), "{text}");
+        assert!(text.contains("philia_queue_stream_length 5"), "{text}");
+        assert!(text.contains("philia_queue_stream_bytes 4096"), "{text}");
         assert!(text.contains("philia_active_holds 1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }

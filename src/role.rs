@@ -64,12 +64,22 @@ impl Role {
                 ));
             }
         }
-        if self != Role::All && settings.redis.url.is_none() {
-            problems.push(Problem::new(
-                format!("--role {}", self.as_str()),
-                "redis.url",
-                "required: set REDIS_URL (split web and worker processes share their queue through Redis)",
-            ));
+        if settings.redis.url.is_none() {
+            if settings.environment == Environment::Production {
+                // The in-process queue loses every accepted webhook at the next deploy, and TikTok does not
+                // send again what was answered 200.
+                problems.push(Problem::new(
+                    "production",
+                    "redis.url",
+                    "required: set REDIS_URL (the in-process queue loses accepted messages at every deploy)",
+                ));
+            } else if self != Role::All {
+                problems.push(Problem::new(
+                    format!("--role {}", self.as_str()),
+                    "redis.url",
+                    "required: set REDIS_URL (split web and worker processes share their queue through Redis)",
+                ));
+            }
         }
         problems
     }
@@ -86,6 +96,8 @@ mod tests {
         let fields =
             |role: Role| -> Vec<String> { role.requirements(&settings).into_iter().map(|p| p.field).collect() };
         assert_eq!(fields(Role::Web), ["tiktok.webhook_secret", "tiktok.access_token", "database.url", "redis.url"]);
-        assert_eq!(fields(Role::All), ["tiktok.webhook_secret", "tiktok.access_token", "database.url"]);
+        // Issue 14, failure 8: one process doing everything still needs Redis in production.
+        assert_eq!(fields(Role::All), ["tiktok.webhook_secret", "tiktok.access_token", "database.url", "redis.url"]);
+        assert_eq!(fields(Role::Worker), ["tiktok.access_token", "database.url", "redis.url"]);
     }
 }

@@ -70,6 +70,10 @@ pub struct Turn<'a> {
 }
 
 /// What the bot decided for one turn.
+/// What the routers made of a customer's text: the intent and what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed(Intent, Entities);
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Decision {
     /// Said in order; empty when the bot stays silent (a human has the conversation).
@@ -110,6 +114,36 @@ fn purpose_of(intent: &Intent) -> ItemPurpose {
 impl Bot {
     /// Decides one turn. Facts (items, prices, orders, holds) come from `db`, only for this customer.
     pub async fn respond(&self, db: &impl ConnectionTrait, turn: Turn<'_>) -> Result<Decision, BotError> {
+        let routed = self.route(db, Some(turn.conversation.id), turn.text, true).await?;
+        self.respond_routed(db, turn, routed).await
+    }
+
+    /// What the routers make of a customer's text in a conversation (`None`: its first message), asked
+    /// before the turn's transaction: the model's seconds then hold no row lock (nor SQLite's one write
+    /// lock), and a redelivered event found done never pays for the model.
+    pub async fn route_ahead(
+        &self,
+        db: &impl ConnectionTrait,
+        tiktok_conversation_id: &str,
+        text: &str,
+    ) -> Result<Routed, BotError> {
+        if self.llm.is_none() || self.router.is_unambiguous(text) {
+            return self.route(db, None, text, false).await;
+        }
+        let conversation = conversations::Entity::find()
+            .filter(conversations::Column::TiktokConversationId.eq(tiktok_conversation_id))
+            .one(db)
+            .await?;
+        self.route(db, conversation.map(|c| c.id), text, false).await
+    }
+
+    /// [`Bot::respond`] with the text already routed ([`Bot::route_ahead`]).
+    pub async fn respond_routed(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: Turn<'_>,
+        routed: Routed,
+    ) -> Result<Decision, BotError> {
         let conversation = turn.conversation;
         let mut released = false;
         if conversation.handoff_active {
@@ -119,22 +153,32 @@ impl Bot {
                 _ => return Ok(Decision { state: ConversationState::of(conversation), ..Default::default() }),
             }
         }
-        let mut decision = self.decide(db, &turn).await?;
+        let mut decision = self.decide(db, &turn, routed).await?;
         decision.handoff_released = released;
         Ok(decision)
     }
 
     /// The router chain: menu number and keywords, then the LLM when configured. The model's answer is
-    /// used only when it is valid; its entities are completed by what the keywords found.
-    async fn route(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<(Intent, Entities), BotError> {
-        let (intent, entities) = self.router.route(turn.text);
-        let Some(llm) = &self.llm else { return Ok((intent, entities)) };
-        if self.router.is_unambiguous(turn.text) {
-            return Ok((intent, entities));
+    /// used only when it is valid; its entities are completed by what the keywords found. `stored`: the
+    /// message being answered is already stored (it is then not part of its own history).
+    async fn route(
+        &self,
+        db: &impl ConnectionTrait,
+        conversation_id: Option<i64>,
+        text: &str,
+        stored: bool,
+    ) -> Result<Routed, BotError> {
+        let (intent, entities) = self.router.route(text);
+        let Some(llm) = &self.llm else { return Ok(Routed(intent, entities)) };
+        if self.router.is_unambiguous(text) {
+            return Ok(Routed(intent, entities));
         }
-        let history = self.history(db, turn.conversation.id).await?;
-        match llm.classify(turn.text, &history).await {
-            Ok((llm_intent, llm_entities)) => Ok((
+        let history = match conversation_id {
+            Some(id) => self.history(db, id, stored).await?,
+            None => Vec::new(),
+        };
+        match llm.classify(text, &history).await {
+            Ok((llm_intent, llm_entities)) => Ok(Routed(
                 llm_intent,
                 Entities {
                     sku: llm_entities.sku.or(entities.sku),
@@ -146,7 +190,7 @@ impl Bot {
             )),
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), fallback = %intent.name(), "LLM router failed; using the keywords");
-                Ok((intent, entities))
+                Ok(Routed(intent, entities))
             }
         }
     }
@@ -156,6 +200,7 @@ impl Bot {
         &self,
         db: &impl ConnectionTrait,
         conversation_id: i64,
+        stored: bool,
     ) -> Result<Vec<(Speaker, String)>, BotError> {
         let mut recent = messages::Entity::find()
             .filter(messages::Column::ConversationId.eq(conversation_id))
@@ -165,7 +210,11 @@ impl Bot {
             .all(db)
             .await?;
         recent.reverse();
-        recent.pop(); // the message being answered, stored just before
+        if stored {
+            recent.pop(); // the message being answered, stored just before
+        } else if recent.len() > self.history_messages as usize {
+            recent.remove(0);
+        }
         Ok(recent
             .into_iter()
             .map(|m| {
@@ -177,8 +226,8 @@ impl Bot {
             .collect())
     }
 
-    async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
-        let (intent, entities) = self.route(db, turn).await?;
+    async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>, routed: Routed) -> Result<Decision, BotError> {
+        let Routed(intent, entities) = routed;
         let mut viewing = None;
         match ConversationState::of(turn.conversation) {
             ConversationState::ChoosingItem { candidates, more } => {

@@ -11,7 +11,7 @@ pub mod staff;
 
 use std::sync::Arc;
 
-pub use self::conversation::{ConversationState, Decision, Turn};
+pub use self::conversation::{ConversationState, Decision, Routed, Turn};
 use self::intent::KeywordRouter;
 use self::llm::LlmRouter;
 pub use self::replies::{REPLIES_FILE, Replies};

@@ -115,6 +115,10 @@ fn said_delivery(notified: &Notified, status: Option<DeliveryStatus>, code: Opti
             code.map_or("none".into(), |c| c.to_string())
         ),
         Some(DeliveryStatus::Sending) => format!("{who}: the notice {what} is being sent"),
+        Some(DeliveryStatus::Unknown) => format!(
+            "{who}: TikTok did not answer whether the notice {what} arrived; the running bot's sweeper checks the \
+             conversation and sends it again only if it did not"
+        ),
         Some(DeliveryStatus::Failed) => format!(
             "sending to {who} {what} failed (TikTok code {}); it is not sent again",
             code.map_or("none".into(), |c| c.to_string())

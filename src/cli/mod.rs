@@ -9,6 +9,7 @@ mod desk;
 mod handoff;
 mod health;
 mod inventory;
+mod jobs;
 mod migrate;
 mod orders;
 mod serve;
@@ -74,6 +75,12 @@ enum Command {
         desk: DeskArgs,
         #[command(subcommand)]
         action: handoff::Action,
+    },
+    /// The job queue's dead letters: list them, replay them once the cause is fixed, or drop them
+    /// (REDIS_URL).
+    Jobs {
+        #[command(subcommand)]
+        action: jobs::Action,
     },
     /// Inspect the configuration.
     Config {
@@ -226,6 +233,7 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<(), Finished
         Command::Chat(args) => Ok(chat::run(settings(config_dir)?, args).await?),
         Command::Serve(args) => Ok(serve::run(logged_settings(config_dir)?, args).await?),
         Command::Migrate { action } => Ok(migrate::run(logged_settings(config_dir)?, action).await?),
+        Command::Jobs { action } => Ok(jobs::run(staff_settings(config_dir)?, action).await?),
         Command::Handoff { desk, action } => {
             Ok(at_desk(staff_settings(config_dir)?, desk, async |d| handoff::run(d, action).await).await?)
         }

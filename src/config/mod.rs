@@ -228,7 +228,8 @@ pub struct WorkerSettings {
 pub struct JobSettings {
     /// Deliveries of one job before it goes to the dead-letter stream `{prefix}:dead`.
     pub max_deliveries: u64,
-    /// Approximate cap of the stream length (`XADD MAXLEN ~`).
+    /// The stream length above which a warning is logged. Acknowledged jobs are deleted at once; unread
+    /// or pending ones are never trimmed.
     pub stream_max_len: u64,
     /// Milliseconds a consumer blocks waiting for a job (`XREADGROUP BLOCK`).
     pub block_ms: u64,
@@ -289,6 +290,9 @@ pub struct TikTokSettings {
     pub connect_timeout_ms: u64,
     /// Milliseconds for a whole API call.
     pub request_timeout_ms: u64,
+    /// Seconds after which a send of unknown outcome (no answer, 5xx, 51065) that neither its echo nor
+    /// the conversation's recent messages show is taken as not delivered and sent again, once.
+    pub unknown_settle_secs: u64,
     /// TikTok's page where the shop owner authorizes the app (`/oauth/tiktok/start` redirects there).
     pub authorize_url: String,
     /// This server's `/oauth/tiktok/callback` URL as registered with TikTok, when TikTok needs it named.

@@ -33,6 +33,7 @@ impl Settings {
             self.redis.validate(),
             self.worker.validate(),
             self.jobs.validate(&self.worker),
+            self.delivery_timing(),
             self.webhook.validate(),
             self.tiktok.validate(self.environment, &self.server.metrics_token),
             self.llm.validate(),
@@ -41,6 +42,36 @@ impl Settings {
         .into_iter()
         .flatten()
         .collect()
+    }
+}
+
+/// The smallest `jobs.stream_max_len` accepted: a busy shop's backlog during an outage of a few hours.
+const MIN_STREAM_LEN: u64 = 10_000;
+
+impl Settings {
+    /// The worker's timing against TikTok's: a deploy must not cut a job mid-send, and a job must have
+    /// time for one TikTok call.
+    fn delivery_timing(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let (grace_ms, job_ms) = (self.worker.shutdown_grace_secs * 1000, self.worker.job_timeout_ms);
+        if grace_ms < job_ms {
+            problems.push(problem(
+                "worker.shutdown_grace_secs",
+                format!(
+                    "must be at least worker.job_timeout_ms ({job_ms} ms), or a deploy cuts jobs in the middle of a send"
+                ),
+            ));
+        }
+        let one_call = self.tiktok.request_timeout_ms + 1000;
+        if job_ms < one_call {
+            problems.push(problem(
+                "worker.job_timeout_ms",
+                format!(
+                    "must leave time for one TikTok call: at least tiktok.request_timeout_ms + 1000 ({one_call} ms)"
+                ),
+            ));
+        }
+        problems
     }
 }
 
@@ -134,6 +165,14 @@ impl JobSettings {
             ));
         }
         problems.extend(at_least_one("jobs.max_deliveries", self.max_deliveries));
+        if self.stream_max_len < MIN_STREAM_LEN {
+            problems.push(problem(
+                "jobs.stream_max_len",
+                format!(
+                    "must be at least {MIN_STREAM_LEN}: a backlog of a few hours' messages (an outage) must fit without a warning"
+                ),
+            ));
+        }
         problems
     }
 }
@@ -308,6 +347,24 @@ mod tests {
         for bad in ["verbose", "info,verbose", "philia_bot=loud"] {
             assert!(log_filter_problem(bad).is_some(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_grace_shorter_than_a_job_or_a_job_shorter_than_a_call_or_a_tiny_stream_is_refused() {
+        let fields = |tweak: &dyn Fn(&mut Settings)| {
+            let mut settings = Settings::defaults();
+            tweak(&mut settings);
+            settings.validate().into_iter().map(|p| p.field).collect::<Vec<_>>()
+        };
+        assert_eq!(fields(&|s| s.worker.shutdown_grace_secs = 20), ["worker.shutdown_grace_secs"]);
+        assert_eq!(
+            fields(&|s| {
+                s.worker.job_timeout_ms = 5_000;
+                s.jobs.reclaim_min_idle_ms = 10_000;
+            }),
+            ["worker.job_timeout_ms"]
+        );
+        assert_eq!(fields(&|s| s.jobs.stream_max_len = 1_000), ["jobs.stream_max_len"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The in-process queue of the embedded default: same contract as Redis, but not durable (jobs in it
 //! are lost when the process stops) and seen by this process only.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +39,8 @@ struct State {
     /// Handed out and not settled: id → (payload, deliveries).
     in_flight: HashMap<String, (String, u64)>,
     dead: Vec<DeadJob>,
+    /// Per conversation, the customer messages queued or running, by the customer's timestamp.
+    turns: HashMap<String, BTreeSet<(i64, String)>>,
 }
 
 impl MemoryQueue {
@@ -59,6 +61,28 @@ impl MemoryQueue {
         // A panic while holding this lock cannot leave the queue half-updated (every update is one
         // push or remove), so a poisoned lock is still safe to use.
         self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a customer message of `conversation` written at `at_ms`, so later ones wait for it.
+    pub(super) fn register_turn(&self, conversation: &str, key: &str, at_ms: i64) {
+        self.state().turns.entry(conversation.to_owned()).or_default().insert((at_ms, key.to_owned()));
+    }
+
+    /// Whether a message of the conversation written before this one is still queued or running.
+    pub(super) fn earlier_turn(&self, conversation: &str, key: &str, at_ms: i64) -> bool {
+        let state = self.state();
+        let Some(turns) = state.turns.get(conversation) else { return false };
+        turns.iter().next().is_some_and(|first| first < &(at_ms, key.to_owned()))
+    }
+
+    pub(super) fn end_turn(&self, conversation: &str, key: &str) {
+        let mut state = self.state();
+        if let Some(turns) = state.turns.get_mut(conversation) {
+            turns.retain(|(_, k)| k != key);
+            if turns.is_empty() {
+                state.turns.remove(conversation);
+            }
+        }
     }
 
     pub(super) fn enqueue(&self, payload: String) -> Result<String, QueueError> {
@@ -141,6 +165,7 @@ impl MemoryQueue {
         let mut state = self.state();
         state.in_flight.remove(&delivery.id);
         state.dead.push(DeadJob {
+            entry: delivery.id.clone(),
             id: delivery.id.clone(),
             payload: delivery.payload.clone(),
             error: error.to_owned(),
@@ -171,6 +196,22 @@ impl MemoryQueue {
 
     pub(super) fn dead_jobs(&self) -> Vec<DeadJob> {
         self.state().dead.clone()
+    }
+
+    pub(super) fn replay_dead(&self, entry: &str) -> Result<Option<String>, QueueError> {
+        let dead = {
+            let mut state = self.state();
+            let Some(at) = state.dead.iter().position(|d| d.entry == entry) else { return Ok(None) };
+            state.dead.remove(at)
+        };
+        self.enqueue(dead.payload).map(Some)
+    }
+
+    pub(super) fn drop_dead(&self, entry: &str) -> bool {
+        let mut state = self.state();
+        let before = state.dead.len();
+        state.dead.retain(|d| d.entry != entry);
+        state.dead.len() < before
     }
 
     pub(super) fn max_deliveries(&self) -> u64 {

@@ -24,7 +24,25 @@ pub enum Job {
     OutboundEchoV1(MessageV1),
 }
 
+/// A customer message's place in its conversation: what orders the conversation's jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundTurn {
+    pub conversation: String,
+    /// The event's idempotency key.
+    pub key: String,
+    /// When the customer wrote it (TikTok's timestamp, else when the webhook arrived), in milliseconds.
+    pub at_ms: i64,
+}
+
 impl Job {
+    /// The customer message's turn in its conversation; `None` for jobs that need no order (echoes).
+    pub fn turn(&self) -> Option<InboundTurn> {
+        match self {
+            Job::InboundMessageV1(m) => Some(m.turn()),
+            Job::OutboundEchoV1(_) => None,
+        }
+    }
+
     /// The idempotency key of the webhook event the job came from.
     pub fn idempotency_key(&self) -> &str {
         match self {
@@ -60,6 +78,15 @@ fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S:
 }
 
 impl MessageV1 {
+    /// Its place in its conversation.
+    pub fn turn(&self) -> InboundTurn {
+        InboundTurn {
+            conversation: self.conversation_id.clone(),
+            key: self.idempotency_key.clone(),
+            at_ms: self.sent_at().timestamp_millis(),
+        }
+    }
+
     /// When it was written: TikTok's timestamp, or when the webhook arrived if TikTok gave none.
     pub fn sent_at(&self) -> DateTime<Utc> {
         self.sent_at_ms.and_then(DateTime::from_timestamp_millis).unwrap_or(self.received_at)
@@ -138,14 +165,32 @@ impl Delivery {
         }
     }
 
-    /// The job failed: retry it later, or move it to the dead letters when the error is permanent or
-    /// it has been delivered `max_deliveries` times.
+    /// The job did not run (another delivery of its event is running): it is offered again later, and
+    /// this delivery never counts towards the dead letters. On Redis it simply stays pending.
+    pub fn defer(self) {
+        match &self.backend {
+            Backend::Redis(_) => {}
+            Backend::Memory(queue) => queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries - 1),
+        }
+    }
+
+    /// The job failed: retry it later, or move it to the dead letters when the error is permanent or it
+    /// has failed `max_deliveries` times (on Redis the failures are counted, not the deliveries: a
+    /// re-claimed copy that never ran is no failure).
     pub async fn nack(self, error: &JobError) -> Result<NackOutcome, QueueError> {
         let reason = error.to_string();
-        let dead = matches!(error, JobError::Permanent(_)) || self.deliveries >= self.max_deliveries();
+        let permanent = matches!(error, JobError::Permanent(_));
+        let dead = permanent || self.deliveries >= self.max_deliveries();
         match &self.backend {
-            Backend::Redis(queue) if dead => queue.dead_letter(&self, &reason).await.map(|()| NackOutcome::Dead),
-            Backend::Redis(queue) => queue.record_failure(&self.id, &reason).await.map(|()| NackOutcome::Retry),
+            Backend::Redis(queue) if permanent => queue.dead_letter(&self, &reason).await.map(|()| NackOutcome::Dead),
+            Backend::Redis(queue) => {
+                let failures = queue.record_failure(&self.id, &reason).await?;
+                if failures >= self.max_deliveries() {
+                    queue.dead_letter(&self, &reason).await.map(|()| NackOutcome::Dead)
+                } else {
+                    Ok(NackOutcome::Retry)
+                }
+            }
             Backend::Memory(queue) if dead => {
                 queue.dead_letter(&self, &reason);
                 Ok(NackOutcome::Dead)
@@ -168,6 +213,9 @@ impl Delivery {
 /// A job moved aside for a human to look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadJob {
+    /// The dead letter's own id (`jobs dead replay|drop` take it).
+    pub entry: String,
+    /// The job's id on the queue when it died.
     pub id: String,
     pub payload: String,
     pub error: String,
@@ -183,6 +231,11 @@ pub struct QueueStats {
     pub pending: u64,
     /// Since the oldest pending job was enqueued (Redis only).
     pub oldest_pending: std::time::Duration,
+    /// Entries in the stream (Redis only): acknowledged jobs are deleted, so this is what is unread or
+    /// in flight.
+    pub stream_length: u64,
+    /// The stream's memory in Redis, in bytes (`MEMORY USAGE`; Redis only).
+    pub stream_bytes: u64,
 }
 
 /// The queue of this deployment: Redis Streams when Redis is configured, else in-process.
@@ -207,9 +260,36 @@ impl JobQueue {
         let mut payload = Vec::with_capacity(1024);
         serde_json::to_writer(&mut payload, job).map_err(|e| QueueError(e.into()))?;
         let payload = String::from_utf8(payload).map_err(|e| QueueError(e.into()))?;
+        let turn = job.turn();
         match self {
-            JobQueue::Redis(queue) => queue.enqueue(connection, &payload).await,
-            JobQueue::Memory(queue) => queue.enqueue(payload),
+            JobQueue::Redis(queue) => queue.enqueue(connection, &payload, turn).await,
+            JobQueue::Memory(queue) => {
+                if let Some(turn) = turn {
+                    queue.register_turn(&turn.conversation, &turn.key, turn.at_ms);
+                }
+                queue.enqueue(payload)
+            }
+        }
+    }
+
+    /// Whether a customer message of the same conversation, written before `turn`'s (TikTok's timestamp),
+    /// is still queued or running: the turn's job waits for it, so a customer's messages are processed one at a
+    /// time in the order they were written.
+    pub async fn earlier_in_conversation(&self, turn: &InboundTurn) -> Result<bool, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.earlier_turn(turn).await,
+            JobQueue::Memory(queue) => Ok(queue.earlier_turn(&turn.conversation, &turn.key, turn.at_ms)),
+        }
+    }
+
+    /// The turn's job is done (processed, a duplicate, or dead): the conversation's next message may run.
+    pub async fn end_turn(&self, turn: &InboundTurn) -> Result<(), QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.end_turn(turn).await,
+            JobQueue::Memory(queue) => {
+                queue.end_turn(&turn.conversation, &turn.key);
+                Ok(())
+            }
         }
     }
 
@@ -243,11 +323,12 @@ impl JobQueue {
         }
     }
 
-    /// Jobs accepted since the queue began: the stream's length on Redis (exact until `MAXLEN` trims
-    /// it), the ids handed out in-process. Tests use it to prove a request was not enqueued.
+    /// Jobs accepted since the queue began: the stream's `entries-added` on Redis (acknowledged jobs are
+    /// deleted from the stream), the ids handed out in-process. Tests use it to prove a request was not
+    /// enqueued.
     pub async fn enqueued_total(&self) -> Result<u64, QueueError> {
         match self {
-            JobQueue::Redis(queue) => queue.stream_len().await,
+            JobQueue::Redis(queue) => queue.entries_added().await,
             JobQueue::Memory(queue) => Ok(queue.enqueued_total()),
         }
     }
@@ -264,6 +345,24 @@ impl JobQueue {
         match self {
             JobQueue::Redis(queue) => queue.dead_jobs().await,
             JobQueue::Memory(queue) => Ok(queue.dead_jobs()),
+        }
+    }
+
+    /// Puts a dead letter's job back on the queue as a new job and removes the dead letter; the new
+    /// job's id, or `None` when there is no such dead letter. Safe for a job that had run in part: its
+    /// event's idempotency makes the replay finish what is left (replies left pending) and nothing more.
+    pub async fn replay_dead(&self, entry: &str) -> Result<Option<String>, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.replay_dead(entry).await,
+            JobQueue::Memory(queue) => queue.replay_dead(entry),
+        }
+    }
+
+    /// Deletes a dead letter for good; false when there is no such dead letter.
+    pub async fn drop_dead(&self, entry: &str) -> Result<bool, QueueError> {
+        match self {
+            JobQueue::Redis(queue) => queue.drop_dead(entry).await,
+            JobQueue::Memory(queue) => Ok(queue.drop_dead(entry)),
         }
     }
 }

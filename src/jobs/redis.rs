@@ -1,9 +1,11 @@
-//! The Redis Streams queue: `XADD {prefix}:jobs MAXLEN ~ N`, a consumer group `{prefix}:workers`,
-//! `XREADGROUP … BLOCK`, `XACK` after the effects are stored, `XAUTOCLAIM` for jobs whose consumer died or
-//! got stuck, and a dead-letter stream `{prefix}:dead`. At least once: a job is acknowledged only by
-//! [`Delivery::ack`](super::Delivery::ack), and idempotency makes the repeats harmless.
+//! The Redis Streams queue: `XADD {prefix}:jobs`, a consumer group `{prefix}:workers`, `XREADGROUP …
+//! BLOCK`, `XACK` + `XDEL` once the effects are stored (the stream holds only what is unread or in
+//! flight: customer text does not pile up in Redis), `XAUTOCLAIM` for jobs whose consumer died or got
+//! stuck, one at a time for a consumer that is free to run it, and a dead-letter stream `{prefix}:dead`
+//! for jobs that failed `jobs.max_deliveries` times. At least once: a job is acknowledged only by
+//! [`Delivery::ack`](super::Delivery::ack), and idempotency makes the repeats harmless. Nothing is ever
+//! trimmed: above `jobs.stream_max_len` entries a warning is logged instead.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ use deadpool_redis::redis::streams::{
 use deadpool_redis::redis::{self, Cmd, ErrorKind, RedisError, Value, cmd};
 use tokio::sync::OnceCell;
 
-use super::{Backend, DeadJob, Delivery, QueueError, QueueParams, QueueStats, decode};
+use super::{Backend, DeadJob, Delivery, InboundTurn, QueueError, QueueParams, QueueStats, decode};
 use crate::config::JobSettings;
 use crate::redis_pool::Redis;
 
@@ -34,14 +36,27 @@ struct Inner {
     group: String,
     dead: String,
     errors: String,
+    /// Failures recorded per job: what sends a job to the dead letters (deliveries are not: a copy
+    /// re-claimed while another runs, or deferred behind its event's lease, never ran).
+    failures: String,
+    /// `{prefix}:turns`, the prefix of each conversation's sorted set of messages queued or running.
+    turns_prefix: String,
     consumer: String,
     max_len: u64,
     reclaim_min_idle: Duration,
     reclaim_interval: Duration,
-    /// Jobs taken over from other consumers, waiting for one of this process's consumer tasks.
-    reclaimed: Mutex<VecDeque<Delivery>>,
     last_reclaim: Mutex<Option<Instant>>,
+    /// When the stream was last found longer than `max_len` (the warning is repeated once a minute).
+    last_length_warning: Mutex<Option<Instant>>,
 }
+
+/// A job taken over this many times more than `jobs.max_deliveries` without a recorded failure is dead
+/// anyway: it kills or hangs its worker each time it runs.
+const CRASH_LOOP_FACTOR: u64 = 4;
+/// How long a conversation's turns are kept after its latest message was queued.
+const TURNS_LIFE: Duration = Duration::from_secs(24 * 3600);
+/// How often a stream over `jobs.stream_max_len` is warned about.
+const LENGTH_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 fn is_nogroup(error: &RedisError) -> bool {
     error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
@@ -56,14 +71,16 @@ impl RedisQueue {
                 group: redis.key("workers"),
                 dead: redis.key("dead"),
                 errors: redis.key("job-errors"),
+                failures: redis.key("job-failures"),
+                turns_prefix: redis.key("turns"),
                 redis,
                 params: settings.into(),
                 consumer,
                 max_len: settings.stream_max_len,
                 reclaim_min_idle: Duration::from_millis(settings.reclaim_min_idle_ms),
                 reclaim_interval: Duration::from_millis(settings.reclaim_interval_ms),
-                reclaimed: Mutex::new(VecDeque::new()),
                 last_reclaim: Mutex::new(None),
+                last_length_warning: Mutex::new(None),
             }),
         }
     }
@@ -80,11 +97,19 @@ impl RedisQueue {
         self.inner.params.max_deliveries
     }
 
-    /// `XADD` on `connection` (a producer's own), or on the shared connection.
+    /// The sorted set of a conversation's customer messages queued or running, by their timestamp.
+    fn turns_key(&self, conversation: &str) -> String {
+        format!("{}:{conversation}", self.inner.turns_prefix)
+    }
+
+    /// `XADD` on `connection` (a producer's own), or on the shared connection; a customer message is
+    /// first registered in its conversation's turns (`ZADD`, in the same round trip), so a later message
+    /// of the same customer waits for it.
     pub(super) async fn enqueue(
         &self,
         connection: Option<&OnceCell<ConnectionManager>>,
         payload: &str,
+        turn: Option<InboundTurn>,
     ) -> Result<String, QueueError> {
         let mut conn = match connection {
             Some(own) => own.get_or_try_init(|| self.inner.redis.own_connection()).await?.clone(),
@@ -93,15 +118,28 @@ impl RedisQueue {
         // Sized up front: built argument by argument, the command's buffer grew (and was copied) about
         // seven times on its way to the payload's size.
         let size = self.inner.stream.len() + payload.len() + 64;
-        let id: String = Cmd::with_capacity(8, size)
+        let xadd = Cmd::with_capacity(5, size)
             .arg("XADD")
             .arg(&self.inner.stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.inner.max_len)
             .arg("*")
             .arg(JOB_FIELD)
             .arg(payload)
+            .to_owned();
+        let Some(turn) = turn else {
+            return Ok(xadd.query_async(&mut conn).await.context("XADD")?);
+        };
+        let turns = self.turns_key(&turn.conversation);
+        let (id,): (String,) = redis::pipe()
+            .cmd("ZADD")
+            .arg(&turns)
+            .arg(turn.at_ms)
+            .arg(&turn.key)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&turns)
+            .arg(TURNS_LIFE.as_millis() as u64)
+            .ignore()
+            .add_command(xadd)
             .query_async(&mut conn)
             .await
             .context("XADD")?;
@@ -136,14 +174,10 @@ impl RedisQueue {
         &self,
         connection: &mut Option<deadpool_redis::Connection>,
     ) -> Result<Option<Delivery>, QueueError> {
-        if let Some(delivery) = self.take_reclaimed() {
+        if self.reclaim_due()
+            && let Some(delivery) = self.reclaim().await?
+        {
             return Ok(Some(delivery));
-        }
-        if self.reclaim_due() {
-            self.reclaim().await?;
-            if let Some(delivery) = self.take_reclaimed() {
-                return Ok(Some(delivery));
-            }
         }
         let read = self.read_new(connection).await;
         if read.is_err() {
@@ -201,10 +235,6 @@ impl RedisQueue {
         Delivery { id: entry.id, deliveries, job, payload, backend: Backend::Redis(self.clone()) }
     }
 
-    fn take_reclaimed(&self) -> Option<Delivery> {
-        self.inner.reclaimed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front()
-    }
-
     fn reclaim_due(&self) -> bool {
         let mut last = self.inner.last_reclaim.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let due = last.is_none_or(|at| at.elapsed() >= self.inner.reclaim_interval);
@@ -214,46 +244,102 @@ impl RedisQueue {
         due
     }
 
-    /// Takes over jobs that another consumer (dead, or stuck past the min-idle time) left unacknowledged.
-    /// Jobs delivered too often go to the dead letters instead of being run again.
-    async fn reclaim(&self) -> Result<(), QueueError> {
+    /// Takes over one job that a consumer (dead, or stuck past the min-idle time) left unacknowledged,
+    /// for the calling consumer, which is free to run it now: claimed into no buffer, its idle clock
+    /// never restarts while it waits. When one was found the next consumer looks again at once. A job
+    /// that failed `max_deliveries` times (or was taken over far more often without ever failing: it
+    /// kills its worker) goes to the dead letters instead. Also warns when the stream is longer than
+    /// `jobs.stream_max_len`.
+    async fn reclaim(&self) -> Result<Option<Delivery>, QueueError> {
         let mut conn = self.inner.redis.connection().await?;
-        let claimed: Result<StreamAutoClaimReply, RedisError> = cmd("XAUTOCLAIM")
-            .arg(&self.inner.stream)
-            .arg(&self.inner.group)
-            .arg(&self.inner.consumer)
-            .arg(self.inner.reclaim_min_idle.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(32)
-            .query_async(&mut conn)
-            .await;
-        let claimed = match claimed {
-            Ok(reply) => reply.claimed,
-            Err(e) if is_nogroup(&e) => {
-                self.ensure_group().await?;
-                return Ok(());
-            }
-            Err(e) => return Err(QueueError(anyhow!(e).context("XAUTOCLAIM"))),
-        };
-        for entry in claimed {
+        self.warn_if_long(&mut conn).await;
+        loop {
+            let claimed: Result<StreamAutoClaimReply, RedisError> = cmd("XAUTOCLAIM")
+                .arg(&self.inner.stream)
+                .arg(&self.inner.group)
+                .arg(&self.inner.consumer)
+                .arg(self.inner.reclaim_min_idle.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await;
+            let entry = match claimed {
+                Ok(reply) => reply.claimed.into_iter().next(),
+                Err(e) if is_nogroup(&e) => {
+                    self.ensure_group().await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(QueueError(anyhow!(e).context("XAUTOCLAIM"))),
+            };
+            let Some(entry) = entry else { return Ok(None) };
+            *self.inner.last_reclaim.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
             let deliveries = self.delivery_count(&entry.id).await?;
-            tracing::warn!(job_id = %entry.id, deliveries, "took over an unacknowledged job");
             let delivery = self.delivery(entry, deliveries);
-            if deliveries > self.max_deliveries() {
-                let last_error: Option<String> = redis::cmd("HGET")
-                    .arg(&self.inner.errors)
-                    .arg(&delivery.id)
-                    .query_async(&mut conn)
-                    .await
-                    .context("HGET")?;
-                let reason = last_error.unwrap_or_else(|| "never acknowledged (consumer died or timed out)".into());
+            let (failures, last_error): (Option<u64>, Option<String>) = redis::pipe()
+                .cmd("HGET")
+                .arg(&self.inner.failures)
+                .arg(&delivery.id)
+                .cmd("HGET")
+                .arg(&self.inner.errors)
+                .arg(&delivery.id)
+                .query_async(&mut conn)
+                .await
+                .context("HGET")?;
+            let max = self.max_deliveries();
+            if failures.unwrap_or(0) >= max || deliveries > max * CRASH_LOOP_FACTOR {
+                let reason = last_error.unwrap_or_else(|| "never acknowledged (its worker died each time)".into());
                 self.dead_letter(&delivery, &reason).await?;
                 continue;
             }
-            self.inner.reclaimed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push_back(delivery);
+            tracing::warn!(job_id = %delivery.id, deliveries, "took over an unacknowledged job");
+            return Ok(Some(delivery));
         }
+    }
+
+    /// Whether a message of the turn's conversation written before it is still queued or running: the
+    /// first of the conversation's turns (by timestamp, then key) is another one, written earlier.
+    pub(super) async fn earlier_turn(&self, turn: &InboundTurn) -> Result<bool, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let first: Vec<(String, i64)> = cmd("ZRANGE")
+            .arg(self.turns_key(&turn.conversation))
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .context("ZRANGE")?;
+        Ok(first.first().is_some_and(|(key, at)| (*at, key.as_str()) < (turn.at_ms, turn.key.as_str())))
+    }
+
+    pub(super) async fn end_turn(&self, turn: &InboundTurn) -> Result<(), QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let _: u64 = cmd("ZREM")
+            .arg(self.turns_key(&turn.conversation))
+            .arg(&turn.key)
+            .query_async(&mut conn)
+            .await
+            .context("ZREM")?;
         Ok(())
+    }
+
+    /// Logs a warning (at most once a minute) when the stream holds more than `jobs.stream_max_len`
+    /// entries: with acknowledged jobs deleted, that is a backlog; nothing is trimmed.
+    async fn warn_if_long(&self, conn: &mut ConnectionManager) {
+        let Ok(length) = cmd("XLEN").arg(&self.inner.stream).query_async::<u64>(conn).await else { return };
+        if length <= self.inner.max_len {
+            return;
+        }
+        let mut last = self.inner.last_length_warning.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|at| at.elapsed() >= LENGTH_WARNING_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                stream = %self.inner.stream,
+                length,
+                max_len = self.inner.max_len,
+                "job stream longer than jobs.stream_max_len: a backlog of unread or unacknowledged jobs; nothing is trimmed"
+            );
+        }
     }
 
     async fn delivery_count(&self, id: &str) -> Result<u64, QueueError> {
@@ -272,14 +358,25 @@ impl RedisQueue {
 
     pub(super) async fn ack(&self, id: &str) -> Result<(), QueueError> {
         let mut conn = self.inner.redis.connection().await?;
+        // Acknowledged by the only group that reads the stream: deleted in the same step, so the stream
+        // keeps no customer text it no longer needs.
         let acked: Result<(), RedisError> = redis::pipe()
+            .atomic()
             .cmd("XACK")
             .arg(&self.inner.stream)
             .arg(&self.inner.group)
             .arg(id)
             .ignore()
+            .cmd("XDEL")
+            .arg(&self.inner.stream)
+            .arg(id)
+            .ignore()
             .cmd("HDEL")
             .arg(&self.inner.errors)
+            .arg(id)
+            .ignore()
+            .cmd("HDEL")
+            .arg(&self.inner.failures)
             .arg(id)
             .ignore()
             .query_async(&mut conn)
@@ -292,11 +389,24 @@ impl RedisQueue {
         }
     }
 
-    /// Remembers why the job failed; it stays pending and is taken over after the min-idle time.
-    pub(super) async fn record_failure(&self, id: &str, error: &str) -> Result<(), QueueError> {
+    /// Remembers why the job failed and counts the failure; it stays pending and is taken over after the
+    /// min-idle time. Returns the failures so far.
+    pub(super) async fn record_failure(&self, id: &str, error: &str) -> Result<u64, QueueError> {
         let mut conn = self.inner.redis.connection().await?;
-        let () = cmd("HSET").arg(&self.inner.errors).arg(id).arg(error).query_async(&mut conn).await.context("HSET")?;
-        Ok(())
+        let (failures,): (u64,) = redis::pipe()
+            .cmd("HSET")
+            .arg(&self.inner.errors)
+            .arg(id)
+            .arg(error)
+            .ignore()
+            .cmd("HINCRBY")
+            .arg(&self.inner.failures)
+            .arg(id)
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .context("recording a failed job")?;
+        Ok(failures)
     }
 
     /// Copies the job to `{prefix}:dead` with its last error, then acknowledges it, atomically.
@@ -307,9 +417,6 @@ impl RedisQueue {
             .atomic()
             .cmd("XADD")
             .arg(&self.inner.dead)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.inner.max_len)
             .arg("*")
             .arg("id")
             .arg(&delivery.id)
@@ -325,8 +432,16 @@ impl RedisQueue {
             .arg(&self.inner.group)
             .arg(&delivery.id)
             .ignore()
+            .cmd("XDEL")
+            .arg(&self.inner.stream)
+            .arg(&delivery.id)
+            .ignore()
             .cmd("HDEL")
             .arg(&self.inner.errors)
+            .arg(&delivery.id)
+            .ignore()
+            .cmd("HDEL")
+            .arg(&self.inner.failures)
             .arg(&delivery.id)
             .ignore()
             .query_async(&mut conn)
@@ -382,16 +497,84 @@ impl RedisQueue {
         };
         let now_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let (stream_length, stream_bytes): (u64, Option<u64>) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&self.inner.stream)
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&self.inner.stream)
+            .query_async(&mut conn)
+            .await
+            .context("XLEN, MEMORY USAGE")?;
         Ok(QueueStats {
             waiting: group.lag.unwrap_or(0) as u64,
             pending: group.pending as u64,
             oldest_pending: oldest_ms.map_or(Duration::ZERO, |ms| Duration::from_millis(now_ms.saturating_sub(ms))),
+            stream_length,
+            stream_bytes: stream_bytes.unwrap_or(0),
         })
     }
 
-    pub(super) async fn stream_len(&self) -> Result<u64, QueueError> {
+    /// Entries ever added to the stream (`XINFO STREAM`'s `entries-added`, Redis 7): the stream's length
+    /// no longer counts them, as acknowledged jobs are deleted. 0 before the stream exists.
+    pub(super) async fn entries_added(&self) -> Result<u64, QueueError> {
         let mut conn = self.inner.redis.connection().await?;
-        Ok(cmd("XLEN").arg(&self.inner.stream).query_async(&mut conn).await.context("XLEN")?)
+        let exists: bool = cmd("EXISTS").arg(&self.inner.stream).query_async(&mut conn).await.context("EXISTS")?;
+        if !exists {
+            return Ok(0);
+        }
+        let info: Value =
+            cmd("XINFO").arg("STREAM").arg(&self.inner.stream).query_async(&mut conn).await.context("XINFO STREAM")?;
+        let field = |name: &str| -> Option<u64> {
+            match &info {
+                Value::Array(items) => items.chunks(2).find_map(|pair| match pair {
+                    [Value::BulkString(key), Value::Int(n)] if key.as_slice() == name.as_bytes() => Some(*n as u64),
+                    [Value::SimpleString(key), Value::Int(n)] if key == name => Some(*n as u64),
+                    _ => None,
+                }),
+                Value::Map(items) => items.iter().find_map(|pair| match pair {
+                    (Value::BulkString(key), Value::Int(n)) if key.as_slice() == name.as_bytes() => Some(*n as u64),
+                    (Value::SimpleString(key), Value::Int(n)) if key == name => Some(*n as u64),
+                    _ => None,
+                }),
+                _ => None,
+            }
+        };
+        match field("entries-added") {
+            Some(added) => Ok(added),
+            // Before Redis 7: the length, exact only while nothing was acknowledged.
+            None => Ok(field("length").unwrap_or(0)),
+        }
+    }
+
+    /// `XADD`s the dead letter's job to the stream and `XDEL`s the dead letter, in one MULTI.
+    pub(super) async fn replay_dead(&self, entry: &str) -> Result<Option<String>, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let found: StreamRangeReply =
+            cmd("XRANGE").arg(&self.inner.dead).arg(entry).arg(entry).query_async(&mut conn).await.context("XRANGE")?;
+        let Some(dead) = found.ids.into_iter().next() else { return Ok(None) };
+        let payload: String = dead.get(JOB_FIELD).unwrap_or_default();
+        let (id,): (String,) = redis::pipe()
+            .atomic()
+            .cmd("XADD")
+            .arg(&self.inner.stream)
+            .arg("*")
+            .arg(JOB_FIELD)
+            .arg(&payload)
+            .cmd("XDEL")
+            .arg(&self.inner.dead)
+            .arg(entry)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .context("replaying a dead letter")?;
+        Ok(Some(id))
+    }
+
+    pub(super) async fn drop_dead(&self, entry: &str) -> Result<bool, QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let deleted: u64 = cmd("XDEL").arg(&self.inner.dead).arg(entry).query_async(&mut conn).await.context("XDEL")?;
+        Ok(deleted > 0)
     }
 
     pub(super) async fn dead_jobs(&self) -> Result<Vec<DeadJob>, QueueError> {
@@ -403,6 +586,7 @@ impl RedisQueue {
             .into_iter()
             .map(|entry| DeadJob {
                 id: entry.get("id").unwrap_or_default(),
+                entry: entry.id.clone(),
                 payload: entry.get(JOB_FIELD).unwrap_or_default(),
                 error: entry.get("error").unwrap_or_default(),
                 deliveries: entry.get("deliveries").unwrap_or_default(),

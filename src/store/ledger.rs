@@ -332,19 +332,61 @@ pub async fn outgoing_with_conversation(
     })
 }
 
-/// Claims a pending message for sending (`pending` → `sending`); false when it is not pending any more
-/// (another delivery of the job has it), so it is never sent twice.
-pub async fn claim_for_sending(db: &impl ConnectionTrait, message_id: i64) -> Result<bool, DbErr> {
+/// The metadata key holding when a message's latest send request was claimed (RFC 3339): how the
+/// sweeper tells a send stuck in `sending` or `unknown` and how an echo or a listed message is matched
+/// to it in time.
+pub const SEND_CLAIMED_AT: &str = "send_claimed_at";
+
+/// When the latest send of `message` was claimed, if it ever was.
+pub fn send_claimed_at(message: &messages::Model) -> Option<DateTime<Utc>> {
+    message.metadata.get(SEND_CLAIMED_AT).and_then(Value::as_str).and_then(|at| at.parse().ok())
+}
+
+/// Claims a pending message for sending (`pending` → `sending`, stamped with `now`) right before its send
+/// request is written; false when it is not pending any more (another delivery has it), so it is never
+/// sent twice.
+pub async fn claim_for_sending(
+    db: &impl ConnectionTrait,
+    message: &messages::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let mut metadata = message.metadata.clone();
+    if let Some(fields) = metadata.as_object_mut() {
+        fields.insert(SEND_CLAIMED_AT.to_owned(), now.to_rfc3339().into());
+    }
     let claimed = messages::Entity::update_many()
         .col_expr(messages::Column::DeliveryStatus, DeliveryStatus::Sending.into())
-        .filter(messages::Column::Id.eq(message_id))
+        .col_expr(messages::Column::Metadata, Expr::value(metadata))
+        .filter(messages::Column::Id.eq(message.id))
         .filter(messages::Column::DeliveryStatus.eq(DeliveryStatus::Pending))
         .exec(db)
         .await?;
     Ok(claimed.rows_affected == 1)
 }
 
-/// Records how a delivery ended (or that a claim was released: `pending` again).
+/// Records how a send ended, if the message is still in one of `from`; false when it was in none of them
+/// (its echo settled it first, or another delivery moved it).
+pub async fn move_delivery(
+    db: &impl ConnectionTrait,
+    message_id: i64,
+    from: &[DeliveryStatus],
+    record: DeliveryRecord,
+) -> Result<bool, DbErr> {
+    let mut update = messages::Entity::update_many()
+        .col_expr(messages::Column::DeliveryStatus, record.status.into())
+        .col_expr(messages::Column::ErrorCode, Expr::value(record.error_code));
+    if let Some(id) = record.tiktok_message_id {
+        update = update.col_expr(messages::Column::TiktokMessageId, Expr::value(id));
+    }
+    let moved = update
+        .filter(messages::Column::Id.eq(message_id))
+        .filter(messages::Column::DeliveryStatus.is_in(from.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(moved.rows_affected == 1)
+}
+
+/// Records how a delivery ended.
 pub async fn record_delivery(db: &impl ConnectionTrait, message_id: i64, record: DeliveryRecord) -> Result<(), DbErr> {
     let mut update = messages::ActiveModel { id: Set(message_id), ..Default::default() };
     update.delivery_status = Set(Some(record.status));
@@ -356,14 +398,45 @@ pub async fn record_delivery(db: &impl ConnectionTrait, message_id: i64, record:
     Ok(())
 }
 
-/// Notices not delivered yet, oldest first: the ones whose delivery right after their commit failed.
-pub async fn pending_notices(
+/// Messages whose send is unsettled (`sending` or `unknown`), oldest first.
+pub async fn unsettled_sends(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<messages::Model>, DbErr> {
+    messages::Entity::find()
+        .filter(messages::Column::DeliveryStatus.is_in([DeliveryStatus::Sending, DeliveryStatus::Unknown]))
+        .order_by_asc(messages::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Whether a message of the conversation stored before `message_id` is still to be sent or settled: a
+/// later one waits for it, so the customer reads them in order.
+pub async fn earlier_unsettled(
+    db: &impl ConnectionTrait,
+    conversation_id: i64,
+    message_id: i64,
+) -> Result<bool, DbErr> {
+    let found = messages::Entity::find()
+        .filter(messages::Column::ConversationId.eq(conversation_id))
+        .filter(messages::Column::Id.lt(message_id))
+        .filter(messages::Column::DeliveryStatus.is_in([
+            DeliveryStatus::Pending,
+            DeliveryStatus::Sending,
+            DeliveryStatus::Unknown,
+        ]))
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Messages of the shop (replies and notices) still pending after `older_than`, oldest first: their
+/// delivery right after their commit failed, their job died, or they wait behind an earlier one.
+pub async fn pending_outgoing(
     db: &impl ConnectionTrait,
     older_than: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<i64>, DbErr> {
     Ok(messages::Entity::find()
-        .filter(messages::Column::Role.eq(Role::System))
+        .filter(messages::Column::Direction.eq(Direction::Out))
         .filter(messages::Column::DeliveryStatus.eq(DeliveryStatus::Pending))
         .filter(messages::Column::CreatedAt.lte(older_than))
         .order_by_asc(messages::Column::Id)
@@ -382,8 +455,10 @@ pub async fn is_stored(db: &impl ConnectionTrait, tiktok_message_id: &str) -> Re
     Ok(found.is_some())
 }
 
-/// The oldest message of the bot in the echo's conversation that is being sent, has no TikTok id yet, and
-/// says what the echo says (the echo can arrive before the send call has answered).
+/// The oldest message of the bot in the echo's conversation that is being sent (or whose send is
+/// unknown), has no TikTok id yet, says what the echo says, and was claimed no later than a minute after
+/// the echo's moment (the echo can arrive before the send call has answered; the minute allows for
+/// clocks that disagree).
 pub async fn being_sent_like(
     db: &impl ConnectionTrait,
     tiktok_conversation_id: &str,
@@ -400,24 +475,35 @@ pub async fn being_sent_like(
         .filter(messages::Column::ConversationId.eq(conversation.id))
         .filter(messages::Column::Role.is_in([Role::Assistant, Role::System]))
         .filter(messages::Column::TiktokMessageId.is_null())
-        .filter(messages::Column::DeliveryStatus.is_in([DeliveryStatus::Sending, DeliveryStatus::Sent]))
+        .filter(messages::Column::DeliveryStatus.is_in([
+            DeliveryStatus::Sending,
+            DeliveryStatus::Unknown,
+            DeliveryStatus::Sent,
+        ]))
         .filter(messages::Column::MessageType.eq(echo.message_type.to_ascii_lowercase()));
     query = match (echo.text, echo.media_id) {
         (Some(text), _) => query.filter(messages::Column::Text.eq(text)),
         (None, Some(media_id)) => query.filter(messages::Column::MediaId.eq(media_id)),
         (None, None) => return Ok(None),
     };
-    query.order_by_asc(messages::Column::Id).one(db).await
+    let latest_claim = echo.at + chrono::Duration::minutes(1);
+    let candidates = query.order_by_asc(messages::Column::Id).all(db).await?;
+    Ok(candidates.into_iter().find(|m| send_claimed_at(m).is_none_or(|at| at <= latest_claim)))
 }
 
-/// Gives one of our messages the TikTok id its echo carried.
+/// Gives one of our messages the TikTok id its echo carried: the echo proves it arrived, so a send still
+/// in flight or of unknown outcome is settled `sent`.
 pub async fn match_echo(
     db: &impl ConnectionTrait,
-    message_id: i64,
+    message: &messages::Model,
     tiktok_message_id: Option<&str>,
 ) -> Result<(), DbErr> {
-    let mut update = messages::ActiveModel { id: Set(message_id), ..Default::default() };
+    let mut update = messages::ActiveModel { id: Set(message.id), ..Default::default() };
     update.tiktok_message_id = Set(tiktok_message_id.map(str::to_owned));
+    if matches!(message.delivery_status, Some(DeliveryStatus::Sending | DeliveryStatus::Unknown)) {
+        update.delivery_status = Set(Some(DeliveryStatus::Sent));
+        update.error_code = Set(None);
+    }
     update.update(db).await?;
     Ok(())
 }

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// tries again later.
     #[error("no time left in this job for another attempt ({0})")]
     OutOfTime(String),
+    /// The message was not sent: another delivery claimed it first.
+    #[error("another delivery is sending this message")]
+    Superseded,
 }
 
 impl ApiError {
@@ -59,7 +62,7 @@ impl ApiError {
             ApiError::Api { code, .. } => matches!(*code, codes::RATE_LIMITED | codes::SYSTEM_ERROR),
             ApiError::Http { status } => *status == 429 || *status >= 500,
             ApiError::Unreachable(_) | ApiError::NoAnswer(_) | ApiError::Limiter(_) | ApiError::OutOfTime(_) => true,
-            ApiError::Decode(_) | ApiError::Token(_) | ApiError::Image(_) => false,
+            ApiError::Decode(_) | ApiError::Token(_) | ApiError::Image(_) | ApiError::Superseded => false,
         }
     }
 
@@ -73,8 +76,43 @@ impl ApiError {
 
     /// True when the message may have been delivered although the call failed.
     pub fn maybe_delivered(&self) -> bool {
-        matches!(self, ApiError::NoAnswer(_))
+        self.send_outcome() == SendOutcome::Unknown
     }
+
+    /// What a failed send means for the message. TikTok's send call has no idempotency key, so only a
+    /// failure that proves the message was not taken may be sent again blindly: no connection, HTTP 429
+    /// or 503 (refused at the door), TikTok's 40100 (rate limited), or a failure before the request was
+    /// written (token, limiter, no time left). A timeout after the request was written, a connection lost
+    /// before the answer, any other 5xx, 51065 ("system error") or an unreadable answer may have landed:
+    /// `Unknown`. Anything else is a refusal of this message.
+    pub fn send_outcome(&self) -> SendOutcome {
+        match self {
+            ApiError::Unreachable(_)
+            | ApiError::Limiter(_)
+            | ApiError::OutOfTime(_)
+            | ApiError::Token(_)
+            | ApiError::Superseded => SendOutcome::NotSent,
+            ApiError::Http { status: 429 | 503 } => SendOutcome::NotSent,
+            ApiError::Api { code: codes::RATE_LIMITED, .. } => SendOutcome::NotSent,
+            ApiError::NoAnswer(_) | ApiError::Decode(_) | ApiError::Api { code: codes::SYSTEM_ERROR, .. } => {
+                SendOutcome::Unknown
+            }
+            ApiError::Http { status } if *status >= 500 => SendOutcome::Unknown,
+            ApiError::Api { .. } | ApiError::Http { .. } | ApiError::Image(_) => SendOutcome::Refused,
+        }
+    }
+}
+
+/// What a failed send says about the message (see [`ApiError::send_outcome`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// TikTok certainly did not take it: safe to send again.
+    NotSent,
+    /// It may have reached the customer: settled by its echo or by reading the conversation, never sent
+    /// again blindly.
+    Unknown,
+    /// TikTok refused this message for good (bad parameter, window closed, …).
+    Refused,
 }
 
 /// TikTok's answer to every call: HTTP 200 with `{"code", "message", "request_id", "data"}`, where `code` 0
@@ -93,6 +131,7 @@ pub mod paths {
     pub const MEDIA_UPLOAD: &str = "/business/message/media/upload/";
     pub const OAUTH_TOKEN: &str = "/tt_user/oauth2/token/";
     pub const OAUTH_REFRESH: &str = "/tt_user/oauth2/refresh_token/";
+    pub const CONTENT_LIST: &str = "/business/message/content/list/";
 }
 
 /// `{base}/open_api/v1.3{path}`.
@@ -159,5 +198,29 @@ mod tests {
         assert!(ApiError::Http { status: 503 }.is_retryable());
         assert!(ApiError::Http { status: 429 }.is_retryable());
         assert!(!ApiError::Http { status: 404 }.is_retryable());
+    }
+
+    #[test]
+    fn send_outcomes_split_what_may_have_landed_from_what_did_not() {
+        let api = |code| ApiError::Api { code, message: String::new() };
+        for not_sent in [
+            ApiError::Unreachable("refused".into()),
+            ApiError::Http { status: 429 },
+            ApiError::Http { status: 503 },
+            api(codes::RATE_LIMITED),
+        ] {
+            assert_eq!(not_sent.send_outcome(), SendOutcome::NotSent, "{not_sent}");
+        }
+        for unknown in [
+            ApiError::NoAnswer("timeout".into()),
+            ApiError::Http { status: 500 },
+            ApiError::Http { status: 502 },
+            ApiError::Http { status: 504 },
+            api(codes::SYSTEM_ERROR),
+        ] {
+            assert_eq!(unknown.send_outcome(), SendOutcome::Unknown, "{unknown}");
+        }
+        assert_eq!(api(codes::BAD_PARAMETER).send_outcome(), SendOutcome::Refused);
+        assert_eq!(ApiError::Http { status: 404 }.send_outcome(), SendOutcome::Refused);
     }
 }

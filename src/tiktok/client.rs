@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
-use super::api::{self, ApiError, MAX_IMAGE_BYTES, api_url, codes, paths};
+use super::api::{self, ApiError, MAX_IMAGE_BYTES, SendOutcome, api_url, codes, paths};
 use super::limiter::SendLimiter;
 use super::tokens::TokenManager;
 use crate::config::TikTokSettings;
@@ -24,6 +26,40 @@ tokio::task_local! {
     /// finish (request timeout included) before then, so a job timeout never lands in the middle of a
     /// request, where whether TikTok got the message would be unknown.
     pub static CALL_DEADLINE: tokio::time::Instant;
+}
+
+/// What the caller does around one send, so that a message is claimed only when a request is about to
+/// be written and everyone knows when one is in flight. TikTok's send call has no idempotency key: a
+/// message whose request was written and not answered may have landed.
+pub trait SendGuard: Send + Sync {
+    /// Called right before each send request is written, after the rate limit and the access token:
+    /// `Ok(false)` when the message must not be sent (another delivery has it).
+    fn claim(&self) -> BoxFuture<'_, Result<bool, ApiError>>;
+    /// A request is being written (`true`), or its answer proved it was not taken (`false`).
+    fn in_flight(&self, in_flight: bool);
+}
+
+/// The guard of a send nobody else could be making (tests, `chat`): it always may send.
+pub struct Unguarded;
+
+impl SendGuard for Unguarded {
+    fn claim(&self) -> BoxFuture<'_, Result<bool, ApiError>> {
+        Box::pin(async { Ok(true) })
+    }
+
+    fn in_flight(&self, _: bool) {}
+}
+
+/// A message of a conversation as TikTok lists it (`content/list`): how a send of unknown outcome is
+/// settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMessage {
+    pub message_id: String,
+    pub at: DateTime<Utc>,
+    /// Sent by the business account (the bot or staff), not the customer.
+    pub from_business: bool,
+    pub text: Option<String>,
+    pub media_id: Option<String>,
 }
 
 /// A failed attempt and how long TikTok asked us to wait before the next.
@@ -90,13 +126,60 @@ impl TikTokClient {
     /// Sends one text message (at most [`MAX_TEXT_CHARS`]; split longer texts with [`split_text`]) and
     /// returns TikTok's id of the new message.
     pub async fn send_text(&self, conversation_id: &str, text: &str) -> Result<String, ApiError> {
-        self.send(conversation_id, "TEXT", "text", json!({"body": text})).await
+        self.send_text_guarded(conversation_id, text, &Unguarded).await
+    }
+
+    /// [`TikTokClient::send_text`] with the caller's claim taken right before the request is written.
+    pub async fn send_text_guarded(
+        &self,
+        conversation_id: &str,
+        text: &str,
+        guard: &dyn SendGuard,
+    ) -> Result<String, ApiError> {
+        self.send(conversation_id, "TEXT", "text", json!({"body": text}), guard).await
     }
 
     /// Sends an image from its URL (a JPG or PNG of at most 3 MB): uploaded once, then sent by media id.
     pub async fn send_image_url(&self, conversation_id: &str, image_url: &str) -> Result<String, ApiError> {
+        self.send_image_url_guarded(conversation_id, image_url, &Unguarded).await
+    }
+
+    /// [`TikTokClient::send_image_url`] with the caller's claim taken after the upload, right before the
+    /// send request is written.
+    pub async fn send_image_url_guarded(
+        &self,
+        conversation_id: &str,
+        image_url: &str,
+        guard: &dyn SendGuard,
+    ) -> Result<String, ApiError> {
         let media_id = self.media_id_for(image_url).await?;
-        self.send_image(conversation_id, &media_id).await
+        self.send_image_guarded(conversation_id, &media_id, guard).await
+    }
+
+    /// The conversation's most recent messages (TikTok lists 20, newest first): what settles a send whose
+    /// outcome is unknown. One attempt; the caller asks again later.
+    pub async fn recent_messages(&self, conversation_id: &str) -> Result<Vec<ListedMessage>, ApiError> {
+        let inner = &self.inner;
+        let token = inner.tokens.access_token().await?;
+        let started = std::time::Instant::now();
+        let request = inner
+            .http
+            .get(api_url(&inner.base, paths::CONTENT_LIST))
+            .header("Access-Token", &token)
+            .query(&[("business_id", inner.business_id.as_str()), ("conversation_id", conversation_id)]);
+        let answer =
+            Self::answer(request.send().await.map_err(|e| Attempt { error: transport_error(&e), retry_after: None }))
+                .await;
+        let code = match &answer {
+            Ok(_) => codes::OK.to_string(),
+            Err(Attempt { error: ApiError::Api { code, .. }, .. }) => code.to_string(),
+            Err(Attempt { error: ApiError::Http { status }, .. }) => format!("http_{status}"),
+            Err(_) => "network".to_owned(),
+        };
+        inner.metrics.tiktok_call("list", &code, started.elapsed());
+        let data = answer.map_err(|failure| failure.error)?;
+        let messages = data.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(messages.iter().filter_map(|m| listed(m, &inner.business_id)).collect())
     }
 
     /// TikTok's media id for an image: from the cache (media ids live 30 days), else downloaded and
@@ -155,7 +238,17 @@ impl TikTokClient {
 
     /// Sends one image, by the media id an upload returned.
     pub async fn send_image(&self, conversation_id: &str, media_id: &str) -> Result<String, ApiError> {
-        self.send(conversation_id, "IMAGE", "image", json!({"media_id": media_id})).await
+        self.send_image_guarded(conversation_id, media_id, &Unguarded).await
+    }
+
+    /// [`TikTokClient::send_image`] with the caller's claim taken right before the request is written.
+    pub async fn send_image_guarded(
+        &self,
+        conversation_id: &str,
+        media_id: &str,
+        guard: &dyn SendGuard,
+    ) -> Result<String, ApiError> {
+        self.send(conversation_id, "IMAGE", "image", json!({"media_id": media_id}), guard).await
     }
 
     /// One message of `message_type` to a conversation; its content goes under `content_key`.
@@ -165,6 +258,7 @@ impl TikTokClient {
         message_type: &str,
         content_key: &str,
         content: Value,
+        guard: &dyn SendGuard,
     ) -> Result<String, ApiError> {
         let mut body = json!({
             "business_id": self.inner.business_id,
@@ -173,7 +267,7 @@ impl TikTokClient {
             "message_type": message_type,
         });
         body[content_key] = content;
-        let data = self.call_with(paths::SEND, |request| request.json(&body)).await?;
+        let data = self.call_guarded(paths::SEND, |request| request.json(&body), Some(guard)).await?;
         data.pointer("/message/message_id")
             .and_then(|id| match id {
                 Value::String(s) => Some(s.clone()),
@@ -183,13 +277,23 @@ impl TikTokClient {
             .ok_or_else(|| ApiError::Decode("no data.message.message_id in a successful answer".into()))
     }
 
-    /// One API call with the client's whole policy: the shared send rate, the access token (refreshed
-    /// once on 40105), and retries of retryable failures with backoff and full jitter, or exactly the
-    /// `Retry-After` TikTok asked for.
     async fn call_with(
         &self,
         path: &str,
         body: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<Value, ApiError> {
+        self.call_guarded(path, body, None).await
+    }
+
+    /// One API call with the client's whole policy: the shared send rate, the access token (refreshed
+    /// once on 40105), and retries with backoff and full jitter, or exactly the `Retry-After` TikTok
+    /// asked for. A send (with its `guard`) is retried only after a failure that proves TikTok did not
+    /// take it; one that may have landed ends the call (its outcome is unknown, never re-POSTed).
+    async fn call_guarded(
+        &self,
+        path: &str,
+        body: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        guard: Option<&dyn SendGuard>,
     ) -> Result<Value, ApiError> {
         let inner = &self.inner;
         let factor = (inner.retry_base.as_millis() as u64 / 2).max(1);
@@ -210,8 +314,20 @@ impl TikTokClient {
                 None => ready.await.map_err(|e| ApiError::Limiter(format!("{e:#}")))?,
             }
             let token = inner.tokens.access_token().await?;
+            if let Some(guard) = guard {
+                if !guard.claim().await? {
+                    return Err(ApiError::Superseded);
+                }
+                guard.in_flight(true);
+            }
             let started = std::time::Instant::now();
             let sent = self.post_once(path, &body, &token).await;
+            if let (Some(guard), Err(failure)) = (guard, &sent)
+                && failure.error.send_outcome() != SendOutcome::Unknown
+            {
+                // TikTok answered: this request did not take the message.
+                guard.in_flight(false);
+            }
             let code = match &sent {
                 Ok(_) => codes::OK.to_string(),
                 Err(Attempt { error: ApiError::Api { code, .. }, .. }) => code.to_string(),
@@ -230,7 +346,11 @@ impl TikTokClient {
                 inner.tokens.refresh().await?;
                 continue;
             }
-            if !failure.error.is_retryable() || attempt >= inner.max_attempts {
+            let retryable = match guard {
+                Some(_) => failure.error.is_retryable() && failure.error.send_outcome() == SendOutcome::NotSent,
+                None => failure.error.is_retryable(),
+            };
+            if !retryable || attempt >= inner.max_attempts {
                 return Err(failure.error);
             }
             let delay = failure.retry_after.unwrap_or_else(|| backoff.next().unwrap_or(inner.retry_max_delay));
@@ -250,8 +370,13 @@ impl TikTokClient {
         token: &str,
     ) -> Result<Value, Attempt> {
         let request = self.inner.http.post(api_url(&self.inner.base, path)).header("Access-Token", token);
-        let response =
-            body(request).send().await.map_err(|e| Attempt { error: transport_error(&e), retry_after: None })?;
+        Self::answer(body(request).send().await.map_err(|e| Attempt { error: transport_error(&e), retry_after: None }))
+            .await
+    }
+
+    /// Reads TikTok's answer: `data` of a code 0, else why not.
+    async fn answer(response: Result<reqwest::Response, Attempt>) -> Result<Value, Attempt> {
+        let response = response?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -274,6 +399,23 @@ impl TikTokClient {
             _ => Err(Attempt { error: ApiError::Decode("not a TikTok answer".into()), retry_after }),
         }
     }
+}
+
+/// One entry of `content/list`, when it has an id and a timestamp.
+fn listed(message: &Value, business_id: &str) -> Option<ListedMessage> {
+    let message_id = match message.get("message_id")? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let at = DateTime::from_timestamp_millis(message.get("timestamp")?.as_i64()?)?;
+    let from = message.get("from_user");
+    let role = from.and_then(|f| f.get("role")).and_then(Value::as_str).unwrap_or_default();
+    let from_id = from.and_then(|f| f.get("id")).and_then(Value::as_str);
+    let from_business = role.eq_ignore_ascii_case("business_account") || from_id == Some(business_id);
+    let text = message.pointer("/text/body").and_then(Value::as_str).map(str::to_owned);
+    let media_id = message.pointer("/image/media_id").and_then(Value::as_str).map(str::to_owned);
+    Some(ListedMessage { message_id, at, from_business, text, media_id })
 }
 
 fn transport_error(error: &reqwest::Error) -> ApiError {

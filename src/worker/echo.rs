@@ -19,8 +19,9 @@ const STAFF_TOOK_OVER: &str = "staff replied in the TikTok app";
 
 /// Runs the echo job for one message the business sent.
 pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
-    let Some(lease) = Lease::take(state, &message.idempotency_key).await? else {
-        return Ok(Outcome::Duplicate);
+    let lease = match Lease::take(state, &message.idempotency_key).await? {
+        Ok(lease) => lease,
+        Err(outcome) => return Ok(outcome),
     };
     lease.release(process(state, message).await).await
 }
@@ -40,7 +41,7 @@ async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
     let outcome = if known {
         "echo:ours"
     } else if let Some(ours) = ledger::being_sent_like(&txn, &message.conversation_id, &echo).await? {
-        ledger::match_echo(&txn, ours.id, echo.tiktok_message_id).await?;
+        ledger::match_echo(&txn, &ours, echo.tiktok_message_id).await?;
         "echo:ours"
     } else {
         let customer = Customer { tiktok_user_id: customer_id, username: None, wrote_at: None };

@@ -1,8 +1,12 @@
 //! The inbound job: a customer wrote. It runs as named steps, top to bottom: take the event's lease;
-//! store the customer (which restarts their reply window), the conversation and the message; let the bot
+//! check the event is not stored already and route the text (the model, when configured), both before
+//! the transaction, so a redelivery never pays for the model and the model's seconds hold no lock; store
+//! the customer (which restarts their reply window), the conversation and the message; let the bot
 //! decide; store what it decided and its replies; record the event; commit; deliver. Everything up to the
 //! commit is one transaction, so a job that fails anywhere before it leaves nothing behind, and a job run
 //! twice stores and sends nothing twice.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -10,13 +14,18 @@ use serde_json::json;
 
 use super::delivery;
 use super::job::{Lease, Outcome, received};
-use crate::bot::{BotError, ConversationState, Decision, Turn};
-use crate::jobs::{JobError, MessageV1};
+use crate::bot::{BotError, ConversationState, Decision, Routed, Turn};
+use crate::jobs::{InboundTurn, JobError, MessageV1};
 use crate::shop::ReplyWindow;
 use crate::state::AppState;
 use crate::store::entities::messages::{self, DeliveryStatus, Role};
 use crate::store::ledger::{self, Customer, CustomerConversation, Event, Handoff};
 use crate::telemetry::escape_for_log;
+
+/// The longest a message waits for an earlier one of its conversation.
+const ORDER_WAIT: Duration = Duration::from_secs(5);
+/// How often it looks whether the earlier one is done.
+const TURN_POLL: Duration = Duration::from_millis(20);
 
 /// The bot fails only when the database does: worth another try.
 impl From<BotError> for JobError {
@@ -25,20 +34,57 @@ impl From<BotError> for JobError {
     }
 }
 
-/// Runs the inbound job for one customer message.
+/// Runs the inbound job for one customer message, after the conversation's earlier messages.
 pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
-    let Some(lease) = Lease::take(state, &message.idempotency_key).await? else {
-        return Ok(Outcome::Duplicate);
+    let turn = message.turn();
+    wait_for_turn(state, &turn).await?;
+    let lease = match Lease::take(state, &message.idempotency_key).await? {
+        Ok(lease) => lease,
+        Err(outcome) => return Ok(outcome),
     };
-    lease.release(process(state, message).await).await
+    let outcome = lease.release(process(state, message).await).await?;
+    if let Err(e) = state.queue.end_turn(&turn).await {
+        tracing::warn!(error = %e, "could not end a message's turn; the next one waits for the bound");
+    }
+    Ok(outcome)
+}
+
+/// Waits until no message of the conversation written earlier (TikTok's timestamp) is queued or
+/// running, so one customer's messages are processed one at a time in the order they were written ("I'll
+/// take it", then "checkout"). Bounded: an earlier message whose job failed is retried only after the
+/// reclaim time, and its customer's next message goes ahead after [`ORDER_WAIT`] rather than stall.
+async fn wait_for_turn(state: &AppState, turn: &InboundTurn) -> Result<(), JobError> {
+    let job_timeout = Duration::from_millis(state.settings.worker.job_timeout_ms);
+    let until = tokio::time::Instant::now() + ORDER_WAIT.min(job_timeout / 4);
+    loop {
+        if !state.queue.earlier_in_conversation(turn).await.map_err(|e| JobError::Retryable(e.into()))? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= until {
+            tracing::warn!(conversation = %turn.conversation, event_id = %turn.key, "an earlier message of the conversation is still not done; going ahead");
+            return Ok(());
+        }
+        tokio::time::sleep(TURN_POLL).await;
+    }
 }
 
 async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+    if ledger::event(&state.db, &message.idempotency_key).await?.is_some() {
+        // A redelivery of a stored event: only replies it left pending (a crash between its commit and
+        // its sends) are left to do.
+        delivery::finish_event(state, &message.idempotency_key).await?;
+        return Ok(Outcome::Duplicate);
+    }
+    let text = message.text.as_deref().filter(|t| !t.trim().is_empty());
+    let routed = match text {
+        Some(text) => Some(state.bot.route_ahead(&state.db, &message.conversation_id, text).await?),
+        None => None,
+    };
     let now = Utc::now();
     let txn = state.db.begin().await?;
     let customer = store_inbound(&txn, message, now).await?;
     let window = ReplyWindow::of(&customer.user);
-    let decision = decide(state, &txn, &customer, message, now).await?;
+    let decision = decide(state, &txn, &customer, text.zip(routed), now).await?;
     store_decision(&txn, &customer, &decision, now).await?;
     let replies = store_replies(&txn, &customer, &decision, reply_status(state, window, now), message).await?;
     if !record_event(&txn, message, &replies).await? {
@@ -50,7 +96,7 @@ async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
     }
     txn.commit().await?;
     log_stored(message, &customer, &replies);
-    deliver(state, message, &customer, &decision, &replies).await?;
+    deliver(state, &customer, &decision, &replies).await?;
     Ok(Outcome::Processed)
 }
 
@@ -72,19 +118,19 @@ async fn store_inbound(
     Ok(stored)
 }
 
-/// What the bot makes of the message. Stickers, images and shared posts get no automatic answer: only
-/// text is understood.
+/// What the bot makes of the message, its text routed before the transaction. Stickers, images and
+/// shared posts get no automatic answer: only text is understood.
 async fn decide(
     state: &AppState,
     txn: &DatabaseTransaction,
     customer: &CustomerConversation,
-    message: &MessageV1,
+    routed: Option<(&str, Routed)>,
     now: DateTime<Utc>,
 ) -> Result<Decision, JobError> {
-    match message.text.as_deref().filter(|t| !t.trim().is_empty()) {
-        Some(text) => {
+    match routed {
+        Some((text, routed)) => {
             let turn = Turn { user: &customer.user, conversation: &customer.conversation, text, now };
-            Ok(state.bot.respond(txn, turn).await?)
+            Ok(state.bot.respond_routed(txn, turn, routed).await?)
         }
         None => Ok(Decision { state: ConversationState::of(&customer.conversation), ..Default::default() }),
     }
@@ -133,20 +179,20 @@ async fn store_replies(
 }
 
 /// Records the event, written last in the transaction: false when another delivery of it got there first
-/// (its row is found, and everything above is rolled back). With replies still to send it is not yet
-/// processed.
+/// (its row is found, and everything above is rolled back). It is processed once this commits: replies
+/// still pending are their rows' to track (sent right after the commit, else by a redelivery or the
+/// sweeper), so a live send costs no third write to mark the event.
 async fn record_event(
     txn: &DatabaseTransaction,
     message: &MessageV1,
     replies: &[messages::Model],
 ) -> Result<bool, JobError> {
-    let pending = replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending));
     let event = Event {
         idempotency_key: &message.idempotency_key,
         event_type: &message.event,
         received_at: message.received_at,
         outcome: ledger::replies_outcome(replies),
-        processed_at: (!pending).then(Utc::now),
+        processed_at: Some(Utc::now()),
     };
     Ok(ledger::record_event(txn, event).await?)
 }
@@ -171,7 +217,6 @@ fn log_stored(message: &MessageV1, customer: &CustomerConversation, replies: &[m
 /// customer's job.
 async fn deliver(
     state: &AppState,
-    message: &MessageV1,
     customer: &CustomerConversation,
     decision: &Decision,
     replies: &[messages::Model],
@@ -181,7 +226,6 @@ async fn deliver(
     }
     if replies.iter().any(|r| r.delivery_status == Some(DeliveryStatus::Pending)) {
         delivery::send_in_order(state, replies, customer).await?;
-        ledger::mark_processed(&state.db, &message.idempotency_key, Utc::now()).await?;
     }
     delivery::deliver_notices(state, &decision.notices).await;
     Ok(())

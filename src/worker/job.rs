@@ -13,6 +13,9 @@ pub enum Outcome {
     Processed,
     /// The event had been processed before (a redelivery): nothing was stored or sent again.
     Duplicate,
+    /// Another delivery of the event holds its lease and may still fail: this copy did nothing and is
+    /// left pending (not acknowledged, not counted as a failure), to be looked at again later.
+    Deferred,
 }
 
 /// The message as the ledger stores it.
@@ -30,6 +33,8 @@ pub(super) fn received(message: &MessageV1) -> Received<'_> {
 /// How long "this event is done" is remembered in Redis; the database row is the durable guard.
 const DONE_TTL: Duration = Duration::from_secs(72 * 3600);
 const DONE: &str = "done";
+/// How often a copy that found its event's lease held looks at the key again.
+const LEASE_WATCH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// An event's idempotency lease: a `SET NX` on the event's key, so one delivery of an event runs at a
 /// time (it lapses on its own if its worker dies, so the job can run again elsewhere), then a done
@@ -42,18 +47,31 @@ pub(super) struct Lease<'a> {
 }
 
 impl<'a> Lease<'a> {
-    /// Takes the lease on an event; `None` when the event is done or another delivery of it holds the
-    /// lease. That delivery stays pending until its effects are stored (and is taken over if its worker
-    /// dies), so this copy can be settled now either way.
-    pub(super) async fn take(state: &'a AppState, event_id: &str) -> Result<Option<Self>, JobError> {
+    /// Takes the lease on an event; otherwise what this copy of the job amounts to: `Duplicate` once
+    /// the key says the event is done. Another delivery holding the lease may still fail, and a
+    /// redelivered stream entry may be this very entry (taken over while it runs), so a copy that finds
+    /// a lease is never acknowledged on that ground: it watches the key for up to half the job timeout
+    /// (done: a duplicate; the lease gone: this copy runs the job), then gives up as `Deferred`, left
+    /// pending without counting as a failure.
+    pub(super) async fn take(state: &'a AppState, event_id: &str) -> Result<Result<Self, Outcome>, JobError> {
         let key = state.kv.key(&format!("idem:{event_id}"));
         let token = format!("lease:{}", uuid::Uuid::new_v4().simple());
         let ttl = Duration::from_millis(state.settings.worker.job_timeout_ms);
-        if !state.kv.set_if_absent(&key, &token, ttl).await? {
-            tracing::debug!(event_id, "event done or being processed by another worker");
-            return Ok(None);
+        let watch_until = tokio::time::Instant::now() + ttl / 2;
+        loop {
+            if state.kv.set_if_absent(&key, &token, ttl).await? {
+                return Ok(Ok(Self { state, key, token }));
+            }
+            if state.kv.get(&key).await?.as_deref() == Some(DONE) {
+                tracing::debug!(event_id, "event done before");
+                return Ok(Err(Outcome::Duplicate));
+            }
+            if tokio::time::Instant::now() + LEASE_WATCH_INTERVAL > watch_until {
+                tracing::debug!(event_id, "event still being processed by another delivery; left pending");
+                return Ok(Err(Outcome::Deferred));
+            }
+            tokio::time::sleep(LEASE_WATCH_INTERVAL).await;
         }
-        Ok(Some(Self { state, key, token }))
     }
 
     /// Ends the lease with the job's result: the event is marked done when the job succeeded; after a

@@ -31,7 +31,12 @@ const MAX_QUEUE_BACKOFF: Duration = Duration::from_secs(2);
 pub struct WorkerPool {
     tasks: JoinSet<()>,
     grace: Duration,
+    /// Cancels the jobs still running when the grace period is over.
+    cut_off: CancellationToken,
 }
+
+/// How long consumers get, once their jobs are cut off, to put the jobs back on the queue.
+const CUT_OFF_GRACE: Duration = Duration::from_secs(2);
 
 impl WorkerPool {
     /// Starts `worker.concurrency` consumers; each finishes its current job and returns once `shutdown`
@@ -42,35 +47,42 @@ impl WorkerPool {
         }
         let mut tasks = JoinSet::new();
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
+        let cut_off = CancellationToken::new();
         for consumer in 0..state.settings.worker.concurrency {
-            tasks.spawn(consume(state.clone(), shutdown.clone(), consumer));
+            tasks.spawn(consume(state.clone(), shutdown.clone(), cut_off.clone(), consumer));
         }
         tasks.spawn(sweeper::run(state.clone(), shutdown.clone()));
         tracing::info!(consumers = state.settings.worker.concurrency, "worker pool started");
-        Self { tasks, grace }
+        Self { tasks, grace, cut_off }
     }
 
-    /// Waits for every consumer to finish, at most the grace period; the rest are aborted (their jobs
-    /// stay unacknowledged and are redelivered).
+    /// Waits for every consumer to finish its job, at most the grace period (config check holds it to at
+    /// least the job timeout, so a job runs to its end). Jobs still running then are cut off: a message
+    /// not yet handed to TikTok goes back to `pending`, one in flight becomes `unknown`, and the job is
+    /// put back on the queue for the next process.
     pub async fn join(mut self) {
-        let drained = tokio::time::timeout(self.grace, async {
-            while let Some(result) = self.tasks.join_next().await {
-                if let Err(e) = result
-                    && e.is_panic()
-                {
-                    tracing::error!(error = %e, "worker consumer panicked");
-                }
-            }
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(remaining = self.tasks.len(), "grace period over: aborting unfinished jobs");
+        if tokio::time::timeout(self.grace, Self::drain(&mut self.tasks)).await.is_ok() {
+            return;
+        }
+        tracing::warn!(remaining = self.tasks.len(), "grace period over: cutting off unfinished jobs");
+        self.cut_off.cancel();
+        if tokio::time::timeout(CUT_OFF_GRACE, Self::drain(&mut self.tasks)).await.is_err() {
             self.tasks.shutdown().await;
+        }
+    }
+
+    async fn drain(tasks: &mut JoinSet<()>) {
+        while let Some(result) = tasks.join_next().await {
+            if let Err(e) = result
+                && e.is_panic()
+            {
+                tracing::error!(error = %e, "worker consumer panicked");
+            }
         }
     }
 }
 
-async fn consume(state: AppState, shutdown: CancellationToken, consumer: usize) {
+async fn consume(state: AppState, shutdown: CancellationToken, cut_off: CancellationToken, consumer: usize) {
     let mut queue = state.queue.consumer();
     let mut backoff = Duration::from_millis(100);
     let mut queue_down = false;
@@ -81,7 +93,7 @@ async fn consume(state: AppState, shutdown: CancellationToken, consumer: usize) 
             Ok(Some(delivery)) => {
                 queue_down = false;
                 backoff = Duration::from_millis(100);
-                settle(&state, delivery).await;
+                settle(&state, delivery, &cut_off).await;
             }
             Ok(None) => queue_down = false,
             Err(e) => {
@@ -99,8 +111,9 @@ async fn consume(state: AppState, shutdown: CancellationToken, consumer: usize) 
     }
 }
 
-/// Runs one delivery and acknowledges or nacks it according to the result.
-async fn settle(state: &AppState, delivery: Delivery) {
+/// Runs one delivery and acknowledges or nacks it according to the result. The job runs in a task of its
+/// own (a panic is a failed delivery); `cut_off` ends it early at the end of a shutdown's grace.
+async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToken) {
     let job = match &delivery.job {
         Ok(job) => job.clone(),
         Err(reason) => {
@@ -116,7 +129,14 @@ async fn settle(state: &AppState, delivery: Delivery) {
     // the outcome), so a timeout never leaves a message whose delivery is unknown.
     let margin = (timeout / 4).min(Duration::from_secs(1));
     let deadline = tokio::time::Instant::now() + timeout - margin;
-    let mut task = tokio::spawn(CALL_DEADLINE.scope(deadline, async move { run_job(&task_state, job).await }));
+    let job_cut_off = cut_off.clone();
+    let mut task = tokio::spawn(CALL_DEADLINE.scope(deadline, async move {
+        tokio::select! {
+            result = run_job(&task_state, job) => result,
+            // Dropping the job runs its guards: claimed messages go back to `pending` (or `unknown`).
+            () = job_cut_off.cancelled() => Err(JobError::Retryable(anyhow!("cut off at shutdown"))),
+        }
+    }));
     let result = match tokio::time::timeout(timeout, &mut task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join_error)) if join_error.is_panic() => {
@@ -130,6 +150,13 @@ async fn settle(state: &AppState, delivery: Delivery) {
     };
     let (id, deliveries) = (delivery.id.clone(), delivery.deliveries);
     match result {
+        Ok(Outcome::Deferred) => {
+            // Left pending on purpose: the copy holding the lease acknowledges it, or fails and the
+            // entry is taken over again. Not a failure, so it never counts towards the dead letters.
+            tracing::debug!(job_id = %id, "job deferred: another delivery holds its lease");
+            delivery.defer();
+            state.metrics.job_processed("deferred");
+        }
         Ok(outcome) => {
             tracing::debug!(job_id = %id, ?outcome, "job done");
             if let Err(e) = delivery.ack().await {
@@ -139,11 +166,17 @@ async fn settle(state: &AppState, delivery: Delivery) {
             // Counted once acknowledged, so a scrape never shows a job both finished and still pending.
             state.metrics.job_processed(match outcome {
                 Outcome::Processed => "processed",
-                Outcome::Duplicate => "duplicate",
+                Outcome::Duplicate | Outcome::Deferred => "duplicate",
             });
         }
         Err(error) => {
+            let turn = delivery.job.as_ref().ok().and_then(Job::turn);
             let nacked = delivery.nack(&error).await;
+            if let (Ok(NackOutcome::Dead), Some(turn)) = (&nacked, turn)
+                && let Err(e) = state.queue.end_turn(&turn).await
+            {
+                tracing::warn!(error = %e, "could not end a dead job's turn");
+            }
             report_nack(state, &id, deliveries, nacked, &error);
         }
     }

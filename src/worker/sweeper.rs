@@ -1,24 +1,25 @@
 //! The worker role's sweeper: every `shop.sweep_interval_secs` it lets lapsed holds go (telling the next
 //! customer waiting for each piece), reminds customers of unpaid orders and cancels the ones not paid in
-//! time (their pieces back on sale, the waitlist told), and retries notices whose delivery right after
-//! their commit failed.
+//! time (their pieces back on sale, the waitlist told), settles sends whose outcome TikTok left unknown
+//! (or whose worker died mid-send), and sends every message left pending (a notice or a reply whose
+//! delivery right after its commit failed, a dead-lettered job's reply) while the window allows.
 //! Every step is a conditional update, so sweepers of several worker processes never double up.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DbErr, TransactionTrait};
+use sea_orm::TransactionTrait;
 use tokio_util::sync::CancellationToken;
 
-use super::delivery::deliver_notices;
+use super::delivery::{self, deliver_notices};
+use crate::jobs::JobError;
 use crate::shop::{holds, orders};
 use crate::state::AppState;
-use crate::store::ledger;
 
 /// Holds released per sweep at most; the next sweep takes the rest.
 const BATCH: u64 = 200;
-/// A notice pending this long lost its first delivery (a send right after its commit takes well under it).
-const NOTICE_GRACE: chrono::Duration = chrono::Duration::seconds(30);
+/// A message pending this long lost its first delivery (a send right after its commit takes well under it).
+const PENDING_GRACE: chrono::Duration = chrono::Duration::seconds(30);
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,12 +32,14 @@ pub struct Sweep {
     pub reminded: usize,
     /// Unpaid orders cancelled after `shop.payment_expiry_hours`.
     pub expired: usize,
-    /// Earlier notices retried.
+    /// Messages left pending, sent now.
     pub retried: usize,
+    /// Sends of unknown outcome settled: found in the conversation, sent again, or unprovable.
+    pub settled: delivery::Settled,
 }
 
 /// One sweep at `now`.
-pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<Sweep, DbErr> {
+pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<Sweep, JobError> {
     let mut done = Sweep::default();
     for hold in holds::expired_holds(&state.db, now, BATCH).await? {
         let txn = state.db.begin().await?;
@@ -78,9 +81,8 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<Sweep, DbErr>
         done.expired += 1;
         deliver_notices(state, &ids).await;
     }
-    let stuck = ledger::pending_notices(&state.db, now - NOTICE_GRACE, BATCH).await?;
-    done.retried = stuck.len();
-    deliver_notices(state, &stuck).await;
+    done.settled = delivery::settle_unknown(state, now, BATCH).await?;
+    done.retried = delivery::send_left_pending(state, now - PENDING_GRACE, BATCH).await?;
     Ok(done)
 }
 

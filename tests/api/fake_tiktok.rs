@@ -249,6 +249,9 @@ pub enum Fault {
     Slow(Duration),
     /// Recorded, then never answered: the client times out with the message delivered.
     RecordThenHang,
+    /// Lost: not recorded, and never answered (the request died inside TikTok). The client times out
+    /// with the message not delivered; only reading the conversation tells the two hangs apart.
+    LoseThenHang,
     /// Recorded, then answered with this HTTP status and no body (500, 502, 504).
     RecordThenHttp(u16),
     /// Recorded, then answered with this TikTok code (51065, "system error").
@@ -1145,7 +1148,7 @@ async fn send(shared: web::Data<Shared>, request: HttpRequest, body: web::Bytes)
         state.sends += 1;
         let fault = state.faults.take(&attempt);
         let outcome = match fault {
-            Some(Fault::RefuseHttp { .. } | Fault::RefuseCode(_)) => None,
+            Some(Fault::RefuseHttp { .. } | Fault::RefuseCode(_) | Fault::LoseThenHang) => None,
             _ => Some(shared.accept_send(&mut state, incoming.token.as_deref(), &body)),
         };
         (fault, outcome)
@@ -1168,7 +1171,7 @@ async fn send(shared: web::Data<Shared>, request: HttpRequest, body: web::Bytes)
         (Some(Fault::RecordThenHttp(status)), _) => {
             (Answer::Http(status), Some(HttpResponse::build(status_code(status)).finish()))
         }
-        (Some(Fault::RecordThenHang), _) => (Answer::Never, None),
+        (Some(Fault::RecordThenHang | Fault::LoseThenHang), _) => (Answer::Never, None),
         (None | Some(Fault::Slow(_)), Some(Err(refusal))) => {
             (Answer::Code(refusal.code), Some(tiktok_answer(refusal.code, &refusal.message, json!({}))))
         }

@@ -353,3 +353,361 @@ async fn redis_going_away_and_coming_back_is_survived_without_a_restart() {
     assert!(back.elapsed() < Duration::from_secs(5), "workers resumed in {:?}", back.elapsed());
     app.stop().await.unwrap();
 }
+
+/// An app sending live to the TikTok stand-in, answering its webhooks, with short timeouts so faults
+/// settle within a test: a send unanswered after 500 ms, a send of unknown outcome settled after 1 s, a
+/// sweep every second.
+async fn live_app(fake: &crate::fake_tiktok::FakeTikTok, db: TestDatabase, redis: Option<&TestRedis>) -> TestApp {
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis);
+    fake.configure(&mut settings.tiktok);
+    settings.tiktok.send_rate_per_second = 1_000;
+    settings.tiktok.send_burst = 100;
+    settings.tiktok.request_timeout_ms = 500;
+    settings.tiktok.retry_base_ms = 10;
+    settings.tiktok.retry_max_delay_ms = 50;
+    settings.tiktok.unknown_settle_secs = 1;
+    settings.shop.sweep_interval_secs = 1;
+    let app = spawn_app_with(db, settings, Role::All).await;
+    fake.set_callback_url(format!("{}/webhook/tiktok", app.address));
+    app
+}
+
+/// Waits until every message the shop stored is settled (none `pending`, `sending` or `unknown`) and at
+/// least `n` reached TikTok; the replies.
+async fn all_settled(app: &TestApp, n: usize) -> Vec<philia_bot::store::entities::messages::Model> {
+    wait_for(&format!("{n} replies settled"), PATIENCE, || async {
+        let replies = app.replies().await;
+        let unsettled = replies.iter().any(|m| {
+            matches!(
+                m.delivery_status,
+                Some(DeliveryStatus::Pending | DeliveryStatus::Sending | DeliveryStatus::Unknown)
+            )
+        });
+        let sent = replies.iter().filter(|m| m.delivery_status == Some(DeliveryStatus::Sent)).count();
+        (!unsettled && sent >= n).then_some(replies)
+    })
+    .await
+}
+
+on_every_backend!(a_send_that_may_have_landed_reaches_the_customer_exactly_once);
+
+/// Issue 14, failure 1: TikTok's send call has no idempotency key, so a send that may have landed (no
+/// answer after the request was written, HTTP 500/502/504, 51065) must never be re-POSTed blindly. Each
+/// customer below meets one such fault on the first send of their reply; the last one's request is lost
+/// inside TikTok (no answer, nothing recorded), so only reading the conversation shows it must go again.
+async fn a_send_that_may_have_landed_reaches_the_customer_exactly_once(db: TestDatabase, redis: Option<TestRedis>) {
+    use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault, codes};
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = live_app(&fake, db, redis.as_ref()).await;
+    let faults = [
+        Fault::RecordThenHang,
+        Fault::RecordThenHttp(500),
+        Fault::RecordThenHttp(502),
+        Fault::RecordThenHttp(504),
+        Fault::RecordThenCode(codes::SYSTEM_ERROR),
+        Fault::LoseThenHang,
+    ];
+    for (n, fault) in faults.iter().enumerate() {
+        let conversation = format!("conv-{n}");
+        fake.fault_next(1, *fault);
+        assert!(fake.customer_writes(&conversation, &format!("customer{n}"), "hi").await.delivered());
+        all_settled(&app, n + 1).await;
+        assert_eq!(fake.received(&conversation).len(), 1, "{fault:?}: {:#?}", fake.received(&conversation));
+    }
+    // Long enough for any blind retry or a second settling to show.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let delivered = fake.delivered_texts();
+    assert_eq!(delivered.len(), faults.len(), "{delivered:#?}");
+    assert!(delivered.values().all(|n| *n == 1), "every reply exactly once: {delivered:#?}");
+    let replies = all_settled(&app, faults.len()).await;
+    for reply in &replies {
+        let conversation = &reply.conversation_id;
+        assert!(reply.tiktok_message_id.is_some(), "conversation {conversation}: the id TikTok gave it is kept");
+    }
+    app.stop().await.unwrap();
+}
+
+/// Puts a reply back to `sending` as a worker that died mid-call leaves it: no TikTok id, claimed
+/// ten minutes ago.
+async fn strand_in_sending(app: &TestApp, reply: &philia_bot::store::entities::messages::Model) {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+    let mut metadata = reply.metadata.clone();
+    metadata["send_claimed_at"] = (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339().into();
+    let mut stranded = reply.clone().into_active_model();
+    stranded.delivery_status = Set(Some(DeliveryStatus::Sending));
+    stranded.tiktok_message_id = Set(None);
+    stranded.error_code = Set(None);
+    stranded.metadata = Set(metadata);
+    stranded.update(&app.state.db).await.unwrap();
+}
+
+on_every_backend!(a_reply_stranded_in_sending_is_settled_and_sent_at_most_once);
+
+/// Issue 14, failure 2: a row left `sending` (its worker died before or during the call) was never
+/// retried. The sweeper settles it past the bound: one TikTok has (the call landed) is marked sent with
+/// TikTok's id, one TikTok does not have is sent again, once.
+async fn a_reply_stranded_in_sending_is_settled_and_sent_at_most_once(db: TestDatabase, redis: Option<TestRedis>) {
+    use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault, codes};
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = live_app(&fake, db, redis.as_ref()).await;
+    // conv-landed: sent, then stranded as if the worker died after TikTok took it.
+    assert!(fake.customer_writes("conv-landed", "lana", "hi").await.delivered());
+    let replies = all_settled(&app, 1).await;
+    let landed = replies.iter().find(|r| r.tiktok_message_id.is_some()).unwrap().clone();
+    // conv-lost: refused once (a stand-in for a worker that died before its request left).
+    fake.fault_when(
+        |send| send.conversation_id.as_deref() == Some("conv-lost"),
+        Fault::RefuseCode(codes::BAD_PARAMETER),
+    );
+    assert!(fake.customer_writes("conv-lost", "lou", "hi").await.delivered());
+    let lost = wait_for("the refused reply", PATIENCE, || async {
+        app.replies().await.into_iter().find(|r| r.delivery_status == Some(DeliveryStatus::Failed))
+    })
+    .await;
+    fake.clear_faults();
+    strand_in_sending(&app, &landed).await;
+    strand_in_sending(&app, &lost).await;
+
+    let replies = all_settled(&app, 2).await;
+    let settled = replies.iter().find(|r| r.id == landed.id).unwrap();
+    assert_eq!(settled.tiktok_message_id, landed.tiktok_message_id, "found in the conversation, not sent again");
+    assert_eq!(fake.received("conv-landed").len(), 1);
+    assert_eq!(fake.received("conv-lost").len(), 1, "sent once, now that TikTok shows it absent");
+    let resent = replies.iter().find(|r| r.id == lost.id).unwrap();
+    assert_eq!(resent.tiktok_message_id.as_deref(), Some(fake.received("conv-lost")[0].message_id.as_str()));
+    app.stop().await.unwrap();
+}
+
+on_every_backend!(a_redelivered_event_is_found_done_before_the_model_is_asked);
+
+/// Issue 14, failure 7: the model ran inside the job's transaction, and a redelivery paid for it again
+/// before finding it was a duplicate. The stored event is checked, and the text routed, before the
+/// transaction: the model is asked once per event.
+async fn a_redelivered_event_is_found_done_before_the_model_is_asked(db: TestDatabase, redis: Option<TestRedis>) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let llm = MockServer::start().await;
+    let answer = serde_json::json!({"intent": "thanks", "faq_topic": null, "sku": null, "size": null,
+        "category": null, "order_number": null, "item_position": null});
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1767225600, "model": "fake-model",
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                "message": {"role": "assistant", "content": answer.to_string(), "refusal": null}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        })))
+        .mount(&llm)
+        .await;
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis.as_ref());
+    settings.llm.api_key = Some(SecretString::from("sk-test".to_owned()));
+    settings.llm.base_url = format!("{}/v1", llm.uri());
+    settings.llm.model = "fake-model".into();
+    let app = spawn_app_with(db, settings, Role::All).await;
+    let body = tiktok_message("ambiguous-1", "gabe", "yo can u tell me bout that thing from ur last vid");
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    settled_replies(&app, 1).await;
+    assert_eq!(llm.received_requests().await.unwrap().len(), 1);
+    // The done marker gone (a Redis restart): only the stored event tells the redelivery it is done.
+    let done_key = app.state.kv.key("idem:im_receive_msg:ambiguous-1");
+    app.state.kv.delete_if_equals(&done_key, "done").await.unwrap();
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    app.finish_jobs().await;
+    wait_for("the redelivery to be settled", PATIENCE, || async {
+        (app.state.kv.get(&done_key).await.ok()?.as_deref() == Some("done")).then_some(())
+    })
+    .await;
+    assert_eq!(llm.received_requests().await.unwrap().len(), 1, "the model is not asked again");
+    assert_eq!(app.replies().await.len(), 1);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_job_taken_over_while_its_first_copy_runs_is_neither_dead_lettered_nor_lost() {
+    let test = "worker::a_job_taken_over_while_its_first_copy_runs_is_neither_dead_lettered_nor_lost";
+    let Some(redis) = TestRedis::new(test) else { return };
+    // Issue 14, failure 3: one consumer name per process, so a job running longer than the min-idle
+    // time is taken over again (here by another handle) while it runs. Those copies never run (they
+    // find the event's lease held and leave the entry pending): they must not count as failures.
+    let queue = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "worker"));
+    queue.enqueue(&job(9)).await.unwrap();
+    let running = next_job(&mut queue.consumer(), "the first copy").await;
+    let mut other = queue.consumer();
+    let mut copies = 0;
+    let until = tokio::time::Instant::now() + Duration::from_millis(2_500);
+    while tokio::time::Instant::now() < until {
+        if let Some(copy) = other.next().await.unwrap() {
+            assert_eq!(copy.id, running.id);
+            copies += 1;
+            drop(copy); // deferred: left pending, not acknowledged, no failure recorded
+        }
+    }
+    assert!(copies > job_settings().max_deliveries as usize, "taken over {copies} times");
+    assert_eq!(queue.dead_jobs().await.unwrap(), vec![], "a job that never failed is not dead");
+    running.ack().await.unwrap();
+    assert_eq!(queue.backlog().await.unwrap(), 0);
+    let length = redis_cli(&redis.url, &["XLEN", &format!("{}:jobs", redis.prefix)]).await;
+    assert_eq!(length.as_deref(), Some("0"), "an acknowledged job is deleted from the stream (issue 17)");
+    assert_eq!(queue.enqueued_total().await.unwrap(), 1, "still counted as enqueued");
+}
+
+#[tokio::test]
+async fn a_backlog_of_slow_sends_with_a_short_reclaim_time_answers_everyone_once() {
+    use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault};
+    let test = "worker::a_backlog_of_slow_sends_with_a_short_reclaim_time_answers_everyone_once";
+    let Some(redis) = TestRedis::new(test) else { return };
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    fake.fault_when(|_| true, Fault::Slow(Duration::from_millis(700)));
+    let db = TestDatabase::sqlite();
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, Some(&redis));
+    fake.configure(&mut settings.tiktok);
+    settings.tiktok.send_rate_per_second = 1_000;
+    settings.tiktok.send_burst = 100;
+    settings.tiktok.request_timeout_ms = 2_000;
+    settings.worker.job_timeout_ms = 5_000;
+    settings.jobs = job_settings(); // jobs taken over after 300 ms idle, at most 3 failures
+    let app = spawn_app_with(db, settings, Role::All).await;
+    fake.set_callback_url(format!("{}/webhook/tiktok", app.address));
+    let customers = 12;
+    for n in 0..customers {
+        assert!(fake.customer_writes(&format!("slow-{n}"), &format!("s{n}"), "hi").await.delivered());
+    }
+    all_settled(&app, customers).await;
+    app.finish_jobs().await;
+    let delivered = fake.delivered_texts();
+    assert_eq!(delivered.len(), customers, "{delivered:#?}");
+    assert!(delivered.values().all(|n| *n == 1), "every reply once: {delivered:#?}");
+    assert_eq!(app.state.queue.dead_jobs().await.unwrap(), vec![], "nothing that never failed is dead");
+    app.stop().await.unwrap();
+}
+
+/// `philia-bot jobs …` against the test's Redis; its standard output.
+fn jobs_cli(redis: &TestRedis, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_philia-bot"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("REDIS_URL", &redis.url)
+        .env("PHILIA_REDIS__KEY_PREFIX", &redis.prefix)
+        .env("PHILIA_CONFIG_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+        .arg("jobs")
+        .args(args)
+        .output()
+        .expect("philia-bot runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "jobs {args:?} failed: {stdout}\n{stderr}");
+    stdout.into_owned()
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_replayed_and_dropped_from_the_command_line() {
+    let test = "worker::dead_letters_are_listed_replayed_and_dropped_from_the_command_line";
+    let Some(redis) = TestRedis::new(test) else { return };
+    // Issue 14, failure 4: a dead job was a dead end.
+    let queue = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "only"));
+    let mut consumer = queue.consumer();
+    for n in [11, 12] {
+        queue.enqueue(&job(n)).await.unwrap();
+        let delivery = next_job(&mut consumer, "the job").await;
+        delivery.nack(&JobError::Permanent(anyhow!("the cause, fixed since"))).await.unwrap();
+    }
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&jobs_cli(&redis, &["dead", "list", "--json"])).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    assert_eq!(
+        (listed[0]["event"].as_str(), listed[0]["error"].as_str()),
+        (Some("test:11"), Some("the cause, fixed since"))
+    );
+    let table = jobs_cli(&redis, &["dead", "list"]);
+    assert!(table.contains("test:12") && table.contains("2 dead letter(s)"), "{table}");
+
+    let first = listed[0]["id"].as_str().unwrap();
+    assert!(jobs_cli(&redis, &["dead", "replay", first]).contains("back on the queue"));
+    let replayed = next_job(&mut consumer, "the replayed job").await;
+    assert_eq!(replayed.job, Ok(job(11)));
+    replayed.ack().await.unwrap();
+    let second = listed[1]["id"].as_str().unwrap();
+    assert!(jobs_cli(&redis, &["dead", "drop", second]).contains("deleted"));
+    assert_eq!(queue.dead_jobs().await.unwrap(), vec![]);
+    assert!(jobs_cli(&redis, &["dead", "replay", "--all"]).contains("0 dead letter(s) replayed"));
+    assert_eq!(queue.backlog().await.unwrap(), 0);
+}
+
+on_every_backend!(a_reply_left_pending_is_sent_by_the_sweeper_while_the_window_is_open);
+
+/// Issue 14, failure 4: the sweeper re-sent only the shop's notices; a reply whose job died (a dead
+/// letter) stayed pending for good. Every message left pending is sent while the window is open.
+async fn a_reply_left_pending_is_sent_by_the_sweeper_while_the_window_is_open(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault, codes};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, IntoActiveModel};
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = live_app(&fake, db, redis.as_ref()).await;
+    fake.fault_when(|_| true, Fault::RefuseCode(codes::BAD_PARAMETER));
+    assert!(fake.customer_writes("conv-p", "pia", "hi").await.delivered());
+    let refused = wait_for("the refused reply", PATIENCE, || async {
+        app.replies().await.into_iter().find(|r| r.delivery_status == Some(DeliveryStatus::Failed))
+    })
+    .await;
+    fake.clear_faults();
+    // As a job that died before its send leaves it: pending, stored a minute ago.
+    let mut left = refused.into_active_model();
+    left.delivery_status = Set(Some(DeliveryStatus::Pending));
+    left.created_at = Set(chrono::Utc::now() - chrono::Duration::minutes(1));
+    left.update(&app.state.db).await.unwrap();
+    all_settled(&app, 1).await;
+    assert_eq!(fake.received("conv-p").len(), 1);
+    app.stop().await.unwrap();
+}
+
+on_every_backend!(one_customers_messages_are_processed_one_at_a_time_in_the_order_written);
+
+/// Issue 14, failure 6: two messages of one customer could be processed by two consumers at once, in
+/// either order. Here 30 customers each write 5 messages 50 ms apart (TikTok's timestamps), all queued
+/// at once for 8 consumers: each conversation's messages are stored (processed) in the order written.
+async fn one_customers_messages_are_processed_one_at_a_time_in_the_order_written(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use philia_bot::store::entities::messages;
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis.as_ref());
+    settings.worker.concurrency = 8;
+    let app = spawn_app_with(db, settings, Role::All).await;
+    let start = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let (customers, each) = (30, 5);
+    let posted = futures_util::future::join_all((0..customers).map(|c| {
+        let app = &app;
+        async move {
+            for n in 0..each {
+                let at = start + chrono::Duration::milliseconds(50 * n);
+                let mut body: serde_json::Value =
+                    serde_json::from_str(&tiktok_message(&format!("o{c}-{n}"), &format!("orderly{c}"), "hi")).unwrap();
+                let mut content: serde_json::Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+                content["timestamp"] = at.timestamp_millis().into();
+                body["content"] = content.to_string().into();
+                assert_eq!(app.post_webhook(&body.to_string()).await.status(), 200);
+            }
+        }
+    }));
+    posted.await;
+    settled_replies(&app, (customers * each) as usize).await;
+    let inbound = messages::Entity::find()
+        .filter(messages::Column::Direction.eq(Direction::In))
+        .order_by_asc(messages::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(inbound.len(), (customers * each) as usize);
+    let mut by_conversation: std::collections::HashMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = Default::default();
+    for m in &inbound {
+        by_conversation.entry(m.conversation_id).or_default().push(m.created_at);
+    }
+    let out_of_order: Vec<_> = by_conversation.values().filter(|times| times.windows(2).any(|w| w[0] > w[1])).collect();
+    assert!(out_of_order.is_empty(), "{} of {customers} conversations processed out of order", out_of_order.len());
+    app.stop().await.unwrap();
+}

@@ -25,9 +25,12 @@ pub enum Role {
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)", rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,
-    /// Claimed by one worker for sending: never sent again, even if that worker dies mid-send.
+    /// Claimed by one worker right before its send request: never sent again blindly.
     Sending,
     Sent,
+    /// The send request may have landed (no answer, 5xx, 51065): settled by its echo or by reading the
+    /// conversation, and sent again only once TikTok shows it did not arrive.
+    Unknown,
     Failed,
     OutsideWindow,
     DryRun,
