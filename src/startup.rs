@@ -148,6 +148,15 @@ impl Application {
             // how a shop owner tries the bot without TikTok, so it is allowed, loudly.
             tracing::warn!("TIKTOK_WEBHOOK_SECRET is not set: webhook signatures are NOT verified (local use only)");
         }
+        if self.state.settings.tiktok.webhook_secret_differs {
+            tracing::warn!(
+                "TIKTOK_WEBHOOK_SECRET differs from TIKTOK_CLIENT_SECRET: TikTok signs webhooks with the client secret, \
+                 so its signatures will not verify; unset TIKTOK_WEBHOOK_SECRET"
+            );
+        }
+        if let Err(mismatch) = self.state.tokens.check_configured_account().await {
+            anyhow::bail!(mismatch);
+        }
         if self.state.settings.database.is_embedded() {
             use sea_orm::{EntityTrait, PaginatorTrait};
             if crate::store::entities::items::Entity::find().count(&self.state.db).await.unwrap_or(1) == 0 {
@@ -255,7 +264,8 @@ fn assemble(
     };
     let kv = Kv::new(redis.as_ref());
     let http = tiktok::client::http_client(&settings.tiktok)?;
-    let tokens = TokenManager::new(&settings.tiktok, db.clone(), http.clone());
+    let alerts = tiktok::alerts::StaffAlerts::new(http.clone(), settings.shop.staff_webhook_url.clone());
+    let tokens = TokenManager::new(&settings.tiktok, db.clone(), http.clone(), kv.clone(), alerts);
     let tiktok = (!settings.tiktok.is_dry_run()).then(|| {
         let limiter =
             SendLimiter::new(redis.as_ref(), settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);

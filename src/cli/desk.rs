@@ -123,6 +123,16 @@ fn said_delivery(notified: &Notified, status: Option<DeliveryStatus>, code: Opti
             "sending to {who} {what} failed (TikTok code {}); it is not sent again",
             code.map_or("none".into(), |c| c.to_string())
         ),
+        Some(DeliveryStatus::QuotaExhausted) => {
+            format!("{who} not told {what}: the shop has sent them the 10 messages TikTok allows since they last wrote")
+        }
+        Some(DeliveryStatus::Throttled) => format!(
+            "{who} not told {what} yet: TikTok paused the account's sending (40064); sent when the pause is over"
+        ),
+        Some(DeliveryStatus::NotConnected) => {
+            format!("{who} not told {what}: the TikTok account is not connected (see `philia-bot tiktok status`)")
+        }
+        Some(DeliveryStatus::Skipped | DeliveryStatus::Merged) => format!("told {who} {what}: sent"),
     }
 }
 

@@ -14,6 +14,7 @@ mod migrate;
 mod orders;
 mod serve;
 mod sign;
+mod tiktok;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -86,6 +87,12 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: config::Action,
+    },
+    /// The shop's TikTok account: connect it, register the webhook, and see what is wrong when the bot
+    /// is silent.
+    Tiktok {
+        #[command(subcommand)]
+        action: tiktok::Action,
     },
     /// Ask a running philia-bot whether it is ready (exit 0) or not (exit 1): the container health check.
     Health(health::Args),
@@ -228,6 +235,7 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<(), Finished
             exit => Err(Finished(exit.into())),
         },
         Command::Sign(args) => Ok(sign::run(args)?),
+        Command::Tiktok { action } => Ok(tiktok::run(staff_settings(config_dir)?, action).await?),
         Command::Health(args) => Ok(health::run(args).await?),
         // Not logged_settings: the chat sets up its own (quiet) logging, so the transcript stays readable.
         Command::Chat(args) => Ok(chat::run(settings(config_dir)?, args).await?),

@@ -293,19 +293,58 @@ pub struct TikTokSettings {
     /// Seconds after which a send of unknown outcome (no answer, 5xx, 51065) that neither its echo nor
     /// the conversation's recent messages show is taken as not delivered and sent again, once.
     pub unknown_settle_secs: u64,
-    /// TikTok's page where the shop owner authorizes the app (`/oauth/tiktok/start` redirects there).
-    pub authorize_url: String,
-    /// This server's `/oauth/tiktok/callback` URL as registered with TikTok, when TikTok needs it named.
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub oauth_redirect_url: Option<String>,
     /// `true`: replies are stored and printed, never sent, whatever credentials are set. `false`: sending
     /// is required (credentials must be set). Unset: dry run exactly when there are no credentials, which
     /// production refuses (customers would get no replies). Env: `PHILIA_TIKTOK__DRY_RUN`.
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// TikTok's page where the shop owner authorizes the app (`philia-bot tiktok connect` prints a link
+    /// to it): `https://www.tiktok.com/v2/auth/authorize`.
+    pub authorize_url: String,
+    /// This server's `/oauth/tiktok/callback` URL as registered with TikTok (the `redirect_uri`).
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub oauth_redirect_url: Option<String>,
+    /// The scopes the owner is asked to grant, comma-separated; messaging needs `message.list.read`,
+    /// `message.list.send` and `message.list.manage`.
+    pub scopes: String,
+    /// Whether the bot sends pictures: `auto` asks TikTok per conversation (media sending is unavailable
+    /// in several regions, the United States among them), `never`, or `always`.
+    pub images: ImagePolicy,
+    /// After TikTok answers 40064 ("sending too fast", a per-account limit), no message is sent for this
+    /// many seconds; the ones refused meanwhile are sent afterwards, while their customer's window allows.
+    pub throttle_pause_secs: u64,
+    /// Set when loading: `webhook_secret` was given and is not the client secret, with which TikTok signs.
+    #[serde(skip)]
+    pub webhook_secret_differs: bool,
+}
+
+/// `tiktok.images`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImagePolicy {
+    /// Ask TikTok whether the conversation takes images (cached a day per conversation).
+    Auto,
+    /// Never send pictures: item answers read complete without them.
+    Never,
+    /// Send pictures without asking.
+    Always,
 }
 
 impl TikTokSettings {
+    /// TikTok signs webhooks with the app's client secret: an unset webhook secret is the client secret.
+    /// An explicit, different one is kept (a proxy may re-sign) but flagged, because TikTok's own
+    /// signatures will not verify with it.
+    pub fn resolve_webhook_secret(&mut self) {
+        use secrecy::ExposeSecret;
+        match (&self.webhook_secret, &self.client_secret) {
+            (None, Some(client)) => self.webhook_secret = Some(client.clone()),
+            (Some(webhook), Some(client)) => {
+                self.webhook_secret_differs = webhook.expose_secret() != client.expose_secret();
+            }
+            _ => {}
+        }
+    }
+
     /// Replies are sent only with credentials (an access token, or the app's key and secret for tokens
     /// stored by the OAuth callback) and without `dry_run = true`; otherwise they are stored and printed.
     pub fn is_dry_run(&self) -> bool {
@@ -435,6 +474,7 @@ impl Settings {
         let mut settings: Settings =
             figment(config_dir, environment).extract().map_err(|e| ConfigError(problem::figment_problems(e)))?;
         settings.config_dir = config_dir.to_path_buf();
+        settings.tiktok.resolve_webhook_secret();
         problems.extend(settings.validate());
         if problems.is_empty() { Ok(settings) } else { Err(ConfigError(problems)) }
     }
@@ -553,7 +593,8 @@ mod lenient {
         Signed(i64),
     }
 
-    /// A blank text is unset, as a blank environment variable is.
+    /// An empty (or blank) value is unset: `TIKTOK_WEBHOOK_SECRET=` must not become an empty HMAC key,
+    /// with which every signature could be forged.
     pub fn opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
         Ok(Option::<Text>::deserialize(deserializer)?
             .map(|text| match text {

@@ -216,11 +216,9 @@ impl TikTokSettings {
                  TIKTOK_CLIENT_SECRET",
             ));
         }
-        if !self.is_dry_run() && self.business_id.is_none() {
-            problems.push(problem(
-                "tiktok.business_id",
-                "required to send: set TIKTOK_BUSINESS_ID (or unset the TikTok credentials for a dry run)",
-            ));
+        problems.extend(http_url("tiktok.authorize_url", &self.authorize_url));
+        if !self.scopes.split(',').any(|s| s.trim() == "message.list.send") {
+            problems.push(problem("tiktok.scopes", "must include message.list.send, or the bot cannot reply"));
         }
         problems
     }

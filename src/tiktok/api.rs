@@ -8,7 +8,10 @@ use serde::Deserialize;
 pub mod codes {
     pub const OK: i64 = 0;
     pub const BAD_PARAMETER: i64 = 40002;
-    pub const OUTSIDE_WINDOW: i64 = 40064;
+    /// "You are sending messages too fast. Take a rest.": a per-account limit (roughly 100–200 new
+    /// conversations a day per the channel docs) or a messaging restriction. Not the reply window: the
+    /// bot never sends outside it, nor past the quota.
+    pub const TOO_FAST: i64 = 40064;
     pub const RATE_LIMITED: i64 = 40100;
     pub const TOKEN_INVALID: i64 = 40105;
     pub const SYSTEM_ERROR: i64 = 51065;
@@ -37,9 +40,15 @@ pub enum ApiError {
     /// The answer could not be read.
     #[error("unreadable answer from TikTok: {0}")]
     Decode(String),
-    /// No usable access token (none configured, or refreshing failed).
+    /// No usable access token (none configured, or TikTok refused the refresh token).
     #[error("no valid TikTok access token: {0}")]
     Token(String),
+    /// The shop's account is not connected: TikTok removed the authorization, or nobody connected it.
+    #[error("the TikTok account is not connected: {0}")]
+    NotConnected(String),
+    /// The database could not be read or written (the tokens): nothing was sent, worth another try.
+    #[error("database: {0}")]
+    Database(String),
     /// The shared send-rate limiter (Redis) could not be asked.
     #[error("send rate limiter unavailable: {0}")]
     Limiter(String),
@@ -61,8 +70,16 @@ impl ApiError {
         match self {
             ApiError::Api { code, .. } => matches!(*code, codes::RATE_LIMITED | codes::SYSTEM_ERROR),
             ApiError::Http { status } => *status == 429 || *status >= 500,
-            ApiError::Unreachable(_) | ApiError::NoAnswer(_) | ApiError::Limiter(_) | ApiError::OutOfTime(_) => true,
-            ApiError::Decode(_) | ApiError::Token(_) | ApiError::Image(_) | ApiError::Superseded => false,
+            ApiError::Unreachable(_)
+            | ApiError::NoAnswer(_)
+            | ApiError::Limiter(_)
+            | ApiError::OutOfTime(_)
+            | ApiError::Database(_) => true,
+            ApiError::Decode(_)
+            | ApiError::Token(_)
+            | ApiError::NotConnected(_)
+            | ApiError::Image(_)
+            | ApiError::Superseded => false,
         }
     }
 
@@ -91,6 +108,8 @@ impl ApiError {
             | ApiError::Limiter(_)
             | ApiError::OutOfTime(_)
             | ApiError::Token(_)
+            | ApiError::NotConnected(_)
+            | ApiError::Database(_)
             | ApiError::Superseded => SendOutcome::NotSent,
             ApiError::Http { status: 429 | 503 } => SendOutcome::NotSent,
             ApiError::Api { code: codes::RATE_LIMITED, .. } => SendOutcome::NotSent,
@@ -122,7 +141,25 @@ pub struct Response<T> {
     pub code: i64,
     #[serde(default)]
     pub message: String,
+    /// TikTok's id of the request: logged with every non-zero code, for TikTok's support.
+    #[serde(default)]
+    pub request_id: Option<String>,
     pub data: Option<T>,
+}
+
+impl<T> Response<T> {
+    /// Logs a refusal with TikTok's `request_id` (the one thing TikTok's support asks for).
+    pub fn log_refusal(&self, path: &str) {
+        if self.code != codes::OK {
+            tracing::warn!(
+                path,
+                code = self.code,
+                message = %self.message,
+                request_id = self.request_id.as_deref().unwrap_or("none"),
+                "TikTok refused a call"
+            );
+        }
+    }
 }
 
 /// The endpoints the bot calls, under `/open_api/v1.3`.
@@ -132,6 +169,9 @@ pub mod paths {
     pub const OAUTH_TOKEN: &str = "/tt_user/oauth2/token/";
     pub const OAUTH_REFRESH: &str = "/tt_user/oauth2/refresh_token/";
     pub const CONTENT_LIST: &str = "/business/message/content/list/";
+    pub const CAPABILITIES: &str = "/business/message/capabilities/get/";
+    pub const WEBHOOK_UPDATE: &str = "/business/webhook/update/";
+    pub const WEBHOOK_LIST: &str = "/business/webhook/list/";
 }
 
 /// `{base}/open_api/v1.3{path}`.
@@ -193,7 +233,7 @@ mod tests {
         let api = |code| ApiError::Api { code, message: String::new() };
         assert!(api(codes::RATE_LIMITED).is_retryable());
         assert!(api(codes::SYSTEM_ERROR).is_retryable());
-        assert!(!api(codes::OUTSIDE_WINDOW).is_retryable());
+        assert!(!api(codes::TOO_FAST).is_retryable());
         assert!(!api(codes::BAD_PARAMETER).is_retryable());
         assert!(ApiError::Http { status: 503 }.is_retryable());
         assert!(ApiError::Http { status: 429 }.is_retryable());

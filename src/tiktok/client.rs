@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 
 use super::api::{self, ApiError, MAX_IMAGE_BYTES, SendOutcome, api_url, codes, paths};
+use super::capabilities::ImageGate;
 use super::limiter::SendLimiter;
 use super::tokens::TokenManager;
 use crate::config::TikTokSettings;
@@ -78,8 +79,8 @@ struct Inner {
     kv: Kv,
     metrics: Metrics,
     base: String,
-    business_id: String,
     tokens: TokenManager,
+    images: ImageGate,
     limiter: SendLimiter,
     max_attempts: u32,
     retry_base: Duration,
@@ -106,13 +107,15 @@ impl TikTokClient {
         kv: Kv,
         metrics: Metrics,
     ) -> Self {
+        let images =
+            ImageGate::new(http.clone(), kv.clone(), tokens.clone(), settings.api_base_url.clone(), settings.images);
         Self {
             inner: Arc::new(Inner {
                 http,
                 kv,
                 metrics,
                 base: settings.api_base_url.clone(),
-                business_id: settings.business_id.clone().unwrap_or_default(),
+                images,
                 tokens,
                 limiter,
                 max_attempts: settings.max_attempts.max(1),
@@ -121,6 +124,12 @@ impl TikTokClient {
                 request_timeout: Duration::from_millis(settings.request_timeout_ms),
             }),
         }
+    }
+
+    /// Whether TikTok lets the shop send pictures into the conversation (`tiktok.images`; asked once a
+    /// day per conversation with `auto`).
+    pub async fn allows_images(&self, conversation_id: &str, replied_before: bool) -> bool {
+        self.inner.images.allows_images(conversation_id, replied_before).await
     }
 
     /// Sends one text message (at most [`MAX_TEXT_CHARS`]; split longer texts with [`split_text`]) and
@@ -161,12 +170,13 @@ impl TikTokClient {
     pub async fn recent_messages(&self, conversation_id: &str) -> Result<Vec<ListedMessage>, ApiError> {
         let inner = &self.inner;
         let token = inner.tokens.access_token().await?;
+        let business_id = inner.tokens.business_id().await?;
         let started = std::time::Instant::now();
         let request = inner
             .http
             .get(api_url(&inner.base, paths::CONTENT_LIST))
             .header("Access-Token", &token)
-            .query(&[("business_id", inner.business_id.as_str()), ("conversation_id", conversation_id)]);
+            .query(&[("business_id", business_id.as_str()), ("conversation_id", conversation_id)]);
         let answer =
             Self::answer(request.send().await.map_err(|e| Attempt { error: transport_error(&e), retry_after: None }))
                 .await;
@@ -179,7 +189,7 @@ impl TikTokClient {
         inner.metrics.tiktok_call("list", &code, started.elapsed());
         let data = answer.map_err(|failure| failure.error)?;
         let messages = data.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
-        Ok(messages.iter().filter_map(|m| listed(m, &inner.business_id)).collect())
+        Ok(messages.iter().filter_map(|m| listed(m, &business_id)).collect())
     }
 
     /// TikTok's media id for an image: from the cache (media ids live 30 days), else downloaded and
@@ -193,6 +203,7 @@ impl TikTokClient {
             return Ok(media_id);
         }
         let (bytes, mime) = self.download_image(image_url).await?;
+        let business_id = self.inner.tokens.business_id().await?;
         let file_name = if mime == "image/png" { "image.png" } else { "image.jpg" };
         let data = self
             .call_with(paths::MEDIA_UPLOAD, |request| {
@@ -201,7 +212,7 @@ impl TikTokClient {
                     .mime_str(mime)
                     .expect("a valid mime type");
                 let form = reqwest::multipart::Form::new()
-                    .text("business_id", self.inner.business_id.clone())
+                    .text("business_id", business_id.clone())
                     .text("media_type", "IMAGE")
                     .part("file", part);
                 request.multipart(form)
@@ -261,7 +272,7 @@ impl TikTokClient {
         guard: &dyn SendGuard,
     ) -> Result<String, ApiError> {
         let mut body = json!({
-            "business_id": self.inner.business_id,
+            "business_id": self.inner.tokens.business_id().await?,
             "recipient_type": "CONVERSATION",
             "recipient": conversation_id,
             "message_type": message_type,
@@ -377,6 +388,7 @@ impl TikTokClient {
     /// Reads TikTok's answer: `data` of a code 0, else why not.
     async fn answer(response: Result<reqwest::Response, Attempt>) -> Result<Value, Attempt> {
         let response = response?;
+        let path = response.url().path().to_owned();
         let status = response.status();
         let retry_after = response
             .headers()
@@ -386,6 +398,9 @@ impl TikTokClient {
             .map(Duration::from_secs);
         let text = response.text().await.map_err(|e| Attempt { error: transport_error(&e), retry_after })?;
         let envelope: Option<api::Response<Value>> = serde_json::from_str(&text).ok();
+        if let Some(envelope) = &envelope {
+            envelope.log_refusal(&path);
+        }
         match envelope {
             Some(envelope) if status == StatusCode::OK && envelope.code == codes::OK => {
                 Ok(envelope.data.unwrap_or_default())

@@ -87,21 +87,20 @@ impl ResponseError for WebhookError {
 /// Why connecting the shop's TikTok account (`/oauth/tiktok/*`) did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
-    #[error("TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET are not configured")]
-    NotConfigured,
-    #[error("tiktok.authorize_url is not a URL")]
-    BadAuthorizeUrl,
-    /// The one-time state could not be stored (the key-value store is down).
-    #[error("cannot start the authorization now; try again")]
-    CannotStart,
-    #[error("the callback needs `code` and `state`")]
+    #[error("the callback needs `code` (or `auth_code`) and `state`")]
     MissingParameters,
-    /// A replayed, forged or expired callback.
-    #[error("unknown or expired state: start again at /oauth/tiktok/start")]
+    /// A replayed, forged or expired callback, or one nobody started with `philia-bot tiktok connect`.
+    #[error("unknown, used or expired state: run `philia-bot tiktok connect` for a new link")]
     UnknownState,
-    /// The one-time state could not be read (the key-value store is down).
+    /// The one-time state could not be read, or the tokens stored (the database is down).
     #[error("cannot finish the authorization now; try again")]
     CannotFinish,
+    /// The owner declined on TikTok's page.
+    #[error("the authorization was declined on TikTok: {0}")]
+    Declined(String),
+    /// TikTok named another account than the connected one.
+    #[error("{0}")]
+    OtherAccount(String),
     #[error("TikTok did not accept the authorization; start again")]
     ExchangeRefused,
 }
@@ -109,11 +108,9 @@ pub enum OAuthError {
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            OAuthError::NotConfigured | OAuthError::CannotStart | OAuthError::CannotFinish => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            OAuthError::BadAuthorizeUrl => StatusCode::INTERNAL_SERVER_ERROR,
-            OAuthError::MissingParameters => StatusCode::BAD_REQUEST,
+            OAuthError::CannotFinish => StatusCode::SERVICE_UNAVAILABLE,
+            OAuthError::MissingParameters | OAuthError::Declined(_) => StatusCode::BAD_REQUEST,
+            OAuthError::OtherAccount(_) => StatusCode::CONFLICT,
             OAuthError::UnknownState => StatusCode::FORBIDDEN,
             OAuthError::ExchangeRefused => StatusCode::BAD_GATEWAY,
         }
@@ -167,9 +164,8 @@ mod tests {
     #[test]
     fn oauth_refusals_keep_their_statuses() {
         for (error, code) in [
-            (OAuthError::NotConfigured, 503),
-            (OAuthError::BadAuthorizeUrl, 500),
-            (OAuthError::CannotStart, 503),
+            (OAuthError::Declined("access_denied".into()), 400),
+            (OAuthError::OtherAccount("another account".into()), 409),
             (OAuthError::MissingParameters, 400),
             (OAuthError::UnknownState, 403),
             (OAuthError::CannotFinish, 503),

@@ -87,7 +87,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
     // Routes are matched in order: the webhook, nearly all of the traffic, first.
     // /metrics is public here: guarded (a bearer token, or not at all in production).
     cfg.route("/webhook/tiktok", web::post().to(webhook::tiktok))
-        .route("/oauth/tiktok/start", web::get().to(oauth::start))
         .route("/oauth/tiktok/callback", web::get().to(oauth::callback))
         .route("/health", web::get().to(health::health))
         .route("/ready", web::get().to(health::ready))

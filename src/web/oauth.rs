@@ -1,10 +1,9 @@
-//! Connecting the shop's TikTok account without copying tokens by hand: `GET /oauth/tiktok/start` sends
-//! the owner to TikTok's authorization page with a one-time `state`, and `GET /oauth/tiktok/callback`
-//! checks that state and trades the authorization code for tokens, which are stored in the database.
+//! `GET /oauth/tiktok/callback`: where TikTok sends the shop's owner back after they authorized the app
+//! from the link `philia-bot tiktok connect` printed. The link's one-time `state` is consumed, the code
+//! traded for tokens, and the account TikTok names (`open_id`, the business id) stored with them; an
+//! account other than the connected one is refused unless the link was made with `--replace`. There is
+//! no HTTP route that starts an authorization: only the operator can.
 
-use std::time::Duration;
-
-use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -12,38 +11,18 @@ use serde_json::json;
 use super::error::OAuthError;
 use super::request_id::RequestId;
 use crate::state::AppState;
-
-/// How long an authorization started here may take to come back.
-const STATE_TTL: Duration = Duration::from_secs(600);
-
-fn state_key(state: &AppState, value: &str) -> String {
-    state.kv.key(&format!("oauth-state:{value}"))
-}
-
-pub async fn start(state: web::Data<AppState>, id: RequestId) -> Result<HttpResponse, OAuthError> {
-    let tiktok = &state.settings.tiktok;
-    let Some(client_key) = tiktok.client_key.as_deref().filter(|_| tiktok.client_secret.is_some()) else {
-        return Err(OAuthError::NotConfigured);
-    };
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    if let Err(e) = state.kv.set(&state_key(&state, &nonce), "pending", STATE_TTL).await {
-        tracing::error!(request_id = %id, error = format!("{e:#}"), "cannot store the OAuth state");
-        return Err(OAuthError::CannotStart);
-    }
-    let mut url = url::Url::parse(&tiktok.authorize_url).map_err(|_| OAuthError::BadAuthorizeUrl)?;
-    url.query_pairs_mut().append_pair("app_id", client_key).append_pair("state", &nonce);
-    if let Some(redirect) = &tiktok.oauth_redirect_url {
-        url.query_pairs_mut().append_pair("redirect_uri", redirect);
-    }
-    Ok(HttpResponse::Found().insert_header((header::LOCATION, url.to_string())).finish())
-}
+use crate::tiktok::connect;
+use crate::tiktok::tokens::{ConnectError, RECONNECT};
 
 #[derive(Deserialize)]
 pub struct Callback {
-    /// TikTok names it `auth_code` on the Business API and `code` elsewhere: both are accepted.
-    #[serde(alias = "auth_code")]
+    /// TikTok's Login Kit names it `code`, the Business API `auth_code`: either, or both, is accepted.
     code: Option<String>,
+    auth_code: Option<String>,
     state: Option<String>,
+    /// Set when the owner declined (with `error_description`).
+    error: Option<String>,
+    error_description: Option<String>,
 }
 
 pub async fn callback(
@@ -51,29 +30,59 @@ pub async fn callback(
     query: web::Query<Callback>,
     id: RequestId,
 ) -> Result<HttpResponse, OAuthError> {
-    let (Some(code), Some(nonce)) = (query.code.as_deref(), query.state.as_deref()) else {
+    if let Some(error) = &query.error {
+        let description = query.error_description.as_deref().unwrap_or("");
+        tracing::warn!(request_id = %id, %error, %description, "TikTok authorization declined");
+        return Err(OAuthError::Declined(format!("{error} {description}").trim().to_owned()));
+    }
+    let code = query.auth_code.as_deref().or(query.code.as_deref()).filter(|c| !c.is_empty());
+    let (Some(code), Some(nonce)) = (code, query.state.as_deref()) else {
         return Err(OAuthError::MissingParameters);
     };
-    // One use only: a replayed or forged callback finds no state.
-    let key = state_key(&state, nonce);
-    match state.kv.get(&key).await {
-        Ok(Some(_)) => {
-            if let Err(e) = state.kv.delete_if_equals(&key, "pending").await {
-                tracing::warn!(request_id = %id, error = format!("{e:#}"), "could not clear the OAuth state; it will lapse");
-            }
-        }
+    let replace = match connect::consume_state(&state.db, nonce).await {
+        Ok(Some(replace)) => replace,
         Ok(None) => return Err(OAuthError::UnknownState),
         Err(e) => {
-            tracing::error!(request_id = %id, error = format!("{e:#}"), "cannot check the OAuth state");
+            tracing::error!(request_id = %id, error = %e, "cannot check the OAuth state");
             return Err(OAuthError::CannotFinish);
         }
-    }
-    match state.tokens.exchange_code(code, state.settings.tiktok.oauth_redirect_url.as_deref()).await {
-        Ok(()) => {
-            tracing::info!(request_id = %id, "TikTok account connected");
-            Ok(HttpResponse::Ok().json(json!({"status": "connected"})))
+    };
+    let redirect = state.settings.tiktok.oauth_redirect_url.as_deref();
+    match state.tokens.exchange_code(code, redirect, replace).await {
+        Ok(account) => {
+            let business_id = account.business_id.clone().unwrap_or_default();
+            let missing = account.missing_scopes();
+            if missing.is_empty() {
+                tracing::info!(request_id = %id, %business_id, scope = ?account.scope, "TikTok account connected");
+            } else {
+                tracing::warn!(
+                    request_id = %id,
+                    %business_id,
+                    missing = %missing.join(","),
+                    "TikTok account connected without every messaging scope: the bot cannot reply until the \
+                     owner grants them; {RECONNECT}"
+                );
+            }
+            Ok(HttpResponse::Ok().json(json!({
+                "status": "connected",
+                "business_id": business_id,
+                "scope": account.scope,
+                "missing_scopes": missing,
+            })))
         }
-        Err(e) => {
+        Err(ConnectError::OtherAccount { connected, offered }) => {
+            tracing::warn!(request_id = %id, %connected, %offered, "refused to connect another TikTok account");
+            Err(OAuthError::OtherAccount(ConnectError::OtherAccount { connected, offered }.to_string()))
+        }
+        Err(refused @ ConnectError::NotTheConfiguredAccount { .. }) => {
+            tracing::warn!(request_id = %id, error = %refused, "refused to connect another TikTok account");
+            Err(OAuthError::OtherAccount(refused.to_string()))
+        }
+        Err(ConnectError::Store(e)) => {
+            tracing::error!(request_id = %id, error = %e, "TikTok tokens could not be stored");
+            Err(OAuthError::CannotFinish)
+        }
+        Err(ConnectError::Refused(e)) => {
             // The error names the endpoint and TikTok's code, never a token.
             tracing::error!(request_id = %id, error = %e, "TikTok authorization code exchange failed");
             Err(OAuthError::ExchangeRefused)

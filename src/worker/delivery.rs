@@ -245,7 +245,7 @@ async fn send_claimed(
     if error == ApiError::Superseded {
         return Ok(Progress::Held);
     }
-    if error.code() == Some(codes::OUTSIDE_WINDOW) {
+    if error.code() == Some(codes::TOO_FAST) {
         tracing::info!(conversation = %recipient, "TikTok: outside the reply window (40064)");
         claim.settle(DeliveryStatus::OutsideWindow, None, error.code()).await?;
         return Ok(Progress::Settled);

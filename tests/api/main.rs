@@ -19,5 +19,6 @@ mod schema;
 mod shop;
 mod shop_races;
 mod tiktok;
+mod tiktok_account;
 mod webhook;
 mod worker;

@@ -9,6 +9,7 @@ use philia_bot::config::{Settings, TikTokSettings};
 use philia_bot::role::Role;
 use philia_bot::store::entities::messages::{DeliveryStatus, Direction};
 use philia_bot::store::entities::tiktok_tokens;
+use philia_bot::tiktok::alerts::StaffAlerts;
 use philia_bot::tiktok::limiter::SendLimiter;
 use philia_bot::tiktok::tokens::TokenManager;
 use philia_bot::tiktok::{ApiError, TikTokClient, client};
@@ -68,7 +69,8 @@ async fn client_for(fake: &MockServer, tweak: impl FnOnce(&mut TikTokSettings)) 
     let conn = sea_orm::Database::connect(&db.url).await.unwrap();
     philia_bot::store::migrate_up(&conn).await.unwrap();
     let http = client::http_client(&settings.tiktok).unwrap();
-    let tokens = TokenManager::new(&settings.tiktok, conn, http.clone());
+    let alerts = StaffAlerts::new(http.clone(), None);
+    let tokens = TokenManager::new(&settings.tiktok, conn, http.clone(), philia_bot::kv::Kv::new(None), alerts);
     let limiter = SendLimiter::new(None, settings.tiktok.send_rate_per_second, settings.tiktok.send_burst);
     (TikTokClient::new(&settings.tiktok, http, tokens, limiter, philia_bot::kv::Kv::new(None), Default::default()), db)
 }
@@ -435,53 +437,6 @@ async fn an_image_that_is_not_jpg_or_png_is_refused_before_any_upload() {
     let error = client.send_image_url("conv", &format!("{}/photos/x.gif", fake.uri())).await.unwrap_err();
     assert!(matches!(error, ApiError::Image(_)), "{error:?}");
     assert_eq!(fake.received_requests().await.unwrap().len(), 1, "only the download");
-}
-
-#[tokio::test]
-async fn the_oauth_callback_stores_the_tokens_once_per_started_authorization() {
-    let fake = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/open_api/v1.3/tt_user/oauth2/token/"))
-        .and(body_json(json!({
-            "client_id": "app-key", "client_secret": "app-secret", "grant_type": "authorization_code",
-            "auth_code": "code-123", "redirect_uri": null,
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": 0, "message": "ok", "data": {
-            "access_token": "oauth-access", "expires_in": 86400, "refresh_token": "oauth-refresh",
-            "refresh_token_expires_in": 31536000, "scope": "message",
-        }})))
-        .expect(1)
-        .mount(&fake)
-        .await;
-    let db = TestDatabase::sqlite();
-    let mut settings = test_settings(&db);
-    live(&mut settings.tiktok, &fake);
-    settings.tiktok.access_token = None;
-    settings.tiktok.authorize_url = format!("{}/portal/auth", fake.uri());
-    let app = spawn_app_with(db, settings, Role::All).await;
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-
-    let start = browser.get(format!("{}/oauth/tiktok/start", app.address)).send().await.unwrap();
-    assert_eq!(start.status(), 302);
-    let location = url::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
-    assert!(location.as_str().starts_with(&format!("{}/portal/auth?", fake.uri())));
-    let query: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
-    assert_eq!(query["app_id"], "app-key");
-    let state = query["state"].clone();
-
-    let forged = browser.get(format!("{}/oauth/tiktok/callback?code=code-123&state=forged", app.address)).send().await;
-    assert_eq!(forged.unwrap().status(), 403, "an unknown state is refused before TikTok is asked");
-    let callback = format!("{}/oauth/tiktok/callback?code=code-123&state={state}", app.address);
-    let connected = browser.get(&callback).send().await.unwrap();
-    assert_eq!(connected.status(), 200);
-    assert_eq!(connected.json::<Value>().await.unwrap(), json!({"status": "connected"}));
-    let stored = tiktok_tokens::Entity::find().one(&app.state.db).await.unwrap().expect("stored");
-    assert_eq!(
-        (stored.access_token.as_str(), stored.refresh_token.as_deref()),
-        ("oauth-access", Some("oauth-refresh"))
-    );
-    assert_eq!(browser.get(&callback).send().await.unwrap().status(), 403, "a state is good for one callback");
-    app.stop().await.unwrap();
 }
 
 #[tokio::test]

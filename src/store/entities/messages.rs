@@ -34,6 +34,17 @@ pub enum DeliveryStatus {
     Failed,
     OutsideWindow,
     DryRun,
+    /// Not sent: the customer's 10 messages since they last wrote are used up (TikTok would refuse it).
+    QuotaExhausted,
+    /// Refused with 40064 ("sending too fast", a per-account limit): sent again when the pause is over,
+    /// while the customer's window and quota allow.
+    Throttled,
+    /// Not sent: the shop's TikTok account is not connected (TikTok removed the authorization).
+    NotConnected,
+    /// Not sent by choice: a picture where TikTok allows no images, or the photo of a notice.
+    Skipped,
+    /// Its text went out inside the message before it (a turn merged to fit the quota).
+    Merged,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -5,11 +5,13 @@ use sea_orm::ActiveEnum;
 pub mod conversations;
 pub mod items;
 pub mod messages;
+pub mod oauth_states;
 pub mod order_items;
 pub mod orders;
 pub mod processed_events;
 pub mod reservations;
 pub mod tiktok_tokens;
+pub mod unparsed_webhooks;
 pub mod users;
 pub mod waitlist;
 
