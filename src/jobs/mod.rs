@@ -69,6 +69,13 @@ pub struct MessageV1 {
     pub from_user_id: String,
     pub from_username: Option<String>,
     pub to_user_id: Option<String>,
+    /// Where a message the business sent came from (TikTok's `message_tag.source`): `API` (ours), `APP`
+    /// or `WEB` (a person on the shop's side), `OTHERS` (TikTok's automatic messages), `UNKNOWN_SOURCE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For TikTok's automatic messages: `WELCOME_MESSAGE`, `SUGGESTED_QUESTION`, `AUTO_REPLY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_message_type: Option<String>,
 }
 
 /// A time as chrono's serde writes it (RFC 3339, the fractional digits it needs, `Z`), formatted in one go:
@@ -447,6 +454,8 @@ mod tests {
                 from_user_id: "u".into(),
                 from_username: None,
                 to_user_id: None,
+                source: Some("APP".into()),
+                auto_message_type: None,
             };
             let written = serde_json::to_value(&message).unwrap();
             assert_eq!(written["received_at"], serde_json::to_value(at).unwrap());

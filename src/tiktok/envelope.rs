@@ -22,13 +22,31 @@ use crate::jobs::MessageV1;
 pub const RECEIVE_EVENT: &str = "im_receive_msg";
 /// The echo of every message the business sent, by the bot or by staff in the TikTok app.
 pub const SEND_EVENT: &str = "im_send_msg";
+/// TikTok revoked the app's access to the account (`content: {"reason": n}`); its tokens are dead already.
+pub const AUTHORIZATION_REMOVED_EVENT: &str = "authorization.removed";
 
 /// A webhook the bot acts on, or one it acknowledges and leaves alone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WebhookEvent {
     Inbound(Box<MessageV1>),
     Echo(Box<MessageV1>),
-    Ignored { idempotency_key: String, event: String },
+    /// TikTok removed the app's authorization: 1 the owner disconnected it, 2 the account was deleted, 4
+    /// banned, 5 revoked by the developer.
+    AuthorizationRemoved {
+        idempotency_key: String,
+        reason: i32,
+    },
+    Ignored {
+        idempotency_key: String,
+        event: String,
+    },
+}
+
+/// A parsed webhook and the business account it is for (the envelope's `user_openid`), when named.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub event: WebhookEvent,
+    pub account: Option<String>,
 }
 
 /// The body is not a usable envelope; the message says what is wrong and where.
@@ -42,6 +60,11 @@ fn missing(field: &str) -> EnvelopeError {
 
 /// Parses a webhook body received at `received_at`.
 pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, EnvelopeError> {
+    parse_envelope(body, received_at).map(|envelope| envelope.event)
+}
+
+/// [`parse`], with the business account the event is for.
+pub fn parse_envelope(body: &[u8], received_at: DateTime<Utc>) -> Result<Envelope, EnvelopeError> {
     let root: Json<'_> = serde_json::from_slice(body).map_err(|e| EnvelopeError(format!("malformed JSON: {e}")))?;
     let Json::Object(envelope) = root else { return Err(EnvelopeError("the body must be a JSON object".into())) };
     let event = required_str(&envelope, "event", "event")?;
@@ -61,9 +84,22 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, En
         Some(_) => return Err(EnvelopeError("`content` must be a JSON object or a string holding one".into())),
     };
     let idempotency_key = idempotency_key(&envelope, event, content, body)?;
-    if event != RECEIVE_EVENT && event != SEND_EVENT {
-        return Ok(WebhookEvent::Ignored { idempotency_key, event: event.to_owned() });
-    }
+    let account = envelope.get("user_openid").and_then(Json::as_str).filter(|a| !a.is_empty()).map(str::to_owned);
+    let event = match event {
+        RECEIVE_EVENT | SEND_EVENT => event,
+        AUTHORIZATION_REMOVED_EVENT => {
+            let reason = match content.and_then(|c| c.get("reason")) {
+                Some(Json::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(0),
+                Some(Json::String(n)) => n.parse().unwrap_or(0),
+                _ => 0,
+            };
+            return Ok(Envelope { event: WebhookEvent::AuthorizationRemoved { idempotency_key, reason }, account });
+        }
+        _ => {
+            let event = WebhookEvent::Ignored { idempotency_key, event: event.to_owned() };
+            return Ok(Envelope { event, account });
+        }
+    };
     let content = content.ok_or_else(|| missing("content"))?;
     let message_type = required_str(content, "type", "content.type")?;
     let text = match content.get("text") {
@@ -104,8 +140,16 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<WebhookEvent, En
             .and_then(|u| u.get("id"))
             .map(|id| id_string(id, "content.to_user.id"))
             .transpose()?,
+        source: content
+            .get("message_tag")
+            .and_then(Json::as_object)
+            .and_then(|tag| tag.get("source"))
+            .and_then(Json::as_str)
+            .map(str::to_owned),
+        auto_message_type: content.get("auto_message_type").and_then(Json::as_str).map(str::to_owned),
     });
-    Ok(if message.event == SEND_EVENT { WebhookEvent::Echo(message) } else { WebhookEvent::Inbound(message) })
+    let event = if message.event == SEND_EVENT { WebhookEvent::Echo(message) } else { WebhookEvent::Inbound(message) };
+    Ok(Envelope { event, account })
 }
 
 /// `event_id` when present, else `event:message_id`, else a SHA-256 of the body.

@@ -11,6 +11,7 @@ pub mod limiter;
 pub mod signature;
 pub mod status;
 pub mod tokens;
+pub mod unparsed;
 pub mod webhooks;
 
 pub use api::ApiError;

@@ -402,8 +402,9 @@ impl TokenManager {
     /// Records that TikTok removed the authorization (its tokens are revoked already): nothing is sent
     /// until the owner connects again. True when the account was connected until now.
     pub async fn mark_disconnected(&self, reason: i32) -> Result<bool, ApiError> {
+        let now = Utc::now();
         let marked = tiktok_tokens::Entity::update_many()
-            .col_expr(tiktok_tokens::Column::DisconnectedAt, Expr::value(Utc::now()))
+            .col_expr(tiktok_tokens::Column::DisconnectedAt, Expr::value(now))
             .col_expr(tiktok_tokens::Column::DisconnectReason, Expr::value(reason))
             .filter(tiktok_tokens::Column::Account.eq(ACCOUNT_KEY))
             .filter(tiktok_tokens::Column::DisconnectedAt.is_null())
@@ -411,7 +412,44 @@ impl TokenManager {
             .await
             .map_err(database)?;
         self.remember(None);
-        Ok(marked.rows_affected == 1)
+        if marked.rows_affected == 1 {
+            return Ok(true);
+        }
+        if self.row().await?.is_some() {
+            return Ok(false); // disconnected already
+        }
+        // Tokens from configuration only: the row is made to say the account is disconnected, so the
+        // configured (revoked) tokens are not used again.
+        let row = tiktok_tokens::ActiveModel {
+            account: Set(ACCOUNT_KEY.to_owned()),
+            business_id: Set(self.inner.configured_business_id.clone()),
+            access_token: Set(String::new()),
+            access_expires_at: Set(now),
+            updated_at: Set(now),
+            disconnected_at: Set(Some(now)),
+            disconnect_reason: Set(Some(reason)),
+            ..Default::default()
+        };
+        tiktok_tokens::Entity::insert(row)
+            .on_conflict(OnConflict::column(tiktok_tokens::Column::Account).do_nothing().to_owned())
+            .exec_without_returning(&self.inner.db)
+            .await
+            .map_err(database)?;
+        Ok(true)
+    }
+
+    /// TikTok removed the app's authorization (`authorization.removed`): the account is marked
+    /// disconnected, so replies are stored `not_connected` instead of failing on revoked tokens, and the
+    /// team is told why and how to reconnect (once: TikTok may deliver the event again).
+    pub async fn authorization_removed(&self, reason: i32) -> Result<(), ApiError> {
+        if self.mark_disconnected(reason).await? {
+            self.inner.alerts.send(format!(
+                "🔌 TikTok disconnected the shop's account: {} (reason {reason}). The bot sends nothing until \
+                 the owner connects again: {RECONNECT}.",
+                removal_reason(reason)
+            ));
+        }
+        Ok(())
     }
 
     async fn grant(&self, path: &str, body: &serde_json::Value) -> Result<Grant, ApiError> {

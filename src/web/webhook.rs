@@ -23,8 +23,9 @@ use crate::config::Settings;
 use crate::jobs::{Job, Producer};
 use crate::state::AppState;
 use crate::telemetry::escape_for_log;
-use crate::tiktok::envelope::{self, WebhookEvent};
+use crate::tiktok::envelope::{self, Envelope, WebhookEvent};
 use crate::tiktok::signature::WebhookKey;
+use crate::tiktok::unparsed;
 
 /// The header TikTok signs webhooks with.
 pub const SIGNATURE_HEADER: &str = "TikTok-Signature";
@@ -98,6 +99,12 @@ enum Accepted {
     Enqueued { event_id: String },
     /// An event the bot does not act on: acknowledged so TikTok does not retry it.
     Ignored { event: String, event_id: String },
+    /// An event for another business account than the shop's: acknowledged, counted, not acted on.
+    OtherAccount { event: String, event_id: String },
+    /// TikTok removed the app's authorization: the account is marked disconnected.
+    Disconnected { event_id: String },
+    /// A signed event the bot could not read: kept raw with the reason, acknowledged.
+    Kept { event_id: String },
 }
 
 #[derive(Serialize)]
@@ -114,13 +121,20 @@ impl Accepted {
         match self {
             Accepted::Enqueued { .. } => "enqueued",
             Accepted::Ignored { .. } => "ignored",
+            Accepted::OtherAccount { .. } => "other_account",
+            Accepted::Disconnected { .. } => "authorization_removed",
+            Accepted::Kept { .. } => "unparsed",
         }
     }
 
     fn into_response(self) -> HttpResponse {
         let answer = match &self {
             Accepted::Enqueued { event_id } => Answer { status: "ok", event: None, event_id },
-            Accepted::Ignored { event, event_id } => Answer { status: "ignored", event: Some(event), event_id },
+            Accepted::Ignored { event, event_id } | Accepted::OtherAccount { event, event_id } => {
+                Answer { status: "ignored", event: Some(event), event_id }
+            }
+            Accepted::Disconnected { event_id } => Answer { status: "disconnected", event: None, event_id },
+            Accepted::Kept { event_id } => Answer { status: "kept", event: None, event_id },
         };
         HttpResponse::Ok().json(answer)
     }
@@ -169,12 +183,48 @@ async fn accept(
             return Err(WebhookError::Unauthorized);
         }
     }
-    let job = match envelope::parse(&body, chrono::Utc::now()) {
-        Ok(WebhookEvent::Inbound(message)) => Job::InboundMessageV1(*message),
-        Ok(WebhookEvent::Echo(message)) => Job::OutboundEchoV1(*message),
-        Ok(WebhookEvent::Ignored { idempotency_key, event }) => {
+    let parsed = envelope::parse_envelope(&body, chrono::Utc::now());
+    // Once the shop's account is known, events for another one are not the shop's business.
+    let ours = match &parsed {
+        Ok(Envelope { account: Some(_), .. }) => state.tokens.business_id().await.ok(),
+        _ => None,
+    };
+    let job = match parsed {
+        Ok(Envelope { account: Some(account), event }) if ours.as_deref().is_some_and(|ours| ours != account) => {
+            let (event, event_id) = describe(&event);
+            tracing::warn!(request_id = %id, account = %escape_for_log(&account, 128), %event, %event_id, "webhook for another business account ignored");
+            return Ok(Accepted::OtherAccount { event, event_id });
+        }
+        Ok(Envelope { event: WebhookEvent::Inbound(message), .. }) => Job::InboundMessageV1(*message),
+        Ok(Envelope { event: WebhookEvent::Echo(message), .. }) => Job::OutboundEchoV1(*message),
+        Ok(Envelope { event: WebhookEvent::AuthorizationRemoved { idempotency_key, reason }, .. }) => {
+            // Handled here, not queued: one UPDATE, and TikTok retries if the database cannot take it.
+            tracing::warn!(request_id = %id, reason, "TikTok removed the app's authorization");
+            return match state.tokens.authorization_removed(reason).await {
+                Ok(()) => Ok(Accepted::Disconnected { event_id: idempotency_key }),
+                Err(e) => {
+                    tracing::error!(request_id = %id, error = %e, "cannot record the removed authorization");
+                    Err(WebhookError::Unavailable)
+                }
+            };
+        }
+        Ok(Envelope { event: WebhookEvent::Ignored { idempotency_key, event }, .. }) => {
             tracing::info!(request_id = %id, event = %escape_for_log(&event, 64), event_id = %escape_for_log(&idempotency_key, 128), "webhook event ignored");
             return Ok(Accepted::Ignored { event, event_id: idempotency_key });
+        }
+        Err(e) if unparsed::is_json_object(&body) => {
+            // Signed (or no key is set) and JSON, but not an event the bot can read: TikTok would retry a
+            // refusal for 72 hours and it would never parse. Kept and acknowledged.
+            return match unparsed::keep(&state.db, &body, &e.0).await {
+                Ok(row) => {
+                    tracing::warn!(request_id = %id, reason = %escape_for_log(&e.0, 300), row, "unreadable webhook kept");
+                    Ok(Accepted::Kept { event_id: format!("unparsed:{row}") })
+                }
+                Err(db) => {
+                    tracing::error!(request_id = %id, error = %db, "cannot keep an unreadable webhook");
+                    Err(WebhookError::Unavailable)
+                }
+            };
         }
         Err(e) => {
             tracing::warn!(request_id = %id, reason = %escape_for_log(&e.0, 300), "malformed webhook");
@@ -191,6 +241,17 @@ async fn accept(
             tracing::error!(request_id = %id, error = format!("{e:#}"), %event_id, "cannot enqueue webhook");
             Err(WebhookError::Unavailable)
         }
+    }
+}
+
+/// The event name and id of a parsed webhook, for the log and the answer.
+fn describe(event: &WebhookEvent) -> (String, String) {
+    match event {
+        WebhookEvent::Inbound(m) | WebhookEvent::Echo(m) => (m.event.clone(), m.idempotency_key.clone()),
+        WebhookEvent::AuthorizationRemoved { idempotency_key, .. } => {
+            (envelope::AUTHORIZATION_REMOVED_EVENT.to_owned(), idempotency_key.clone())
+        }
+        WebhookEvent::Ignored { idempotency_key, event } => (event.clone(), idempotency_key.clone()),
     }
 }
 

@@ -245,6 +245,12 @@ async fn send_claimed(
     if error == ApiError::Superseded {
         return Ok(Progress::Held);
     }
+    if let ApiError::NotConnected(why) = &error {
+        // TikTok removed the authorization: nothing can be sent until the owner connects again.
+        tracing::warn!(conversation = %recipient, %why, "reply not sent: TikTok account not connected");
+        claim.settle(DeliveryStatus::NotConnected, None, None).await?;
+        return Ok(Progress::Settled);
+    }
     if error.code() == Some(codes::TOO_FAST) {
         tracing::info!(conversation = %recipient, "TikTok: outside the reply window (40064)");
         claim.settle(DeliveryStatus::OutsideWindow, None, error.code()).await?;

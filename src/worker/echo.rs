@@ -1,7 +1,10 @@
 //! The echo job: TikTok's copy of a message the business sent (`im_send_msg`). One of ours (a known
 //! TikTok id, or a message still being sent that says the same: the echo can beat the send call's
-//! answer) is matched and left alone; any other is a person on the shop's side writing from the TikTok
-//! app, stored as a `staff` message, and that person takes the conversation over.
+//! answer) is matched and left alone. Of the others, only a person's (`message_tag.source` `APP` or
+//! `WEB`, or no marker at all) is staff writing from the TikTok app: stored as a `staff` message, and that
+//! person takes the conversation over. TikTok's own automatic messages (source `OTHERS`, with an
+//! `auto_message_type`: the welcome message, suggested questions, keyword auto-replies) and other API
+//! senders are stored as `system` and change nothing: they never silence the bot.
 
 use anyhow::anyhow;
 use chrono::Utc;
@@ -43,6 +46,17 @@ async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
     } else if let Some(ours) = ledger::being_sent_like(&txn, &message.conversation_id, &echo).await? {
         ledger::match_echo(&txn, &ours, echo.tiktok_message_id).await?;
         "echo:ours"
+    } else if !from_a_person(message) {
+        let customer = Customer { tiktok_user_id: customer_id, username: None, wrote_at: None };
+        let stored = ledger::upsert_conversation(&txn, &customer, &message.conversation_id, echo.at, now).await?;
+        ledger::store_received(&txn, stored.conversation.id, Role::System, &echo).await?;
+        tracing::info!(
+            conversation = %message.conversation_id,
+            source = message.source.as_deref().unwrap_or("none"),
+            auto_message_type = message.auto_message_type.as_deref().unwrap_or("none"),
+            "automatic message from TikTok's side: the bot carries on"
+        );
+        "echo:automatic"
     } else {
         let customer = Customer { tiktok_user_id: customer_id, username: None, wrote_at: None };
         let stored = ledger::upsert_conversation(&txn, &customer, &message.conversation_id, echo.at, now).await?;
@@ -66,4 +80,11 @@ async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
     }
     txn.commit().await?;
     Ok(Outcome::Processed)
+}
+
+/// A person on the shop's side wrote it: the TikTok app or web (`APP`, `WEB`), or an echo with no marker
+/// at all (older events). TikTok's automatic messages (`OTHERS`, or any `auto_message_type`), other API
+/// senders and `UNKNOWN_SOURCE` are not a person taking over.
+fn from_a_person(message: &MessageV1) -> bool {
+    message.auto_message_type.is_none() && matches!(message.source.as_deref(), None | Some("APP" | "WEB"))
 }

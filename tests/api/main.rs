@@ -20,5 +20,6 @@ mod shop;
 mod shop_races;
 mod tiktok;
 mod tiktok_account;
+mod tiktok_webhook;
 mod webhook;
 mod worker;

@@ -572,7 +572,7 @@ async fn a_tiktok_storm_of_40100_and_5xx_loses_and_doubles_nothing_within_the_se
     let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
     for (key, value) in [
         ("TIKTOK_ACCESS_TOKEN", "storm-token".to_owned()),
-        ("TIKTOK_BUSINESS_ID", "biz".to_owned()),
+        ("TIKTOK_BUSINESS_ID", "biz_open_id".to_owned()),
         ("PHILIA_TIKTOK__API_BASE_URL", tiktok.uri()),
         ("PHILIA_TIKTOK__SEND_RATE_PER_SECOND", rate.to_string()),
         ("PHILIA_TIKTOK__SEND_BURST", burst.to_string()),
@@ -704,31 +704,33 @@ fn corpus() -> Vec<WebhookCase> {
         header("t twice", format!("t={now},t={now},s={s}")),
         header("signature of another body", sign(now, b"{}")),
         header("CRLF in the header value", format!("t={now},s={s}\u{b}x")),
+        // A signed JSON object that is not a readable event is kept and acknowledged (TikTok would retry a
+        // refusal for 72 hours); only what is not a JSON object is refused.
         bad("empty body", b"", 400),
         bad("null", b"null", 400),
         bad("an array", b"[]", 400),
-        bad("an empty object", b"{}", 400),
+        bad("an empty object", b"{}", 200),
         bad("a string", b"\"hi\"", 400),
         bad("not JSON", b"hello", 400),
         bad("truncated JSON", &good[..good.len() / 2], 400),
         bad("invalid UTF-8", b"{\"event\":\"\xff\xfe\"}", 400),
         bad("5,000-deep nesting", deep.as_bytes(), 400),
-        bad("no event", br#"{"content":"{}"}"#, 400),
-        bad("no content", br#"{"event":"im_receive_msg","create_time":1}"#, 400),
-        bad("content not JSON", &envelope(serde_json::json!("not json"))[..], 400),
+        bad("no event", br#"{"content":"{}"}"#, 200),
+        bad("no content", br#"{"event":"im_receive_msg","create_time":1}"#, 200),
+        bad("content not JSON", &envelope(serde_json::json!("not json"))[..], 200),
         bad(
             "content without conversation",
             &envelope(serde_json::json!({"message_id": "m", "type": "text", "text": {"body": "hi"}}))[..],
-            400,
+            200,
         ),
         bad(
             "float message id",
             &envelope(
                 serde_json::json!({"conversation_id": "c", "message_id": 1.5, "timestamp": now, "type": "text", "text": {"body": "hi"}, "from_user": {"id": "u"}, "to_user": {"id": "b"}}),
             )[..],
-            400,
+            200,
         ),
-        bad("CR/LF and ANSI in fields of a bad message", &crlf_text, 400),
+        bad("CR/LF and ANSI in fields of a bad message", &crlf_text, 200),
         bad("event with CR/LF and ANSI (ignored, not enqueued)", ansi_event.as_bytes(), 200),
         bad("unknown event (ignored)", br#"{"event_id":"e1","event":"authorization.removed","data":{}}"#, 200),
         bad(

@@ -43,7 +43,7 @@ fn tiktok_error(code: i64) -> ResponseTemplate {
 fn live(tiktok: &mut TikTokSettings, fake: &MockServer) {
     tiktok.api_base_url = fake.uri();
     tiktok.access_token = Some(SecretString::from("test-token".to_owned()));
-    tiktok.business_id = Some("biz-1".into());
+    tiktok.business_id = Some("biz_open_id".into());
     tiktok.client_key = Some("app-key".into());
     tiktok.client_secret = Some(SecretString::from("app-secret".to_owned()));
     tiktok.retry_base_ms = 10;
@@ -87,7 +87,7 @@ async fn a_reply_is_sent_with_the_exact_body_and_headers_and_recorded() {
         .and(header("Access-Token", "test-token"))
         .and(header("Content-Type", "application/json"))
         .and(body_json(json!({
-            "business_id": "biz-1",
+            "business_id": "biz_open_id",
             "recipient_type": "CONVERSATION",
             "recipient": "conv-alice",
             "message_type": "TEXT",
@@ -408,7 +408,7 @@ async fn an_image_is_uploaded_once_then_sent_by_media_id() {
     Mock::given(method("POST"))
         .and(path(SEND))
         .and(body_json(json!({
-            "business_id": "biz-1", "recipient_type": "CONVERSATION", "recipient": "conv",
+            "business_id": "biz_open_id", "recipient_type": "CONVERSATION", "recipient": "conv",
             "message_type": "IMAGE", "image": {"media_id": "media-1"},
         })))
         .respond_with(UniqueIds::default())

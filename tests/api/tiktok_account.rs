@@ -42,7 +42,7 @@ macro_rules! on_sqlite_and_postgres_redis {
     )+};
 }
 
-const REDIRECT: &str = "https://shop.example/oauth/tiktok/callback";
+pub const REDIRECT: &str = "https://shop.example/oauth/tiktok/callback";
 
 /// Settings of an app pointed at the fake, with the app's key and secret but no account connected yet.
 pub fn unconnected(fake: &FakeTikTok, db: &TestDatabase, redis: Option<&TestRedis>) -> Settings {
@@ -61,12 +61,12 @@ fn query_of(url: &str) -> HashMap<String, String> {
     url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
 }
 
-async fn link(app: &TestApp, replace: bool) -> String {
+pub async fn link(app: &TestApp, replace: bool) -> String {
     let link = connect::authorization_link(&app.state.db, &app.state.settings.tiktok, replace).await.unwrap();
     query_of(&link.url)["state"].clone()
 }
 
-async fn callback(app: &TestApp, query: &str) -> (u16, Value) {
+pub async fn callback(app: &TestApp, query: &str) -> (u16, Value) {
     let response = app.get(&format!("/oauth/tiktok/callback?{query}")).await;
     (response.status().as_u16(), response.json().await.unwrap_or_default())
 }

@@ -95,6 +95,8 @@ fn job(n: u32) -> Job {
         from_user_id: "user".into(),
         from_username: None,
         to_user_id: None,
+        source: None,
+        auto_message_type: None,
     })
 }
 

@@ -1,0 +1,261 @@
+//! The webhook as TikTok uses it, against the TikTok stand-in: the key, `authorization.removed`, events for
+//! another account, signed events the bot cannot read, automatic echoes, and the operator's commands.
+
+use std::time::Duration;
+
+use philia_bot::role::Role;
+use philia_bot::store::entities::messages::{DeliveryStatus, Role as Author};
+use philia_bot::store::entities::{conversations, unparsed_webhooks};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::cli::{philia, repo_config_dir, text};
+use crate::fake_tiktok::{AutoMessage, FakeConfig, FakeTikTok, Origin, SEND_PATH};
+use crate::helpers::{TestApp, TestDatabase, TestRedis, spawn_app_with, wait_for};
+use crate::on_sqlite_and_postgres_redis;
+use crate::tiktok_account::{callback, link, unconnected};
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// An app connected to the fake's shop account the way an owner connects it, with the fake's webhooks
+/// pointed at it and, when given, a staff webhook.
+async fn connected_app(
+    fake: &FakeTikTok,
+    db: TestDatabase,
+    redis: Option<&TestRedis>,
+    staff: Option<&MockServer>,
+) -> TestApp {
+    let mut settings = unconnected(fake, &db, redis);
+    settings.tiktok.send_rate_per_second = 1_000;
+    settings.tiktok.send_burst = 100;
+    settings.shop.staff_webhook_url = staff.map(|s| format!("{}/staff", s.uri()));
+    let app = spawn_app_with(db, settings, Role::All).await;
+    let state = link(&app, false).await;
+    let code = fake.authorization_code_for(&fake.business_id());
+    assert_eq!(callback(&app, &format!("auth_code={code}&state={state}")).await.0, 200);
+    fake.set_callback_url(format!("{}/webhook/tiktok", app.address));
+    app
+}
+
+/// What the customer received from the bot (through the API) in a conversation.
+fn from_the_bot(fake: &FakeTikTok, conversation: &str) -> usize {
+    fake.received(conversation).iter().filter(|m| m.origin == Some(Origin::Api)).count()
+}
+
+fn sends(fake: &FakeTikTok) -> usize {
+    fake.calls().iter().filter(|c| c.path == SEND_PATH).count()
+}
+
+async fn staff_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    server
+}
+
+async fn staff_texts(server: &MockServer) -> Vec<String> {
+    let requests = server.received_requests().await.unwrap();
+    requests
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .filter_map(|b| b["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+on_sqlite_and_postgres_redis!(
+    an_automatic_echo_never_silences_the_bot_and_a_persons_does,
+    a_removed_authorization_stops_sending_and_tells_the_team_how_to_reconnect,
+    events_for_another_business_account_are_ignored_and_counted,
+    a_signed_event_the_bot_cannot_read_is_kept_and_acknowledged,
+);
+
+async fn an_automatic_echo_never_silences_the_bot_and_a_persons_does(db: TestDatabase, redis: Option<TestRedis>) {
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = connected_app(&fake, db, redis.as_ref(), None).await;
+    assert!(fake.customer_writes("conv-1", "alice", "hi").await.delivered());
+    app.finish_jobs().await;
+    let answered = from_the_bot(&fake, "conv-1");
+    assert!(answered >= 1, "the bot answered");
+
+    for auto in [AutoMessage::Welcome, AutoMessage::SuggestedQuestion, AutoMessage::AutoReply] {
+        assert!(fake.shop_sends("conv-1", "Thanks for messaging Philia!", Origin::Automatic(auto)).await.delivered());
+    }
+    app.finish_jobs().await;
+    let system = wait_for("the automatic echoes", PATIENCE, || async {
+        let stored: Vec<_> = app.replies().await.into_iter().filter(|m| m.role == Author::System).collect();
+        (stored.len() == 3).then_some(stored)
+    })
+    .await;
+    assert!(system.iter().all(|m| m.text.as_deref() == Some("Thanks for messaging Philia!")));
+    let conversation = conversations::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert!(!conversation.handoff_active, "TikTok's automatic messages are not staff");
+
+    assert!(fake.customer_writes("conv-1", "alice", "new drops").await.delivered());
+    wait_for("the bot's next answer", PATIENCE, || async { (from_the_bot(&fake, "conv-1") > answered).then_some(()) })
+        .await;
+
+    assert!(fake.shop_sends("conv-1", "Maya here, I'll take it from here", Origin::App).await.delivered());
+    wait_for("staff to take over", PATIENCE, || async {
+        let conversation = conversations::Entity::find().one(&app.state.db).await.ok()??;
+        conversation.handoff_active.then_some(())
+    })
+    .await;
+    let before = from_the_bot(&fake, "conv-1");
+    assert!(fake.customer_writes("conv-1", "alice", "thanks!").await.delivered());
+    app.finish_jobs().await;
+    assert_eq!(from_the_bot(&fake, "conv-1"), before, "a person from the shop took over: the bot is silent");
+    app.stop().await.unwrap();
+}
+
+async fn a_removed_authorization_stops_sending_and_tells_the_team_how_to_reconnect(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let staff = staff_server().await;
+    let app = connected_app(&fake, db, redis.as_ref(), Some(&staff)).await;
+    assert!(fake.customer_writes("conv-1", "bo", "hi").await.delivered());
+    app.finish_jobs().await;
+    assert!(from_the_bot(&fake, "conv-1") >= 1);
+
+    let removed = fake.authorization_removed(1).await;
+    assert_eq!(removed.attempts, [Some(200)], "acknowledged at once");
+    let alert = wait_for("the staff alert", PATIENCE, || async {
+        staff_texts(&staff).await.into_iter().find(|t| t.contains("disconnected"))
+    })
+    .await;
+    assert!(alert.contains("the owner disconnected the app") && alert.contains("philia-bot tiktok connect"), "{alert}");
+
+    let sent_before = sends(&fake);
+    assert!(fake.customer_writes("conv-1", "bo", "hello?").await.delivered());
+    app.finish_jobs().await;
+    let replies = wait_for("the reply to be settled", PATIENCE, || async {
+        let replies = app.replies().await;
+        let last = replies.last()?.clone();
+        (last.delivery_status == Some(DeliveryStatus::NotConnected)).then_some(replies)
+    })
+    .await;
+    assert!(replies.iter().all(|r| r.delivery_status != Some(DeliveryStatus::Failed)), "{replies:#?}");
+    assert_eq!(sends(&fake), sent_before, "nothing is sent with revoked tokens");
+    let report = philia_bot::tiktok::status::report(
+        &app.state.db,
+        &app.state.settings.tiktok,
+        &app.state.tokens,
+        &app.state.http,
+    )
+    .await;
+    assert!(report.facts.iter().any(|(label, v)| *label == "account" && v.contains("DISCONNECTED")), "{report:?}");
+    assert!(report.problems.iter().any(|p| p.contains("philia-bot tiktok connect")), "{report:?}");
+    assert!(fake.authorization_removed(1).await.delivered(), "again: acknowledged");
+    assert_eq!(staff_texts(&staff).await.iter().filter(|t| t.contains("disconnected")).count(), 1, "told once");
+
+    // Connecting again brings it back.
+    let state = link(&app, false).await;
+    let code = fake.authorization_code_for(&fake.business_id());
+    assert_eq!(callback(&app, &format!("auth_code={code}&state={state}")).await.0, 200);
+    assert!(fake.customer_writes("conv-1", "bo", "still there?").await.delivered());
+    app.finish_jobs().await;
+    wait_for("a reply after reconnecting", PATIENCE, || async { (sends(&fake) > sent_before).then_some(()) }).await;
+    app.stop().await.unwrap();
+}
+
+async fn events_for_another_business_account_are_ignored_and_counted(db: TestDatabase, redis: Option<TestRedis>) {
+    let config = FakeConfig { accounts: vec!["biz_open_id".into(), "other_shop".into()], ..FakeConfig::default() };
+    let fake = FakeTikTok::start(config).await;
+    let app = connected_app(&fake, db, redis.as_ref(), None).await;
+    let other = fake.customer_writes_to_other_account("other_shop", "conv-x", "zed", "hello other shop").await;
+    assert!(other.delivered());
+    assert!(fake.customer_writes("conv-1", "amy", "hi").await.delivered());
+    app.finish_jobs().await;
+    let conversations: Vec<String> = conversations::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.tiktok_conversation_id)
+        .collect();
+    assert_eq!(conversations, ["conv-1"], "the other account's conversation is not the shop's");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"philia_webhook_requests_total{outcome="other_account"} 1"#), "{metrics}");
+    app.stop().await.unwrap();
+}
+
+async fn a_signed_event_the_bot_cannot_read_is_kept_and_acknowledged(db: TestDatabase, redis: Option<TestRedis>) {
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = connected_app(&fake, db, redis.as_ref(), None).await;
+    let unreadable = [
+        json!({"event": "im_receive_msg", "user_openid": "biz_open_id", "content": "{\"type\": \"text\"}"}),
+        json!({"event": "im_receive_msg", "content": "{oops"}),
+        json!({"content": "{}"}),
+    ];
+    for body in &unreadable {
+        let response = app.post_webhook(&body.to_string()).await;
+        assert_eq!(response.status(), 200, "{body}");
+        assert_eq!(response.json::<Value>().await.unwrap()["status"], "kept");
+    }
+    let kept = unparsed_webhooks::Entity::find().all(&app.state.db).await.unwrap();
+    assert_eq!(kept.len(), 3);
+    assert_eq!(kept[0].event.as_deref(), Some("im_receive_msg"));
+    assert!(kept[0].reason.contains("content.text.body") || kept[0].reason.contains("content."), "{:?}", kept[0]);
+    assert_eq!(kept[0].body, unreadable[0].to_string(), "kept raw");
+    assert_eq!(app.enqueued().await, 0);
+    for malformed in ["{not json", "[1, 2]"] {
+        assert_eq!(app.post_webhook(malformed).await.status(), 400, "{malformed}");
+    }
+    let unsigned = app.webhook_request().body(unreadable[0].to_string()).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401, "an unsigned event is refused, not kept");
+    assert_eq!(unparsed_webhooks::Entity::find().count(&app.state.db).await.unwrap(), 3);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains(r#"philia_webhook_requests_total{outcome="unparsed"} 3"#), "{metrics}");
+    app.stop().await.unwrap();
+}
+
+on_sqlite_and_postgres_redis!(the_operator_connects_registers_the_webhook_and_reads_the_status_from_the_command_line);
+
+async fn the_operator_connects_registers_the_webhook_and_reads_the_status_from_the_command_line(
+    db: TestDatabase,
+    _redis: Option<TestRedis>,
+) {
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], extra: &[(&str, &str)]| {
+        let mut command = philia(dir.path());
+        command
+            .arg("--config-dir")
+            .arg(repo_config_dir())
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("PHILIA_TIKTOK__API_BASE_URL", fake.uri())
+            .env("TIKTOK_CLIENT_KEY", "app_key")
+            .env("TIKTOK_CLIENT_SECRET", crate::helpers::WEBHOOK_SECRET)
+            .env("PHILIA_TIKTOK__OAUTH_REDIRECT_URL", "https://shop.example/oauth/tiktok/callback");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+    philia_bot::store::migrate_up(&sea_orm::Database::connect(&db.url).await.unwrap()).await.unwrap();
+
+    let shown = run(&["tiktok", "webhook", "show"], &[]);
+    assert!(!shown.status.success() && text(&shown).contains("webhook set"), "{}", text(&shown));
+    let set = run(&["tiktok", "webhook", "set", "https://shop.example/webhook/tiktok"], &[]);
+    assert!(set.status.success(), "{}", text(&set));
+    let shown = run(&["tiktok", "webhook", "show"], &[]);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), "https://shop.example/webhook/tiktok");
+
+    let status = run(&["tiktok", "status"], &[]);
+    let said = text(&status);
+    assert!(!status.status.success(), "not connected yet is a problem: {said}");
+    assert!(said.contains("webhook:") && said.contains("https://shop.example/webhook/tiktok"), "{said}");
+    assert!(said.contains("not connected") && said.contains("philia-bot tiktok connect"), "{said}");
+
+    let connect = run(&["tiktok", "connect"], &[]);
+    let said = String::from_utf8_lossy(&connect.stdout).into_owned();
+    assert!(connect.status.success(), "{}", text(&connect));
+    let url = said.lines().find(|l| l.starts_with("https://www.tiktok.com/v2/auth/authorize?")).expect("the link");
+    assert!(url.contains("state=") && url.contains("message.list.send"), "{url}");
+
+    let differs = run(&["tiktok", "status"], &[("TIKTOK_WEBHOOK_SECRET", "something-else")]);
+    assert!(text(&differs).contains("Unset TIKTOK_WEBHOOK_SECRET"), "{}", text(&differs));
+}
