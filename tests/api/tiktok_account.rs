@@ -206,10 +206,10 @@ async fn replicas_refreshing_at_once_spend_the_refresh_token_once(db: TestDataba
         replica.access_token().await.unwrap();
     }
     // TikTok rejected the token everywhere at once (40105): every replica asks for a refresh.
-    let refreshed = futures_util::future::join_all(replicas.iter().map(|r| r.refresh())).await;
+    let refreshed = futures_util::future::join_all(replicas.iter().map(TokenManager::refresh)).await;
     assert!(refreshed.iter().all(Result::is_ok), "{refreshed:?}");
     assert_eq!(fake.refresh_calls(), 1, "one refresh for all, its single-use token spent once");
-    let tokens: Vec<String> = futures_util::future::join_all(replicas.iter().map(|r| r.access_token()))
+    let tokens: Vec<String> = futures_util::future::join_all(replicas.iter().map(TokenManager::access_token))
         .await
         .into_iter()
         .map(Result::unwrap)
