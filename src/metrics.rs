@@ -60,6 +60,7 @@ struct Inner {
     /// Labelled with the deployment's key prefix; no sample at all when Redis is not configured (0 would
     /// read as "down").
     redis_up: Family<Vec<(&'static str, String)>, Gauge>,
+    not_sent: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -89,6 +90,7 @@ impl Metrics {
             llm_latency: latency(),
             active_holds: Gauge::default(),
             redis_up: Family::default(),
+            not_sent: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -136,6 +138,11 @@ impl Metrics {
             "1 when Redis answered at this scrape, 0 when it did not (absent without Redis); with Redis down the \
              queue gauges keep their last values",
             inner.redis_up.clone(),
+        );
+        registry.register(
+            "messages_not_sent",
+            "Messages the bot did not send, by why (quota_exhausted, throttled, not_connected, skipped)",
+            inner.not_sent.clone(),
         );
         Self { inner: Arc::new(Inner { registry, ..inner }) }
     }
@@ -188,6 +195,11 @@ impl Metrics {
     /// Whether Redis (holding keys under `prefix`) answered, read at scrape time.
     pub fn set_redis_up(&self, prefix: &str, up: bool) {
         self.inner.redis_up.get_or_create(&vec![("prefix", prefix.to_owned())]).set(i64::from(up));
+    }
+
+    /// A message the bot did not send because of one of TikTok's rules.
+    pub fn not_sent(&self, outcome: &'static str) {
+        self.inner.not_sent.get_or_create(&Outcome { outcome }).inc();
     }
 
     /// Everything, in the Prometheus text exposition format.

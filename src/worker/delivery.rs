@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
+use super::sending_rules;
 use crate::jobs::JobError;
 use crate::shop::ReplyWindow;
 use crate::state::AppState;
@@ -49,7 +50,8 @@ pub async fn send_in_order(
     messages: &[messages::Model],
     to: &CustomerConversation,
 ) -> Result<(), JobError> {
-    for message in messages {
+    // Composed within TikTok's 10 messages per customer message (pictures dropped first, texts merged).
+    for message in &sending_rules::fit_turn(state, messages, to).await? {
         if send_claimed(state, message, to).await? == Progress::Held {
             break;
         }
@@ -225,6 +227,10 @@ async fn send_claimed(
         claim.settle(DeliveryStatus::OutsideWindow, None, None).await?;
         return Ok(Progress::Settled);
     }
+    // TikTok's rules first: pictures where allowed, no send while TikTok pauses the account, the quota.
+    if sending_rules::before_send(state, message, to).await?.is_none() {
+        return Ok(Progress::Settled);
+    }
     let recipient = &conversation.tiktok_conversation_id;
     // An image carries TikTok's media id, or the URL of a photo to upload first (before the claim).
     let image_url = message.metadata.get("image_url").and_then(serde_json::Value::as_str);
@@ -234,6 +240,9 @@ async fn send_claimed(
         ("image", None, None) => Err(ApiError::Image("image reply without a media id or URL".into())),
         _ => client.send_text_guarded(recipient, message.text.as_deref().unwrap_or(""), &claim).await,
     };
+    if let Err(error) = &sent {
+        sending_rules::give_back(state, to, error).await;
+    }
     let error = match sent {
         Ok(message_id) => {
             tracing::info!(conversation = %recipient, %message_id, "reply sent");
@@ -252,8 +261,10 @@ async fn send_claimed(
         return Ok(Progress::Settled);
     }
     if error.code() == Some(codes::TOO_FAST) {
-        tracing::info!(conversation = %recipient, "TikTok: outside the reply window (40064)");
-        claim.settle(DeliveryStatus::OutsideWindow, None, error.code()).await?;
+        // Not the window (checked above) nor the quota (taken above): TikTok's per-account limit.
+        tracing::warn!(conversation = %recipient, %error, "TikTok: sending too fast (40064); pausing");
+        sending_rules::pause(state, &error).await;
+        claim.settle(DeliveryStatus::Throttled, None, error.code()).await?;
         return Ok(Progress::Settled);
     }
     match error.send_outcome() {

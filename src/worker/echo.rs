@@ -61,6 +61,8 @@ async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
         let customer = Customer { tiktok_user_id: customer_id, username: None, wrote_at: None };
         let stored = ledger::upsert_conversation(&txn, &customer, &message.conversation_id, echo.at, now).await?;
         ledger::store_received(&txn, stored.conversation.id, Role::Staff, &echo).await?;
+        // TikTok counts staff's messages against the customer's 10 too.
+        crate::shop::window::count_sent_by_staff(&txn, stored.user.id).await?;
         // A human answering from the app takes the conversation over: the bot stays out of it.
         let takeover = Handoff::Start(STAFF_TOOK_OVER);
         ledger::update_conversation(&txn, &stored.conversation, &ConversationState::Idle, takeover, now).await?;

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod echo;
 pub mod inbound;
 mod job;
+pub mod sending_rules;
 pub mod sweeper;
 
 pub use self::job::Outcome;

@@ -20,6 +20,7 @@ mod shop;
 mod shop_races;
 mod tiktok;
 mod tiktok_account;
+mod tiktok_rules;
 mod tiktok_webhook;
 mod webhook;
 mod worker;

@@ -50,6 +50,9 @@ fn live(tiktok: &mut TikTokSettings, fake: &MockServer) {
     tiktok.retry_max_delay_ms = 50;
     tiktok.send_rate_per_second = 1_000;
     tiktok.send_burst = 100;
+    // wiremock knows none of TikTok's rules: pictures are sent without asking (the stateful fake, in
+    // tiktok_rules.rs, asks).
+    tiktok.images = philia_bot::config::ImagePolicy::Always;
 }
 
 async fn live_app(fake: &MockServer, redis: Option<&TestRedis>) -> TestApp {

@@ -21,16 +21,28 @@ const PATIENCE: Duration = Duration::from_secs(15);
 
 /// An app connected to the fake's shop account the way an owner connects it, with the fake's webhooks
 /// pointed at it and, when given, a staff webhook.
-async fn connected_app(
+pub async fn connected_app(
     fake: &FakeTikTok,
     db: TestDatabase,
     redis: Option<&TestRedis>,
     staff: Option<&MockServer>,
 ) -> TestApp {
+    connected_app_with(fake, db, redis, staff, |_| {}).await
+}
+
+/// [`connected_app`], with `tweak` applied to the settings first.
+pub async fn connected_app_with(
+    fake: &FakeTikTok,
+    db: TestDatabase,
+    redis: Option<&TestRedis>,
+    staff: Option<&MockServer>,
+    tweak: impl FnOnce(&mut philia_bot::config::Settings),
+) -> TestApp {
     let mut settings = unconnected(fake, &db, redis);
     settings.tiktok.send_rate_per_second = 1_000;
     settings.tiktok.send_burst = 100;
     settings.shop.staff_webhook_url = staff.map(|s| format!("{}/staff", s.uri()));
+    tweak(&mut settings);
     let app = spawn_app_with(db, settings, Role::All).await;
     let state = link(&app, false).await;
     let code = fake.authorization_code_for(&fake.business_id());
@@ -40,21 +52,21 @@ async fn connected_app(
 }
 
 /// What the customer received from the bot (through the API) in a conversation.
-fn from_the_bot(fake: &FakeTikTok, conversation: &str) -> usize {
+pub fn from_the_bot(fake: &FakeTikTok, conversation: &str) -> usize {
     fake.received(conversation).iter().filter(|m| m.origin == Some(Origin::Api)).count()
 }
 
-fn sends(fake: &FakeTikTok) -> usize {
+pub fn sends(fake: &FakeTikTok) -> usize {
     fake.calls().iter().filter(|c| c.path == SEND_PATH).count()
 }
 
-async fn staff_server() -> MockServer {
+pub async fn staff_server() -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
     server
 }
 
-async fn staff_texts(server: &MockServer) -> Vec<String> {
+pub async fn staff_texts(server: &MockServer) -> Vec<String> {
     let requests = server.received_requests().await.unwrap();
     requests
         .iter()
