@@ -111,6 +111,21 @@ impl Bot {
         &self.chart
     }
 
+    /// Whether an LLM is configured (it is asked after the keyword router).
+    pub fn has_llm(&self) -> bool {
+        self.llm.is_some()
+    }
+
+    /// The intent of one message on its own (no conversation around it), as the router chain decides:
+    /// the keywords, then the LLM when configured and the message is not unambiguous. For `eval routing`.
+    pub async fn classify(&self, text: &str) -> self::intent::Intent {
+        let (intent, _) = self.router.route(text);
+        match &self.llm {
+            Some(llm) if !self.router.is_unambiguous(text) => llm.classify(text, &[]).await.map_or(intent, |(i, _)| i),
+            _ => intent,
+        }
+    }
+
     /// Which router decides: for the start-up line.
     pub fn router_name(&self) -> &'static str {
         if self.llm.is_some() { "keywords, then the LLM" } else { "keywords only" }
