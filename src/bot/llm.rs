@@ -24,22 +24,7 @@ use crate::metrics::Metrics;
 const MAX_INPUT_CHARS: usize = 1_000;
 
 /// The intents the model may answer, by name.
-const INTENTS: &[&str] = &[
-    "order_status",
-    "new_drops",
-    "human",
-    "availability",
-    "sizing",
-    "reserve",
-    "cancel_hold",
-    "checkout",
-    "more",
-    "faq",
-    "greeting",
-    "thanks",
-    "opt_out",
-    "unknown",
-];
+const INTENTS: &[&str] = super::intent::INTENT_NAMES;
 
 /// Why the model's answer was not used (the keyword router's answer stands).
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +212,8 @@ impl LlmRouter {
             category: c.category.filter(|cat| self.categories.contains(cat)),
             order_number: token(c.order_number, 32).filter(|n| n.starts_with("PH-")),
             item_position: c.item_position.filter(|p| (1..=9).contains(p)),
+            // Sums of money are read by code from the message, never taken from the model.
+            amount_minor: None,
         };
         Ok((intent, entities))
     }

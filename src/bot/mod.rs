@@ -1,5 +1,6 @@
 //! The conversation: what the bot answers a customer, in the shop's voice, from the shop's facts.
 
+pub mod address;
 pub mod conversation;
 pub mod facts;
 pub mod handoff;

@@ -108,7 +108,7 @@ templates! {
         item_in_pending_order: ["title"],
         cancel_done: ["title"],
         cancel_none: [],
-        checkout_done: ["order_number", "items", "total", "payment"],
+        checkout_done: ["order_number", "items", "total", "payment", "address"],
         checkout_nothing: [],
         waitlist_free: ["title", "price"],
         order_paid_notice: ["order_number"],
@@ -121,13 +121,43 @@ templates! {
         order_expired_notice: ["order_number"],
         hold_ended_notice: ["title"],
         menu_hint: [],
+        handoff_waiting: [],
+        complaint: [],
+        other_language: [],
+        unclear_twice: [],
+        price: ["title", "price"],
+        offer_firm: ["title", "price"],
+        offer_passed: ["title", "price", "offer"],
+        authentic: ["title"],
+        photos: ["title", "photo"],
+        photos_none: ["title"],
+        condition: ["title", "condition", "flaws"],
+        fact_unknown: ["title"],
+        waitlist_joined: ["title"],
+        waitlist_available: ["title"],
+        hold_length: [],
+        swap_released: ["title"],
+        swap_which: [],
+        search_intro: ["count"],
+        search_nearest: ["category", "size"],
+        size_ask: ["title"],
+        address_ask: [],
+        address_missing: ["missing"],
+        address_confirm: ["address"],
+        address_updated: ["order_number", "address"],
+        address_too_late: ["order_number"],
+        address_international: ["country"],
+        address_no_order: [],
+        order_cancelled: ["order_number"],
+        order_cancel_none: [],
+        order_cancel_human: ["order_number", "status"],
     }
 
     /// The words facts are said in inside the replies: sizes, measurements, fit beyond the chart.
     "words" Words {
         no_size: [],
         sold: [],
-        measured: ["cm", "measurement"],
+        measured: ["inches", "cm", "measurement"],
         measurements: ["measurements"],
         length: ["measured", "length"],
         length_unnamed: ["measured"],
@@ -136,6 +166,14 @@ templates! {
         size_an: ["size"],
         size_a: ["size"],
         your_order_number: [],
+        your_offer: [],
+        pieces: [],
+        from_body: ["size", "measured"],
+        field_name: [],
+        field_street: [],
+        field_city: [],
+        field_state: [],
+        field_zip: [],
     } and {
         /// Sizes that start with one of these are said with `size_an` ("an M"), others with `size_a`.
         an_before: Vec<String>,
@@ -187,9 +225,13 @@ impl Words {
         }
     }
 
-    /// One measurement: "52 cm pit to pit".
+    /// One measurement: "20.5 in (52 cm) pit to pit" (inches to the nearest half).
     pub fn say_measured(&self, measured: &Measured) -> String {
-        render(&self.measured, &[("cm", &trim_number(measured.cm)), ("measurement", &measured.name)])
+        let inches = (measured.cm / 2.54 * 2.0).round() / 2.0;
+        render(
+            &self.measured,
+            &[("inches", &trim_number(inches)), ("cm", &trim_number(measured.cm)), ("measurement", &measured.name)],
+        )
     }
 
     /// Every measurement of an item in one sentence; `None` when it has none.

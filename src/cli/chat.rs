@@ -337,6 +337,8 @@ fn state_line(state: &ConversationState, handoff: bool) -> String {
         ),
         ConversationState::AwaitingItem { .. } => "waiting for an item number".to_owned(),
         ConversationState::ViewingItem { sku } => format!("talking about {sku}"),
+        ConversationState::AwaitingAddress { .. } => "waiting for a shipping address".to_owned(),
+        ConversationState::ConfirmingAddress { .. } => "waiting for the address to be confirmed".to_owned(),
     };
     if handoff { format!("{what}; handed to a human") } else { what }
 }

@@ -436,12 +436,15 @@ pub fn describe_state(state: &ConversationState) -> String {
         ConversationState::ChoosingItem { .. } => "choosing".into(),
         ConversationState::AwaitingItem { .. } => "awaiting item".into(),
         ConversationState::ViewingItem { sku } => format!("viewing {sku}"),
+        ConversationState::AwaitingAddress { .. } => "awaiting address".into(),
+        ConversationState::ConfirmingAddress { .. } => "confirming address".into(),
     }
 }
 
 /// An order as `order:` lines match it: its status, then the shipping name and address.
 fn describe_order(order: &orders::Model) -> String {
-    format!("{:?}", order.status).to_lowercase()
+    let address = crate::shop::orders::Address::of(order).map(|a| crate::bot::address::say(&a).replace('\n', ", "));
+    format!("{} {}", format!("{:?}", order.status).to_lowercase(), address.unwrap_or_default())
 }
 
 /// Posts one webhook as TikTok would: a customer's message (`im_receive_msg`) or the echo of a message

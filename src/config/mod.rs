@@ -354,6 +354,15 @@ pub struct ShopSettings {
     pub free_shipping_over_minor: Option<i64>,
     /// Currency of items imported without one (ISO code).
     pub currency: String,
+    /// Whether offers below the price go to a person (true) or prices are firm (false).
+    #[serde(default)]
+    pub accept_offers: bool,
+    /// The country the flat shipping applies to (ISO 3166-1 alpha-2).
+    #[serde(default = "home_country")]
+    pub home_country: String,
+    /// Shipping abroad, by country code, in minor units; a country not listed gets a quote from a person.
+    #[serde(default)]
+    pub international_shipping_minor: std::collections::BTreeMap<String, i64>,
     /// Told with every new order; `{order_number}` is filled in (the FAQ says "your order number").
     pub payment_instructions: String,
     /// Days after delivery a customer may report a piece that is not as described.
@@ -371,6 +380,10 @@ pub struct ShopSettings {
     pub payment_expiry_hours: u64,
     /// Seconds between the worker's sweeps: lapsed holds and unpaid orders, and notices to retry.
     pub sweep_interval_secs: u64,
+}
+
+fn home_country() -> String {
+    "US".into()
 }
 
 /// The intent classifier: any OpenAI-compatible endpoint.
