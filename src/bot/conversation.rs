@@ -266,6 +266,9 @@ impl Bot {
 
     /// Whether a person from the shop has written in the conversation since it was handed over.
     async fn staff_wrote(&self, db: &impl ConnectionTrait, conversation: &conversations::Model) -> Result<bool, BotError> {
+        if conversation.handoff_reason.as_deref() == Some(super::handoff::STAFF_TOOK_OVER) {
+            return Ok(true);
+        }
         let mut query = messages::Entity::find()
             .filter(messages::Column::ConversationId.eq(conversation.id))
             .filter(messages::Column::Role.eq(messages::Role::Staff));
@@ -521,9 +524,10 @@ impl Bot {
                 shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, turn.now, 0, 1).await?;
             return self.about_item(db, turn, entities, newest.into_iter().next(), purpose).await;
         }
-        // "Got any …?" is a search, even right after talking about a piece.
-        let viewing = viewing.filter(|_| !self.router.is_search(&words));
         let naming = self.router.naming_words(&words);
+        // "Got any jackets?" is a search, even right after talking about a piece; "any stains?" is not.
+        let looks_elsewhere = !naming.is_empty() || entities.category.is_some();
+        let viewing = viewing.filter(|_| !(self.router.is_search(&words) && looks_elsewhere));
         // "Any jackets in a medium?" names no piece: it is a search by category and size, not a sizing
         // question about one piece ("will the jacket fit an M?" about the piece just shown still is).
         let purpose = if purpose == ItemPurpose::Sizing && naming.is_empty() && entities.category.is_some() && viewing.is_none() {
@@ -791,7 +795,7 @@ impl Bot {
                         return Ok(self.already_yours(item, hold.expires_at, turn.now));
                     }
                     holds::join_waitlist(db, turn.user.id, item.id, turn.now).await?;
-                    Ok(Decision::say(render(&t.item_on_hold, &[("title", &item.title)]), ConversationState::Idle))
+                    Ok(Decision::say(render(&t.item_on_hold, &[("title", &item.title)]), viewing))
                 }
                 ItemStatus::Sold if holds::wait_for_unpaid(db, turn.user.id, &item, turn.now).await? => {
                     Ok(self.in_pending_order(&item))
@@ -876,7 +880,7 @@ impl Bot {
     fn sold(&self, item: &items::Model) -> Decision {
         let sold = &self.replies.words.sold;
         let text = render(&self.replies.templates.item_unavailable, &[("title", &item.title), ("status", sold)]);
-        Decision::say(text, ConversationState::Idle)
+        Decision::say(text, ConversationState::ViewingItem { sku: item.sku.clone() })
     }
 
     /// "I'll take it": one conditional update decides who gets a one-of-a-kind piece.
@@ -901,7 +905,8 @@ impl Bot {
             }
             HoldOutcome::AlreadyYours { item, until } => self.already_yours(item, until, turn.now),
             HoldOutcome::HeldByOther { item } => {
-                Decision::say(render(&t.hold_taken, &[("title", &item.title)]), ConversationState::Idle)
+                let viewing = ConversationState::ViewingItem { sku: item.sku.clone() };
+                Decision::say(render(&t.hold_taken, &[("title", &item.title)]), viewing)
             }
             HoldOutcome::Sold { item } => self.sold(&item),
             HoldOutcome::InPendingOrder { item } => self.in_pending_order(&item),
@@ -923,7 +928,7 @@ impl Bot {
     /// A piece in another customer's unpaid order: reserved to everyone else, who wait for it.
     fn in_pending_order(&self, item: &items::Model) -> Decision {
         let text = render(&self.replies.templates.item_in_pending_order, &[("title", &item.title)]);
-        Decision::say(text, ConversationState::Idle)
+        Decision::say(text, ConversationState::ViewingItem { sku: item.sku.clone() })
     }
 
     /// "Cancel": the customer's holds end, and whoever waits for those pieces is told.
@@ -1309,8 +1314,15 @@ impl Bot {
                 Verdict::TooSmall => &t.fit_too_small,
                 Verdict::TooBig => &t.fit_too_big,
             };
-            let customer = w.say_size(customer_size);
+            let customer = match &a.customer_measured {
+                Some(measured) => render(&w.from_body, &[("size", &w.say_size(customer_size)), ("measured", measured)]),
+                None => w.say_size(customer_size),
+            };
             sentences.push(render(template, &[("customer_size", &customer), ("fits_like", fits_like)]));
+        }
+        // Height or weight alone ("I'm 6'2"): nothing to compare yet, so the bot asks for what it needs.
+        if a.customer.is_none() && self.router.names_body(text, &normalize(text)) {
+            sentences.push(render(&t.size_ask, &[title]));
         }
         for missing in a.missing.iter().filter(|m| **m != a.measurement) {
             sentences.push(render(&t.fit_missing_length, &[("missing", missing)]));

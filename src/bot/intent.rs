@@ -737,6 +737,9 @@ impl KeywordRouter {
                 && has_letter
                 && token.len() >= 4
                 && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                // An item number has a dash or starts with letters ("JKT-014", "SNK001"); "40in", "32x30"
+                // and "2xl" are measurements and sizes.
+                && (token.contains('-') || token.chars().take(2).all(|c| c.is_ascii_alphabetic()))
             {
                 entities.sku.get_or_insert(token);
             }
