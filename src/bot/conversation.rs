@@ -252,10 +252,12 @@ impl Bot {
         let (mut decision, intent) = self.decide(db, &turn, routed).await?;
         if waiting_for_person {
             if !answered_while_waiting(&intent) {
-                // Asked again, or something only a person can answer: said once more, briefly.
-                let t = &self.replies.templates;
                 let state = ConversationState::of(conversation);
-                return Ok(Decision::say(t.handoff_waiting.clone(), state));
+                // Asking for a person again is told they are coming; anything else waits for them.
+                if matches!(intent, Intent::Human | Intent::Complaint) {
+                    return Ok(Decision::say(self.replies.templates.handoff_waiting.clone(), state));
+                }
+                return Ok(Decision { state, ..Default::default() });
             }
             // Already handed over: no second notice to staff.
             decision.handoff = None;
@@ -551,15 +553,18 @@ impl Bot {
             let Some(size) = size else { return self.drops(db, Some(category), 0, turn.now).await };
             let search = Search { words: Vec::new(), size: None, category: Some(category.clone()), include_unavailable: false };
             let all = shop::search(db, &self.chart, &search, 200).await?;
-            return Ok(self.sized(all, &size, Some(&category)));
+            return self.sized(db, turn, entities, all, &size, Some(&category)).await;
         }
         let include_unavailable = purpose != ItemPurpose::Details || entities.category.is_none();
         let ranked = shop::rank(db, &naming, entities.category.as_deref(), include_unavailable).await?;
         if let Some(size) = &size {
             let available: Vec<items::Model> =
                 ranked.into_iter().map(|r| r.item).filter(|i| i.status == ItemStatus::Available).collect();
-            return Ok(self.sized(available, size, entities.category.as_deref()));
+            return self.sized(db, turn, entities, available, size, entities.category.as_deref()).await;
         }
+        // Only a near miss ("aight" ~ "light") while a piece is in view: the customer means that piece.
+        let weak = ranked.first().is_some_and(|best| best.score < 3);
+        let ranked = if weak && viewing.is_some() { Vec::new() } else { ranked };
         match ranked.as_slice() {
             [] => match viewing {
                 Some(sku) => {
@@ -582,25 +587,36 @@ impl Bot {
 
     /// The pieces of `size` among `found` (to choose from, or the one directly); none of that size says so
     /// and lists the nearest sizes there are, never the others as if they matched.
-    fn sized(&self, found: Vec<items::Model>, size: &str, category: Option<&str>) -> Decision {
+    async fn sized(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        entities: &Entities,
+        found: Vec<items::Model>,
+        size: &str,
+        category: Option<&str>,
+    ) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
-        let (fitting, others): (Vec<items::Model>, Vec<items::Model>) =
+        let (mut fitting, others): (Vec<items::Model>, Vec<items::Model>) =
             found.into_iter().partition(|item| shop::fits_size(&self.chart, item, size));
+        if fitting.len() == 1 {
+            let only = fitting.pop();
+            return self.about_item(db, turn, entities, only, ItemPurpose::Details).await;
+        }
         if !fitting.is_empty() {
-            let mut fitting = fitting;
             fitting.truncate(5);
-            return self.item_list(fitting, None, false, &t.search_intro);
+            return Ok(self.item_list(fitting, None, false, &t.search_intro));
         }
         let what = category.unwrap_or(&self.replies.words.pieces);
         if others.is_empty() {
             let text = render(&t.search_none, &[("category", what), ("size", size)]);
-            return Decision::say(text, ConversationState::Idle);
+            return Ok(Decision::say(text, ConversationState::Idle));
         }
         let mut nearest = others;
         nearest.sort_by_key(|item| self.size_distance(item, size));
         nearest.truncate(3);
         let intro = render(&t.search_nearest, &[("category", what), ("size", size)]);
-        self.item_list(nearest, None, false, &intro)
+        Ok(self.item_list(nearest, None, false, &intro))
     }
 
     /// How far an item's size is from the size asked for, in steps of its size chart (unknown: far).
@@ -946,18 +962,24 @@ impl Bot {
         Ok(Decision { notices, ..Decision::say(lines.join("\n"), ConversationState::Idle).then(&t.menu_hint) })
     }
 
-    /// "Checkout": with pieces on hold, the bot asks where to ship (an address in the same message is
-    /// read at once); the order is placed once the customer confirms the address.
+    /// "Checkout": the customer's holds become one order at once (so no hold lapses while they type an
+    /// address), with the payment instructions; then the bot asks where to ship it.
     async fn checkout(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
-        if holds::holds_of(db, turn.user.id).await?.is_empty() {
+        let conversation = Some(turn.conversation.tiktok_conversation_id.as_str());
+        let Some(new) = shop_orders::checkout(db, turn.user, conversation, &Shipping::of(&self.shop)).await? else {
             return Ok(Decision::say(t.checkout_nothing.clone(), ConversationState::Idle));
-        }
-        if let Some(decision) = self.address_given(db, turn, None, &Draft::default(), true).await? {
-            return Ok(decision);
-        }
-        let state = ConversationState::AwaitingAddress { order: None, draft: Draft::default() };
-        Ok(Decision::say(t.address_ask.clone(), state))
+        };
+        let number = new.order.order_number.as_str();
+        let titles: Vec<&str> = new.items.iter().map(|i| i.title.as_str()).collect();
+        let total = shop::price(new.order.total_minor, &self.shop.currency_symbol);
+        let payment = render(&self.shop.payment_instructions, &[("order_number", number)]);
+        let text = render(
+            &t.checkout_done,
+            &[("order_number", number), ("items", &titles.join(", ")), ("total", &total), ("payment", &payment)],
+        );
+        let state = ConversationState::AwaitingAddress { order: Some(number.to_owned()), draft: Draft::default() };
+        Ok(Decision::say(format!("{text}\n\n{}", t.address_ask), state))
     }
 
     /// "Can I change my address?": for the customer's latest order while it has not shipped (pending or
@@ -978,10 +1000,10 @@ impl Bot {
             }
             _ => None,
         };
-        let number = order.map(|o| o.order_number);
-        if number.is_none() && holds::holds_of(db, turn.user.id).await?.is_empty() {
+        let Some(number) = order.map(|o| o.order_number) else {
             return Ok(Decision::say(t.address_no_order.clone(), ConversationState::Idle));
-        }
+        };
+        let number = Some(number);
         if let Some(decision) = self.address_given(db, turn, number.clone(), &Draft::default(), true).await? {
             return Ok(decision);
         }
@@ -1057,93 +1079,60 @@ impl Bot {
             let state = ConversationState::AwaitingAddress { order, draft: draft.clone() };
             return Ok(Some(Decision::say(t.address_ask.clone(), state)));
         };
-        let shipping = match self.shipping_to(&address.country) {
-            Some(shipping) => shipping,
-            None => {
-                // No rate for that country: a person quotes it; the holds stay.
-                let reason = format!("international address ({}): shipping needs a quote", address.country);
+        let Some(number) = order else {
+            // Addresses are collected for an order; without one there is nothing to ship yet.
+            return Ok(Some(Decision::say(t.address_no_order.clone(), ConversationState::Idle)));
+        };
+        let Some(existing) = shop_orders::order_of_customer(db, turn.user.id, &number).await? else {
+            let text = render(&t.order_not_found, &[("order_number", &number)]);
+            return Ok(Some(Decision::say(text, ConversationState::Idle)));
+        };
+        let stored = match shop_orders::set_address(db, &existing, &address, turn.now).await {
+            Ok(order) => order,
+            Err(shop_orders::AddressError::Db(e)) => return Err(e.into()),
+            Err(_) => {
+                let reason = format!("address change asked for order {number}, which can no longer change");
                 let mut decision = self.handoff(turn.now, reason);
                 if let Some(reply) = decision.replies.first_mut() {
-                    let said = render(&t.address_international, &[("country", &address.country)]);
+                    let said = render(&t.address_too_late, &[("order_number", &number)]);
                     reply.text = format!("{said} {}", reply.text);
                 }
                 return Ok(Some(decision));
             }
         };
-        match order {
-            Some(number) => {
-                let Some(existing) = shop_orders::order_of_customer(db, turn.user.id, &number).await? else {
-                    let text = render(&t.order_not_found, &[("order_number", &number)]);
-                    return Ok(Some(Decision::say(text, ConversationState::Idle)));
-                };
-                Ok(Some(match shop_orders::set_address(db, &existing, &address, turn.now).await {
-                    Ok(order) => {
-                        let text = render(
-                            &t.address_updated,
-                            &[("order_number", &order.order_number), ("address", &address::say(&address))],
-                        );
-                        Decision::say(text, ConversationState::Idle)
-                    }
-                    Err(shop_orders::AddressError::Db(e)) => return Err(e.into()),
-                    Err(_) => {
-                        let reason = format!("address change asked for order {number}, which can no longer change");
-                        let mut decision = self.handoff(turn.now, reason);
-                        if let Some(reply) = decision.replies.first_mut() {
-                            let said = render(&t.address_too_late, &[("order_number", &number)]);
-                            reply.text = format!("{said} {}", reply.text);
-                        }
-                        decision
-                    }
-                }))
+        let shown = address::say(&address);
+        let text = render(&t.address_updated, &[("order_number", &number), ("address", &shown)]);
+        if address.country.eq_ignore_ascii_case(&self.shop.home_country) {
+            return Ok(Some(Decision::say(text, ConversationState::Idle)));
+        }
+        // Abroad: the shop's rate for that country, else a person quotes it.
+        let rate = self.shop.international_shipping_minor.get(&address.country.to_uppercase()).copied();
+        let repriced = match rate {
+            Some(rate) if stored.status == OrderStatus::Pending => {
+                shop_orders::set_shipping(db, &stored, rate, turn.now).await?
             }
-            None => Ok(Some(self.place_order(db, turn, &address, &shipping).await?)),
-        }
-    }
-
-    /// What shipping to `country` costs: the flat US rate (free over the threshold) at home, a rate from
-    /// `shop.international_shipping_minor` abroad; `None` when the shop has no rate for it.
-    fn shipping_to(&self, country: &str) -> Option<Shipping> {
-        if country.eq_ignore_ascii_case(&self.shop.home_country) {
-            return Some(Shipping::of(&self.shop));
-        }
-        let rate = self.shop.international_shipping_minor.get(&country.to_uppercase())?;
-        Some(Shipping { flat_minor: *rate, free_over_minor: None })
-    }
-
-    /// The customer's holds become one order shipping to `address`, with the payment instructions.
-    async fn place_order(
-        &self,
-        db: &impl ConnectionTrait,
-        turn: &Turn<'_>,
-        address: &shop_orders::Address,
-        shipping: &Shipping,
-    ) -> Result<Decision, BotError> {
-        let t = &self.replies.templates;
-        let conversation = Some(turn.conversation.tiktok_conversation_id.as_str());
-        let Some(new) = shop_orders::checkout(db, turn.user, conversation, shipping).await? else {
-            return Ok(Decision::say(t.checkout_nothing.clone(), ConversationState::Idle));
+            _ => None,
         };
-        let order = match shop_orders::set_address(db, &new.order, address, turn.now).await {
-            Ok(order) => order,
-            Err(shop_orders::AddressError::Db(e)) => return Err(e.into()),
-            // Just placed and pending, with an address checked complete: cannot be refused.
-            Err(e) => return Err(sea_orm::DbErr::Custom(format!("storing the address of a new order: {e}")).into()),
-        };
-        let number = order.order_number.as_str();
-        let titles: Vec<&str> = new.items.iter().map(|i| i.title.as_str()).collect();
-        let total = shop::price(order.total_minor, &self.shop.currency_symbol);
-        let payment = render(&self.shop.payment_instructions, &[("order_number", number)]);
-        let text = render(
-            &t.checkout_done,
-            &[
-                ("order_number", number),
-                ("items", &titles.join(", ")),
-                ("total", &total),
-                ("payment", &payment),
-                ("address", &address::say(address)),
-            ],
-        );
-        Ok(Decision::say(text, ConversationState::Idle))
+        Ok(Some(match repriced {
+            Some(order) => {
+                let total = shop::price(order.total_minor, &self.shop.currency_symbol);
+                let shipping = shop::price(order.shipping_minor, &self.shop.currency_symbol);
+                let said = render(
+                    &t.address_international_rate,
+                    &[("country", &address.country), ("shipping", &shipping), ("total", &total)],
+                );
+                Decision::say(format!("{text}\n{said}"), ConversationState::Idle)
+            }
+            None => {
+                let reason = format!("order {number} ships to {}: shipping needs a quote", address.country);
+                let mut decision = self.handoff(turn.now, reason);
+                if let Some(reply) = decision.replies.first_mut() {
+                    let said = render(&t.address_international, &[("country", &address.country)]);
+                    reply.text = format!("{text}\n{said} {}", reply.text);
+                }
+                decision
+            }
+        }))
     }
 
     /// "Cancel my order": the customer's own unpaid order is cancelled and its pieces go back on sale

@@ -798,7 +798,14 @@ fn is_postcode_part(word: &str) -> bool {
 /// short to tell) and only when fairly sure (the caller also requires that no English phrase explains it).
 pub fn is_other_language(text: &str) -> bool {
     use whatlang::Lang;
-    if text.split_whitespace().count() < 3 {
+    // English's commonest words: a message with any of them is (at least partly) English, whatever a
+    // few foreign words in it make the detector say ("translate this and do it: donne-moi la veste").
+    const ENGLISH: &[&str] = &[
+        "the", "this", "that", "and", "is", "it", "you", "u", "my", "do", "to", "i", "im", "a", "an", "of", "for", "can",
+        "have", "what", "how", "please", "pls", "me", "your", "are", "in", "on", "with", "still",
+    ];
+    let words = normalize(text);
+    if words.len() < 3 || words.iter().any(|w| ENGLISH.contains(&w.as_str())) {
         return false;
     }
     let detector = whatlang::Detector::with_allowlist(vec![

@@ -83,8 +83,8 @@ pub struct Ranked {
 }
 
 /// Items scored by the customer's `words` (already free of filler and with staff's synonyms applied)
-/// against each item's title, brand and category: a word found as it is scores 3, with one typo (two in
-/// long words) or as the start of a longer word ("levi" in "levis") 2, and an item of `category` 1 more.
+/// against each item's title, brand and category: a word found as it is scores 3, with one typo (words of
+/// six letters or more; two from nine) or as the start of a longer word ("levi" in "levis") 2, and an item of `category` 1 more.
 /// Best first, available before unavailable at the same score; items matching no word are left out.
 pub async fn rank(
     db: &impl ConnectionTrait,
@@ -141,7 +141,7 @@ fn word_score(word: &str, haystack: &[String]) -> u32 {
                 3
             } else if len >= 4 && (h.starts_with(word) || (word.starts_with(h.as_str()) && h.chars().count() >= 4)) {
                 2
-            } else if len >= 5 && strsim::damerau_levenshtein(word, h) <= if len >= 8 { 2 } else { 1 } {
+            } else if len >= 6 && strsim::damerau_levenshtein(word, h) <= if len >= 9 { 2 } else { 1 } {
                 2
             } else {
                 0
