@@ -57,11 +57,9 @@ impl Draft {
             .collect();
         let mut draft = Draft::default();
         // A country, as the last part or the last word(s) of it.
-        if let Some(last) = parts.last().cloned() {
-            if let Some(code) = country_of(&last) {
-                draft.country = Some(code);
-                parts.pop();
-            }
+        if let Some(code) = parts.last().and_then(|last| country_of(last)) {
+            draft.country = Some(code);
+            parts.pop();
         }
         let street_at = parts.iter().position(|p| p.chars().next().is_some_and(|c| c.is_ascii_digit()));
         let Some(street_at) = street_at else {

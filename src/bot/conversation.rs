@@ -192,7 +192,10 @@ fn complaint_reason(text: &str) -> String {
         .any(|w| words.contains(w))
     {
         "says the parcel never arrived"
-    } else if ["not as described", "stain", "damaged", "wrong item", "not in the pics", "hole"].iter().any(|w| words.contains(w)) {
+    } else if ["not as described", "stain", "damaged", "wrong item", "not in the pics", "hole"]
+        .iter()
+        .any(|w| words.contains(w))
+    {
         "says the piece is not as described"
     } else {
         "is upset"
@@ -267,7 +270,11 @@ impl Bot {
     }
 
     /// Whether a person from the shop has written in the conversation since it was handed over.
-    async fn staff_wrote(&self, db: &impl ConnectionTrait, conversation: &conversations::Model) -> Result<bool, BotError> {
+    async fn staff_wrote(
+        &self,
+        db: &impl ConnectionTrait,
+        conversation: &conversations::Model,
+    ) -> Result<bool, BotError> {
         if conversation.handoff_reason.as_deref() == Some(super::handoff::STAFF_TOOK_OVER) {
             return Ok(true);
         }
@@ -360,7 +367,7 @@ impl Bot {
         let previous = ConversationState::of(turn.conversation);
         match &previous {
             ConversationState::AwaitingAddress { order, draft } => {
-                if let Some(decision) = self.address_given(db, turn, order.clone(), draft, false).await? {
+                if let Some(decision) = self.address_given(turn, order.clone(), draft, false) {
                     return Ok((decision, Intent::Address));
                 }
             }
@@ -402,7 +409,8 @@ impl Bot {
         let mut decision = self.answer(db, turn, intent.clone(), entities, viewing).await?;
         // The piece in view, or the list just shown, stays across side questions and small talk, until
         // the customer moves to another piece.
-        let in_view = matches!(previous, ConversationState::ViewingItem { .. } | ConversationState::ChoosingItem { .. });
+        let in_view =
+            matches!(previous, ConversationState::ViewingItem { .. } | ConversationState::ChoosingItem { .. });
         if decision.state == ConversationState::Idle && in_view && keeps_view(&intent) {
             decision.state = previous;
         }
@@ -426,7 +434,9 @@ impl Bot {
             Intent::Faq(topic) => match self.router.faq_answer(&topic) {
                 // "Do you ship to Texas, and is the fleece still available?": both are answered.
                 Some(answer) => match self.router.also_about_a_piece(turn.text) {
-                    Some(also) if entities.sku.is_some() || !self.router.naming_words(&normalize(turn.text)).is_empty() => {
+                    Some(also)
+                        if entities.sku.is_some() || !self.router.naming_words(&normalize(turn.text)).is_empty() =>
+                    {
                         let mut decision = match &entities.sku {
                             Some(sku) => {
                                 let item = shop::item_by_sku(db, sku).await?;
@@ -450,7 +460,10 @@ impl Bot {
                 decision
             }
             Intent::OtherLanguage => {
-                let reason = format!("the customer wrote in another language: \"{}\"", turn.text.chars().take(200).collect::<String>());
+                let reason = format!(
+                    "the customer wrote in another language: \"{}\"",
+                    turn.text.chars().take(200).collect::<String>()
+                );
                 let mut decision = self.handoff(turn.now, reason);
                 if let Some(reply) = decision.replies.first_mut() {
                     reply.text = t.other_language.clone();
@@ -532,7 +545,11 @@ impl Bot {
         let viewing = viewing.filter(|_| !(self.router.is_search(&words) && looks_elsewhere));
         // "Any jackets in a medium?" names no piece: it is a search by category and size, not a sizing
         // question about one piece ("will the jacket fit an M?" about the piece just shown still is).
-        let purpose = if purpose == ItemPurpose::Sizing && naming.is_empty() && entities.category.is_some() && viewing.is_none() {
+        let purpose = if purpose == ItemPurpose::Sizing
+            && naming.is_empty()
+            && entities.category.is_some()
+            && viewing.is_none()
+        {
             ItemPurpose::Details
         } else {
             purpose
@@ -551,7 +568,8 @@ impl Bot {
                 return Ok(Decision::say(t.item_ask.clone(), ConversationState::AwaitingItem { purpose }));
             }
             let Some(size) = size else { return self.drops(db, Some(category), 0, turn.now).await };
-            let search = Search { words: Vec::new(), size: None, category: Some(category.clone()), include_unavailable: false };
+            let search =
+                Search { words: Vec::new(), size: None, category: Some(category.clone()), include_unavailable: false };
             let all = shop::search(db, &self.chart, &search, 200).await?;
             return self.sized(db, turn, entities, all, &size, Some(&category)).await;
         }
@@ -579,7 +597,8 @@ impl Bot {
             }
             _ => {
                 let top = ranked[0].score;
-                let tied: Vec<items::Model> = ranked.into_iter().filter(|r| r.score == top).take(5).map(|r| r.item).collect();
+                let tied: Vec<items::Model> =
+                    ranked.into_iter().filter(|r| r.score == top).take(5).map(|r| r.item).collect();
                 Ok(self.item_list(tied, None, false, &t.search_intro))
             }
         }
@@ -873,7 +892,9 @@ impl Bot {
                 None => render(&t.photos_none, &[title]),
             });
         }
-        if self.router.asks_about(&words, "flaws") || sentences.is_empty() && self.router.asks_about(&words, "condition") {
+        if self.router.asks_about(&words, "flaws")
+            || sentences.is_empty() && self.router.asks_about(&words, "condition")
+        {
             let flaws = match item.flaws.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
                 Some(flaws) => render(&t.flaws_listed, &[("flaws", flaws.trim_end_matches('.'))]),
                 None => t.no_flaws.clone(),
@@ -1004,35 +1025,37 @@ impl Bot {
             return Ok(Decision::say(t.address_no_order.clone(), ConversationState::Idle));
         };
         let number = Some(number);
-        if let Some(decision) = self.address_given(db, turn, number.clone(), &Draft::default(), true).await? {
+        if let Some(decision) = self.address_given(turn, number.clone(), &Draft::default(), true) {
             return Ok(decision);
         }
-        Ok(Decision::say(t.address_ask.clone(), ConversationState::AwaitingAddress { order: number, draft: Draft::default() }))
+        Ok(Decision::say(
+            t.address_ask.clone(),
+            ConversationState::AwaitingAddress { order: number, draft: Draft::default() },
+        ))
     }
 
     /// The customer sent (part of) a name and address. `None` when the message is no address at all
     /// (the turn is routed as usual). With everything a label needs it is shown back to confirm; a
     /// missing field is asked for by name.
-    async fn address_given(
+    fn address_given(
         &self,
-        _db: &impl ConnectionTrait,
         turn: &Turn<'_>,
         order: Option<String>,
         earlier: &Draft,
         only_complete_parts: bool,
-    ) -> Result<Option<Decision>, BotError> {
+    ) -> Option<Decision> {
         let t = &self.replies.templates;
         let parsed = Draft::parse(turn.text, |w| self.router.country(w));
         if parsed.is_empty() {
-            return Ok(None);
+            return None;
         }
         // In the middle of a checkout message ("checkout pls") a lone name is no address.
         if only_complete_parts && parsed.line1.is_none() {
-            return Ok(None);
+            return None;
         }
         // A name alone while the bot waits for an address, unless the words mean something else.
         if parsed.line1.is_none() && self.router.route(turn.text).0 != Intent::Unknown {
-            return Ok(None);
+            return None;
         }
         let draft = parsed.or(earlier);
         let missing = draft.missing();
@@ -1049,11 +1072,11 @@ impl Bot {
                 })
                 .collect();
             let text = render(&t.address_missing, &[("missing", &said.join(", "))]);
-            return Ok(Some(Decision::say(text, ConversationState::AwaitingAddress { order, draft })));
+            return Some(Decision::say(text, ConversationState::AwaitingAddress { order, draft }));
         }
         let shown = draft.complete().map(|a| address::say(&a)).unwrap_or_default();
         let text = render(&t.address_confirm, &[("address", &shown)]);
-        Ok(Some(Decision::say(text, ConversationState::ConfirmingAddress { order, draft })))
+        Some(Decision::say(text, ConversationState::ConfirmingAddress { order, draft }))
     }
 
     /// The customer answered the address shown back: yes places the order (or changes the address); a
@@ -1073,7 +1096,7 @@ impl Bot {
             return Ok(Some(Decision::say(t.address_ask.clone(), state)));
         }
         if !self.router.is_yes(&words) {
-            return self.address_given(db, turn, order, &Draft::default(), true).await;
+            return Ok(self.address_given(turn, order, &Draft::default(), true));
         }
         let Some(address) = draft.complete() else {
             let state = ConversationState::AwaitingAddress { order, draft: draft.clone() };
@@ -1161,7 +1184,14 @@ impl Bot {
             }
             return Ok(decision);
         }
-        let moved = match shop_orders::set_status(db, &order.order_number, shop_orders::Move::to(OrderStatus::Cancelled), turn.now).await {
+        let moved = match shop_orders::set_status(
+            db,
+            &order.order_number,
+            shop_orders::Move::to(OrderStatus::Cancelled),
+            turn.now,
+        )
+        .await
+        {
             Ok(moved) => moved,
             Err(shop_orders::StatusError::Db(e)) => return Err(e.into()),
             // Paid or cancelled by staff a moment ago: a person sorts it out.
@@ -1169,7 +1199,8 @@ impl Bot {
                 let mut decision = self.handoff(turn.now, format!("cancelling order {}: {e}", order.order_number));
                 if let Some(reply) = decision.replies.first_mut() {
                     let status = self.replies.order_statuses.say(order.status);
-                    let said = render(&t.order_cancel_human, &[("order_number", &order.order_number), ("status", status)]);
+                    let said =
+                        render(&t.order_cancel_human, &[("order_number", &order.order_number), ("status", status)]);
                     reply.text = format!("{said} {}", reply.text);
                 }
                 return Ok(decision);

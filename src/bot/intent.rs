@@ -592,7 +592,8 @@ impl KeywordRouter {
             return Some(code.clone());
         }
         let code = text.trim();
-        (code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase())).then(|| code.to_owned())
+        (code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()))
+            .then(|| code.to_owned())
             .filter(|c| self.countries.values().any(|v| v == c))
     }
 
@@ -645,8 +646,10 @@ impl KeywordRouter {
                     Intent::Offer if entities.amount_minor.is_some() && score > 0 => score += 4,
                     // "Got any jordans size 11?" looks through the stock; "I'm a size 10" is the customer.
                     Intent::Sizing if !searching && self.names_body(text, &words) => score += 4,
-                    Intent::NewDrops if searching && entities.category.is_some() && self.naming_words(&words).is_empty() => {
-                        score += 3
+                    Intent::NewDrops
+                        if searching && entities.category.is_some() && self.naming_words(&words).is_empty() =>
+                    {
+                        score += 3;
                     }
                     Intent::Address if self.looks_like_address(&words) => score += 6,
                     _ => {}
@@ -695,9 +698,11 @@ impl KeywordRouter {
     /// Whether the customer gives their own measurements, height or weight ("my chest is 40in", "6'2",
     /// "32x30", "170 lbs", "eu 43").
     pub fn names_body(&self, text: &str, words: &[String]) -> bool {
-        let feet = text.as_bytes().windows(3).any(|w| {
-            w[0].is_ascii_digit() && matches!(w[1], b'\'' | b'"') && w[2].is_ascii_digit()
-        }) || text.contains('’') && text.chars().any(|c| c.is_ascii_digit());
+        let feet = text
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'\'' | b'"') && w[2].is_ascii_digit())
+            || text.contains('’') && text.chars().any(|c| c.is_ascii_digit());
         let waist_by_leg = words.iter().any(|w| {
             w.split_once('x').is_some_and(|(a, b)| {
                 a.len() == 2 && b.len() == 2 && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit())
@@ -772,17 +777,21 @@ fn amount(text: &str, words: &[String]) -> Option<i64> {
             }
         }
     }
-    words.windows(2).find_map(|w| {
-        let before = matches!(w[0].as_str(), "take" | "do" | "for" | "at" | "pay" | "offer");
-        let number = w[1].chars().all(|c| c.is_ascii_digit()) && (2..=5).contains(&w[1].len());
-        (before && number).then(|| to_minor(&w[1])).flatten()
-    })
-    .or_else(|| {
-        words.windows(2).find_map(|w| {
-            let number = w[0].chars().all(|c| c.is_ascii_digit()) && (2..=5).contains(&w[0].len());
-            (number && matches!(w[1].as_str(), "dollars" | "usd" | "bucks" | "shipped")).then(|| to_minor(&w[0])).flatten()
+    words
+        .windows(2)
+        .find_map(|w| {
+            let before = matches!(w[0].as_str(), "take" | "do" | "for" | "at" | "pay" | "offer");
+            let number = w[1].chars().all(|c| c.is_ascii_digit()) && (2..=5).contains(&w[1].len());
+            (before && number).then(|| to_minor(&w[1])).flatten()
         })
-    })
+        .or_else(|| {
+            words.windows(2).find_map(|w| {
+                let number = w[0].chars().all(|c| c.is_ascii_digit()) && (2..=5).contains(&w[0].len());
+                (number && matches!(w[1].as_str(), "dollars" | "usd" | "bucks" | "shipped"))
+                    .then(|| to_minor(&w[0]))
+                    .flatten()
+            })
+        })
 }
 
 /// Half of a UK or Canadian postcode ("m5h", "2n2", "sw1a", "1aa").
@@ -801,8 +810,8 @@ pub fn is_other_language(text: &str) -> bool {
     // English's commonest words: a message with any of them is (at least partly) English, whatever a
     // few foreign words in it make the detector say ("translate this and do it: donne-moi la veste").
     const ENGLISH: &[&str] = &[
-        "the", "this", "that", "and", "is", "it", "you", "u", "my", "do", "to", "i", "im", "a", "an", "of", "for", "can",
-        "have", "what", "how", "please", "pls", "me", "your", "are", "in", "on", "with", "still",
+        "the", "this", "that", "and", "is", "it", "you", "u", "my", "do", "to", "i", "im", "a", "an", "of", "for",
+        "can", "have", "what", "how", "please", "pls", "me", "your", "are", "in", "on", "with", "still",
     ];
     let words = normalize(text);
     if words.len() < 3 || words.iter().any(|w| ENGLISH.contains(&w.as_str())) {

@@ -99,7 +99,8 @@ pub async fn rank(
     if !include_unavailable {
         query = query.filter(items::Column::Status.eq(ItemStatus::Available));
     }
-    let all = query.order_by_desc(items::Column::DroppedAt).order_by_asc(items::Column::Id).limit(RANK_SCAN).all(db).await?;
+    let all =
+        query.order_by_desc(items::Column::DroppedAt).order_by_asc(items::Column::Id).limit(RANK_SCAN).all(db).await?;
     let mut ranked: Vec<Ranked> = all
         .into_iter()
         .filter_map(|item| {
@@ -139,9 +140,9 @@ fn word_score(word: &str, haystack: &[String]) -> u32 {
         .map(|h| {
             if h == word {
                 3
-            } else if len >= 4 && (h.starts_with(word) || (word.starts_with(h.as_str()) && h.chars().count() >= 4)) {
-                2
-            } else if len >= 6 && strsim::damerau_levenshtein(word, h) <= if len >= 9 { 2 } else { 1 } {
+            } else if (len >= 4 && (h.starts_with(word) || (word.starts_with(h.as_str()) && h.chars().count() >= 4)))
+                || (len >= 6 && strsim::damerau_levenshtein(word, h) <= if len >= 9 { 2 } else { 1 })
+            {
                 2
             } else {
                 0

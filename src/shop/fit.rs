@@ -370,7 +370,8 @@ impl Chart {
     /// pit to pit, a waist ("32x30", "32 waist") for one that goes by the waist.
     fn body_size(&self, text: &str) -> Option<(usize, String)> {
         let lower = text.to_lowercase().replace('"', " in ");
-        let tokens: Vec<&str> = lower.split(|c: char| !(c.is_alphanumeric() || c == '.')).filter(|t| !t.is_empty()).collect();
+        let tokens: Vec<&str> =
+            lower.split(|c: char| !(c.is_alphanumeric() || c == '.')).filter(|t| !t.is_empty()).collect();
         // "40in", "40 in", "40 inches", "40 inch"
         let inches = tokens.iter().enumerate().find_map(|(i, token)| {
             let digits = token.trim_end_matches(|c: char| c.is_ascii_alphabetic());
@@ -381,7 +382,9 @@ impl Chart {
         });
         match self.measurement.as_str() {
             "pit_to_pit" if tokens.contains(&"chest") => {
-                let chest = inches.or_else(|| tokens.iter().filter_map(|t| t.parse::<f64>().ok()).find(|v| (28.0..=60.0).contains(v)))?;
+                let chest = inches.or_else(|| {
+                    tokens.iter().filter_map(|t| t.parse::<f64>().ok()).find(|v| (28.0..=60.0).contains(v))
+                })?;
                 // The garment lying flat: half the chest, plus a little room to move.
                 let place = self.place(chest * 2.54 / 2.0 + EASE_CM);
                 let index = match place {
@@ -394,15 +397,16 @@ impl Chart {
             "waist" => {
                 let by_leg = tokens.iter().find_map(|t| {
                     let (w, l) = t.split_once('x')?;
-                    (w.parse::<u32>().ok()?, l.parse::<u32>().ok()?);
-                    Some(w.to_owned())
+                    let numbers = w.parse::<u32>().is_ok() && l.parse::<u32>().is_ok();
+                    numbers.then(|| w.to_owned())
                 });
                 let waist = by_leg.or_else(|| {
                     tokens.contains(&"waist").then(|| inches.map(trim_number)).flatten().or_else(|| {
                         let at = tokens.iter().position(|t| *t == "waist")?;
-                        [at.checked_sub(1), Some(at + 1)].into_iter().flatten().find_map(|i| {
-                            tokens.get(i).filter(|t| t.parse::<u32>().is_ok()).map(|t| (*t).to_owned())
-                        })
+                        [at.checked_sub(1), Some(at + 1)]
+                            .into_iter()
+                            .flatten()
+                            .find_map(|i| tokens.get(i).filter(|t| t.parse::<u32>().is_ok()).map(|t| (*t).to_owned()))
                     })
                 })?;
                 Some((self.find(&waist)?, format!("{waist} in waist")))

@@ -16,7 +16,6 @@ use crate::state::AppState;
 use crate::store::entities::messages::Role;
 use crate::store::ledger::{self, Customer, Event, Handoff};
 
-
 /// Runs the echo job for one message the business sent.
 pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
     let lease = match Lease::take(state, &message.idempotency_key).await? {

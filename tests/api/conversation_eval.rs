@@ -34,7 +34,10 @@ fn a_failed_expectation_is_named_with_its_file_and_line() {
     let output = philia(root).args(["eval", "conversations"]).arg(dir.path()).output().unwrap();
     let said = text(&output);
     assert!(!output.status.success(), "{said}");
-    assert!(said.contains("wrong.txt:2: after \"hi\": expected a reply containing \"this text is never said\""), "{said}");
+    assert!(
+        said.contains("wrong.txt:2: after \"hi\": expected a reply containing \"this text is never said\""),
+        "{said}"
+    );
     assert!(said.contains("0/1 conversations passed"), "{said}");
 }
 

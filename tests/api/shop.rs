@@ -273,11 +273,16 @@ async fn fit_advice_compares_real_measurements_with_the_chart(db: TestDatabase) 
     stock(&app, "TEE-009", "Boxy blank tee", "tee", "L", json!({})).await;
 
     let details = say(&app, "kim", "is JKT-001 available?").await;
-    assert!(details.contains("tagged L. Heads up: it measures 20.5 in (52 cm) pit to pit, so it fits like an M."), "{details}");
+    assert!(
+        details.contains("tagged L. Heads up: it measures 20.5 in (52 cm) pit to pit, so it fits like an M."),
+        "{details}"
+    );
     assert!(details.contains("Condition: great. Flaws: tiny mark on the cuff."), "{details}");
     let fit = say(&app, "kim", "I'm usually a M, will it fit?").await;
     assert!(
-        fit.contains("Carhartt Detroit jacket is tagged L, but it measures 20.5 in (52 cm) pit to pit, so it fits like an M."),
+        fit.contains(
+            "Carhartt Detroit jacket is tagged L, but it measures 20.5 in (52 cm) pit to pit, so it fits like an M."
+        ),
         "{fit}"
     );
     assert!(fit.contains("You're usually an M, so yes: it should fit you ✅"), "{fit}");
