@@ -318,6 +318,8 @@ impl Bot {
                     amount_minor: entities.amount_minor,
                 },
             )),
+            // Skipped by the circuit breaker: said once, when it opened.
+            Err(super::llm::LlmError::CircuitOpen) => Ok((intent, entities)),
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), fallback = %intent.name(), "LLM router failed; using the keywords");
                 Ok(Routed(intent, entities))

@@ -496,13 +496,16 @@ mod tests {
         let words = shipped().words;
         let inseam = Measured { name: "inseam".into(), cm: 81.0 };
         let all = [Measured { name: "pit to pit".into(), cm: 58.0 }, Measured { name: "length".into(), cm: 70.5 }];
-        assert_eq!(words.say_measurements(&all).as_deref(), Some("Measures 58 cm pit to pit, 70.5 cm length."));
+        assert_eq!(
+            words.say_measurements(&all).as_deref(),
+            Some("Measures 23 in (58 cm) pit to pit, 28 in (70.5 cm) length.")
+        );
         assert_eq!(words.say_measurements(&[]), None);
         assert_eq!(
             words.say_length(&Length { measured: inseam.clone(), name: Some("regular".into()) }),
-            "81 cm inseam, regular length."
+            "32 in (81 cm) inseam, regular length."
         );
-        assert_eq!(words.say_length(&Length { measured: inseam, name: None }), "81 cm inseam.");
+        assert_eq!(words.say_length(&Length { measured: inseam, name: None }), "32 in (81 cm) inseam.");
     }
 
     #[test]
@@ -510,9 +513,10 @@ mod tests {
         let time = shipped().time;
         let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
         let now = at("2026-11-23 11:00"); // a Monday
-        assert_eq!(time.say_moment(at("2026-11-23 15:45"), now), "3:45 PM");
-        assert_eq!(time.say_moment(at("2026-11-24 09:10"), now), "tomorrow 9:10 AM");
-        assert_eq!(time.say_moment(at("2026-11-27 09:10"), now), "Friday 9:10 AM");
+        // The day and the time zone are said, so nobody misreads a hold's end.
+        assert_eq!(time.say_moment(at("2026-11-23 15:45"), now), "3:45 PM ET today");
+        assert_eq!(time.say_moment(at("2026-11-24 09:10"), now), "9:10 AM ET tomorrow");
+        assert_eq!(time.say_moment(at("2026-11-27 09:10"), now), "Friday 9:10 AM ET");
         assert_eq!(time.say_closing(19), "19:00");
     }
 

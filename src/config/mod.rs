@@ -402,6 +402,20 @@ pub struct LlmSettings {
     pub system_prompt: String,
     /// Earlier messages of the conversation sent along as context.
     pub history_messages: u64,
+    /// Failed classifications in a row that open the circuit breaker (the model is skipped).
+    #[serde(default = "breaker_failures")]
+    pub breaker_failures: u32,
+    /// Seconds the model is skipped once the breaker opens.
+    #[serde(default = "breaker_cool_down_secs")]
+    pub breaker_cool_down_secs: u64,
+}
+
+fn breaker_failures() -> u32 {
+    3
+}
+
+fn breaker_cool_down_secs() -> u64 {
+    60
 }
 
 /// Conventional environment variable names and the fields they set.

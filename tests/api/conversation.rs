@@ -249,6 +249,33 @@ mod with_an_llm {
     }
 
     #[tokio::test]
+    async fn a_failing_model_is_skipped_after_three_failures_and_metrics_show_it() {
+        let fake = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&fake)
+            .await;
+        let app = app_with_llm(&fake).await;
+        item(&app, "JKT-002", "Vintage Levi's trucker jacket", "jacket", 2, 6_000).await;
+        for _ in 0..3 {
+            assert!(say(&app, "hana", "is JKT-002 still available").await.contains("still available"));
+        }
+        // Three failed classifications (each with its retry, and the client's own retries) opened it.
+        let asked = fake.received_requests().await.unwrap().len();
+        assert!(asked >= 6, "each classification is tried twice: {asked} requests");
+        let started = std::time::Instant::now();
+        let reply = say(&app, "hana", "how much is JKT-002").await;
+        assert!(reply.contains("$60"), "the keywords answer: {reply}");
+        assert_eq!(fake.received_requests().await.unwrap().len(), asked, "the model is not asked while open");
+        assert!(started.elapsed() < std::time::Duration::from_millis(600), "no timeout waited");
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("philia_llm_calls_total{outcome=\"circuit_opened\"} 1"), "{metrics}");
+        assert!(metrics.contains("philia_llm_calls_total{outcome=\"skipped\"} 1"), "{metrics}");
+        app.stop().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_valid_classification_is_used_with_the_facts_from_the_database() {
         let fake = MockServer::start().await;
         let answer = json!({"intent": "availability", "faq_topic": null, "sku": "JKT-002", "size": null,
