@@ -5,7 +5,8 @@ use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
-use super::intent::{Entities, Intent};
+use super::address::{self, Draft, Field};
+use super::intent::{Entities, Intent, normalize};
 use super::llm::Speaker;
 use super::replies::render;
 use super::{Bot, BotError, Reply};
@@ -36,6 +37,20 @@ pub enum ConversationState {
     AwaitingItem { purpose: ItemPurpose },
     /// The bot just talked about this piece: "I'll take it" or "will it fit?" means it.
     ViewingItem { sku: String },
+    /// Checkout: the bot asked where to ship, for a new order or (with `order`) to change that order's
+    /// address; `draft` holds what the customer gave so far.
+    AwaitingAddress {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order: Option<String>,
+        #[serde(default)]
+        draft: Draft,
+    },
+    /// The bot showed the address back and waits for a yes (or a corrected address).
+    ConfirmingAddress {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order: Option<String>,
+        draft: Draft,
+    },
 }
 
 /// The next page of "new drops".
@@ -59,6 +74,11 @@ pub enum ItemPurpose {
     Details,
     Sizing,
     Reserve,
+    Price,
+    Offer,
+    /// Flaws, authenticity, pictures: facts other than the fit.
+    Facts,
+    Waitlist,
 }
 
 /// A customer's message, in its conversation.
@@ -107,12 +127,87 @@ fn purpose_of(intent: &Intent) -> ItemPurpose {
     match intent {
         Intent::Sizing => ItemPurpose::Sizing,
         Intent::Reserve => ItemPurpose::Reserve,
+        Intent::Price => ItemPurpose::Price,
+        Intent::Offer => ItemPurpose::Offer,
+        Intent::Details => ItemPurpose::Facts,
+        Intent::Waitlist => ItemPurpose::Waitlist,
         _ => ItemPurpose::Details,
     }
 }
 
+/// Answers that leave the piece in view (or the list just shown) where it was: a side question, small
+/// talk, a message the bot did not understand.
+fn keeps_view(intent: &Intent) -> bool {
+    matches!(
+        intent,
+        Intent::Faq(_)
+            | Intent::Unknown
+            | Intent::Thanks
+            | Intent::Greeting
+            | Intent::Human
+            | Intent::OrderStatus
+            | Intent::Complaint
+            | Intent::OtherLanguage
+            | Intent::Offer
+            | Intent::Price
+            | Intent::Details
+            | Intent::Sizing
+            | Intent::Availability
+            | Intent::Waitlist
+    )
+}
+
+/// What the bot keeps answering after a customer asked for a person, until one from the shop writes:
+/// the shop's own questions, which need no person.
+fn answered_while_waiting(intent: &Intent) -> bool {
+    matches!(
+        intent,
+        Intent::Availability
+            | Intent::Price
+            | Intent::Sizing
+            | Intent::Details
+            | Intent::Reserve
+            | Intent::Waitlist
+            | Intent::Swap
+            | Intent::CancelHold
+            | Intent::CancelOrder
+            | Intent::Checkout
+            | Intent::Address
+            | Intent::OrderStatus
+            | Intent::NewDrops
+            | Intent::More
+            | Intent::Faq(_)
+            | Intent::Thanks
+            | Intent::OptOut
+    )
+}
+
+/// Why a complaint goes to a person, for the staff notice.
+fn complaint_reason(text: &str) -> String {
+    let words = normalize(text).join(" ");
+    let kind = if ["refund", "money back", "chargeback", "dispute"].iter().any(|w| words.contains(w)) {
+        "wants a refund"
+    } else if ["delivered", "never got", "never received", "didnt get", "didnt receive", "not received"]
+        .iter()
+        .any(|w| words.contains(w))
+    {
+        "says the parcel never arrived"
+    } else if ["not as described", "stain", "damaged", "wrong item", "not in the pics", "hole"]
+        .iter()
+        .any(|w| words.contains(w))
+    {
+        "says the piece is not as described"
+    } else {
+        "is upset"
+    };
+    let quoted: String = text.chars().take(200).collect();
+    format!("complaint: the customer {kind}: \"{quoted}\"")
+}
+
 impl Bot {
     /// Decides one turn. Facts (items, prices, orders, holds) come from `db`, only for this customer.
+    /// In a handoff the bot is silent once a person from the shop has written; until then it keeps
+    /// answering the shop's own questions (stock, price, holds, checkout, orders).
     pub async fn respond(&self, db: &impl ConnectionTrait, turn: Turn<'_>) -> Result<Decision, BotError> {
         let routed = self.route(db, Some(turn.conversation.id), turn.text, true).await?;
         self.respond_routed(db, turn, routed).await
@@ -146,16 +241,50 @@ impl Bot {
     ) -> Result<Decision, BotError> {
         let conversation = turn.conversation;
         let mut released = false;
+        let mut waiting_for_person = false;
         if conversation.handoff_active {
             let quiet = Duration::hours(self.shop.handoff_quiet_hours as i64);
             match conversation.handoff_at {
                 Some(at) if turn.now - at >= quiet => released = true,
-                _ => return Ok(Decision { state: ConversationState::of(conversation), ..Default::default() }),
+                _ if self.staff_wrote(db, conversation).await? => {
+                    return Ok(Decision { state: ConversationState::of(conversation), ..Default::default() });
+                }
+                _ => waiting_for_person = true,
             }
         }
-        let mut decision = self.decide(db, &turn, routed).await?;
+        let (mut decision, intent) = self.decide(db, &turn, routed).await?;
+        if waiting_for_person {
+            if !answered_while_waiting(&intent) {
+                let state = ConversationState::of(conversation);
+                // Asking for a person again is told they are coming; anything else waits for them.
+                if matches!(intent, Intent::Human | Intent::Complaint) {
+                    return Ok(Decision::say(self.replies.templates.handoff_waiting.clone(), state));
+                }
+                return Ok(Decision { state, ..Default::default() });
+            }
+            // Already handed over: no second notice to staff.
+            decision.handoff = None;
+        }
         decision.handoff_released = released;
         Ok(decision)
+    }
+
+    /// Whether a person from the shop has written in the conversation since it was handed over.
+    async fn staff_wrote(
+        &self,
+        db: &impl ConnectionTrait,
+        conversation: &conversations::Model,
+    ) -> Result<bool, BotError> {
+        if conversation.handoff_reason.as_deref() == Some(super::handoff::STAFF_TOOK_OVER) {
+            return Ok(true);
+        }
+        let mut query = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(conversation.id))
+            .filter(messages::Column::Role.eq(messages::Role::Staff));
+        if let Some(at) = conversation.handoff_at {
+            query = query.filter(messages::Column::CreatedAt.gte(at));
+        }
+        Ok(query.one(db).await?.is_some())
     }
 
     /// The router chain: menu number and keywords, then the LLM when configured. The model's answer is
@@ -186,8 +315,11 @@ impl Bot {
                     category: llm_entities.category.or(entities.category),
                     order_number: llm_entities.order_number.or(entities.order_number),
                     item_position: llm_entities.item_position.or(entities.item_position),
+                    amount_minor: entities.amount_minor,
                 },
             )),
+            // Skipped by the circuit breaker: said once, when it opened.
+            Err(super::llm::LlmError::CircuitOpen) => Ok((intent, entities)),
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), fallback = %intent.name(), "LLM router failed; using the keywords");
                 Ok(Routed(intent, entities))
@@ -226,34 +358,65 @@ impl Bot {
             .collect())
     }
 
-    async fn decide(&self, db: &impl ConnectionTrait, turn: &Turn<'_>, routed: Routed) -> Result<Decision, BotError> {
+    /// One turn: what the conversation waits for first (an address, its confirmation, a pick from a
+    /// list), then the intent. Returns the intent too, for the handoff rules.
+    async fn decide(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        routed: Routed,
+    ) -> Result<(Decision, Intent), BotError> {
+        let previous = ConversationState::of(turn.conversation);
+        match &previous {
+            ConversationState::AwaitingAddress { order, draft } => {
+                if let Some(decision) = self.address_given(turn, order.clone(), draft, false) {
+                    return Ok((decision, Intent::Address));
+                }
+            }
+            ConversationState::ConfirmingAddress { order, draft } => {
+                if let Some(decision) = self.address_confirmed(db, turn, order.clone(), draft).await? {
+                    return Ok((decision, Intent::Address));
+                }
+            }
+            _ => {}
+        }
         let Routed(intent, entities) = routed;
         let mut viewing = None;
-        match ConversationState::of(turn.conversation) {
+        match &previous {
             ConversationState::ChoosingItem { candidates, more } => {
                 if intent == Intent::More {
-                    return match more {
-                        Some(page) => self.drops(db, page.category, page.offset, turn.now).await,
-                        None => Ok(Decision::say(self.replies.templates.drops_end.clone(), ConversationState::Idle)),
+                    let decision = match more {
+                        Some(page) => self.drops(db, page.category.clone(), page.offset, turn.now).await?,
+                        None => Decision::say(self.replies.templates.drops_end.clone(), ConversationState::Idle),
                     };
+                    return Ok((decision, intent));
                 }
                 let position = self.router.menu_choice(turn.text).or(entities.item_position);
                 if let Some(sku) = position.and_then(|n| candidates.get((n as usize).checked_sub(1)?)) {
                     let item = shop::item_by_sku(db, sku).await?;
-                    return self.about_item(db, turn, &entities, item, purpose_of(&intent)).await;
+                    let decision = self.about_item(db, turn, &entities, item, purpose_of(&intent)).await?;
+                    return Ok((decision, intent));
                 }
             }
             ConversationState::AwaitingOrderNumber if entities.order_number.is_some() => {
-                return self.order_status(db, turn.user, &entities).await;
+                return Ok((self.order_status(db, turn.user, &entities).await?, intent));
             }
             ConversationState::AwaitingItem { purpose } if entities.sku.is_some() => {
                 let item = shop::item_by_sku(db, entities.sku.as_deref().unwrap_or_default()).await?;
-                return self.about_item(db, turn, &entities, item, purpose).await;
+                return Ok((self.about_item(db, turn, &entities, item, *purpose).await?, intent));
             }
-            ConversationState::ViewingItem { sku } => viewing = Some(sku),
+            ConversationState::ViewingItem { sku } => viewing = Some(sku.clone()),
             _ => {}
         }
-        self.answer(db, turn, intent, entities, viewing).await
+        let mut decision = self.answer(db, turn, intent.clone(), entities, viewing).await?;
+        // The piece in view, or the list just shown, stays across side questions and small talk, until
+        // the customer moves to another piece.
+        let in_view =
+            matches!(previous, ConversationState::ViewingItem { .. } | ConversationState::ChoosingItem { .. });
+        if decision.state == ConversationState::Idle && in_view && keeps_view(&intent) {
+            decision.state = previous;
+        }
+        Ok((decision, intent))
     }
 
     async fn answer(
@@ -267,14 +430,48 @@ impl Bot {
         let t = &self.replies.templates;
         Ok(match intent {
             Intent::Greeting => self.menu_decision(None),
-            Intent::Unknown => self.menu_decision(Some(t.unknown.clone())),
+            Intent::Unknown => self.unclear(db, turn).await?,
             Intent::Thanks => Decision::say(t.thanks.clone(), ConversationState::Idle),
             Intent::OptOut => Decision { opt_out: true, ..Decision::say(t.opt_out.clone(), ConversationState::Idle) },
             Intent::Faq(topic) => match self.router.faq_answer(&topic) {
-                Some(answer) => Decision::say(answer.to_owned(), ConversationState::Idle),
+                // "Do you ship to Texas, and is the fleece still available?": both are answered.
+                Some(answer) => match self.router.also_about_a_piece(turn.text) {
+                    Some(also)
+                        if entities.sku.is_some() || !self.router.naming_words(&normalize(turn.text)).is_empty() =>
+                    {
+                        let mut decision = match &entities.sku {
+                            Some(sku) => {
+                                let item = shop::item_by_sku(db, sku).await?;
+                                self.about_item(db, turn, &entities, item, purpose_of(&also)).await?
+                            }
+                            None => self.item_by_description(db, turn, &entities, purpose_of(&also), None).await?,
+                        };
+                        decision.replies.insert(0, Reply { text: answer.to_owned(), image_url: None });
+                        decision
+                    }
+                    _ => Decision::say(answer.to_owned(), ConversationState::Idle),
+                },
                 None => self.menu_decision(Some(t.unknown.clone())),
             },
-            Intent::Human => self.handoff(turn.now, "the customer asked for a human".into()),
+            Intent::Human => self.handoff(turn.now, "the customer asked for a person".into()),
+            Intent::Complaint => {
+                let mut decision = self.handoff(turn.now, complaint_reason(turn.text));
+                if let Some(reply) = decision.replies.first_mut() {
+                    reply.text = format!("{} {}", t.complaint, reply.text);
+                }
+                decision
+            }
+            Intent::OtherLanguage => {
+                let reason = format!(
+                    "the customer wrote in another language: \"{}\"",
+                    turn.text.chars().take(200).collect::<String>()
+                );
+                let mut decision = self.handoff(turn.now, reason);
+                if let Some(reply) = decision.replies.first_mut() {
+                    reply.text = t.other_language.clone();
+                }
+                decision
+            }
             Intent::OrderStatus => self.order_status(db, turn.user, &entities).await?,
             Intent::NewDrops | Intent::More if entities.size.is_none() => {
                 self.drops(db, entities.category.clone(), 0, turn.now).await?
@@ -284,8 +481,17 @@ impl Bot {
                 self.item_by_description(db, turn, &entities, ItemPurpose::Details, None).await?
             }
             Intent::CancelHold => self.cancel_holds(db, turn).await?,
+            Intent::CancelOrder => self.cancel_order(db, turn, &entities).await?,
             Intent::Checkout => self.checkout(db, turn).await?,
-            Intent::Availability | Intent::Sizing | Intent::Reserve => {
+            Intent::Address => self.change_address(db, turn).await?,
+            Intent::Swap => self.swap(db, turn, &entities, viewing).await?,
+            Intent::Availability
+            | Intent::Sizing
+            | Intent::Reserve
+            | Intent::Price
+            | Intent::Offer
+            | Intent::Details
+            | Intent::Waitlist => {
                 let purpose = purpose_of(&intent);
                 match &entities.sku {
                     Some(sku) => {
@@ -298,10 +504,28 @@ impl Bot {
         })
     }
 
+    /// A message the bot did not understand: the menu, but the second in a row offers a person instead
+    /// of the same menu again.
+    async fn unclear(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
+        let t = &self.replies.templates;
+        let last = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(turn.conversation.id))
+            .filter(messages::Column::Direction.eq(messages::Direction::Out))
+            .filter(messages::Column::Text.is_not_null())
+            .order_by_desc(messages::Column::Id)
+            .one(db)
+            .await?;
+        if last.and_then(|m| m.text).is_some_and(|text| text.starts_with(t.unknown.as_str())) {
+            return Ok(Decision::say(t.unclear_twice.clone(), ConversationState::Idle));
+        }
+        Ok(self.menu_decision(Some(t.unknown.clone())))
+    }
+
     /// An item the customer described instead of naming its SKU: "the one in your last video" is the
-    /// newest drop; otherwise the words of the message are looked for in titles and brands, with the size
-    /// and category named. One match is answered, several are listed to choose from. With nothing to go
-    /// on, "it" is the piece just talked about (`viewing`), else the bot asks for the item number.
+    /// newest drop; otherwise the words of the message (with staff's synonyms, typos tolerated) are
+    /// scored against titles, brands and categories. One clear match is answered, several are listed to
+    /// choose from; a size that none of them has says so and lists the nearest. With nothing to go on,
+    /// "it" is the piece in view (`viewing`), else the bot asks for the item number.
     async fn item_by_description(
         &self,
         db: &impl ConnectionTrait,
@@ -310,22 +534,21 @@ impl Bot {
         purpose: ItemPurpose,
         viewing: Option<String>,
     ) -> Result<Decision, BotError> {
-        let words = super::intent::normalize(turn.text);
+        let t = &self.replies.templates;
+        let words = normalize(turn.text);
         if self.router.means_newest_drop(&words) {
             let newest =
                 shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, turn.now, 0, 1).await?;
             return self.about_item(db, turn, entities, newest.into_iter().next(), purpose).await;
         }
-        // "Got any …?" is a search, even right after talking about a piece.
-        let viewing = viewing.filter(|_| !self.router.is_search(&words));
-        let meaningful: Vec<String> = words
-            .into_iter()
-            .filter(|w| w.len() >= 4 && !self.router.is_keyword(w) && !self.router.is_category_word(w))
-            .collect();
+        let naming = self.router.naming_words(&words);
+        // "Got any jackets?" is a search, even right after talking about a piece; "any stains?" is not.
+        let looks_elsewhere = !naming.is_empty() || entities.category.is_some();
+        let viewing = viewing.filter(|_| !(self.router.is_search(&words) && looks_elsewhere));
         // "Any jackets in a medium?" names no piece: it is a search by category and size, not a sizing
         // question about one piece ("will the jacket fit an M?" about the piece just shown still is).
         let purpose = if purpose == ItemPurpose::Sizing
-            && meaningful.is_empty()
+            && naming.is_empty()
             && entities.category.is_some()
             && viewing.is_none()
         {
@@ -335,35 +558,112 @@ impl Bot {
         };
         // A size only narrows a search for a piece; in a sizing question it is the customer's own size.
         let size = entities.size.clone().filter(|_| purpose == ItemPurpose::Details);
-        let search = Search {
-            words: meaningful,
-            size,
-            category: entities.category.clone(),
-            include_unavailable: purpose != ItemPurpose::Details || entities.category.is_none(),
-        };
-        let found = if search.words.is_empty() && viewing.is_some() {
-            Vec::new()
-        } else {
-            shop::search(db, &self.chart, &search, 5).await?
-        };
-        Ok(match (found.len(), viewing) {
-            (0, Some(sku)) => {
+        if naming.is_empty() {
+            if let Some(sku) = viewing {
                 let item = shop::item_by_sku(db, &sku).await?;
-                self.about_item(db, turn, entities, item, purpose).await?
+                return self.about_item(db, turn, entities, item, purpose).await;
             }
-            (0, None) if search.category.is_some() && purpose == ItemPurpose::Details => match &search.size {
-                Some(size) => {
-                    let category = search.category.as_deref().unwrap_or_default();
-                    let text = render(&self.replies.templates.search_none, &[("category", category), ("size", size)]);
-                    Decision::say(text, ConversationState::Idle)
+            let Some(category) = entities.category.clone() else {
+                return Ok(Decision::say(t.item_ask.clone(), ConversationState::AwaitingItem { purpose }));
+            };
+            if purpose != ItemPurpose::Details {
+                return Ok(Decision::say(t.item_ask.clone(), ConversationState::AwaitingItem { purpose }));
+            }
+            let Some(size) = size else { return self.drops(db, Some(category), 0, turn.now).await };
+            let search =
+                Search { words: Vec::new(), size: None, category: Some(category.clone()), include_unavailable: false };
+            let all = shop::search(db, &self.chart, &search, 200).await?;
+            return self.sized(db, turn, entities, all, &size, Some(&category)).await;
+        }
+        let include_unavailable = purpose != ItemPurpose::Details || entities.category.is_none();
+        let ranked = shop::rank(db, &naming, entities.category.as_deref(), include_unavailable).await?;
+        if let Some(size) = &size {
+            let available: Vec<items::Model> =
+                ranked.into_iter().map(|r| r.item).filter(|i| i.status == ItemStatus::Available).collect();
+            return self.sized(db, turn, entities, available, size, entities.category.as_deref()).await;
+        }
+        // Only a near miss ("aight" ~ "light") while a piece is in view: the customer means that piece.
+        let weak = ranked.first().is_some_and(|best| best.score < 3);
+        let ranked = if weak && viewing.is_some() { Vec::new() } else { ranked };
+        match ranked.as_slice() {
+            [] => match viewing {
+                Some(sku) => {
+                    let item = shop::item_by_sku(db, &sku).await?;
+                    self.about_item(db, turn, entities, item, purpose).await
                 }
-                None => self.drops(db, search.category.clone(), 0, turn.now).await?,
+                None => Ok(Decision::say(t.item_not_found.clone(), ConversationState::Idle)),
             },
-            (0, None) => {
-                Decision::say(self.replies.templates.item_ask.clone(), ConversationState::AwaitingItem { purpose })
+            [only] => self.about_item(db, turn, entities, Some(only.item.clone()), purpose).await,
+            [best, next, ..] if best.score > next.score => {
+                self.about_item(db, turn, entities, Some(best.item.clone()), purpose).await
             }
-            (1, _) => self.about_item(db, turn, entities, found.into_iter().next(), purpose).await?,
-            _ => self.item_list(found, None, false),
+            _ => {
+                let top = ranked[0].score;
+                let tied: Vec<items::Model> =
+                    ranked.into_iter().filter(|r| r.score == top).take(5).map(|r| r.item).collect();
+                Ok(self.item_list(tied, None, false, &t.search_intro))
+            }
+        }
+    }
+
+    /// The pieces of `size` among `found` (to choose from, or the one directly); none of that size says so
+    /// and lists the nearest sizes there are, never the others as if they matched.
+    async fn sized(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        entities: &Entities,
+        found: Vec<items::Model>,
+        size: &str,
+        category: Option<&str>,
+    ) -> Result<Decision, BotError> {
+        let t = &self.replies.templates;
+        let (mut fitting, others): (Vec<items::Model>, Vec<items::Model>) =
+            found.into_iter().partition(|item| shop::fits_size(&self.chart, item, size));
+        if fitting.len() == 1 {
+            let only = fitting.pop();
+            return self.about_item(db, turn, entities, only, ItemPurpose::Details).await;
+        }
+        if !fitting.is_empty() {
+            fitting.truncate(5);
+            return Ok(self.item_list(fitting, None, false, &t.search_intro));
+        }
+        let what = category.unwrap_or(&self.replies.words.pieces);
+        if others.is_empty() {
+            let text = render(&t.search_none, &[("category", what), ("size", size)]);
+            return Ok(Decision::say(text, ConversationState::Idle));
+        }
+        let mut nearest = others;
+        nearest.sort_by_key(|item| self.size_distance(item, size));
+        nearest.truncate(3);
+        let intro = render(&t.search_nearest, &[("category", what), ("size", size)]);
+        Ok(self.item_list(nearest, None, false, &intro))
+    }
+
+    /// How far an item's size is from the size asked for, in steps of its size chart (unknown: far).
+    fn size_distance(&self, item: &items::Model, size: &str) -> usize {
+        let Some(chart) = self.chart.chart_for(&item.category) else { return usize::MAX };
+        let wanted = chart.find(size);
+        let has = item.tag_size.as_deref().and_then(|t| chart.find(t));
+        match (wanted, has) {
+            (Some(a), Some(b)) => a.abs_diff(b),
+            _ => usize::MAX,
+        }
+    }
+
+    /// The one piece the message clearly names, if any (for a swap).
+    async fn find_one(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        entities: &Entities,
+    ) -> Result<Option<items::Model>, BotError> {
+        let naming = self.router.naming_words(&normalize(turn.text));
+        let ranked = shop::rank(db, &naming, entities.category.as_deref(), true).await?;
+        Ok(match ranked.as_slice() {
+            [only] => Some(only.item.clone()),
+            [best, next, ..] if best.score > next.score => Some(best.item.clone()),
+            _ => None,
         })
     }
 
@@ -449,14 +749,14 @@ impl Bot {
         }
         let more = (items.len() as u64 > per_page).then(|| DropsPage { category, offset: offset + per_page });
         items.truncate(per_page as usize);
-        Ok(self.item_list(items, more, true))
+        Ok(self.item_list(items, more, true, &t.drops_intro))
     }
 
     /// A numbered list of items to choose from (the next "2" picks the second), with each item's photo
     /// after it when `photos`.
-    fn item_list(&self, items: Vec<items::Model>, more: Option<DropsPage>, photos: bool) -> Decision {
+    fn item_list(&self, items: Vec<items::Model>, more: Option<DropsPage>, photos: bool, intro: &str) -> Decision {
         let t = &self.replies.templates;
-        let mut text = render(&t.drops_intro, &[("count", &items.len().to_string())]);
+        let mut text = render(intro, &[("count", &items.len().to_string())]);
         for (i, item) in items.iter().enumerate() {
             let price = shop::price(item.price_minor, &self.shop.currency_symbol);
             let size = item.tag_size.as_deref().unwrap_or(&self.replies.words.no_size);
@@ -501,6 +801,27 @@ impl Bot {
                 Ok(Decision::say(self.fit_answer(&item, turn.text, entities), viewing).then(&t.menu_hint))
             }
             ItemPurpose::Reserve => self.reserve(db, turn, item).await,
+            ItemPurpose::Price => {
+                let price = shop::price(item.price_minor, &self.shop.currency_symbol);
+                let text = render(&t.price, &[("title", &item.title), ("price", &price)]);
+                let decision = Decision::say(text, viewing);
+                Ok(self.unless_available(db, turn, &item, decision).await?)
+            }
+            ItemPurpose::Offer => Ok(self.offer(turn, entities, &item)),
+            ItemPurpose::Facts => Ok(self.facts(turn.text, &item)),
+            ItemPurpose::Waitlist => match item.status {
+                ItemStatus::Available => {
+                    let text = render(&t.waitlist_available, &[("title", &item.title)]);
+                    Ok(Decision::say(text, viewing))
+                }
+                _ => {
+                    if let Some(hold) = holds::active_hold(db, item.id).await?.filter(|h| h.user_id == turn.user.id) {
+                        return Ok(self.already_yours(item, hold.expires_at, turn.now));
+                    }
+                    holds::join_waitlist(db, turn.user.id, item.id, turn.now).await?;
+                    Ok(Decision::say(render(&t.waitlist_joined, &[("title", &item.title)]), viewing))
+                }
+            },
             ItemPurpose::Details => match item.status {
                 ItemStatus::Available => {
                     let reply = Reply { text: self.item_details(&item, turn.text), image_url: item.image_url.clone() };
@@ -511,7 +832,7 @@ impl Bot {
                         return Ok(self.already_yours(item, hold.expires_at, turn.now));
                     }
                     holds::join_waitlist(db, turn.user.id, item.id, turn.now).await?;
-                    Ok(Decision::say(render(&t.item_on_hold, &[("title", &item.title)]), ConversationState::Idle))
+                    Ok(Decision::say(render(&t.item_on_hold, &[("title", &item.title)]), viewing))
                 }
                 ItemStatus::Sold if holds::wait_for_unpaid(db, turn.user.id, &item, turn.now).await? => {
                     Ok(self.in_pending_order(&item))
@@ -519,6 +840,73 @@ impl Bot {
                 ItemStatus::Sold => Ok(self.sold(&item)),
             },
         }
+    }
+
+    /// A price or fact answer about a piece that is no longer on sale says so instead.
+    async fn unless_available(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        item: &items::Model,
+        answer: Decision,
+    ) -> Result<Decision, BotError> {
+        if item.status == ItemStatus::Available {
+            return Ok(answer);
+        }
+        // Boxed: about_item is what called this.
+        Box::pin(self.about_item(db, turn, &Entities::default(), Some(item.clone()), ItemPurpose::Details)).await
+    }
+
+    /// An offer below the price: honest about it. Firm prices say so and ask whether the customer wants
+    /// it at the price (nothing is held); a shop that takes offers passes it to a person.
+    fn offer(&self, turn: &Turn<'_>, entities: &Entities, item: &items::Model) -> Decision {
+        let t = &self.replies.templates;
+        let price = shop::price(item.price_minor, &self.shop.currency_symbol);
+        let viewing = ConversationState::ViewingItem { sku: item.sku.clone() };
+        if !self.shop.accept_offers {
+            return Decision::say(render(&t.offer_firm, &[("title", &item.title), ("price", &price)]), viewing);
+        }
+        let offer = entities.amount_minor.map(|m| shop::price(m, &self.shop.currency_symbol));
+        let said = offer.clone().unwrap_or_else(|| self.replies.words.your_offer.clone());
+        let reason = format!("offer of {said} on {} ({}, listed at {price}): \"{}\"", item.title, item.sku, turn.text);
+        let mut decision = self.handoff(turn.now, reason);
+        decision.state = viewing;
+        if let Some(reply) = decision.replies.first_mut() {
+            reply.text = render(&t.offer_passed, &[("title", &item.title), ("price", &price), ("offer", &said)]);
+        }
+        decision
+    }
+
+    /// Flaws, authenticity, pictures, other facts: from the item's data; what is not on file is offered to
+    /// a person, never guessed.
+    fn facts(&self, text: &str, item: &items::Model) -> Decision {
+        let t = &self.replies.templates;
+        let words = normalize(text);
+        let viewing = ConversationState::ViewingItem { sku: item.sku.clone() };
+        let title = ("title", item.title.as_str());
+        let mut sentences = Vec::new();
+        if self.router.asks_about(&words, "authenticity") {
+            sentences.push(render(&t.authentic, &[title]));
+        }
+        if self.router.asks_about(&words, "pictures") {
+            sentences.push(match &item.image_url {
+                Some(url) => render(&t.photos, &[title, ("photo", url)]),
+                None => render(&t.photos_none, &[title]),
+            });
+        }
+        if self.router.asks_about(&words, "flaws")
+            || sentences.is_empty() && self.router.asks_about(&words, "condition")
+        {
+            let flaws = match item.flaws.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+                Some(flaws) => render(&t.flaws_listed, &[("flaws", flaws.trim_end_matches('.'))]),
+                None => t.no_flaws.clone(),
+            };
+            sentences.push(render(&t.condition, &[title, ("condition", &item.condition), ("flaws", &flaws)]));
+        }
+        if sentences.is_empty() {
+            sentences.push(render(&t.fact_unknown, &[title]));
+        }
+        Decision::say(sentences.join(" "), viewing)
     }
 
     /// The customer asks for a piece they already hold: the hold stands as it is.
@@ -531,7 +919,7 @@ impl Bot {
     fn sold(&self, item: &items::Model) -> Decision {
         let sold = &self.replies.words.sold;
         let text = render(&self.replies.templates.item_unavailable, &[("title", &item.title), ("status", sold)]);
-        Decision::say(text, ConversationState::Idle)
+        Decision::say(text, ConversationState::ViewingItem { sku: item.sku.clone() })
     }
 
     /// "I'll take it": one conditional update decides who gets a one-of-a-kind piece.
@@ -546,12 +934,18 @@ impl Bot {
             HoldOutcome::Held { item, until } => {
                 let price = shop::price(item.price_minor, &self.shop.currency_symbol);
                 let until = self.shop_time(until, turn.now);
-                let text = render(&t.hold_confirmed, &[("title", &item.title), ("price", &price), ("until", &until)]);
+                let mut text =
+                    render(&t.hold_confirmed, &[("title", &item.title), ("price", &price), ("until", &until)]);
+                // "Hold it till Friday": the hold is as long as the shop's rule, and the reply says so.
+                if self.router.asks_for_later(&normalize(turn.text)) {
+                    text = format!("{} {text}", t.hold_length);
+                }
                 Decision::say(text, ConversationState::ViewingItem { sku: item.sku })
             }
             HoldOutcome::AlreadyYours { item, until } => self.already_yours(item, until, turn.now),
             HoldOutcome::HeldByOther { item } => {
-                Decision::say(render(&t.hold_taken, &[("title", &item.title)]), ConversationState::Idle)
+                let viewing = ConversationState::ViewingItem { sku: item.sku.clone() };
+                Decision::say(render(&t.hold_taken, &[("title", &item.title)]), viewing)
             }
             HoldOutcome::Sold { item } => self.sold(&item),
             HoldOutcome::InPendingOrder { item } => self.in_pending_order(&item),
@@ -573,7 +967,7 @@ impl Bot {
     /// A piece in another customer's unpaid order: reserved to everyone else, who wait for it.
     fn in_pending_order(&self, item: &items::Model) -> Decision {
         let text = render(&self.replies.templates.item_in_pending_order, &[("title", &item.title)]);
-        Decision::say(text, ConversationState::Idle)
+        Decision::say(text, ConversationState::ViewingItem { sku: item.sku.clone() })
     }
 
     /// "Cancel": the customer's holds end, and whoever waits for those pieces is told.
@@ -591,7 +985,8 @@ impl Bot {
         Ok(Decision { notices, ..Decision::say(lines.join("\n"), ConversationState::Idle).then(&t.menu_hint) })
     }
 
-    /// "Checkout": the customer's holds become one order, with the payment instructions.
+    /// "Checkout": the customer's holds become one order at once (so no hold lapses while they type an
+    /// address), with the payment instructions; then the bot asks where to ship it.
     async fn checkout(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
         let t = &self.replies.templates;
         let conversation = Some(turn.conversation.tiktok_conversation_id.as_str());
@@ -606,7 +1001,263 @@ impl Bot {
             &t.checkout_done,
             &[("order_number", number), ("items", &titles.join(", ")), ("total", &total), ("payment", &payment)],
         );
-        Ok(Decision::say(text, ConversationState::Idle))
+        let state = ConversationState::AwaitingAddress { order: Some(number.to_owned()), draft: Draft::default() };
+        Ok(Decision::say(format!("{text}\n\n{}", t.address_ask), state))
+    }
+
+    /// "Can I change my address?": for the customer's latest order while it has not shipped (pending or
+    /// paid); a shipped one goes to a person. Without an order, the address is for the next checkout.
+    async fn change_address(&self, db: &impl ConnectionTrait, turn: &Turn<'_>) -> Result<Decision, BotError> {
+        let t = &self.replies.templates;
+        let latest = shop_orders::latest_orders(db, turn.user.id, 1).await?.into_iter().next();
+        let order = match latest {
+            Some(order) if matches!(order.status, OrderStatus::Pending | OrderStatus::Paid) => Some(order),
+            Some(order) if order.status == OrderStatus::Shipped => {
+                let reason = format!("address change asked for order {} which has shipped", order.order_number);
+                let mut decision = self.handoff(turn.now, reason);
+                if let Some(reply) = decision.replies.first_mut() {
+                    let said = render(&t.address_too_late, &[("order_number", &order.order_number)]);
+                    reply.text = format!("{said} {}", reply.text);
+                }
+                return Ok(decision);
+            }
+            _ => None,
+        };
+        let Some(number) = order.map(|o| o.order_number) else {
+            return Ok(Decision::say(t.address_no_order.clone(), ConversationState::Idle));
+        };
+        let number = Some(number);
+        if let Some(decision) = self.address_given(turn, number.clone(), &Draft::default(), true) {
+            return Ok(decision);
+        }
+        Ok(Decision::say(
+            t.address_ask.clone(),
+            ConversationState::AwaitingAddress { order: number, draft: Draft::default() },
+        ))
+    }
+
+    /// The customer sent (part of) a name and address. `None` when the message is no address at all
+    /// (the turn is routed as usual). With everything a label needs it is shown back to confirm; a
+    /// missing field is asked for by name.
+    fn address_given(
+        &self,
+        turn: &Turn<'_>,
+        order: Option<String>,
+        earlier: &Draft,
+        only_complete_parts: bool,
+    ) -> Option<Decision> {
+        let t = &self.replies.templates;
+        let parsed = Draft::parse(turn.text, |w| self.router.country(w));
+        if parsed.is_empty() {
+            return None;
+        }
+        // In the middle of a checkout message ("checkout pls") a lone name is no address.
+        if only_complete_parts && parsed.line1.is_none() {
+            return None;
+        }
+        // A name alone while the bot waits for an address, unless the words mean something else.
+        if parsed.line1.is_none() && self.router.route(turn.text).0 != Intent::Unknown {
+            return None;
+        }
+        let draft = parsed.or(earlier);
+        let missing = draft.missing();
+        if !missing.is_empty() {
+            let w = &self.replies.words;
+            let said: Vec<&str> = missing
+                .iter()
+                .map(|f| match f {
+                    Field::Name => w.field_name.as_str(),
+                    Field::Street => w.field_street.as_str(),
+                    Field::City => w.field_city.as_str(),
+                    Field::State => w.field_state.as_str(),
+                    Field::Zip => w.field_zip.as_str(),
+                })
+                .collect();
+            let text = render(&t.address_missing, &[("missing", &said.join(", "))]);
+            return Some(Decision::say(text, ConversationState::AwaitingAddress { order, draft }));
+        }
+        let shown = draft.complete().map(|a| address::say(&a)).unwrap_or_default();
+        let text = render(&t.address_confirm, &[("address", &shown)]);
+        Some(Decision::say(text, ConversationState::ConfirmingAddress { order, draft }))
+    }
+
+    /// The customer answered the address shown back: yes places the order (or changes the address); a
+    /// corrected address is shown back again; no asks for it again. `None`: the turn is about something
+    /// else and is routed as usual (the address waits).
+    async fn address_confirmed(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        order: Option<String>,
+        draft: &Draft,
+    ) -> Result<Option<Decision>, BotError> {
+        let t = &self.replies.templates;
+        let words = normalize(turn.text);
+        if self.router.is_no(&words) {
+            let state = ConversationState::AwaitingAddress { order, draft: Draft::default() };
+            return Ok(Some(Decision::say(t.address_ask.clone(), state)));
+        }
+        if !self.router.is_yes(&words) {
+            return Ok(self.address_given(turn, order, &Draft::default(), true));
+        }
+        let Some(address) = draft.complete() else {
+            let state = ConversationState::AwaitingAddress { order, draft: draft.clone() };
+            return Ok(Some(Decision::say(t.address_ask.clone(), state)));
+        };
+        let Some(number) = order else {
+            // Addresses are collected for an order; without one there is nothing to ship yet.
+            return Ok(Some(Decision::say(t.address_no_order.clone(), ConversationState::Idle)));
+        };
+        let Some(existing) = shop_orders::order_of_customer(db, turn.user.id, &number).await? else {
+            let text = render(&t.order_not_found, &[("order_number", &number)]);
+            return Ok(Some(Decision::say(text, ConversationState::Idle)));
+        };
+        let stored = match shop_orders::set_address(db, &existing, &address, turn.now).await {
+            Ok(order) => order,
+            Err(shop_orders::AddressError::Db(e)) => return Err(e.into()),
+            Err(_) => {
+                let reason = format!("address change asked for order {number}, which can no longer change");
+                let mut decision = self.handoff(turn.now, reason);
+                if let Some(reply) = decision.replies.first_mut() {
+                    let said = render(&t.address_too_late, &[("order_number", &number)]);
+                    reply.text = format!("{said} {}", reply.text);
+                }
+                return Ok(Some(decision));
+            }
+        };
+        let shown = address::say(&address);
+        let text = render(&t.address_updated, &[("order_number", &number), ("address", &shown)]);
+        if address.country.eq_ignore_ascii_case(&self.shop.home_country) {
+            return Ok(Some(Decision::say(text, ConversationState::Idle)));
+        }
+        // Abroad: the shop's rate for that country, else a person quotes it.
+        let rate = self.shop.international_shipping_minor.get(&address.country.to_uppercase()).copied();
+        let repriced = match rate {
+            Some(rate) if stored.status == OrderStatus::Pending => {
+                shop_orders::set_shipping(db, &stored, rate, turn.now).await?
+            }
+            _ => None,
+        };
+        Ok(Some(match repriced {
+            Some(order) => {
+                let total = shop::price(order.total_minor, &self.shop.currency_symbol);
+                let shipping = shop::price(order.shipping_minor, &self.shop.currency_symbol);
+                let said = render(
+                    &t.address_international_rate,
+                    &[("country", &address.country), ("shipping", &shipping), ("total", &total)],
+                );
+                Decision::say(format!("{text}\n{said}"), ConversationState::Idle)
+            }
+            None => {
+                let reason = format!("order {number} ships to {}: shipping needs a quote", address.country);
+                let mut decision = self.handoff(turn.now, reason);
+                if let Some(reply) = decision.replies.first_mut() {
+                    let said = render(&t.address_international, &[("country", &address.country)]);
+                    reply.text = format!("{text}\n{said} {}", reply.text);
+                }
+                decision
+            }
+        }))
+    }
+
+    /// "Cancel my order": the customer's own unpaid order is cancelled and its pieces go back on sale
+    /// (whoever waits for them is told); a paid or shipped one goes to a person, who handles the money.
+    async fn cancel_order(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        entities: &Entities,
+    ) -> Result<Decision, BotError> {
+        let t = &self.replies.templates;
+        let order = match &entities.order_number {
+            Some(number) => shop_orders::order_of_customer(db, turn.user.id, number).await?,
+            None => shop_orders::latest_orders(db, turn.user.id, 1).await?.into_iter().next(),
+        };
+        let Some(order) = order.filter(|o| !matches!(o.status, OrderStatus::Cancelled | OrderStatus::Returned)) else {
+            return Ok(Decision::say(t.order_cancel_none.clone(), ConversationState::Idle));
+        };
+        if order.status != OrderStatus::Pending {
+            let status = self.replies.order_statuses.say(order.status);
+            let reason = format!("the customer wants to cancel order {}, which is {status}", order.order_number);
+            let mut decision = self.handoff(turn.now, reason);
+            if let Some(reply) = decision.replies.first_mut() {
+                let said = render(&t.order_cancel_human, &[("order_number", &order.order_number), ("status", status)]);
+                reply.text = format!("{said} {}", reply.text);
+            }
+            return Ok(decision);
+        }
+        let moved = match shop_orders::set_status(
+            db,
+            &order.order_number,
+            shop_orders::Move::to(OrderStatus::Cancelled),
+            turn.now,
+        )
+        .await
+        {
+            Ok(moved) => moved,
+            Err(shop_orders::StatusError::Db(e)) => return Err(e.into()),
+            // Paid or cancelled by staff a moment ago: a person sorts it out.
+            Err(e) => {
+                let mut decision = self.handoff(turn.now, format!("cancelling order {}: {e}", order.order_number));
+                if let Some(reply) = decision.replies.first_mut() {
+                    let status = self.replies.order_statuses.say(order.status);
+                    let said =
+                        render(&t.order_cancel_human, &[("order_number", &order.order_number), ("status", status)]);
+                    reply.text = format!("{said} {}", reply.text);
+                }
+                return Ok(decision);
+            }
+        };
+        let mut notices = Vec::new();
+        for freed in &moved.freed {
+            notices.extend(self.tell_item_free(db, freed, turn.now).await?);
+        }
+        let text = render(&t.order_cancelled, &[("order_number", &order.order_number)]);
+        Ok(Decision { notices, ..Decision::say(text, ConversationState::Idle) })
+    }
+
+    /// "Swap it for the X": the hold in view (or the customer's only hold) is released and the piece named
+    /// held instead; when that piece is not available, nothing changes.
+    async fn swap(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        entities: &Entities,
+        viewing: Option<String>,
+    ) -> Result<Decision, BotError> {
+        let t = &self.replies.templates;
+        let held = holds::holds_of(db, turn.user.id).await?;
+        let old = held
+            .iter()
+            .find(|(_, item)| viewing.as_deref() == Some(item.sku.as_str()))
+            .or_else(|| if held.len() == 1 { held.first() } else { None })
+            .cloned();
+        let Some((hold, old_item)) = old else {
+            // Nothing to swap: it is a plain "I'll take the X".
+            return self.item_by_description(db, turn, entities, ItemPurpose::Reserve, None).await;
+        };
+        let wanted = match &entities.sku {
+            Some(sku) => shop::item_by_sku(db, sku).await?,
+            None => self.find_one(db, turn, entities).await?,
+        };
+        let Some(wanted) = wanted.filter(|w| w.id != old_item.id) else {
+            return Ok(Decision::say(t.swap_which.clone(), ConversationState::ViewingItem { sku: old_item.sku }));
+        };
+        if wanted.status != ItemStatus::Available {
+            // Taken or sold: the customer keeps what they hold and hears about the one they wanted.
+            return Box::pin(self.about_item(db, turn, entities, Some(wanted), ItemPurpose::Details)).await;
+        }
+        // The old hold ends first, as the hold limit counts it; the piece wanted was just seen available.
+        let mut notices = Vec::new();
+        if let Some(freed) = holds::end_hold(db, &hold, turn.now).await? {
+            notices.extend(self.tell_item_free(db, &freed, turn.now).await?);
+        }
+        let mut decision = self.reserve(db, turn, wanted).await?;
+        if let Some(reply) = decision.replies.first_mut() {
+            reply.text = format!("{} {}", render(&t.swap_released, &[("title", &old_item.title)]), reply.text);
+        }
+        decision.notices.extend(notices);
+        Ok(decision)
     }
 
     /// An available item in full: price, tag size, how it really fits, measurements, condition, flaws.
@@ -685,8 +1336,15 @@ impl Bot {
                 Verdict::TooSmall => &t.fit_too_small,
                 Verdict::TooBig => &t.fit_too_big,
             };
-            let customer = w.say_size(customer_size);
+            let customer = match &a.customer_measured {
+                Some(measured) => render(&w.from_body, &[("size", &w.say_size(customer_size)), ("measured", measured)]),
+                None => w.say_size(customer_size),
+            };
             sentences.push(render(template, &[("customer_size", &customer), ("fits_like", fits_like)]));
+        }
+        // Height or weight alone ("I'm 6'2"): nothing to compare yet, so the bot asks for what it needs.
+        if a.customer.is_none() && self.router.names_body(text, &normalize(text)) {
+            sentences.push(render(&t.size_ask, &[title]));
         }
         for missing in a.missing.iter().filter(|m| **m != a.measurement) {
             sentences.push(render(&t.fit_missing_length, &[("missing", missing)]));

@@ -6,6 +6,10 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Que
 use crate::store::entities::{conversations, users};
 use crate::store::ledger;
 
+/// The handoff reason of a conversation a person from the shop took over by writing in it from the
+/// TikTok app: from then on the bot is silent there.
+pub const STAFF_TOOK_OVER: &str = "staff replied in the TikTok app";
+
 /// A conversation in handoff, as staff see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handoff {

@@ -22,11 +22,27 @@ pub enum Intent {
     NewDrops,
     Human,
     Availability,
+    /// The price of a piece ("how much").
+    Price,
+    /// The customer proposes a lower price or asks for a discount.
+    Offer,
     Sizing,
+    /// Other facts about a piece: flaws, authenticity, more pictures, material.
+    Details,
     Reserve,
+    /// Be told when a piece someone else holds frees up.
+    Waitlist,
+    /// Release the piece on hold and hold another instead.
+    Swap,
     CancelHold,
+    /// Cancel the customer's own unpaid order.
+    CancelOrder,
     /// Turn the customer's holds into an order.
     Checkout,
+    /// Give or change the shipping address.
+    Address,
+    /// Something went wrong (anger, a refund, a parcel that never came): a person takes it at once.
+    Complaint,
     /// The next page of the last list.
     More,
     /// A frequently asked question, by its topic in `faq.toml`.
@@ -34,8 +50,37 @@ pub enum Intent {
     Greeting,
     Thanks,
     OptOut,
+    /// The message is not in English.
+    OtherLanguage,
     Unknown,
 }
+
+/// Every intent's name except the FAQ topics (`faq:<topic>`), as the routing table and the LLM name them.
+pub const INTENT_NAMES: &[&str] = &[
+    "order_status",
+    "new_drops",
+    "human",
+    "availability",
+    "price",
+    "offer",
+    "sizing",
+    "details",
+    "reserve",
+    "waitlist",
+    "swap",
+    "cancel_hold",
+    "cancel_order",
+    "checkout",
+    "address",
+    "complaint",
+    "more",
+    "faq",
+    "greeting",
+    "thanks",
+    "opt_out",
+    "other_language",
+    "unknown",
+];
 
 impl Intent {
     /// The intent behind menu option `n` (1. Order status, 2. New drops, 3. Talk to a human).
@@ -45,6 +90,14 @@ impl Intent {
             2 => Some(Intent::NewDrops),
             3 => Some(Intent::Human),
             _ => None,
+        }
+    }
+
+    /// The intent named `name` as the routing table writes it (`faq:shipping`), if there is one.
+    pub fn from_name(name: &str) -> Option<Intent> {
+        match name.strip_prefix("faq:") {
+            Some(topic) => Some(Intent::Faq(topic.to_owned())),
+            None => serde_json::from_value(serde_json::Value::String(name.to_owned())).ok(),
         }
     }
 
@@ -66,6 +119,9 @@ pub struct Entities {
     pub order_number: Option<String>,
     /// "the second one", "2nd": a position in the last list the bot showed.
     pub item_position: Option<u32>,
+    /// A sum of money the customer names ("would you take $100"), in minor units.
+    #[serde(default)]
+    pub amount_minor: Option<i64>,
 }
 
 /// Lower case, accents and apostrophes removed, anything else that is not a letter or digit a space.
@@ -108,25 +164,41 @@ fn word_matches(word: &str, keyword: &str) -> bool {
     k >= 5 && w >= 4 && w.abs_diff(k) <= 1 && strsim::damerau_levenshtein(word, keyword) <= 1
 }
 
-#[derive(Debug, Deserialize)]
+/// What makes a message one intent (a section of `intents.toml`). Each phrase found scores its number of
+/// words (a longer phrase is a surer sign), a `strong` phrase three more; an `exact` phrase decides when
+/// it is the whole message; a `not` phrase found rules the intent out ("don't stop the drops" is no
+/// opt-out).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Keywords {
     #[serde(default)]
     keywords: Vec<String>,
     #[serde(default)]
+    strong: Vec<String>,
+    #[serde(default)]
     exact: Vec<String>,
+    #[serde(default)]
+    not: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IntentsFile {
     opt_out: Keywords,
+    complaint: Keywords,
     human: Keywords,
+    cancel_order: Keywords,
     cancel_hold: Keywords,
+    swap: Keywords,
+    waitlist: Keywords,
+    offer: Keywords,
     checkout: Keywords,
+    address: Keywords,
     more: Keywords,
     reserve: Keywords,
     order_status: Keywords,
+    price: Keywords,
+    details: Keywords,
     sizing: Keywords,
     availability: Keywords,
     new_drops: Keywords,
@@ -136,6 +208,27 @@ struct IntentsFile {
     numbers: NumberWords,
     sizes: BTreeMap<String, Vec<String>>,
     categories: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    synonyms: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    facts: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    answers: Answers,
+    #[serde(default)]
+    countries: BTreeMap<String, Vec<String>>,
+}
+
+/// Yes and no, as customers write them (`[answers]` in `intents.toml`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answers {
+    #[serde(default)]
+    yes: Vec<String>,
+    #[serde(default)]
+    no: Vec<String>,
+    /// Words that ask for a hold longer than the shop's ("till friday", "tomorrow").
+    #[serde(default)]
+    later: Vec<String>,
 }
 
 /// How customers write numbers besides digits (`[numbers]` in `intents.toml`).
@@ -157,6 +250,12 @@ struct SearchWords {
     looking: Vec<String>,
     newest: Vec<String>,
     filler: Vec<String>,
+    /// Words that say the customer measured themselves ("chest", "waist", "lbs"): a fit question.
+    #[serde(default)]
+    body: Vec<String>,
+    /// Words that end a street ("st", "ave"): with a ZIP code, the message is an address.
+    #[serde(default)]
+    street: Vec<String>,
 }
 
 /// One FAQ topic: when it applies and what the bot answers.
@@ -167,14 +266,76 @@ pub struct FaqEntry {
     pub answer: String,
 }
 
+/// Phrases, each once as normalized ("i'll take it" and "ill take it" are one phrase).
+fn phrases(texts: &[String]) -> Vec<Phrase> {
+    let mut seen = std::collections::BTreeSet::new();
+    texts.iter().map(|w| Phrase::new(w)).filter(|p| !p.0.is_empty() && seen.insert(p.0.clone())).collect()
+}
+
+/// How one intent is scored (see [`Keywords`]).
+#[derive(Debug, Clone, Default)]
+struct Rules {
+    keywords: Vec<Phrase>,
+    strong: Vec<Phrase>,
+    exact: Vec<Vec<String>>,
+    not: Vec<Phrase>,
+}
+
+impl Rules {
+    fn of(k: &Keywords) -> Self {
+        Rules {
+            keywords: phrases(&k.keywords),
+            strong: phrases(&k.strong),
+            exact: k.exact.iter().map(|w| normalize(w)).collect(),
+            not: k.not.iter().map(|w| Phrase::new(w)).collect(),
+        }
+    }
+
+    fn faq(keywords: &[String]) -> Self {
+        Rules { keywords: phrases(keywords), ..Default::default() }
+    }
+
+    /// The message's score for this intent: 0 when nothing matches or a `not` phrase does.
+    fn score(&self, words: &[String]) -> u32 {
+        if words.is_empty() {
+            return 0;
+        }
+        if self.exact.iter().any(|e| e.as_slice() == words) {
+            return 100;
+        }
+        if self.not.iter().any(|p| p.found_in(words)) {
+            return 0;
+        }
+        let found = |p: &&Phrase| p.found_in(words);
+        let plain: usize = self.keywords.iter().filter(found).map(|p| p.0.len()).sum();
+        let strong: usize = self.strong.iter().filter(found).map(|p| p.0.len() + 3).sum();
+        (plain + strong) as u32
+    }
+
+    fn words(&self) -> impl Iterator<Item = &String> {
+        self.keywords.iter().chain(&self.strong).flat_map(|p| &p.0)
+    }
+}
+
 /// The keyword router and the FAQ answers, read from the config folder.
 #[derive(Debug, Clone)]
 pub struct KeywordRouter {
     opt_out: Vec<Vec<String>>,
     /// Whole messages that ask for the next page of a list ("more", "next").
     more: Vec<Vec<String>>,
-    /// In priority order: the first intent with a matching phrase wins.
-    intents: Vec<(Intent, Vec<Phrase>)>,
+    /// In priority order (the first wins a tie): what scores each intent.
+    intents: Vec<(Intent, Rules)>,
+    /// Customer words → the words of titles and brands they mean ("tnf" → "north face").
+    synonyms: BTreeMap<String, Vec<Vec<String>>>,
+    body: Vec<String>,
+    street: Vec<String>,
+    /// What a fact question is about (`[facts]`): authenticity, pictures, flaws, condition.
+    facts: BTreeMap<String, Vec<Phrase>>,
+    yes: Vec<Vec<String>>,
+    no: Vec<Vec<String>>,
+    later: Vec<Phrase>,
+    /// A country's words → its ISO code.
+    countries: BTreeMap<String, String>,
     categories: Vec<(String, Vec<Phrase>)>,
     faq: BTreeMap<String, FaqEntry>,
     /// Words, each a phrase of normalized words, that make a message a search through the stock.
@@ -225,28 +386,57 @@ impl KeywordRouter {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let phrases = |k: &Keywords| k.keywords.iter().map(|w| Phrase::new(w)).collect::<Vec<_>>();
-        // Priority order: shop intents first, then FAQ, thanks and greeting ("hi, is the jacket still
-        // available?" is about the jacket).
+        // Priority order for a tie: what needs a person or changes an order first, shop intents, then
+        // FAQ, thanks and greeting ("hi, is the jacket still available?" is about the jacket).
         let mut ordered = vec![
-            (Intent::Human, phrases(&intents.human)),
-            (Intent::CancelHold, phrases(&intents.cancel_hold)),
-            (Intent::Checkout, phrases(&intents.checkout)),
-            (Intent::Reserve, phrases(&intents.reserve)),
-            (Intent::OrderStatus, phrases(&intents.order_status)),
-            (Intent::Sizing, phrases(&intents.sizing)),
-            (Intent::Availability, phrases(&intents.availability)),
-            (Intent::NewDrops, phrases(&intents.new_drops)),
+            (Intent::OptOut, Rules::of(&intents.opt_out)),
+            (Intent::Complaint, Rules::of(&intents.complaint)),
+            (Intent::Human, Rules::of(&intents.human)),
+            (Intent::CancelOrder, Rules::of(&intents.cancel_order)),
+            (Intent::CancelHold, Rules::of(&intents.cancel_hold)),
+            (Intent::Swap, Rules::of(&intents.swap)),
+            (Intent::Waitlist, Rules::of(&intents.waitlist)),
+            (Intent::Offer, Rules::of(&intents.offer)),
+            (Intent::Checkout, Rules::of(&intents.checkout)),
+            (Intent::Address, Rules::of(&intents.address)),
+            (Intent::More, Rules::of(&intents.more)),
+            (Intent::Reserve, Rules::of(&intents.reserve)),
+            (Intent::OrderStatus, Rules::of(&intents.order_status)),
+            (Intent::Price, Rules::of(&intents.price)),
+            (Intent::Details, Rules::of(&intents.details)),
+            (Intent::Sizing, Rules::of(&intents.sizing)),
+            (Intent::Availability, Rules::of(&intents.availability)),
+            (Intent::NewDrops, Rules::of(&intents.new_drops)),
         ];
         for (topic, entry) in &faq {
-            ordered.push((Intent::Faq(topic.clone()), entry.keywords.iter().map(|w| Phrase::new(w)).collect()));
+            ordered.push((Intent::Faq(topic.clone()), Rules::faq(&entry.keywords)));
         }
-        ordered.push((Intent::Thanks, phrases(&intents.thanks)));
-        ordered.push((Intent::Greeting, phrases(&intents.greeting)));
+        ordered.push((Intent::Thanks, Rules::of(&intents.thanks)));
+        ordered.push((Intent::Greeting, Rules::of(&intents.greeting)));
         Ok(Self {
-            opt_out: intents.opt_out.exact.iter().chain(&intents.opt_out.keywords).map(|w| normalize(w)).collect(),
-            more: intents.more.exact.iter().chain(&intents.more.keywords).map(|w| normalize(w)).collect(),
+            opt_out: intents.opt_out.exact.iter().map(|w| normalize(w)).collect(),
+            more: intents.more.exact.iter().map(|w| normalize(w)).collect(),
             intents: ordered,
+            synonyms: intents
+                .synonyms
+                .iter()
+                .map(|(word, means)| (normalize(word).join(" "), means.iter().map(|m| normalize(m)).collect()))
+                .collect(),
+            facts: intents
+                .facts
+                .iter()
+                .map(|(topic, words)| (topic.clone(), words.iter().map(|w| Phrase::new(w)).collect()))
+                .collect(),
+            yes: intents.answers.yes.iter().map(|w| normalize(w)).collect(),
+            no: intents.answers.no.iter().map(|w| normalize(w)).collect(),
+            later: intents.answers.later.iter().map(|w| Phrase::new(w)).collect(),
+            countries: intents
+                .countries
+                .iter()
+                .flat_map(|(code, words)| words.iter().map(move |w| (normalize(w).join(" "), code.to_uppercase())))
+                .collect(),
+            body: intents.search.body.iter().flat_map(|w| normalize(w)).collect(),
+            street: intents.search.street.iter().flat_map(|w| normalize(w)).collect(),
             categories: intents
                 .categories
                 .iter()
@@ -322,7 +512,7 @@ impl KeywordRouter {
     /// name).
     pub fn is_keyword(&self, word: &str) -> bool {
         self.filler.iter().any(|f| f == word)
-            || self.intents.iter().flat_map(|(_, phrases)| phrases).any(|p| p.0.iter().any(|k| k == word))
+            || self.intents.iter().flat_map(|(_, rules)| rules.words()).any(|k| k == word)
     }
 
     /// Whether normalized `words` look through the stock ("got any …?") rather than at one piece.
@@ -346,7 +536,134 @@ impl KeywordRouter {
         self.faq.keys().cloned().collect()
     }
 
-    /// The intent and entities of a message by keywords alone.
+    /// Every intent name the router can give, FAQ topics as `faq:<topic>`: for checks that a config
+    /// file names only real intents (a menu option, a routing table).
+    pub fn intent_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = INTENT_NAMES.iter().filter(|n| **n != "faq").map(|n| (*n).to_owned()).collect();
+        names.extend(self.faq.keys().map(|topic| format!("faq:{topic}")));
+        names
+    }
+
+    /// What the customer's words mean in titles and brands: each word, then what `[synonyms]` says it
+    /// means ("tnf" → "north", "face").
+    pub fn expand_synonyms(&self, words: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let pair = words.get(i + 1).map(|next| format!("{} {next}", words[i]));
+            if let Some(means) = pair.as_ref().and_then(|p| self.synonyms.get(p)) {
+                out.extend(means.iter().flatten().cloned());
+                i += 2;
+                continue;
+            }
+            match self.synonyms.get(&words[i]) {
+                Some(means) => out.extend(means.iter().flatten().cloned()),
+                None => out.push(words[i].clone()),
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Whether the words ask about `topic` of `[facts]` ("is it a rep?" is about authenticity).
+    pub fn asks_about(&self, words: &[String], topic: &str) -> bool {
+        self.facts.get(topic).is_some_and(|phrases| phrases.iter().any(|p| p.found_in(words)))
+    }
+
+    /// Whether the words ask for a hold longer than the shop's ("till friday").
+    pub fn asks_for_later(&self, words: &[String]) -> bool {
+        self.later.iter().any(|p| p.found_in(words))
+    }
+
+    /// A yes ("yes", "yep", "correct") as the whole message, an emoji or punctuation around it allowed.
+    pub fn is_yes(&self, words: &[String]) -> bool {
+        self.yes.iter().any(|y| y.as_slice() == words)
+    }
+
+    /// A no as the whole message.
+    pub fn is_no(&self, words: &[String]) -> bool {
+        self.no.iter().any(|n| n.as_slice() == words)
+    }
+
+    /// The ISO code of the country a text names ("Canada", "usa"), if it names one.
+    pub fn country(&self, text: &str) -> Option<String> {
+        let words = normalize(text);
+        if let Some(code) = self.countries.get(&words.join(" ")) {
+            return Some(code.clone());
+        }
+        let code = text.trim();
+        (code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()))
+            .then(|| code.to_owned())
+            .filter(|c| self.countries.values().any(|v| v == c))
+    }
+
+    /// The words of a message that can name a piece: staff's synonyms applied; filler, the router's own
+    /// keywords, size words and numbers that are no model number left out.
+    pub fn naming_words(&self, words: &[String]) -> Vec<String> {
+        let kept: Vec<String> = words
+            .iter()
+            .filter(|w| !self.filler.contains(w) && !self.size_words.contains_key(w.as_str()))
+            .filter(|w| w.chars().count() >= 3 || self.synonyms.contains_key(w.as_str()))
+            .filter(|w| !self.is_intent_word(w) || self.synonyms.contains_key(w.as_str()))
+            .cloned()
+            .collect();
+        let expanded = self.expand_synonyms(&kept);
+        let mut naming: Vec<String> = expanded.into_iter().filter(|w| !self.is_category_word(w)).collect();
+        naming.dedup();
+        naming
+    }
+
+    /// Whether staff's synonyms name this word, as a customer's word or as what it means.
+    fn names_a_piece(&self, word: &str) -> bool {
+        self.synonyms.contains_key(word) || self.synonyms.values().flatten().flatten().any(|w| w == word)
+    }
+
+    /// Whether a word is one of the intents' phrases' words (not part of a piece's name).
+    fn is_intent_word(&self, word: &str) -> bool {
+        self.intents.iter().flat_map(|(_, rules)| rules.words()).any(|k| k == word)
+    }
+
+    /// Besides a FAQ, the message also asks about a piece: the shop intent it scores for.
+    pub fn also_about_a_piece(&self, text: &str) -> Option<Intent> {
+        self.scores(text).into_iter().map(|(intent, _)| intent).find(|intent| {
+            matches!(intent, Intent::Availability | Intent::Price | Intent::Sizing | Intent::Reserve | Intent::Details)
+        })
+    }
+
+    /// Each intent's score for a message, best first (ties in priority order); intents scoring 0 left out.
+    pub fn scores(&self, text: &str) -> Vec<(Intent, u32)> {
+        let words = normalize(text);
+        let entities = self.entities(text, &words);
+        let searching = self.is_search(&words);
+        let mut scored: Vec<(Intent, u32)> = self
+            .intents
+            .iter()
+            .map(|(intent, rules)| {
+                let mut score = rules.score(&words);
+                // Signals beyond keywords, only strengthening an intent the words already point to, or
+                // deciding when they are unmistakable.
+                match intent {
+                    Intent::Offer if entities.amount_minor.is_some() && score > 0 => score += 4,
+                    // "Got any jordans size 11?" looks through the stock; "I'm a size 10" is the customer.
+                    Intent::Sizing if !searching && self.names_body(text, &words) => score += 4,
+                    Intent::NewDrops
+                        if searching && entities.category.is_some() && self.naming_words(&words).is_empty() =>
+                    {
+                        score += 3;
+                    }
+                    Intent::Address if self.looks_like_address(&words) => score += 6,
+                    _ => {}
+                }
+                (intent.clone(), score)
+            })
+            .filter(|(_, score)| *score > 0)
+            .collect();
+        scored.sort_by_key(|(_, score)| std::cmp::Reverse(*score));
+        scored
+    }
+
+    /// The intent and entities of a message by keywords alone: every intent scored from the whole
+    /// message, the best wins.
     pub fn route(&self, text: &str) -> (Intent, Entities) {
         let words = normalize(text);
         let entities = self.entities(text, &words);
@@ -359,20 +676,58 @@ impl KeywordRouter {
         if let Some(choice) = self.menu_choice(text).and_then(Intent::from_menu) {
             return (choice, entities);
         }
-        let intent = self
-            .intents
-            .iter()
-            .find(|(_, phrases)| phrases.iter().any(|p| p.found_in(&words)))
-            .map(|(intent, _)| intent.clone());
-        let intent = match intent {
-            Some(intent) => intent,
+        let scores = self.scores(text);
+        let best = scores.first().map(|(intent, score)| (intent.clone(), *score));
+        // A message in another language that no English phrase explains gets one English answer.
+        if best.as_ref().is_none_or(|(_, score)| *score <= 1) && is_other_language(text) {
+            return (Intent::OtherLanguage, entities);
+        }
+        let intent = match best {
+            Some((intent, _)) => intent,
             // "PH-7K3Q2A" alone is an order number; a bare SKU or category is a stock question.
             None if entities.order_number.is_some() => Intent::OrderStatus,
             None if entities.sku.is_some() => Intent::Availability,
             None if entities.category.is_some() => Intent::NewDrops,
+            // "nuptse?": a name staff listed for a piece.
+            None if words.iter().any(|w| self.names_a_piece(w)) => Intent::Availability,
             None => Intent::Unknown,
         };
         (intent, entities)
+    }
+
+    /// Whether the customer gives their own measurements, height or weight ("my chest is 40in", "6'2",
+    /// "32x30", "170 lbs", "eu 43").
+    pub fn names_body(&self, text: &str, words: &[String]) -> bool {
+        let feet = text
+            .as_bytes()
+            .windows(3)
+            .any(|w| w[0].is_ascii_digit() && matches!(w[1], b'\'' | b'"') && w[2].is_ascii_digit())
+            || text.contains('’') && text.chars().any(|c| c.is_ascii_digit());
+        let waist_by_leg = words.iter().any(|w| {
+            w.split_once('x').is_some_and(|(a, b)| {
+                a.len() == 2 && b.len() == 2 && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit())
+            })
+        });
+        let unit = words.iter().any(|w| {
+            let digits = w.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            !digits.is_empty()
+                && digits.len() < w.len()
+                && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && matches!(&w[digits.len()..], "in" | "inch" | "inches" | "cm" | "lbs" | "lb" | "kg" | "ft")
+        });
+        let system = words.windows(2).any(|w| {
+            matches!(w[0].as_str(), "eu" | "uk" | "us" | "size" | "sz") && w[1].chars().all(|c| c.is_ascii_digit())
+        });
+        feet || waist_by_leg || unit || system || words.iter().any(|w| self.body.contains(w))
+    }
+
+    /// Whether the words look like a postal address: a house number, a street word and a ZIP code.
+    pub fn looks_like_address(&self, words: &[String]) -> bool {
+        let numbered = words.iter().any(|w| w.chars().all(|c| c.is_ascii_digit()) && w.len() <= 6);
+        let street = words.iter().any(|w| self.street.contains(w));
+        let zip = words.iter().any(|w| w.len() == 5 && w.chars().all(|c| c.is_ascii_digit()))
+            || words.windows(2).any(|w| is_postcode_part(&w[0]) && is_postcode_part(&w[1]));
+        numbered && street && zip
     }
 
     fn entities(&self, text: &str, words: &[String]) -> Entities {
@@ -387,6 +742,9 @@ impl KeywordRouter {
                 && has_letter
                 && token.len() >= 4
                 && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                // An item number has a dash or starts with letters ("JKT-014", "SNK001"); "40in", "32x30"
+                // and "2xl" are measurements and sizes.
+                && (token.contains('-') || token.chars().take(2).all(|c| c.is_ascii_alphabetic()))
             {
                 entities.sku.get_or_insert(token);
             }
@@ -398,8 +756,84 @@ impl KeywordRouter {
             .find(|(_, phrases)| phrases.iter().any(|p| p.found_in(words)))
             .map(|(category, _)| category.clone());
         entities.item_position = words.iter().find_map(|w| self.ordinals.get(w)).copied();
+        entities.amount_minor = amount(text, words);
         entities
     }
+}
+
+/// A sum of money: "$100", "100$", "100 dollars", or a number after "take", "do", "for", "at" or "pay"
+/// ("would you take 80", "can u do 120 shipped"), in minor units.
+fn amount(text: &str, words: &[String]) -> Option<i64> {
+    let to_minor = |digits: &str| -> Option<i64> {
+        let value: f64 = digits.trim_end_matches('.').parse().ok()?;
+        (value > 0.0 && value < 100_000.0).then(|| (value * 100.0).round() as i64)
+    };
+    for token in text.split_whitespace() {
+        let token = token.trim_matches(|c: char| matches!(c, ',' | '?' | '!' | ')' | '('));
+        if let Some(rest) = token.strip_prefix('$').or_else(|| token.strip_suffix('$')) {
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            if let Some(minor) = to_minor(&digits) {
+                return Some(minor);
+            }
+        }
+    }
+    words
+        .windows(2)
+        .find_map(|w| {
+            let before = matches!(w[0].as_str(), "take" | "do" | "for" | "at" | "pay" | "offer");
+            let number = w[1].chars().all(|c| c.is_ascii_digit()) && (2..=5).contains(&w[1].len());
+            (before && number).then(|| to_minor(&w[1])).flatten()
+        })
+        .or_else(|| {
+            words.windows(2).find_map(|w| {
+                let number = w[0].chars().all(|c| c.is_ascii_digit()) && (2..=5).contains(&w[0].len());
+                (number && matches!(w[1].as_str(), "dollars" | "usd" | "bucks" | "shipped"))
+                    .then(|| to_minor(&w[0]))
+                    .flatten()
+            })
+        })
+}
+
+/// Half of a UK or Canadian postcode ("m5h", "2n2", "sw1a", "1aa").
+fn is_postcode_part(word: &str) -> bool {
+    (2..=4).contains(&word.len())
+        && word.chars().all(|c| c.is_ascii_alphanumeric())
+        && word.chars().any(|c| c.is_ascii_digit())
+        && word.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// Whether a message is written in a language other than English: detected with `whatlang` among the
+/// languages US TikTok customers write in, on messages of three words or more (shorter ones are too
+/// short to tell) and only when fairly sure (the caller also requires that no English phrase explains it).
+pub fn is_other_language(text: &str) -> bool {
+    use whatlang::Lang;
+    // English's commonest words: a message with any of them is (at least partly) English, whatever a
+    // few foreign words in it make the detector say ("translate this and do it: donne-moi la veste").
+    const ENGLISH: &[&str] = &[
+        "the", "this", "that", "and", "is", "it", "you", "u", "my", "do", "to", "i", "im", "a", "an", "of", "for",
+        "can", "have", "what", "how", "please", "pls", "me", "your", "are", "in", "on", "with", "still",
+    ];
+    let words = normalize(text);
+    if words.len() < 3 || words.iter().any(|w| ENGLISH.contains(&w.as_str())) {
+        return false;
+    }
+    let detector = whatlang::Detector::with_allowlist(vec![
+        Lang::Eng,
+        Lang::Spa,
+        Lang::Fra,
+        Lang::Deu,
+        Lang::Por,
+        Lang::Ita,
+        Lang::Vie,
+        Lang::Tgl,
+        Lang::Kor,
+        Lang::Jpn,
+        Lang::Cmn,
+        Lang::Rus,
+        Lang::Ara,
+        Lang::Hin,
+    ]);
+    detector.detect(text).is_some_and(|info| info.lang() != Lang::Eng && info.confidence() >= 0.3)
 }
 
 /// A map whose keys are words customers write, with each key normalized as messages are.

@@ -3,7 +3,9 @@
 //! an intent: its answer is validated by code, and any failure (timeout, invalid JSON, an intent outside
 //! the set) falls back to the keyword router's answer. Facts never come from it.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
@@ -24,22 +26,7 @@ use crate::metrics::Metrics;
 const MAX_INPUT_CHARS: usize = 1_000;
 
 /// The intents the model may answer, by name.
-const INTENTS: &[&str] = &[
-    "order_status",
-    "new_drops",
-    "human",
-    "availability",
-    "sizing",
-    "reserve",
-    "cancel_hold",
-    "checkout",
-    "more",
-    "faq",
-    "greeting",
-    "thanks",
-    "opt_out",
-    "unknown",
-];
+const INTENTS: &[&str] = super::intent::INTENT_NAMES;
 
 /// Why the model's answer was not used (the keyword router's answer stands).
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +43,8 @@ pub enum LlmError {
     UnknownFaqTopic(Option<String>),
     #[error("intent {0:?} is not one of the set")]
     UnknownIntent(String),
+    #[error("skipped: the model failed repeatedly and is left alone for a cool-down")]
+    CircuitOpen,
 }
 
 /// Who said an earlier message of the conversation, for context.
@@ -63,6 +52,42 @@ pub enum LlmError {
 pub enum Speaker {
     Customer,
     Shop,
+}
+
+/// Skips the model for a cool-down after consecutive failed classifications: with the endpoint down,
+/// every message would otherwise wait two timeouts before the keyword answer. After the cool-down one
+/// classification is tried again; a failure opens it for another cool-down, a success closes it.
+#[derive(Debug)]
+struct Breaker {
+    /// Failed classifications in a row (each after its retry).
+    failures: AtomicU32,
+    /// When the model may be asked again, while open.
+    open_until: Mutex<Option<Instant>>,
+    threshold: u32,
+    cool_down: Duration,
+}
+
+impl Breaker {
+    fn is_open(&self, now: Instant) -> bool {
+        let open_until = self.open_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        open_until.is_some_and(|until| now < until)
+    }
+
+    /// Records one classification's outcome; true when this failure opened the breaker.
+    fn record(&self, ok: bool, now: Instant) -> bool {
+        let mut open_until = self.open_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ok {
+            self.failures.store(0, Ordering::Relaxed);
+            *open_until = None;
+            return false;
+        }
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures >= self.threshold {
+            *open_until = Some(now + self.cool_down);
+            return true;
+        }
+        false
+    }
 }
 
 #[derive(Clone)]
@@ -74,6 +99,7 @@ pub struct LlmRouter {
     faq_topics: Vec<String>,
     categories: Vec<String>,
     metrics: Metrics,
+    breaker: Arc<Breaker>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,13 +141,25 @@ impl LlmRouter {
             faq_topics,
             categories,
             metrics,
+            breaker: Arc::new(Breaker {
+                failures: AtomicU32::new(0),
+                open_until: Mutex::new(None),
+                threshold: settings.breaker_failures.max(1),
+                cool_down: Duration::from_secs(settings.breaker_cool_down_secs),
+            }),
         })
     }
 
     /// Classifies `text`, given the last messages of the conversation (oldest first). One retry after a
     /// failure; the caller falls back to the keyword router on `Err`.
+    /// While the circuit breaker is open the model is not asked at all (counted as `skipped` in
+    /// `philia_llm_calls_total`), and the caller uses the keywords at once.
     pub async fn classify(&self, text: &str, history: &[(Speaker, String)]) -> Result<(Intent, Entities), LlmError> {
-        match self.measured(text, history).await {
+        if self.breaker.is_open(Instant::now()) {
+            self.metrics.llm("skipped", Duration::ZERO);
+            return Err(LlmError::CircuitOpen);
+        }
+        let result = match self.measured(text, history).await {
             Ok(result) => Ok(result),
             Err(first) => {
                 tracing::debug!(error = format!("{first:#}"), "LLM classification failed; retrying once");
@@ -131,7 +169,16 @@ impl LlmRouter {
                 }
                 second
             }
+        };
+        if self.breaker.record(result.is_ok(), Instant::now()) {
+            self.metrics.llm("circuit_opened", Duration::ZERO);
+            tracing::warn!(
+                failures = self.breaker.threshold,
+                cool_down_secs = self.breaker.cool_down.as_secs(),
+                "LLM failed repeatedly: the keyword router answers alone for the cool-down"
+            );
         }
+        result
     }
 
     /// One classification, counted by outcome (ok, timeout, error) with its latency.
@@ -227,6 +274,8 @@ impl LlmRouter {
             category: c.category.filter(|cat| self.categories.contains(cat)),
             order_number: token(c.order_number, 32).filter(|n| n.starts_with("PH-")),
             item_position: c.item_position.filter(|p| (1..=9).contains(p)),
+            // Sums of money are read by code from the message, never taken from the model.
+            amount_minor: None,
         };
         Ok((intent, entities))
     }

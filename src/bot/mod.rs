@@ -1,5 +1,6 @@
 //! The conversation: what the bot answers a customer, in the shop's voice, from the shop's facts.
 
+pub mod address;
 pub mod conversation;
 pub mod facts;
 pub mod handoff;
@@ -109,6 +110,21 @@ impl Bot {
     /// The size chart the bot advises from.
     pub fn size_chart(&self) -> &SizeChart {
         &self.chart
+    }
+
+    /// Whether an LLM is configured (it is asked after the keyword router).
+    pub fn has_llm(&self) -> bool {
+        self.llm.is_some()
+    }
+
+    /// The intent of one message on its own (no conversation around it), as the router chain decides:
+    /// the keywords, then the LLM when configured and the message is not unambiguous. For `eval routing`.
+    pub async fn classify(&self, text: &str) -> self::intent::Intent {
+        let (intent, _) = self.router.route(text);
+        match &self.llm {
+            Some(llm) if !self.router.is_unambiguous(text) => llm.classify(text, &[]).await.map_or(intent, |(i, _)| i),
+            _ => intent,
+        }
     }
 
     /// Which router decides: for the start-up line.

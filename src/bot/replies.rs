@@ -121,13 +121,44 @@ templates! {
         order_expired_notice: ["order_number"],
         hold_ended_notice: ["title"],
         menu_hint: [],
+        handoff_waiting: [],
+        complaint: [],
+        other_language: [],
+        unclear_twice: [],
+        price: ["title", "price"],
+        offer_firm: ["title", "price"],
+        offer_passed: ["title", "price", "offer"],
+        authentic: ["title"],
+        photos: ["title", "photo"],
+        photos_none: ["title"],
+        condition: ["title", "condition", "flaws"],
+        fact_unknown: ["title"],
+        waitlist_joined: ["title"],
+        waitlist_available: ["title"],
+        hold_length: [],
+        swap_released: ["title"],
+        swap_which: [],
+        search_intro: ["count"],
+        search_nearest: ["category", "size"],
+        size_ask: ["title"],
+        address_ask: [],
+        address_missing: ["missing"],
+        address_confirm: ["address"],
+        address_updated: ["order_number", "address"],
+        address_too_late: ["order_number"],
+        address_international: ["country"],
+        address_international_rate: ["country", "shipping", "total"],
+        address_no_order: [],
+        order_cancelled: ["order_number"],
+        order_cancel_none: [],
+        order_cancel_human: ["order_number", "status"],
     }
 
     /// The words facts are said in inside the replies: sizes, measurements, fit beyond the chart.
     "words" Words {
         no_size: [],
         sold: [],
-        measured: ["cm", "measurement"],
+        measured: ["inches", "cm", "measurement"],
         measurements: ["measurements"],
         length: ["measured", "length"],
         length_unnamed: ["measured"],
@@ -136,6 +167,14 @@ templates! {
         size_an: ["size"],
         size_a: ["size"],
         your_order_number: [],
+        your_offer: [],
+        pieces: [],
+        from_body: ["size", "measured"],
+        field_name: [],
+        field_street: [],
+        field_city: [],
+        field_state: [],
+        field_zip: [],
     } and {
         /// Sizes that start with one of these are said with `size_an` ("an M"), others with `size_a`.
         an_before: Vec<String>,
@@ -187,9 +226,13 @@ impl Words {
         }
     }
 
-    /// One measurement: "52 cm pit to pit".
+    /// One measurement: "20.5 in (52 cm) pit to pit" (inches to the nearest half).
     pub fn say_measured(&self, measured: &Measured) -> String {
-        render(&self.measured, &[("cm", &trim_number(measured.cm)), ("measurement", &measured.name)])
+        let inches = (measured.cm / 2.54 * 2.0).round() / 2.0;
+        render(
+            &self.measured,
+            &[("inches", &trim_number(inches)), ("cm", &trim_number(measured.cm)), ("measurement", &measured.name)],
+        )
     }
 
     /// Every measurement of an item in one sentence; `None` when it has none.
@@ -453,13 +496,16 @@ mod tests {
         let words = shipped().words;
         let inseam = Measured { name: "inseam".into(), cm: 81.0 };
         let all = [Measured { name: "pit to pit".into(), cm: 58.0 }, Measured { name: "length".into(), cm: 70.5 }];
-        assert_eq!(words.say_measurements(&all).as_deref(), Some("Measures 58 cm pit to pit, 70.5 cm length."));
+        assert_eq!(
+            words.say_measurements(&all).as_deref(),
+            Some("Measures 23 in (58 cm) pit to pit, 28 in (70.5 cm) length.")
+        );
         assert_eq!(words.say_measurements(&[]), None);
         assert_eq!(
             words.say_length(&Length { measured: inseam.clone(), name: Some("regular".into()) }),
-            "81 cm inseam, regular length."
+            "32 in (81 cm) inseam, regular length."
         );
-        assert_eq!(words.say_length(&Length { measured: inseam, name: None }), "81 cm inseam.");
+        assert_eq!(words.say_length(&Length { measured: inseam, name: None }), "32 in (81 cm) inseam.");
     }
 
     #[test]
@@ -467,9 +513,10 @@ mod tests {
         let time = shipped().time;
         let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
         let now = at("2026-11-23 11:00"); // a Monday
-        assert_eq!(time.say_moment(at("2026-11-23 15:45"), now), "3:45 PM");
-        assert_eq!(time.say_moment(at("2026-11-24 09:10"), now), "tomorrow 9:10 AM");
-        assert_eq!(time.say_moment(at("2026-11-27 09:10"), now), "Friday 9:10 AM");
+        // The day and the time zone are said, so nobody misreads a hold's end.
+        assert_eq!(time.say_moment(at("2026-11-23 15:45"), now), "3:45 PM ET today");
+        assert_eq!(time.say_moment(at("2026-11-24 09:10"), now), "9:10 AM ET tomorrow");
+        assert_eq!(time.say_moment(at("2026-11-27 09:10"), now), "Friday 9:10 AM ET");
         assert_eq!(time.say_closing(19), "19:00");
     }
 

@@ -45,7 +45,7 @@ pub struct Args {
 
 /// The settings `chat` runs with: the config folder's texts, keywords, chart, shop rules and LLM, on the
 /// embedded default, never sending to TikTok, quiet logs (the transcript is the output).
-fn chat_settings(mut settings: Settings, database: Option<&str>, temp_dir: &std::path::Path) -> Settings {
+pub(super) fn chat_settings(mut settings: Settings, database: Option<&str>, temp_dir: &std::path::Path) -> Settings {
     settings.environment = Environment::Local;
     settings.database.url = Some(SecretString::from(
         database.map_or_else(|| format!("sqlite://{}?mode=rwc", temp_dir.join("chat.db").display()), str::to_owned),
@@ -164,7 +164,7 @@ pub async fn run(settings: Settings, options: Args) -> anyhow::Result<()> {
 }
 
 /// Loads `path` (or the demo inventory) into an empty database; says what the shop has.
-async fn load_inventory(state: &AppState, path: Option<&std::path::Path>) -> anyhow::Result<String> {
+pub(super) async fn load_inventory(state: &AppState, path: Option<&std::path::Path>) -> anyhow::Result<String> {
     let count = items::Entity::find().count(&state.db).await?;
     if count > 0 {
         return Ok(format!("{count} item(s) in the database"));
@@ -337,6 +337,8 @@ fn state_line(state: &ConversationState, handoff: bool) -> String {
         ),
         ConversationState::AwaitingItem { .. } => "waiting for an item number".to_owned(),
         ConversationState::ViewingItem { sku } => format!("talking about {sku}"),
+        ConversationState::AwaitingAddress { .. } => "waiting for a shipping address".to_owned(),
+        ConversationState::ConfirmingAddress { .. } => "waiting for the address to be confirmed".to_owned(),
     };
     if handoff { format!("{what}; handed to a human") } else { what }
 }

@@ -6,6 +6,7 @@
 mod chat;
 mod config;
 mod desk;
+mod eval;
 mod handoff;
 mod health;
 mod inventory;
@@ -93,6 +94,15 @@ enum Command {
     Tiktok {
         #[command(subcommand)]
         action: tiktok::Action,
+    },
+    /// Measure how well the bot understands customers: a routing table, or scripted conversations.
+    ///
+    /// `eval routing eval/routing.tsv` prints the accuracy, a confusion table and every miss;
+    /// `eval conversations eval/conversations` plays each script against the whole bot on the embedded
+    /// default and prints every expectation it missed. Run both after editing the config files.
+    Eval {
+        #[command(subcommand)]
+        action: eval::Action,
     },
     /// Ask a running philia-bot whether it is ready (exit 0) or not (exit 1): the container health check.
     Health(health::Args),
@@ -239,6 +249,7 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<(), Finished
         Command::Health(args) => Ok(health::run(args).await?),
         // Not logged_settings: the chat sets up its own (quiet) logging, so the transcript stays readable.
         Command::Chat(args) => Ok(chat::run(settings(config_dir)?, args).await?),
+        Command::Eval { action } => Ok(eval::run(eval_settings(config_dir)?, action).await?),
         Command::Serve(args) => Ok(serve::run(logged_settings(config_dir)?, args).await?),
         Command::Migrate { action } => Ok(migrate::run(logged_settings(config_dir)?, action).await?),
         Command::Jobs { action } => Ok(jobs::run(staff_settings(config_dir)?, action).await?),
@@ -263,6 +274,16 @@ fn settings(config_dir: &Path) -> anyhow::Result<Settings> {
 fn logged_settings(config_dir: &Path) -> anyhow::Result<Settings> {
     let settings = settings(config_dir)?;
     telemetry::init(&settings.log, settings.environment);
+    Ok(settings)
+}
+
+/// [`settings`] for `eval`: only errors are logged (on standard error), so the report stays readable.
+fn eval_settings(config_dir: &Path) -> anyhow::Result<Settings> {
+    let mut settings = settings(config_dir)?;
+    if std::env::var_os("RUST_LOG").is_none() {
+        settings.log.level = "error".into();
+    }
+    telemetry::init_on_stderr(&settings.log, settings.environment);
     Ok(settings)
 }
 

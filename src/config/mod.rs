@@ -393,6 +393,15 @@ pub struct ShopSettings {
     pub free_shipping_over_minor: Option<i64>,
     /// Currency of items imported without one (ISO code).
     pub currency: String,
+    /// Whether offers below the price go to a person (true) or prices are firm (false).
+    #[serde(default)]
+    pub accept_offers: bool,
+    /// The country the flat shipping applies to (ISO 3166-1 alpha-2).
+    #[serde(default = "home_country")]
+    pub home_country: String,
+    /// Shipping abroad, by country code, in minor units; a country not listed gets a quote from a person.
+    #[serde(default)]
+    pub international_shipping_minor: std::collections::BTreeMap<String, i64>,
     /// Told with every new order; `{order_number}` is filled in (the FAQ says "your order number").
     pub payment_instructions: String,
     /// Days after delivery a customer may report a piece that is not as described.
@@ -412,6 +421,10 @@ pub struct ShopSettings {
     pub sweep_interval_secs: u64,
 }
 
+fn home_country() -> String {
+    "US".into()
+}
+
 /// The intent classifier: any OpenAI-compatible endpoint.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LlmSettings {
@@ -428,6 +441,20 @@ pub struct LlmSettings {
     pub system_prompt: String,
     /// Earlier messages of the conversation sent along as context.
     pub history_messages: u64,
+    /// Failed classifications in a row that open the circuit breaker (the model is skipped).
+    #[serde(default = "breaker_failures")]
+    pub breaker_failures: u32,
+    /// Seconds the model is skipped once the breaker opens.
+    #[serde(default = "breaker_cool_down_secs")]
+    pub breaker_cool_down_secs: u64,
+}
+
+fn breaker_failures() -> u32 {
+    3
+}
+
+fn breaker_cool_down_secs() -> u64 {
+    60
 }
 
 /// Conventional environment variable names and the fields they set.

@@ -72,6 +72,86 @@ pub async fn search(
     Ok(found)
 }
 
+/// How many items a ranked search looks through: a thrift shop's stock, scored in code.
+const RANK_SCAN: u64 = 2_000;
+
+/// An item and how well it matches the customer's words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub score: u32,
+    pub item: items::Model,
+}
+
+/// Items scored by the customer's `words` (already free of filler and with staff's synonyms applied)
+/// against each item's title, brand and category: a word found as it is scores 3, with one typo (words of
+/// six letters or more; two from nine) or as the start of a longer word ("levi" in "levis") 2, and an item of `category` 1 more.
+/// Best first, available before unavailable at the same score; items matching no word are left out.
+pub async fn rank(
+    db: &impl ConnectionTrait,
+    words: &[String],
+    category: Option<&str>,
+    include_unavailable: bool,
+) -> Result<Vec<Ranked>, DbErr> {
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = items::Entity::find();
+    if !include_unavailable {
+        query = query.filter(items::Column::Status.eq(ItemStatus::Available));
+    }
+    let all =
+        query.order_by_desc(items::Column::DroppedAt).order_by_asc(items::Column::Id).limit(RANK_SCAN).all(db).await?;
+    let mut ranked: Vec<Ranked> = all
+        .into_iter()
+        .filter_map(|item| {
+            let text = format!("{} {} {}", item.title, item.brand.as_deref().unwrap_or(""), item.category);
+            let haystack = words_of(&text);
+            let mut score: u32 = words.iter().map(|w| word_score(w, &haystack)).sum();
+            if score == 0 {
+                return None;
+            }
+            if category.is_some_and(|c| c.eq_ignore_ascii_case(&item.category)) {
+                score += 1;
+            }
+            Some(Ranked { score, item })
+        })
+        .collect();
+    ranked.sort_by_key(|r| (std::cmp::Reverse(r.score), r.item.status != ItemStatus::Available));
+    Ok(ranked)
+}
+
+/// Lower case words of letters and digits, apostrophes dropped ("Levi's" → "levis").
+fn words_of(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .chars()
+        .filter(|c| !matches!(c, '\'' | '’'))
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect::<String>()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How well one customer word matches the words of an item.
+fn word_score(word: &str, haystack: &[String]) -> u32 {
+    let len = word.chars().count();
+    haystack
+        .iter()
+        .map(|h| {
+            if h == word {
+                3
+            } else if (len >= 4 && (h.starts_with(word) || (word.starts_with(h.as_str()) && h.chars().count() >= 4)))
+                || (len >= 6 && strsim::damerau_levenshtein(word, h) <= if len >= 9 { 2 } else { 1 })
+            {
+                2
+            } else {
+                0
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Whether an item is tagged `size` or fits like it.
 pub fn fits_size(chart: &SizeChart, item: &items::Model, size: &str) -> bool {
     let same = |label: &str| match chart.chart_for(&item.category) {

@@ -127,6 +127,8 @@ pub struct Assessment {
     pub missing: Vec<String>,
     /// The customer's usual size as the chart names it, and the verdict (when both sizes are known).
     pub customer: Option<(String, Option<Verdict>)>,
+    /// The customer's own measurement the size came from ("40 in chest"), when they gave one.
+    pub customer_measured: Option<String>,
 }
 
 impl SizeChart {
@@ -228,7 +230,9 @@ impl SizeChart {
                 None
             }
         });
-        let customer = chart.customer_size(text, letter_size).map(|index| {
+        let body = chart.body_size(text);
+        let customer_measured = body.as_ref().map(|(_, said)| said.clone());
+        let customer = body.map(|(index, _)| index).or_else(|| chart.customer_size(text, letter_size)).map(|index| {
             let verdict = place.map(|place| verdict(chart.position(place), index as i64));
             (chart.label(index), verdict)
         });
@@ -240,6 +244,7 @@ impl SizeChart {
             length,
             missing,
             customer,
+            customer_measured,
         })
     }
 }
@@ -266,6 +271,9 @@ fn check_ranges(ranges: &[(f64, f64)], source: &str, field: &str, problems: &mut
         }
     }
 }
+
+/// Room a garment needs beyond half the body's chest, in centimetres (lying flat).
+const EASE_CM: f64 = 3.0;
 
 fn verdict(item: i64, customer: i64) -> Verdict {
     match item - customer {
@@ -355,6 +363,56 @@ impl Chart {
                     None
                 }
             })
+    }
+
+    /// The size a customer's own measurement comes to, and how it is said: a chest in inches ("my chest
+    /// is 40in": a garment a few centimetres wider than half of it, lying flat) for a chart that goes by
+    /// pit to pit, a waist ("32x30", "32 waist") for one that goes by the waist.
+    fn body_size(&self, text: &str) -> Option<(usize, String)> {
+        let lower = text.to_lowercase().replace('"', " in ");
+        let tokens: Vec<&str> =
+            lower.split(|c: char| !(c.is_alphanumeric() || c == '.')).filter(|t| !t.is_empty()).collect();
+        // "40in", "40 in", "40 inches", "40 inch"
+        let inches = tokens.iter().enumerate().find_map(|(i, token)| {
+            let digits = token.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let unit = &token[digits.len()..];
+            let unit = if unit.is_empty() { tokens.get(i + 1).copied().unwrap_or("") } else { unit };
+            let value: f64 = digits.parse().ok()?;
+            matches!(unit, "in" | "inch" | "inches").then_some(value)
+        });
+        match self.measurement.as_str() {
+            "pit_to_pit" if tokens.contains(&"chest") => {
+                let chest = inches.or_else(|| {
+                    tokens.iter().filter_map(|t| t.parse::<f64>().ok()).find(|v| (28.0..=60.0).contains(v))
+                })?;
+                // The garment lying flat: half the chest, plus a little room to move.
+                let place = self.place(chest * 2.54 / 2.0 + EASE_CM);
+                let index = match place {
+                    Place::Size(i) => i,
+                    Place::Below => 0,
+                    Place::Above => self.sizes.len().checked_sub(1)?,
+                };
+                Some((index, format!("{} in chest", trim_number(chest))))
+            }
+            "waist" => {
+                let by_leg = tokens.iter().find_map(|t| {
+                    let (w, l) = t.split_once('x')?;
+                    let numbers = w.parse::<u32>().is_ok() && l.parse::<u32>().is_ok();
+                    numbers.then(|| w.to_owned())
+                });
+                let waist = by_leg.or_else(|| {
+                    tokens.contains(&"waist").then(|| inches.map(trim_number)).flatten().or_else(|| {
+                        let at = tokens.iter().position(|t| *t == "waist")?;
+                        [at.checked_sub(1), Some(at + 1)]
+                            .into_iter()
+                            .flatten()
+                            .find_map(|i| tokens.get(i).filter(|t| t.parse::<u32>().is_ok()).map(|t| (*t).to_owned()))
+                    })
+                })?;
+                Some((self.find(&waist)?, format!("{waist} in waist")))
+            }
+            _ => None,
+        }
     }
 
     /// The size a customer says they wear: the router's size word, else "us 9", "uk 8", "size 42", "32"…

@@ -10,7 +10,7 @@ pub mod locks;
 pub mod orders;
 pub mod window;
 
-pub use self::catalog::{Search, item_by_sku, measurements, new_drops, search};
+pub use self::catalog::{Ranked, Search, fits_size, item_by_sku, measurements, new_drops, rank, search};
 pub use self::fit::{SIZE_CHART_FILE, SizeChart};
 pub use self::window::ReplyWindow;
 

@@ -326,6 +326,28 @@ pub async fn set_address(
     Ok(current)
 }
 
+/// Sets an unpaid order's shipping charge (an address abroad has its own rate), and its total with it.
+/// `None` when the order is no longer pending (paid meanwhile: a person settles the difference).
+pub async fn set_shipping(
+    db: &impl ConnectionTrait,
+    order: &orders::Model,
+    shipping_minor: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<orders::Model>, DbErr> {
+    let changed = orders::Entity::update_many()
+        .col_expr(orders::Column::ShippingMinor, Expr::value(shipping_minor))
+        .col_expr(orders::Column::TotalMinor, Expr::value(order.subtotal_minor + shipping_minor))
+        .col_expr(orders::Column::UpdatedAt, Expr::value(now))
+        .filter(orders::Column::Id.eq(order.id))
+        .filter(orders::Column::Status.eq(OrderStatus::Pending))
+        .exec(db)
+        .await?;
+    if changed.rows_affected == 0 {
+        return Ok(None);
+    }
+    orders::Entity::find_by_id(order.id).one(db).await
+}
+
 /// Why an order could not be moved.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {

@@ -12,13 +12,12 @@ use sea_orm::TransactionTrait;
 
 use super::job::{Lease, Outcome, received};
 use crate::bot::ConversationState;
+// Why a conversation is handed over when staff write from the app: the bot reads it to stay silent.
+use crate::bot::handoff::STAFF_TOOK_OVER;
 use crate::jobs::{JobError, MessageV1};
 use crate::state::AppState;
 use crate::store::entities::messages::Role;
 use crate::store::ledger::{self, Customer, Event, Handoff};
-
-/// Why a conversation is handed over when staff write from the app.
-const STAFF_TOOK_OVER: &str = "staff replied in the TikTok app";
 
 /// Runs the echo job for one message the business sent.
 pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {

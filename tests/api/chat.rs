@@ -56,7 +56,7 @@ fn a_scripted_chat_prints_the_whole_conversation() {
         "bot › [image] https://images.example.com/philia/jkt-001.jpg",
         "state: choosing from JKT-001, DNM-001, SNK-001 (\"more\" pages on)",
         "Carhartt Detroit jacket brown duck is still available ✅ $85, tagged L.",
-        "is tagged L, but it measures 52 cm pit to pit, so it fits like an M.",
+        "is tagged L, but it measures 20.5 in (52 cm) pit to pit, so it fits like an M.",
         "You're usually an M, so yes: it should fit you ✅",
         "bot › It's yours! 🙌 Carhartt Detroit jacket brown duck ($85) is on hold for you until",
         "state: talking about JKT-001",

@@ -100,9 +100,9 @@ async fn an_item_named_by_its_title_or_as_the_last_video_is_found(db: TestDataba
     let carhartt = say(&app, "kim", "is the carhartt still available?").await;
     assert!(carhartt.contains("Carhartt Detroit jacket is still available ✅ $85, tagged L"), "{carhartt}");
     let latest = say(&app, "kim", "how much is the one in your last video").await;
-    assert!(latest.contains("Harley-Davidson 1998 tee is still available"), "the newest drop: {latest}");
+    assert!(latest.contains("Harley-Davidson 1998 tee is $40"), "the newest drop, its price: {latest}");
     let fit = say(&app, "kim", "whats the p2p on the carhartt").await;
-    assert!(fit.contains("tagged L") && fit.contains("58 cm pit to pit"), "{fit}");
+    assert!(fit.contains("tagged L") && fit.contains("23 in (58 cm) pit to pit"), "{fit}");
     app.stop().await.unwrap();
 }
 
@@ -119,7 +119,7 @@ async fn a_list_of_items_then_a_number_picks_that_item(db: TestDatabase) {
     assert!(!list.contains("Harley"), "only jackets: {list}");
     let chosen = say(&app, "alice", "2").await;
     assert!(chosen.contains("Vintage Levi's trucker jacket is still available"), "{chosen}");
-    assert!(chosen.contains("58 cm pit to pit"), "measurements from the database: {chosen}");
+    assert!(chosen.contains("23 in (58 cm) pit to pit"), "measurements from the database: {chosen}");
     // The choice is used up: "2" is the menu again.
     assert!(say(&app, "alice", "2").await.contains("Fresh in"), "back to the menu's new drops");
     app.stop().await.unwrap();
@@ -246,6 +246,33 @@ mod with_an_llm {
         settings.llm.model = "fake-model".into();
         settings.llm.timeout_ms = 300;
         spawn_app_with(db, settings, Role::All).await
+    }
+
+    #[tokio::test]
+    async fn a_failing_model_is_skipped_after_three_failures_and_metrics_show_it() {
+        let fake = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&fake)
+            .await;
+        let app = app_with_llm(&fake).await;
+        item(&app, "JKT-002", "Vintage Levi's trucker jacket", "jacket", 2, 6_000).await;
+        for _ in 0..3 {
+            assert!(say(&app, "hana", "is JKT-002 still available").await.contains("still available"));
+        }
+        // Three failed classifications (each with its retry, and the client's own retries) opened it.
+        let asked = fake.received_requests().await.unwrap().len();
+        assert!(asked >= 6, "each classification is tried twice: {asked} requests");
+        let started = std::time::Instant::now();
+        let reply = say(&app, "hana", "how much is JKT-002").await;
+        assert!(reply.contains("$60"), "the keywords answer: {reply}");
+        assert_eq!(fake.received_requests().await.unwrap().len(), asked, "the model is not asked while open");
+        assert!(started.elapsed() < std::time::Duration::from_millis(600), "no timeout waited");
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        assert!(metrics.contains("philia_llm_calls_total{outcome=\"circuit_opened\"} 1"), "{metrics}");
+        assert!(metrics.contains("philia_llm_calls_total{outcome=\"skipped\"} 1"), "{metrics}");
+        app.stop().await.unwrap();
     }
 
     #[tokio::test]

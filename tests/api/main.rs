@@ -6,6 +6,7 @@ mod routing;
 mod chat;
 mod cli;
 mod conversation;
+mod conversation_eval;
 mod deploy;
 mod fake_tiktok;
 mod fake_tiktok_rules;

@@ -273,11 +273,16 @@ async fn fit_advice_compares_real_measurements_with_the_chart(db: TestDatabase) 
     stock(&app, "TEE-009", "Boxy blank tee", "tee", "L", json!({})).await;
 
     let details = say(&app, "kim", "is JKT-001 available?").await;
-    assert!(details.contains("tagged L. Heads up: it measures 52 cm pit to pit, so it fits like an M."), "{details}");
+    assert!(
+        details.contains("tagged L. Heads up: it measures 20.5 in (52 cm) pit to pit, so it fits like an M."),
+        "{details}"
+    );
     assert!(details.contains("Condition: great. Flaws: tiny mark on the cuff."), "{details}");
     let fit = say(&app, "kim", "I'm usually a M, will it fit?").await;
     assert!(
-        fit.contains("Carhartt Detroit jacket is tagged L, but it measures 52 cm pit to pit, so it fits like an M."),
+        fit.contains(
+            "Carhartt Detroit jacket is tagged L, but it measures 20.5 in (52 cm) pit to pit, so it fits like an M."
+        ),
         "{fit}"
     );
     assert!(fit.contains("You're usually an M, so yes: it should fit you ✅"), "{fit}");
@@ -285,12 +290,15 @@ async fn fit_advice_compares_real_measurements_with_the_chart(db: TestDatabase) 
     assert!(roomy.contains("You're usually an S, so it'll fit you roomy"), "{roomy}");
 
     let jeans = say(&app, "kim", "I'm a 32, will DNM-001 fit?").await;
-    assert!(jeans.contains("is tagged W32 L30 and measures 40 cm waist, so it fits true to size."), "{jeans}");
+    assert!(
+        jeans.contains("is tagged W32 L30 and measures 15.5 in (40 cm) waist, so it fits true to size."),
+        "{jeans}"
+    );
     assert!(jeans.contains("No inseam listed yet, so I can't promise the length"), "{jeans}");
     assert!(jeans.contains("You're usually an L, so yes"), "{jeans}");
 
     let shoes = say(&app, "kim", "I wear a UK 8.5, does SNK-001 fit?").await;
-    assert!(shoes.contains("measures 26.8 cm insole, so it fits true to size."), "{shoes}");
+    assert!(shoes.contains("measures 10.5 in (26.8 cm) insole, so it fits true to size."), "{shoes}");
     assert!(shoes.contains("You're usually a US 9.5 (EU 43, UK 8.5), so it'll fit you snug"), "{shoes}");
     let big = say(&app, "kim", "does SNK-001 fit a 10").await;
     assert!(big.contains("so sadly it'll be too small for you"), "a full size down: {big}");
@@ -364,7 +372,9 @@ async fn search_by_size_category_and_brand_finds_only_available_pieces(db: TestD
     assert!(list.contains("Levi's trucker jacket is still available"), "sold pieces are not offered: {list}");
     assert!(!list.contains(&carhartt.title), "{list}");
     let none = say(&app, "kim", "got any jackets in xs").await;
-    assert!(none.starts_with("No jacket pieces in XS right now"), "{none}");
+    // None in XS: said so, and the nearest sizes there are listed as such (never as if they were XS).
+    assert!(none.starts_with("None in XS right now 💔 The closest jacket I have"), "{none}");
+    assert!(none.contains("1. Levi's trucker jacket — $85 (tagged M)"), "the nearest size first: {none}");
     app.stop().await.unwrap();
 }
 
