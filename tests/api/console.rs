@@ -88,6 +88,19 @@ impl Browser {
         response
     }
 
+    pub async fn post_multipart(&mut self, path: &str, form: reqwest::multipart::Form) -> reqwest::Response {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, self.cookie_header())
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&response);
+        response
+    }
+
     /// The page's text, after a 200.
     pub async fn page(&mut self, path: &str) -> String {
         let response = self.get(path).await;
@@ -139,6 +152,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/staff/logout"),
     ("POST", "/staff/orders/PH-AAAAAA/status"),
     ("POST", "/staff/orders/PH-AAAAAA/tracking"),
+    ("GET", "/staff/inventory"),
+    ("GET", "/staff/inventory/export"),
+    ("POST", "/staff/inventory/JKT-010/status"),
+    ("POST", "/staff/inventory/preview"),
+    ("POST", "/staff/inventory/import"),
 ];
 
 on_both_databases!(
@@ -149,6 +167,8 @@ on_both_databases!(
     sign_in_attempts_are_limited_per_account_and_per_address,
     removing_an_account_or_resetting_its_password_signs_it_out,
     an_order_is_marked_paid_and_shipped_from_the_console_and_the_customer_told,
+    pieces_are_found_taken_off_sale_and_relisted_with_the_clis_refusals,
+    an_inventory_sheet_is_previewed_before_anything_is_written_then_imported,
 );
 
 async fn the_console_is_off_unless_configured(db: TestDatabase) {
@@ -392,4 +412,123 @@ async fn an_order_is_marked_paid_and_shipped_from_the_console_and_the_customer_t
             (ana(), "tracking corrected".into(), number.clone()),
         ]
     );
+}
+
+async fn item_row(app: &TestApp, sku: &str) -> items::Model {
+    items::Entity::find().filter(items::Column::Sku.eq(sku)).one(&app.state.db).await.unwrap().unwrap()
+}
+
+async fn pieces_are_found_taken_off_sale_and_relisted_with_the_clis_refusals(db: TestDatabase) {
+    let app = console_app(db).await;
+    stock(&app, "JKT-010", "Barbour wax jacket", 12_000).await;
+    stock(&app, "JKT-020", "Carhartt chore coat", 9_000).await;
+    stock(&app, "DNM-001", "Levi's 501", 6_500).await;
+    let order = order_of(&app, "kim", "JKT-010").await;
+    assert!(say(&app, "lee", "I'll take JKT-020").await.contains("It's yours!"));
+    let mut browser = Browser::new(&app);
+    browser.sign_in().await;
+
+    let page = browser.page("/staff/inventory?q=carhartt").await;
+    assert!(page.contains("Carhartt chore coat") && !page.contains("Levi's 501"), "the search finds by title");
+    assert!(page.contains("Held by @lee until"), "who holds it, until when");
+    let page = browser.page("/staff/inventory?status=available").await;
+    assert!(page.contains("DNM-001") && !page.contains("JKT-020"), "the filter shows available pieces only");
+
+    // Off sale and back on.
+    let page = browser.submit("/staff/inventory/DNM-001/status", &[("status", "sold")]).await;
+    assert_eq!(item_row(&app, "DNM-001").await.status, ItemStatus::Sold);
+    assert!(page.contains("DNM-001: sold"), "{page}");
+    browser.submit("/staff/inventory/DNM-001/status", &[("status", "available")]).await;
+    assert_eq!(item_row(&app, "DNM-001").await.status, ItemStatus::Available);
+
+    // A piece in an order is not relisted: the page says why, the piece stays sold.
+    let page = browser.submit("/staff/inventory/JKT-010/status", &[("status", "available")]).await;
+    assert!(page.contains(&format!("JKT-010 is in order {}", order.order_number)), "{page}");
+    assert_ne!(item_row(&app, "JKT-010").await.status, ItemStatus::Available);
+
+    // Taking a held piece off sale ends the hold and tells its holder.
+    let page = browser.submit("/staff/inventory/JKT-020/status", &[("status", "sold")]).await;
+    assert_eq!(item_row(&app, "JKT-020").await.status, ItemStatus::Sold);
+    assert!(page.contains("told @lee that their hold on JKT-020 ended"), "{page}");
+
+    let export = browser.get("/staff/inventory/export").await;
+    assert_eq!(export.status(), StatusCode::OK);
+    assert!(export.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let csv = export.text().await.unwrap();
+    assert!(csv.starts_with("sku,") && csv.contains("JKT-020") && csv.contains("DNM-001"), "{csv}");
+    let actions: Vec<String> = staff_audit::Entity::find()
+        .filter(staff_audit::Column::Subject.eq("JKT-020"))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["marked sold"]);
+}
+
+/// The inventory sheet: JKT-010 cheaper, JKT-011 (sold) listed as available, JKT-012 new.
+pub const SHEET: &str = "sku,title,brand,category,tag_size,price,condition,status,image_url\n\
+JKT-010,Barbour wax jacket,Barbour,jacket,L,99,great,available,https://cdn.example/JKT-010.jpg\n\
+JKT-011,Patagonia fleece,Patagonia,jacket,M,70,great,available,\n\
+JKT-012,Arc'teryx shell,Arc'teryx,jacket,S,180,great,available,\n";
+
+async fn an_inventory_sheet_is_previewed_before_anything_is_written_then_imported(db: TestDatabase) {
+    let app = console_app(db).await;
+    stock(&app, "JKT-010", "Barbour wax jacket", 12_000).await;
+    stock(&app, "JKT-011", "Patagonia fleece", 7_000).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in().await;
+    browser.submit("/staff/inventory/JKT-011/status", &[("status", "sold")]).await;
+
+    let upload = |csrf: Option<String>| {
+        let file = reqwest::multipart::Part::bytes(SHEET.as_bytes().to_vec()).file_name("stock.csv");
+        let form = reqwest::multipart::Form::new().part("file", file);
+        match csrf {
+            Some(csrf) => form.text("csrf", csrf),
+            None => form,
+        }
+    };
+    let refused = browser.post_multipart("/staff/inventory/preview", upload(None)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "the upload needs its CSRF token too");
+
+    let csrf = browser.csrf().await;
+    let preview = browser.post_multipart("/staff/inventory/preview", upload(Some(csrf))).await;
+    assert_eq!(preview.status(), StatusCode::OK);
+    let preview = preview.text().await.unwrap();
+    for said in [
+        "Would import: 1 new, 1 price change(s), 1 other change(s), 0 unchanged; 1 piece(s) keep their status.",
+        "$120 → $99",
+        "JKT-012",
+        "<h2>1 piece(s) keep their status</h2>",
+        "JKT-011</code> stays sold",
+    ] {
+        assert!(preview.contains(said), "{said} in the preview: {preview}");
+    }
+    // Nothing written yet.
+    assert_eq!(item_row(&app, "JKT-010").await.price_minor, 12_000);
+    assert!(items::Entity::find().filter(items::Column::Sku.eq("JKT-012")).one(&app.state.db).await.unwrap().is_none());
+
+    let csv = SHEET.to_owned();
+    let page = browser.submit("/staff/inventory/import", &[("csv", &csv), ("file_name", "stock.csv")]).await;
+    assert!(page.contains("Imported: 1 new, 1 price change(s)"), "{page}");
+    assert_eq!(item_row(&app, "JKT-010").await.price_minor, 9_900);
+    assert_eq!(item_row(&app, "JKT-011").await.status, ItemStatus::Sold, "a sold piece stays sold");
+    assert_eq!(item_row(&app, "JKT-012").await.status, ItemStatus::Available);
+    let logged = staff_audit::Entity::find()
+        .filter(staff_audit::Column::Action.eq("imported the inventory sheet"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the import is in the audit log");
+    assert_eq!((logged.staff_name.as_str(), logged.subject.as_str()), (STAFF, "stock.csv"));
+
+    // A sheet with a bad row is refused whole, with the row named.
+    let bad = "sku,title,category,price,condition\nJKT-013,Shell,jacket,abc,great\n";
+    let csrf = browser.csrf().await;
+    let file = reqwest::multipart::Part::bytes(bad.as_bytes().to_vec()).file_name("bad.csv");
+    let form = reqwest::multipart::Form::new().text("csrf", csrf).part("file", file);
+    let page = browser.post_multipart("/staff/inventory/preview", form).await.text().await.unwrap();
+    assert!(page.contains("1 problem(s); nothing can be imported"), "{page}");
+    assert!(items::Entity::find().filter(items::Column::Sku.eq("JKT-013")).one(&app.state.db).await.unwrap().is_none());
 }

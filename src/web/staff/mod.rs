@@ -6,6 +6,7 @@
 
 pub mod accounts;
 mod audit;
+mod inventory;
 mod layout;
 mod login;
 mod orders;
@@ -84,6 +85,11 @@ pub fn mount(cfg: &mut web::ServiceConfig, console: web::Data<Console>) {
             .route("/orders", web::get().to(orders::page))
             .route("/orders/{number}/status", web::post().to(orders::set_status))
             .route("/orders/{number}/tracking", web::post().to(orders::set_tracking))
+            .route("/inventory", web::get().to(inventory::page))
+            .route("/inventory/export", web::get().to(inventory::export))
+            .route("/inventory/preview", web::post().to(inventory::preview))
+            .route("/inventory/import", web::post().to(inventory::import))
+            .route("/inventory/{sku}/status", web::post().to(inventory::set_status))
             .route("/audit", web::get().to(audit::page)),
     );
 }
