@@ -157,6 +157,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/staff/inventory/JKT-010/status"),
     ("POST", "/staff/inventory/preview"),
     ("POST", "/staff/inventory/import"),
+    ("GET", "/staff/handoffs"),
+    ("POST", "/staff/handoffs/release"),
 ];
 
 on_both_databases!(
@@ -169,6 +171,7 @@ on_both_databases!(
     an_order_is_marked_paid_and_shipped_from_the_console_and_the_customer_told,
     pieces_are_found_taken_off_sale_and_relisted_with_the_clis_refusals,
     an_inventory_sheet_is_previewed_before_anything_is_written_then_imported,
+    a_waiting_conversation_is_shown_and_given_back_to_the_bot,
 );
 
 async fn the_console_is_off_unless_configured(db: TestDatabase) {
@@ -531,4 +534,35 @@ async fn an_inventory_sheet_is_previewed_before_anything_is_written_then_importe
     let page = browser.post_multipart("/staff/inventory/preview", form).await.text().await.unwrap();
     assert!(page.contains("1 problem(s); nothing can be imported"), "{page}");
     assert!(items::Entity::find().filter(items::Column::Sku.eq("JKT-013")).one(&app.state.db).await.unwrap().is_none());
+}
+
+async fn a_waiting_conversation_is_shown_and_given_back_to_the_bot(db: TestDatabase) {
+    let app = console_app(db).await;
+    say(&app, "dana", "3").await;
+    assert_eq!(say(&app, "dana", "is the barbour still there??").await, "", "a human has it");
+    let mut browser = Browser::new(&app);
+    browser.sign_in().await;
+    let page = browser.page("/staff/handoffs").await;
+    for shown in [
+        "1 conversation(s) waiting",
+        "@dana",
+        "is the barbour still there??",
+        "waiting 0 min",
+        "https://www.tiktok.com/@dana",
+    ] {
+        assert!(page.contains(shown), "{shown} on the handoffs page: {page}");
+    }
+    let page = browser.submit("/staff/handoffs/release", &[("conversation", "conv-dana")]).await;
+    assert!(page.contains("The conversation is back with the bot."), "{page}");
+    assert!(page.contains("0 conversation(s) waiting"));
+    assert!(philia_bot::bot::handoff::list(&app.state.db).await.unwrap().is_empty());
+    assert_ne!(say(&app, "dana", "menu").await, "", "the bot answers again");
+    let page = browser.submit("/staff/handoffs/release", &[("conversation", "conv-dana")]).await;
+    assert!(page.contains("not waiting for a person any more"), "{page}");
+    let released = staff_audit::Entity::find()
+        .filter(staff_audit::Column::Action.eq("gave back to the bot"))
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(released.len(), 1, "one release, one entry");
 }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 mod audit;
+mod handoffs;
 mod inventory;
 mod layout;
 mod login;
@@ -90,6 +91,8 @@ pub fn mount(cfg: &mut web::ServiceConfig, console: web::Data<Console>) {
             .route("/inventory/preview", web::post().to(inventory::preview))
             .route("/inventory/import", web::post().to(inventory::import))
             .route("/inventory/{sku}/status", web::post().to(inventory::set_status))
+            .route("/handoffs", web::get().to(handoffs::page))
+            .route("/handoffs/release", web::post().to(handoffs::release))
             .route("/audit", web::get().to(audit::page)),
     );
 }
