@@ -64,7 +64,7 @@ impl Console {
 
     /// A moment in the shop's local time, as the pages show it.
     fn local(&self, at: chrono::DateTime<chrono::Utc>) -> String {
-        let offset = chrono::Duration::hours(self.utc_offset_hours as i64);
+        let offset = chrono::Duration::hours(i64::from(self.utc_offset_hours));
         (at.naive_utc() + offset).format("%b %-d, %H:%M").to_string()
     }
 }
