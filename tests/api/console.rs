@@ -159,6 +159,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/staff/inventory/import"),
     ("GET", "/staff/handoffs"),
     ("POST", "/staff/handoffs/release"),
+    ("GET", "/staff/health"),
 ];
 
 on_both_databases!(
@@ -172,6 +173,7 @@ on_both_databases!(
     pieces_are_found_taken_off_sale_and_relisted_with_the_clis_refusals,
     an_inventory_sheet_is_previewed_before_anything_is_written_then_imported,
     a_waiting_conversation_is_shown_and_given_back_to_the_bot,
+    the_health_page_says_how_the_bot_is_doing_in_words,
 );
 
 async fn the_console_is_off_unless_configured(db: TestDatabase) {
@@ -565,4 +567,25 @@ async fn a_waiting_conversation_is_shown_and_given_back_to_the_bot(db: TestDatab
         .await
         .unwrap();
     assert_eq!(released.len(), 1, "one release, one entry");
+}
+
+async fn the_health_page_says_how_the_bot_is_doing_in_words(db: TestDatabase) {
+    use philia_bot::store::entities::messages::{self, DeliveryStatus};
+    let app = console_app(db).await;
+    say(&app, "kim", "hi").await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in().await;
+    let page = browser.page("/staff/health").await;
+    for shown in ["All good.", "dry run", "never sent to TikTok", "Failed today", "Dead letters", "keywords only"] {
+        assert!(page.contains(shown), "{shown} on the health page: {page}");
+    }
+    // A reply TikTok refused for its quota: counted as failed and as a quota refusal, and said on top.
+    let reply = app.replies().await.pop().expect("the bot replied");
+    let mut refused: messages::ActiveModel = reply.into();
+    refused.delivery_status = Set(Some(DeliveryStatus::Failed));
+    refused.error_code = Set(Some(40100));
+    refused.update(&app.state.db).await.unwrap();
+    let page = browser.page("/staff/health").await;
+    assert!(page.contains("1 repl(ies) failed to send today."), "{page}");
+    assert!(page.contains("<span>Quota refusals today</span><b>1</b>"), "{page}");
 }

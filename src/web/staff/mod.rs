@@ -7,6 +7,7 @@
 pub mod accounts;
 mod audit;
 mod handoffs;
+mod health;
 mod inventory;
 mod layout;
 mod login;
@@ -93,6 +94,7 @@ pub fn mount(cfg: &mut web::ServiceConfig, console: web::Data<Console>) {
             .route("/inventory/{sku}/status", web::post().to(inventory::set_status))
             .route("/handoffs", web::get().to(handoffs::page))
             .route("/handoffs/release", web::post().to(handoffs::release))
+            .route("/health", web::get().to(health::page))
             .route("/audit", web::get().to(audit::page)),
     );
 }
