@@ -160,6 +160,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/staff/handoffs"),
     ("POST", "/staff/handoffs/release"),
     ("GET", "/staff/health"),
+    ("GET", "/staff/try"),
+    ("POST", "/staff/try"),
 ];
 
 on_both_databases!(
@@ -174,6 +176,7 @@ on_both_databases!(
     an_inventory_sheet_is_previewed_before_anything_is_written_then_imported,
     a_waiting_conversation_is_shown_and_given_back_to_the_bot,
     the_health_page_says_how_the_bot_is_doing_in_words,
+    the_bot_is_tried_in_the_page_on_a_copy_that_never_touches_the_shop,
 );
 
 async fn the_console_is_off_unless_configured(db: TestDatabase) {
@@ -588,4 +591,24 @@ async fn the_health_page_says_how_the_bot_is_doing_in_words(db: TestDatabase) {
     let page = browser.page("/staff/health").await;
     assert!(page.contains("1 repl(ies) failed to send today."), "{page}");
     assert!(page.contains("<span>Quota refusals today</span><b>1</b>"), "{page}");
+}
+
+async fn the_bot_is_tried_in_the_page_on_a_copy_that_never_touches_the_shop(db: TestDatabase) {
+    use philia_bot::store::entities::{messages, users};
+    use sea_orm::PaginatorTrait;
+    let app = console_app(db).await;
+    stock(&app, "JKT-010", "Barbour wax jacket", 12_000).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in().await;
+    let page = browser.page("/staff/try").await;
+    assert!(page.contains("TEST · nothing here is sent to TikTok"), "{page}");
+    let page = browser.submit("/staff/try", &[("text", "is JKT-010 still available?")]).await;
+    assert!(page.contains("is JKT-010 still available?"), "the test customer's line: {page}");
+    assert!(page.contains("Barbour wax jacket"), "the bot answers from a copy of the shop's inventory: {page}");
+    // The shop's own database never saw the test customer, and nothing was sent or stored there.
+    assert_eq!(messages::Entity::find().count(&app.state.db).await.unwrap(), 0);
+    assert_eq!(users::Entity::find().count(&app.state.db).await.unwrap(), 0);
+    let page = browser.submit("/staff/try", &[("restart", "1")]).await;
+    assert!(page.contains("Started over"), "{page}");
+    assert!(!page.contains("is JKT-010 still available?"), "a fresh conversation after starting over");
 }

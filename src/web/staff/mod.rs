@@ -13,6 +13,7 @@ mod layout;
 mod login;
 mod orders;
 mod session;
+mod try_bot;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -40,6 +41,8 @@ pub struct Console {
     login_window: Duration,
     /// The shop's local time, as every time on the pages is shown.
     utc_offset_hours: i32,
+    /// The "Try the bot" copy of the bot (started on first use).
+    try_out: crate::sandbox::TryOut,
 }
 
 impl Console {
@@ -60,6 +63,7 @@ impl Console {
             by_address: RateLimiter::keyed(quota),
             login_window: window,
             utc_offset_hours: settings.shop.utc_offset_hours,
+            try_out: crate::sandbox::TryOut::new(settings.clone()),
         }))
     }
 
@@ -95,6 +99,8 @@ pub fn mount(cfg: &mut web::ServiceConfig, console: web::Data<Console>) {
             .route("/handoffs", web::get().to(handoffs::page))
             .route("/handoffs/release", web::post().to(handoffs::release))
             .route("/health", web::get().to(health::page))
+            .route("/try", web::get().to(try_bot::page))
+            .route("/try", web::post().to(try_bot::say))
             .route("/audit", web::get().to(audit::page)),
     );
 }
