@@ -14,9 +14,11 @@ RUN mkdir -p src migration/src \
  && rm -rf src migration/src
 COPY migration migration
 COPY src src
-# The sources embed the built-in texts (config/) and the demo inventory (examples/inventory.csv).
+# The sources embed the built-in texts (config/), the demo inventory (examples/inventory.csv) and the
+# staff console's script and styles (static/).
 COPY config config
 COPY examples examples
+COPY static static
 # Make cargo see the real sources as newer than the placeholder build; the empty data/ becomes the
 # non-root user's folder for the embedded SQLite default.
 RUN touch src/main.rs src/lib.rs migration/src/lib.rs \

@@ -12,6 +12,7 @@ pub mod kv;
 pub mod metrics;
 pub mod redis_pool;
 pub mod role;
+pub mod sandbox;
 pub mod shop;
 pub mod startup;
 pub mod state;

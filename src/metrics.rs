@@ -178,6 +178,12 @@ impl Metrics {
         self.inner.llm_latency.observe(took.as_secs_f64());
     }
 
+    /// LLM classifications of one outcome (ok, timeout, error, fallback) since the process started, for
+    /// the staff console's health page.
+    pub fn llm_calls(&self, outcome: &'static str) -> u64 {
+        self.inner.llm_calls.get(&Outcome { outcome }).map_or(0, |counter| counter.get())
+    }
+
     /// The queue's depth, read at scrape time.
     pub fn set_queue(&self, stats: &crate::jobs::QueueStats) {
         self.inner.queue_waiting.set(stats.waiting as i64);

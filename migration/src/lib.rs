@@ -18,6 +18,7 @@ mod m20261122_000009_create_tiktok_tokens;
 mod m20261122_000010_create_waitlist;
 mod m20261201_000011_add_order_shipping_address;
 mod m20261215_000012_one_order_per_piece;
+mod m20261216_000013_create_staff_console;
 mod m20261220_000013_tiktok_account_and_quota;
 
 /// Every migration, oldest first.
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000010_create_waitlist::Migration),
             Box::new(m20261201_000011_add_order_shipping_address::Migration),
             Box::new(m20261215_000012_one_order_per_piece::Migration),
+            Box::new(m20261216_000013_create_staff_console::Migration),
             Box::new(m20261220_000013_tiktok_account_and_quota::Migration),
         ]
     }

@@ -15,6 +15,7 @@ use crate::shop::holds::Freed;
 use crate::shop::inventory::{self, ExportError, ImportReport, Money, RowError, SetStatusError};
 use crate::shop::orders::{self, Address, AddressError, Move, Moved, OrderView, StatusError};
 use crate::store::entities::items::{self, ItemStatus};
+use crate::store::entities::messages::{self, DeliveryStatus};
 use crate::store::entities::orders::OrderStatus;
 use crate::store::entities::{reservations, users};
 
@@ -92,6 +93,66 @@ impl Notified {
     /// Every notice stored by these changes, in order: what a console delivers.
     pub fn messages_of(all: &[Notified]) -> Vec<i64> {
         all.iter().flat_map(|n| n.messages.iter().copied()).collect()
+    }
+
+    /// What became of each customer's notices (once a console delivered them), in staff's words: one
+    /// line per customer, the same in every console.
+    pub async fn said_deliveries(db: &impl sea_orm::ConnectionTrait, all: &[Notified]) -> Result<Vec<String>, DbErr> {
+        let stored =
+            messages::Entity::find().filter(messages::Column::Id.is_in(Self::messages_of(all))).all(db).await?;
+        Ok(all
+            .iter()
+            .map(|n| {
+                let first = n.messages.first().and_then(|id| stored.iter().find(|m| m.id == *id));
+                said_delivery(n, first.and_then(|m| m.delivery_status), first.and_then(|m| m.error_code))
+            })
+            .collect())
+    }
+}
+
+/// What became of the notices for one customer, in staff's words.
+fn said_delivery(notified: &Notified, status: Option<DeliveryStatus>, code: Option<i64>) -> String {
+    let who = format!("@{}", notified.customer.handle());
+    let what = match &notified.about {
+        Notice::Order => "about their order".to_owned(),
+        Notice::Waitlist { sku } => format!("that {sku} is available again (next on its waitlist)"),
+        Notice::HoldEnded { sku } => format!("that their hold on {sku} ended"),
+    };
+    match status {
+        None => format!(
+            "{who} not told {what}: TikTok lets the shop write only within 48 hours of their last message (or they \
+             opted out); tell them when they write"
+        ),
+        Some(DeliveryStatus::Sent) => format!("told {who} {what}: sent"),
+        Some(DeliveryStatus::DryRun) => {
+            format!(
+                "told {who} {what}: dry run (no TikTok credentials), printed in the log on standard error, not sent"
+            )
+        }
+        Some(DeliveryStatus::OutsideWindow) => format!("{who} not told {what}: their reply window has closed"),
+        Some(DeliveryStatus::Pending) => format!(
+            "{who} not told {what} yet: TikTok did not take it (code {}); the running bot's sweeper sends it again",
+            code.map_or("none".into(), |c| c.to_string())
+        ),
+        Some(DeliveryStatus::Sending) => format!("{who}: the notice {what} is being sent"),
+        Some(DeliveryStatus::Unknown) => format!(
+            "{who}: TikTok did not answer whether the notice {what} arrived; the running bot's sweeper checks the \
+             conversation and sends it again only if it did not"
+        ),
+        Some(DeliveryStatus::Failed) => format!(
+            "sending to {who} {what} failed (TikTok code {}); it is not sent again",
+            code.map_or("none".into(), |c| c.to_string())
+        ),
+        Some(DeliveryStatus::QuotaExhausted) => {
+            format!("{who} not told {what}: the shop has sent them the 10 messages TikTok allows since they last wrote")
+        }
+        Some(DeliveryStatus::Throttled) => format!(
+            "{who} not told {what} yet: TikTok paused the account's sending (40064); sent when the pause is over"
+        ),
+        Some(DeliveryStatus::NotConnected) => {
+            format!("{who} not told {what}: the TikTok account is not connected (see `philia-bot tiktok status`)")
+        }
+        Some(DeliveryStatus::Skipped | DeliveryStatus::Merged) => format!("told {who} {what}: sent"),
     }
 }
 

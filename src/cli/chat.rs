@@ -11,20 +11,20 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::inventory::import;
 use crate::bot::ConversationState;
 use crate::bot::staff::Staff;
-use crate::config::{Environment, Settings};
+use crate::config::Settings;
 use crate::role::Role;
+use crate::sandbox::{self, Customer};
 use crate::shop::holds;
 use crate::startup::{Application, StartOptions};
 use crate::state::AppState;
 use crate::store::entities::messages::{self, Direction, Role as Speaker};
-use crate::store::entities::{conversations, items, processed_events, users};
+use crate::store::entities::{conversations, items, users};
 
 /// How long a turn may take before the chat says it got no answer (an LLM may be slow).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -43,45 +43,10 @@ pub struct Args {
     customer: String,
 }
 
-/// The settings `chat` runs with: the config folder's texts, keywords, chart, shop rules and LLM, on the
-/// embedded default, never sending to TikTok, quiet logs (the transcript is the output).
-pub(super) fn chat_settings(mut settings: Settings, database: Option<&str>, temp_dir: &std::path::Path) -> Settings {
-    settings.environment = Environment::Local;
-    settings.database.url = Some(SecretString::from(
-        database.map_or_else(|| format!("sqlite://{}?mode=rwc", temp_dir.join("chat.db").display()), str::to_owned),
-    ));
-    settings.redis.url = None;
-    settings.tiktok.access_token = None;
-    settings.tiktok.refresh_token = None;
-    settings.tiktok.client_key = None;
-    settings.tiktok.client_secret = None;
-    settings.server.host = "127.0.0.1".into();
-    settings.server.port = 0;
-    if std::env::var_os("RUST_LOG").is_none() {
-        settings.log.level = "error".into();
-    }
-    settings
-}
-
-/// One customer of the chat: their TikTok ids are derived from the name typed after `/as`.
-struct Customer {
-    name: String,
-}
-
-impl Customer {
-    fn user_id(&self) -> String {
-        format!("chat-{}", self.name)
-    }
-
-    fn conversation_id(&self) -> String {
-        format!("chat-conversation-{}", self.name)
-    }
-}
-
 /// Runs the chat until `/quit` or the end of the input.
 pub async fn run(settings: Settings, options: Args) -> anyhow::Result<()> {
     let temp = tempfile::tempdir().context("creating a temporary folder for the chat database")?;
-    let settings = chat_settings(settings, options.database.as_deref(), temp.path());
+    let settings = sandbox::settings_for(settings, options.database.as_deref(), temp.path());
     crate::telemetry::init(&settings.log, settings.environment);
     let secret = settings.tiktok.webhook_secret.clone();
     let app = Application::build(settings, StartOptions { role: Role::All, migrate: true }).await?;
@@ -155,7 +120,7 @@ pub async fn run(settings: Settings, options: Args) -> anyhow::Result<()> {
             _ => {}
         }
         let text = if command == "/menu" { "menu" } else { line.as_str() };
-        let key = post(&client, &url, secret.as_ref(), &customer, text).await?;
+        let key = sandbox::post(&client, &url, secret.as_ref(), &customer, text).await?;
         print_turn(&state, &customer, &key, &mut seen).await?;
     }
     shutdown.cancel();
@@ -203,66 +168,13 @@ fn read_lines() -> mpsc::Receiver<String> {
     receiver
 }
 
-/// Posts one customer line as TikTok's `im_receive_msg` webhook; returns the event's idempotency key.
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    secret: Option<&SecretString>,
-    customer: &Customer,
-    text: &str,
-) -> anyhow::Result<String> {
-    let message_id = format!("chat-{}", uuid::Uuid::new_v4().simple());
-    let content = json!({
-        "conversation_id": customer.conversation_id(),
-        "message_id": message_id,
-        "timestamp": Utc::now().timestamp_millis(),
-        "type": "text",
-        "text": {"body": text},
-        "from": customer.name,
-        "from_user": {"id": customer.user_id(), "role": "personal_account"},
-        "to_user": {"id": "philia-chat", "role": "business_account"},
-    });
-    let body = json!({
-        "client_key": "chat",
-        "event": "im_receive_msg",
-        "create_time": Utc::now().timestamp(),
-        "user_openid": "philia-chat",
-        "content": content.to_string(),
-    })
-    .to_string();
-    let mut request = client.post(url).header("Content-Type", "application/json");
-    if let Some(secret) = secret {
-        let signature =
-            crate::tiktok::signature::sign(secret.expose_secret().as_bytes(), Utc::now().timestamp(), body.as_bytes());
-        request = request.header("TikTok-Signature", signature);
-    }
-    let response = request.body(body).send().await.context("posting to the chat's webhook")?;
-    let status = response.status();
-    let answer: serde_json::Value = response.json().await.unwrap_or_default();
-    if !status.is_success() {
-        anyhow::bail!("the webhook answered {status}: {answer}");
-    }
-    Ok(format!("im_receive_msg:{message_id}"))
-}
-
 /// Waits for the bot to finish the event, then prints its replies, the notices the shop sent others on
 /// its own in the same turn (a cancelled hold frees a piece someone waits for), and the conversation's
 /// state. `seen` is the last message id printed; one read per turn fetches everything after it.
 async fn print_turn(state: &AppState, customer: &Customer, key: &str, seen: &mut i64) -> anyhow::Result<()> {
-    let started = tokio::time::Instant::now();
-    loop {
-        let event = processed_events::Entity::find()
-            .filter(processed_events::Column::IdempotencyKey.eq(key))
-            .one(&state.db)
-            .await?;
-        if event.is_some_and(|e| e.processed_at.is_some()) {
-            break;
-        }
-        if started.elapsed() > PATIENCE {
-            println!("  (no answer after {} s: see the logs with RUST_LOG=info)", PATIENCE.as_secs());
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    if !sandbox::processed(state, key, PATIENCE).await? {
+        println!("  (no answer after {} s: see the logs with RUST_LOG=info)", PATIENCE.as_secs());
+        return Ok(());
     }
     let new = messages::Entity::find()
         .filter(messages::Column::Id.gt(*seen))

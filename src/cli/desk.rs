@@ -6,12 +6,10 @@
 use anyhow::bail;
 use chrono::{DateTime, Utc};
 use comfy_table::{ContentArrangement, Table, presets};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::bot::staff::{Notice, Notified, Staff};
+use crate::bot::staff::{Notified, Staff};
 use crate::config::Settings;
 use crate::state::AppState;
-use crate::store::entities::messages::{self, DeliveryStatus};
 use crate::{startup, worker};
 
 /// The shop opened for one staff command.
@@ -58,16 +56,8 @@ impl Desk {
     /// never sends one twice; one that fails is retried by its sweeper), and says for each customer what
     /// became of it.
     pub async fn deliver(&self, notified: &[Notified]) -> anyhow::Result<Vec<String>> {
-        let ids = Notified::messages_of(notified);
-        worker::delivery::deliver_notices(&self.state, &ids).await;
-        let stored = messages::Entity::find().filter(messages::Column::Id.is_in(ids)).all(&self.state.db).await?;
-        Ok(notified
-            .iter()
-            .map(|n| {
-                let first = n.messages.first().and_then(|id| stored.iter().find(|m| m.id == *id));
-                said_delivery(n, first.and_then(|m| m.delivery_status), first.and_then(|m| m.error_code))
-            })
-            .collect())
+        worker::delivery::deliver_notices(&self.state, &Notified::messages_of(notified)).await;
+        Ok(Notified::said_deliveries(&self.state.db, notified).await?)
     }
 
     /// A moment in the shop's local time (`shop.utc_offset_hours`), as staff tables show it.
@@ -87,52 +77,6 @@ fn zone_name(offset_hours: i32) -> String {
     match offset_hours {
         0 => "UTC".into(),
         hours => format!("UTC{hours:+}"),
-    }
-}
-
-/// What became of the notices for one customer, in staff's words.
-fn said_delivery(notified: &Notified, status: Option<DeliveryStatus>, code: Option<i64>) -> String {
-    let who = format!("@{}", notified.customer.handle());
-    let what = match &notified.about {
-        Notice::Order => "about their order".to_owned(),
-        Notice::Waitlist { sku } => format!("that {sku} is available again (next on its waitlist)"),
-        Notice::HoldEnded { sku } => format!("that their hold on {sku} ended"),
-    };
-    match status {
-        None => format!(
-            "{who} not told {what}: TikTok lets the shop write only within 48 hours of their last message (or they \
-             opted out); tell them when they write"
-        ),
-        Some(DeliveryStatus::Sent) => format!("told {who} {what}: sent"),
-        Some(DeliveryStatus::DryRun) => {
-            format!(
-                "told {who} {what}: dry run (no TikTok credentials), printed in the log on standard error, not sent"
-            )
-        }
-        Some(DeliveryStatus::OutsideWindow) => format!("{who} not told {what}: their reply window has closed"),
-        Some(DeliveryStatus::Pending) => format!(
-            "{who} not told {what} yet: TikTok did not take it (code {}); the running bot's sweeper sends it again",
-            code.map_or("none".into(), |c| c.to_string())
-        ),
-        Some(DeliveryStatus::Sending) => format!("{who}: the notice {what} is being sent"),
-        Some(DeliveryStatus::Unknown) => format!(
-            "{who}: TikTok did not answer whether the notice {what} arrived; the running bot's sweeper checks the \
-             conversation and sends it again only if it did not"
-        ),
-        Some(DeliveryStatus::Failed) => format!(
-            "sending to {who} {what} failed (TikTok code {}); it is not sent again",
-            code.map_or("none".into(), |c| c.to_string())
-        ),
-        Some(DeliveryStatus::QuotaExhausted) => {
-            format!("{who} not told {what}: the shop has sent them the 10 messages TikTok allows since they last wrote")
-        }
-        Some(DeliveryStatus::Throttled) => format!(
-            "{who} not told {what} yet: TikTok paused the account's sending (40064); sent when the pause is over"
-        ),
-        Some(DeliveryStatus::NotConnected) => {
-            format!("{who} not told {what}: the TikTok account is not connected (see `philia-bot tiktok status`)")
-        }
-        Some(DeliveryStatus::Skipped | DeliveryStatus::Merged) => format!("told {who} {what}: sent"),
     }
 }
 

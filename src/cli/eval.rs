@@ -13,7 +13,7 @@ use chrono::Utc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::json;
 
-use super::chat::{chat_settings, load_inventory};
+use super::chat::load_inventory;
 use crate::bot::ConversationState;
 use crate::bot::intent::KeywordRouter;
 use crate::config::Settings;
@@ -337,7 +337,7 @@ pub async fn run_scripts(settings: Settings, dir: &Path, only: Option<&str>) -> 
 /// Plays one script against a fresh bot: its own temporary SQLite database with the demo inventory.
 async fn play(settings: Settings, name: &str, steps: &[(usize, Step)]) -> anyhow::Result<Vec<String>> {
     let temp = tempfile::tempdir().context("creating a temporary folder for the conversation")?;
-    let settings = chat_settings(settings, None, temp.path());
+    let settings = crate::sandbox::settings_for(settings, None, temp.path());
     let app = Application::build(settings, StartOptions { role: Role::All, migrate: true }).await?;
     let port = app.port().context("the ingress has no port")?;
     let state = app.state().clone();

@@ -237,6 +237,7 @@ mod tests {
                 from: ItemStatus::Available,
                 to: ItemStatus::Sold,
             }],
+            price_changes: vec![],
             kept: vec![
                 KeptStatus {
                     row: 4,

@@ -16,6 +16,7 @@ mod orders;
 mod serve;
 mod sign;
 mod tiktok;
+mod staff;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -83,6 +84,13 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         action: jobs::Action,
+    },
+    /// Accounts of the staff console (/staff): add, remove, reset-password, list.
+    Staff {
+        #[command(flatten)]
+        desk: DeskArgs,
+        #[command(subcommand)]
+        action: staff::Action,
     },
     /// Inspect the configuration.
     Config {
@@ -261,6 +269,9 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<(), Finished
         }
         Command::Orders { desk, action } => {
             Ok(at_desk(staff_settings(config_dir)?, desk, async |d| orders::run(d, action).await).await?)
+        }
+        Command::Staff { desk, action } => {
+            Ok(at_desk(staff_settings(config_dir)?, desk, async |d| staff::run(d, action).await).await?)
         }
     }
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::problem::{figment_problems, toml_error_line};
 use super::{
     DatabaseSettings, EMBEDDED_DEFAULT, Environment, JobSettings, LlmSettings, LogSettings, Problem, RedisSettings,
-    ServerSettings, Settings, ShopSettings, TikTokSettings, WebhookSettings, WorkerSettings,
+    ServerSettings, Settings, ShopSettings, StaffSettings, TikTokSettings, WebhookSettings, WorkerSettings,
 };
 
 /// The settings files a config folder may hold.
@@ -119,6 +119,7 @@ fn check_settings_file(path: &Path) -> Vec<Problem> {
             "tiktok" => check_section::<TikTokSettings>(path, key, value),
             "llm" => check_section::<LlmSettings>(path, key, value),
             "shop" => check_section::<ShopSettings>(path, key, value),
+            "staff" => check_section::<StaffSettings>(path, key, value),
             _ => vec![Problem::new(&source, key, format!("unknown section (known: {})", sections.join(", ")))],
         });
     }

@@ -75,6 +75,8 @@ pub struct Settings {
     pub tiktok: TikTokSettings,
     pub llm: LlmSettings,
     pub shop: ShopSettings,
+    /// The staff console under `/staff` (off unless enabled).
+    pub staff: StaffSettings,
     /// The folder the settings were read from; the bot's texts (`replies.toml`) are read from it too.
     #[serde(skip)]
     pub config_dir: PathBuf,
@@ -423,6 +425,26 @@ pub struct ShopSettings {
 
 fn home_country() -> String {
     "US".into()
+}
+
+/// The staff console in the browser, served by the web role under `/staff`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StaffSettings {
+    /// Serve the console. Off by default: a deployment opts in, with a session key.
+    pub enabled: bool,
+    /// Secret the session cookies are signed and encrypted with: at least 32 characters (`openssl rand
+    /// -hex 32`). Env: `PHILIA_STAFF__SESSION_KEY`. Changing it signs every staff member out.
+    #[serde(default, deserialize_with = "lenient::opt_secret")]
+    pub session_key: Option<SecretString>,
+    /// Hours a sign-in lasts; then staff sign in again.
+    pub session_hours: u64,
+    /// Failed or not, sign-in attempts one account, or one address, may make per window.
+    pub login_attempts: u32,
+    /// The window of `login_attempts`, in minutes.
+    pub login_window_minutes: u64,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Only a console on plain HTTP away from
+    /// localhost (never in production) needs this off.
+    pub secure_cookie: bool,
 }
 
 /// The intent classifier: any OpenAI-compatible endpoint.

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     DatabaseSettings, Environment, JobSettings, LlmSettings, LogSettings, Problem, RedisSettings, ServerSettings,
-    Settings, ShopSettings, TikTokSettings, WebhookSettings, WorkerSettings, database_kind,
+    Settings, ShopSettings, StaffSettings, TikTokSettings, WebhookSettings, WorkerSettings, database_kind,
 };
 
 /// Problems of the layered result are not one file's: they name the settings as a whole.
@@ -38,6 +38,7 @@ impl Settings {
             self.tiktok.validate(self.environment, &self.server.metrics_token),
             self.llm.validate(),
             self.shop.validate(),
+            self.staff.validate(),
         ]
         .into_iter()
         .flatten()
@@ -292,6 +293,32 @@ impl ShopSettings {
         }
         if !(-12..=14).contains(&self.utc_offset_hours) {
             problems.push(problem("shop.utc_offset_hours", "must be between -12 and 14"));
+        }
+        problems
+    }
+}
+
+impl StaffSettings {
+    fn validate(&self) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = [
+            at_least_one("staff.session_hours", self.session_hours),
+            at_least_one("staff.login_attempts", self.login_attempts.into()),
+            at_least_one("staff.login_window_minutes", self.login_window_minutes),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let key_length = self.session_key.as_ref().map(|k| k.expose_secret().len());
+        match key_length {
+            None if self.enabled => problems.push(problem(
+                "staff.session_key",
+                "the console is enabled but has no session key: set PHILIA_STAFF__SESSION_KEY (openssl rand -hex 32)",
+            )),
+            Some(length) if length < 32 => problems.push(problem(
+                "staff.session_key",
+                format!("is {length} characters; at least 32 are needed (openssl rand -hex 32)"),
+            )),
+            _ => {}
         }
         problems
     }

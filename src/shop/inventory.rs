@@ -439,6 +439,15 @@ pub enum Kept {
     Sold { at: DateTime<Utc> },
 }
 
+/// A price an import changes, or would (minor units).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceChange {
+    pub row: u64,
+    pub sku: String,
+    pub from: i64,
+    pub to: i64,
+}
+
 /// What an import did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
@@ -448,6 +457,8 @@ pub struct ImportReport {
     /// Existing pieces the file says nothing new about.
     pub unchanged: Vec<String>,
     pub status_changes: Vec<StatusChange>,
+    /// Existing pieces whose price the file changes (a console's preview lists them).
+    pub price_changes: Vec<PriceChange>,
     /// Rows whose status is not applied.
     pub kept: Vec<KeptStatus>,
 }
@@ -481,6 +492,14 @@ pub async fn import(db: &impl ConnectionTrait, rows: Vec<ItemRow>, now: DateTime
         let mut changed = false;
         // What describes the piece is updated whatever its status; the status column is not touched here,
         // so a hold taken since the read above is never overwritten.
+        if item.price_minor != row.price_minor {
+            report.price_changes.push(PriceChange {
+                row: row.row,
+                sku: row.sku.clone(),
+                from: item.price_minor,
+                to: row.price_minor,
+            });
+        }
         if describes_differently(&item, &row) {
             let mut model = items::ActiveModel { id: sea_orm::ActiveValue::Unchanged(item.id), ..Default::default() };
             describe(&mut model, &row, now);

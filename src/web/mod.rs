@@ -6,6 +6,7 @@ mod health;
 pub mod metrics;
 mod oauth;
 pub mod request_id;
+pub mod staff;
 pub mod webhook;
 
 use std::time::Duration;
@@ -42,6 +43,7 @@ pub fn build_server(
     let port = listener.local_addr()?.port();
     let body_limit = settings.body_limit_bytes;
     let ingress = web::Data::from(webhook::Ingress::new(&state.settings));
+    let console = if which == Routes::All { staff::Console::from_settings(&state.settings) } else { None };
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -64,6 +66,7 @@ pub fn build_server(
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(web::JsonConfig::default().limit(body_limit))
             .configure(if which == Routes::All { routes } else { operations })
+            .configure(|cfg| console.iter().for_each(|console| staff::mount(cfg, console.clone())))
     })
     .client_request_timeout(Duration::from_millis(settings.client_request_timeout_ms))
     .client_disconnect_timeout(Duration::from_secs(1))

@@ -5,6 +5,7 @@ mod routing;
 
 mod chat;
 mod cli;
+mod console;
 mod conversation;
 mod conversation_eval;
 mod deploy;
