@@ -319,7 +319,7 @@ impl Bot {
                 },
             )),
             // Skipped by the circuit breaker: said once, when it opened.
-            Err(super::llm::LlmError::CircuitOpen) => Ok((intent, entities)),
+            Err(super::llm::LlmError::CircuitOpen) => Ok(Routed(intent, entities)),
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), fallback = %intent.name(), "LLM router failed; using the keywords");
                 Ok(Routed(intent, entities))

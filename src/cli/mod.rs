@@ -15,8 +15,8 @@ mod migrate;
 mod orders;
 mod serve;
 mod sign;
-mod tiktok;
 mod staff;
+mod tiktok;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

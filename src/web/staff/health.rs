@@ -53,8 +53,16 @@ pub fn by_day(
             Some(DeliveryStatus::Failed) => day.failed += 1,
             Some(DeliveryStatus::DryRun) => day.dry_run += 1,
             Some(DeliveryStatus::OutsideWindow) => day.outside_window += 1,
-            Some(DeliveryStatus::Pending | DeliveryStatus::Sending) => day.waiting += 1,
-            None => {}
+            // Unknown and throttled replies are still on their way: settled by the echo, or sent after the pause.
+            Some(
+                DeliveryStatus::Pending | DeliveryStatus::Sending | DeliveryStatus::Unknown | DeliveryStatus::Throttled,
+            ) => {
+                day.waiting += 1;
+            }
+            Some(DeliveryStatus::QuotaExhausted) => day.quota_refusals += 1,
+            Some(DeliveryStatus::NotConnected) => day.failed += 1,
+            // Not messages of their own: a photo skipped by choice, a text merged into the one before.
+            Some(DeliveryStatus::Skipped | DeliveryStatus::Merged) | None => {}
         }
         if *code == Some(codes::RATE_LIMITED) {
             day.quota_refusals += 1;

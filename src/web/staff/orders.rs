@@ -77,6 +77,11 @@ pub fn delivery_word(message: &messages::Model) -> &'static str {
         Some(DeliveryStatus::Pending | DeliveryStatus::Sending) => "being sent",
         Some(DeliveryStatus::Unknown) => "unconfirmed: TikTok did not say whether it arrived",
         Some(DeliveryStatus::Failed) => "failed",
+        Some(DeliveryStatus::QuotaExhausted) => "not sent: TikTok's 10 messages since they last wrote are used up",
+        Some(DeliveryStatus::Throttled) => "waiting: TikTok paused the shop's sending",
+        Some(DeliveryStatus::NotConnected) => "not sent: the TikTok account is not connected",
+        Some(DeliveryStatus::Skipped) => "skipped",
+        Some(DeliveryStatus::Merged) => "sent with the message before",
         None => "",
     }
 }
