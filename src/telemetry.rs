@@ -2,11 +2,23 @@
 //! production (Railway reads stdout), human-readable locally.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 use crate::config::{Environment, LogFormat, LogSettings};
+
+/// Whether what customers write (their messages, and replies that may repeat it) is logged at INFO:
+/// locally yes, so a shop owner trying the bot sees the conversation; in production only at DEBUG, so
+/// the logs a platform keeps hold ids and intents, not people's words. Set once by [`init`]; processes
+/// that never call it (tests) behave as local.
+static CUSTOMER_TEXT_AT_INFO: AtomicBool = AtomicBool::new(true);
+
+/// See [`CUSTOMER_TEXT_AT_INFO`].
+pub fn customer_text_at_info() -> bool {
+    CUSTOMER_TEXT_AT_INFO.load(Ordering::Relaxed)
+}
 
 /// Crates whose per-statement logs are silenced unless `log.sql_statements` asks for them.
 const SQL_TARGETS: &[&str] = &["sqlx", "sea_orm", "sea_orm_migration"];
@@ -54,6 +66,7 @@ enum LogTo {
 }
 
 fn install(settings: &LogSettings, environment: Environment, to: LogTo) {
+    CUSTOMER_TEXT_AT_INFO.store(environment != Environment::Production, Ordering::Relaxed);
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::fmt::writer::BoxMakeWriter;
     use tracing_subscriber::layer::SubscriberExt;

@@ -15,6 +15,7 @@ use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 
 use super::sending_rules;
 use crate::jobs::JobError;
@@ -416,12 +417,16 @@ pub fn sending_bound(state: &AppState) -> Duration {
 /// window).
 pub fn log_unsent(conversation: &conversations::Model, text: Option<&str>, status: Option<DeliveryStatus>) {
     let text = escape_for_log(text.unwrap_or(""), 2_000);
+    let conversation_id = &conversation.tiktok_conversation_id;
     match status {
-        Some(DeliveryStatus::DryRun) => tracing::info!(
-            conversation = %conversation.tiktok_conversation_id,
-            %text,
-            "reply (dry run, not sent to TikTok)"
-        ),
+        // A reply can repeat what the customer wrote: at INFO only where telemetry says so.
+        Some(DeliveryStatus::DryRun) if crate::telemetry::customer_text_at_info() => {
+            tracing::info!(conversation = %conversation_id, %text, "reply (dry run, not sent to TikTok)")
+        }
+        Some(DeliveryStatus::DryRun) => {
+            tracing::info!(conversation = %conversation_id, "reply (dry run, not sent to TikTok)");
+            tracing::debug!(conversation = %conversation_id, %text, "reply text (dry run)");
+        }
         Some(DeliveryStatus::OutsideWindow) => tracing::info!(
             conversation = %conversation.tiktok_conversation_id,
             "reply window closed: reply not sent"
@@ -437,7 +442,9 @@ pub fn notify_staff(state: &AppState, to: &CustomerConversation, reason: &str) {
     let who = user.username.as_deref().unwrap_or(&user.tiktok_user_id);
     let text = format!("🙋 @{who} needs a human ({reason}). Conversation {}", conversation.tiktok_conversation_id);
     tracing::warn!(conversation = %conversation.tiktok_conversation_id, %reason, "handoff to a human");
-    let Some(url) = state.settings.shop.staff_webhook_url.clone() else { return };
+    let Some(url) = state.settings.shop.staff_webhook_url.as_ref().map(|url| url.expose_secret().to_owned()) else {
+        return;
+    };
     let client = state.http.clone();
     tokio::spawn(async move {
         let body = serde_json::json!({"text": text, "content": text});
@@ -446,7 +453,8 @@ pub fn notify_staff(state: &AppState, to: &CustomerConversation, reason: &str) {
             Ok(response) => {
                 tracing::warn!(status = response.status().as_u16(), "staff webhook refused the handoff notice");
             }
-            Err(e) => tracing::warn!(error = %e, "staff webhook unreachable"),
+            // Without the URL: for Slack it is the secret that lets anyone post to the channel.
+            Err(e) => tracing::warn!(error = %e.without_url(), "staff webhook unreachable"),
         }
     });
 }

@@ -198,14 +198,21 @@ async fn record_event(
 }
 
 fn log_stored(message: &MessageV1, customer: &CustomerConversation, replies: &[messages::Model]) {
-    tracing::info!(
-        event_id = %message.idempotency_key,
-        conversation = %customer.conversation.tiktok_conversation_id,
-        user = %customer.user.tiktok_user_id,
-        message_type = %message.message_type,
-        text = %escape_for_log(message.text.as_deref().unwrap_or(""), 200),
-        "inbound message stored"
-    );
+    let text = escape_for_log(message.text.as_deref().unwrap_or(""), 200);
+    let (event_id, conversation) = (&message.idempotency_key, &customer.conversation.tiktok_conversation_id);
+    // The customer's words at INFO only where telemetry says so (not in production): see there.
+    if crate::telemetry::customer_text_at_info() {
+        tracing::info!(
+            %event_id, %conversation, user = %customer.user.tiktok_user_id, message_type = %message.message_type,
+            %text, "inbound message stored"
+        );
+    } else {
+        tracing::info!(
+            %event_id, %conversation, user = %customer.user.tiktok_user_id, message_type = %message.message_type,
+            "inbound message stored"
+        );
+        tracing::debug!(%event_id, %text, "inbound message text");
+    }
     for reply in replies {
         delivery::log_unsent(&customer.conversation, reply.text.as_deref(), reply.delivery_status);
     }

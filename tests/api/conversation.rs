@@ -354,7 +354,7 @@ async fn a_handoff_notifies_the_staff_webhook_and_lapses_after_the_quiet_time() 
         .await;
     let db = TestDatabase::sqlite();
     let mut settings = crate::helpers::test_settings(&db);
-    settings.shop.staff_webhook_url = Some(format!("{}/hooks/staff", staff.uri()));
+    settings.shop.staff_webhook_url = Some(format!("{}/hooks/staff", staff.uri()).into());
     settings.shop.handoff_quiet_hours = 0;
     let app = crate::helpers::spawn_app_with(db, settings, philia_bot::role::Role::All).await;
     assert!(!say(&app, "jane", "talk to a human pls").await.is_empty());
