@@ -47,6 +47,12 @@ impl Desk {
         Ok(())
     }
 
+    /// Everything the shop runs on (database, Redis, bot, sending), for commands that reach past the
+    /// staff's own moves (`customers forget`).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// The database connection, for commands that need no more than it.
     pub fn db(&self) -> &sea_orm::DatabaseConnection {
         &self.state.db

@@ -5,6 +5,7 @@
 
 mod chat;
 mod config;
+mod customers;
 mod desk;
 mod eval;
 mod handoff;
@@ -91,6 +92,13 @@ enum Command {
         desk: DeskArgs,
         #[command(subcommand)]
         action: staff::Action,
+    },
+    /// A customer's data: forget it on request.
+    Customers {
+        #[command(flatten)]
+        desk: DeskArgs,
+        #[command(subcommand)]
+        action: customers::Action,
     },
     /// Inspect the configuration.
     Config {
@@ -266,6 +274,9 @@ async fn run_command(config_dir: &Path, command: Command) -> Result<(), Finished
         }
         Command::Inventory { desk, action } => {
             Ok(at_desk(staff_settings(config_dir)?, desk, async |d| inventory::run(d, action).await).await?)
+        }
+        Command::Customers { desk, action } => {
+            Ok(at_desk(staff_settings(config_dir)?, desk, async |d| customers::run(d, action).await).await?)
         }
         Command::Orders { desk, action } => {
             Ok(at_desk(staff_settings(config_dir)?, desk, async |d| orders::run(d, action).await).await?)

@@ -147,6 +147,7 @@ fn section_fields(section: &str) -> &'static [&'static str] {
         "tiktok" => field_names::<TikTokSettings>(),
         "llm" => field_names::<LlmSettings>(),
         "shop" => field_names::<ShopSettings>(),
+        "staff" => field_names::<StaffSettings>(),
         _ => &[],
     }
 }

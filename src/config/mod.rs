@@ -378,8 +378,9 @@ pub struct ShopSettings {
     /// A conversation in handoff goes back to the bot after this many quiet hours.
     pub handoff_quiet_hours: u64,
     /// Slack- or Discord-compatible webhook told about every handoff (`{"text","content"}`). Optional.
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub staff_webhook_url: Option<String>,
+    /// A secret (whoever has a Slack webhook URL can post to the channel): never logged nor printed.
+    #[serde(default, deserialize_with = "lenient::opt_secret")]
+    pub staff_webhook_url: Option<SecretString>,
     /// Put before prices.
     pub currency_symbol: String,
     /// "New drops" are items dropped within this many days.
@@ -421,6 +422,10 @@ pub struct ShopSettings {
     pub payment_expiry_hours: u64,
     /// Seconds between the worker's sweeps: lapsed holds and unpaid orders, and notices to retry.
     pub sweep_interval_secs: u64,
+    /// Days the text of a message is kept; older ones lose it (and their media) at the next sweep, once
+    /// their delivery is settled. Unset: kept. Orders, holds and ids stay.
+    #[serde(default)]
+    pub message_retention_days: Option<u64>,
 }
 
 fn home_country() -> String {

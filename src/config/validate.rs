@@ -269,6 +269,9 @@ impl ShopSettings {
         problems.extend(at_least_one("shop.drops_per_page", self.drops_per_page));
         problems.extend(at_least_one("shop.hold_minutes", self.hold_minutes));
         problems.extend(at_least_one("shop.sweep_interval_secs", self.sweep_interval_secs));
+        if let Some(days) = self.message_retention_days {
+            problems.extend(at_least_one("shop.message_retention_days", days));
+        }
         if self.shipping_minor < 0 {
             problems.push(problem("shop.shipping_minor", "must not be negative"));
         }

@@ -8,6 +8,7 @@ pub mod holds;
 pub mod inventory;
 pub mod locks;
 pub mod orders;
+pub mod privacy;
 pub mod window;
 
 pub use self::catalog::{Ranked, Search, fits_size, item_by_sku, measurements, new_drops, rank, search};

@@ -81,6 +81,7 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<Sweep, JobErr
         done.expired += 1;
         deliver_notices(state, &ids).await;
     }
+    crate::shop::privacy::apply_retention(&state.db, shop.message_retention_days, now).await?;
     done.settled = delivery::settle_unknown(state, now, BATCH).await?;
     done.retried = delivery::send_left_pending(state, now - PENDING_GRACE, BATCH).await?;
     // What TikTok's pause (40064) held back, once it is over.

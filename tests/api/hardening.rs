@@ -318,12 +318,199 @@ async fn a_redis_without_persistence_is_warned_about_at_start() {
         .spawn()
         .unwrap();
     let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut child = KillOnDrop(child);
     let reader = std::thread::spawn(move || lines.map_while(Result::ok).any(|l| l.contains("keeps nothing on disk")));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !reader.is_finished() && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    child.stop();
     assert!(reader.join().unwrap(), "no warning in the start-up log");
+}
+
+/// A production process's logs keep ids and intents, not what customers wrote, nor the OAuth code, nor
+/// the staff webhook's URL (a Slack secret). Production needs PostgreSQL: SKIPPED without it.
+#[tokio::test]
+async fn a_production_run_logs_no_customer_text_oauth_code_or_staff_webhook_url() {
+    let Some(db) = TestDatabase::postgres("hardening::a_production_run_logs_no_customer_text…").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = philia(dir.path())
+        .args(["serve", "--migrate", "--config-dir"])
+        .arg(repo_config_dir())
+        .env("ENVIRONMENT", "production")
+        .env("DATABASE_URL", &db.url)
+        .env("TIKTOK_WEBHOOK_SECRET", crate::helpers::WEBHOOK_SECRET)
+        .env("PHILIA_TIKTOK__DRY_RUN", "true")
+        .env("PHILIA_SERVER__PORT", "0")
+        .env("PHILIA_SHOP__STAFF_WEBHOOK_URL", "http://127.0.0.1:1/services/T000/B000/hook-secret-path")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let (lines_to_test, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if lines_to_test.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log: Vec<String> = Vec::new();
+    let mut wait_for_line = |needle: &str| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("no {needle:?} in the log: {log:#?}");
+    };
+    let started = wait_for_line("philia-bot started");
+    let port: u16 =
+        started.split("http=127.0.0.1:").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    let client = reqwest::Client::new();
+    let post = |body: String| {
+        let signature = philia_bot::tiktok::signature::sign(
+            crate::helpers::WEBHOOK_SECRET.as_bytes(),
+            chrono::Utc::now().timestamp(),
+            body.as_bytes(),
+        );
+        client
+            .post(format!("http://127.0.0.1:{port}/webhook/tiktok"))
+            .header("Content-Type", "application/json")
+            .header("TikTok-Signature", signature)
+            .body(body)
+            .send()
+    };
+    let words = "my address is 12 Lantern Street";
+    let response = post(crate::helpers::tiktok_message("m-private-1", "kim", words)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let stored = wait_for_line("inbound message stored");
+    assert!(stored.contains("m-private-1"), "ids stay: {stored}");
+    let response = post(crate::helpers::tiktok_message("m-private-2", "kim", "3")).await.unwrap();
+    assert_eq!(response.status(), 200, "talk to a human");
+    wait_for_line("staff webhook unreachable");
+    let callback = client
+        .get(format!("http://127.0.0.1:{port}/oauth/tiktok/callback?code=oauth-code-sekrit&state=forged"))
+        .send()
+        .await
+        .unwrap();
+    assert!(callback.status().is_client_error(), "{}", callback.status());
+    child.stop();
+    while let Ok(line) = lines.recv_timeout(std::time::Duration::from_millis(200)) {
+        log.push(line);
+    }
+    for secret in ["Lantern", "oauth-code-sekrit", "hook-secret-path", "/services/T000"] {
+        assert!(!log.iter().any(|line| line.contains(secret)), "{secret:?} logged: {log:#?}");
+    }
+    assert!(log.iter().all(|line| line.starts_with('{')), "JSON lines in production: {log:#?}");
+}
+
+/// A spawned `philia-bot` that is stopped however the test ends (a failed assertion included), so it
+/// never outlives the test holding its output pipes.
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+crate::on_every_backend!(customers_forget_takes_a_customer_out_of_the_database_and_redis);
+
+/// `customers forget @kim`: her words, hold, waitlist place and handle go, in the database and in
+/// Redis; the piece she held goes to the customer waiting for it; the retention rule then drops old texts.
+async fn customers_forget_takes_a_customer_out_of_the_database_and_redis(
+    db: TestDatabase,
+    redis: Option<crate::helpers::TestRedis>,
+) {
+    use chrono::Utc;
+    use philia_bot::store::entities::items::{self, ItemStatus};
+    use philia_bot::store::entities::{messages, users, waitlist};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+    let database_url = db.url.clone();
+    let mut settings = test_settings(&db);
+    crate::helpers::use_redis(&mut settings, redis.as_ref());
+    settings.shop.message_retention_days = Some(30);
+    let app = spawn_app_with(db, settings, philia_bot::role::Role::All).await;
+    let now = Utc::now();
+    items::ActiveModel {
+        sku: Set("JKT-001".into()),
+        title: Set("Carhartt Detroit jacket".into()),
+        category: Set("jacket".into()),
+        tag_size: Set(Some("L".into())),
+        measurements: Set(serde_json::json!({"pit_to_pit": 52})),
+        condition: Set("great".into()),
+        price_minor: Set(8_500),
+        currency: Set("USD".into()),
+        status: Set(ItemStatus::Available),
+        dropped_at: Set(Some(now)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+    let said = [
+        ("k-1", "kim", "hi, my address is 12 Lantern Street"),
+        ("k-2", "kim", "I'll take JKT-001"),
+        ("l-1", "lee", "I want JKT-001"),
+    ];
+    for (n, (id, who, text)) in said.iter().enumerate() {
+        assert_eq!(app.post_webhook(&crate::helpers::tiktok_message(id, who, text)).await.status(), 200);
+        crate::helpers::settled_replies(&app, n + 1).await;
+    }
+    let kim = users::Entity::find().filter(users::Column::TiktokUserId.eq("open-kim")).one(&app.state.db).await;
+    let kim = kim.unwrap().expect("kim is a customer");
+    let held = items::Entity::find().filter(items::Column::Sku.eq("JKT-001")).one(&app.state.db).await.unwrap();
+    assert_eq!(held.unwrap().status, ItemStatus::Reserved, "kim holds the jacket");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = philia(dir.path());
+    command
+        .args(["customers", "forget", "@kim", "--config-dir"])
+        .arg(repo_config_dir())
+        .env("DATABASE_URL", &database_url);
+    if let Some(redis) = &redis {
+        command.env("REDIS_URL", &redis.url).env("PHILIA_REDIS__KEY_PREFIX", &redis.prefix);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(stdout(&output).contains("@kim: forgotten ("), "{}", text(&output));
+
+    let everything = app.messages().await;
+    assert!(!everything.iter().any(|m| m.text.as_deref().is_some_and(|t| t.contains("Lantern"))), "{everything:#?}");
+    let kim_now = users::Entity::find_by_id(kim.id).one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(kim_now.tiktok_user_id, format!("forgotten-{}", kim.id));
+    assert_eq!((kim_now.username, kim_now.phone, kim_now.opted_out), (None, None, true));
+    let waiting = waitlist::Entity::find().filter(waitlist::Column::UserId.eq(kim.id)).all(&app.state.db).await;
+    assert!(waiting.unwrap().is_empty());
+    let jacket = items::Entity::find().filter(items::Column::Sku.eq("JKT-001")).one(&app.state.db).await.unwrap();
+    assert_ne!(jacket.unwrap().status, ItemStatus::Reserved, "kim's hold ended");
+    if let Some(redis) = &redis {
+        let entries = crate::helpers::redis_cli(&redis.url, &["XRANGE", &format!("{}:jobs", redis.prefix), "-", "+"])
+            .await
+            .unwrap_or_default();
+        assert!(!entries.contains("open-kim"), "kim's jobs are gone from Redis: {entries}");
+    }
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "a second time: {}", text(&output));
+    assert!(text(&output).contains("no customer @kim"), "{}", text(&output));
+
+    // Retention: a sweep 31 days on leaves no settled message with its text.
+    philia_bot::worker::sweeper::sweep(&app.state, Utc::now() + chrono::Duration::days(31)).await.unwrap();
+    let kept: Vec<messages::Model> = app.messages().await.into_iter().filter(|m| m.text.is_some()).collect();
+    assert!(kept.iter().all(|m| matches!(m.delivery_status, Some(messages::DeliveryStatus::Pending))), "{kept:#?}");
+    app.stop().await.unwrap();
 }
