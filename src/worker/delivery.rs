@@ -421,7 +421,7 @@ pub fn log_unsent(conversation: &conversations::Model, text: Option<&str>, statu
     match status {
         // A reply can repeat what the customer wrote: at INFO only where telemetry says so.
         Some(DeliveryStatus::DryRun) if crate::telemetry::customer_text_at_info() => {
-            tracing::info!(conversation = %conversation_id, %text, "reply (dry run, not sent to TikTok)")
+            tracing::info!(conversation = %conversation_id, %text, "reply (dry run, not sent to TikTok)");
         }
         Some(DeliveryStatus::DryRun) => {
             tracing::info!(conversation = %conversation_id, "reply (dry run, not sent to TikTok)");
