@@ -9,11 +9,12 @@ use secrecy::SecretString;
 use crate::cli::{philia, repo_config_dir, text};
 use crate::helpers::{PrivateRedis, TestDatabase, spawn_app, spawn_app_with, test_settings};
 
-/// A production environment that passes every check but the one a test is about: PostgreSQL named (not
-/// connected by `config check`), a long webhook secret, an access token and business id.
+/// A production environment that passes every check but the one a test is about: PostgreSQL and Redis
+/// named (not connected by `config check`), a long webhook secret, an access token and business id.
 const PRODUCTION: &[(&str, &str)] = &[
     ("ENVIRONMENT", "production"),
     ("DATABASE_URL", "postgres://philia@127.0.0.1:1/philia"),
+    ("REDIS_URL", "redis://127.0.0.1:1"),
     ("TIKTOK_WEBHOOK_SECRET", "a-webhook-secret-of-32-characters"),
     ("TIKTOK_ACCESS_TOKEN", "an-access-token-of-some-length"),
     ("TIKTOK_BUSINESS_ID", "7000000000000000001"),
@@ -207,6 +208,7 @@ fn a_menu_option_with_no_intent_behind_it_is_an_error() {
 
 /// GET `path` on `port` of this machine, with an optional bearer token: the status and the body.
 async fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    philia_bot::install_crypto_provider();
     let mut request = reqwest::Client::new().get(format!("http://127.0.0.1:{port}{path}"));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -219,7 +221,9 @@ async fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
 #[tokio::test]
 async fn production_serves_metrics_only_on_the_metrics_port_or_to_the_token_bearer() {
     let Some(db) = TestDatabase::postgres("hardening::production_serves_metrics_only…").await else { return };
+    let Some(redis) = crate::helpers::TestRedis::new("hardening::production_serves_metrics_only…") else { return };
     let mut settings = test_settings(&db);
+    crate::helpers::use_redis(&mut settings, Some(&redis));
     settings.environment = philia_bot::config::Environment::Production;
     settings.tiktok.dry_run = Some(true);
     settings.server.metrics_port = Some(0);
@@ -333,16 +337,22 @@ async fn a_redis_without_persistence_is_warned_about_at_start() {
 #[tokio::test]
 async fn a_production_run_logs_no_customer_text_oauth_code_or_staff_webhook_url() {
     let Some(db) = TestDatabase::postgres("hardening::a_production_run_logs_no_customer_text…").await else { return };
+    let Some(redis) = crate::helpers::TestRedis::new("hardening::a_production_run_logs_no_customer_text…") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut child = philia(dir.path())
         .args(["serve", "--migrate", "--config-dir"])
         .arg(repo_config_dir())
         .env("ENVIRONMENT", "production")
         .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", &redis.url)
+        .env("PHILIA_REDIS__KEY_PREFIX", &redis.prefix)
         .env("TIKTOK_WEBHOOK_SECRET", crate::helpers::WEBHOOK_SECRET)
         .env("PHILIA_TIKTOK__DRY_RUN", "true")
         .env("PHILIA_SERVER__PORT", "0")
         .env("PHILIA_SHOP__STAFF_WEBHOOK_URL", "http://127.0.0.1:1/services/T000/B000/hook-secret-path")
+        .env("PHILIA_WORKER__CONCURENCY", "4")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -367,7 +377,11 @@ async fn a_production_run_logs_no_customer_text_oauth_code_or_staff_webhook_url(
         }
         panic!("no {needle:?} in the log: {log:#?}");
     };
+    philia_bot::install_crypto_provider();
     let started = wait_for_line("philia-bot started");
+    // A misspelt variable does not stop a running shop: it is a warning, naming the setting meant.
+    let typo = wait_for_line("PHILIA_WORKER__CONCURENCY");
+    assert!(typo.contains("did you mean PHILIA_WORKER__CONCURRENCY?") && typo.contains("WARN"), "{typo}");
     let port: u16 =
         started.split("http=127.0.0.1:").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
     let client = reqwest::Client::new();

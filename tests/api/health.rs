@@ -72,6 +72,9 @@ async fn ready_reports_redis_connected_when_it_answers() {
     let response = app.get("/ready").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, json!({"status": "ok", "db": "connected", "redis": "connected", "service": "philia-bot"}));
+    assert_eq!(
+        body,
+        json!({"status": "ok", "db": "connected", "redis": "connected", "sending": "dry_run", "service": "philia-bot"})
+    );
     app.stop().await.unwrap();
 }
