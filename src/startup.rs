@@ -264,7 +264,7 @@ fn assemble(
     };
     let kv = Kv::new(redis.as_ref());
     let http = tiktok::client::http_client(&settings.tiktok)?;
-    let alerts = tiktok::alerts::StaffAlerts::new(http.clone(), settings.shop.staff_webhook_url.clone());
+    let alerts = tiktok::alerts::StaffAlerts::new(http.clone(), settings.shop.staff_webhook());
     let tokens = TokenManager::new(&settings.tiktok, db.clone(), http.clone(), kv.clone(), alerts);
     let tiktok = (!settings.tiktok.is_dry_run()).then(|| {
         let limiter =

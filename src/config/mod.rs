@@ -452,6 +452,14 @@ pub struct StaffSettings {
     pub secure_cookie: bool,
 }
 
+impl ShopSettings {
+    /// The staff webhook's URL, for the one call that posts to it: a secret, so it goes nowhere else
+    /// (no log line, no error text: reqwest errors are logged `without_url`).
+    pub fn staff_webhook(&self) -> Option<String> {
+        self.staff_webhook_url.as_ref().map(|url| url.expose_secret().to_owned())
+    }
+}
+
 /// The intent classifier: any OpenAI-compatible endpoint.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LlmSettings {

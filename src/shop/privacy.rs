@@ -15,6 +15,11 @@ use crate::store::entities::messages::{self, DeliveryStatus};
 use crate::store::entities::orders::{self, OrderStatus};
 use crate::store::entities::{conversations, users, waitlist};
 
+/// Statuses of a message that may still be sent (now, after a pause, or once TikTok shows it did not
+/// arrive): it needs its text until then.
+const AWAITING_A_SEND: &[DeliveryStatus] =
+    &[DeliveryStatus::Pending, DeliveryStatus::Sending, DeliveryStatus::Unknown, DeliveryStatus::Throttled];
+
 /// What `forget` changed.
 #[derive(Debug, Default)]
 pub struct Forgotten {
@@ -75,11 +80,14 @@ pub async fn forget(db: &impl ConnectionTrait, who: &str, now: DateTime<Utc>) ->
         .from(conversations::Entity)
         .and_where(Expr::col(conversations::Column::UserId).eq(user.id))
         .to_owned();
-    // A reply not yet sent is not sent at all: its text is gone.
+    // A reply not yet sent is not sent at all: its text is gone. (One being sent right now keeps going.)
     messages::Entity::update_many()
         .col_expr(messages::Column::DeliveryStatus, Expr::value(DeliveryStatus::Failed))
         .filter(messages::Column::ConversationId.in_subquery(their_conversations.clone()))
-        .filter(messages::Column::DeliveryStatus.eq(DeliveryStatus::Pending))
+        .filter(
+            messages::Column::DeliveryStatus
+                .is_in(AWAITING_A_SEND.iter().copied().filter(|s| *s != DeliveryStatus::Sending)),
+        )
         .exec(db)
         .await?;
     forgotten.messages = messages::Entity::update_many()
@@ -187,7 +195,7 @@ pub async fn forget_queued(redis: &Redis, tiktok_user_id: &str) -> anyhow::Resul
 pub async fn drop_old_texts(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
     let settled = messages::Column::DeliveryStatus
         .is_null()
-        .or(messages::Column::DeliveryStatus.is_not_in([DeliveryStatus::Pending, DeliveryStatus::Sending]));
+        .or(messages::Column::DeliveryStatus.is_not_in(AWAITING_A_SEND.iter().copied()));
     let dropped = messages::Entity::update_many()
         .col_expr(messages::Column::Text, Expr::value(Option::<String>::None))
         .col_expr(messages::Column::MediaId, Expr::value(Option::<String>::None))

@@ -15,7 +15,6 @@ use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sea_orm::DatabaseConnection;
-use secrecy::ExposeSecret;
 
 use super::sending_rules;
 use crate::jobs::JobError;
@@ -442,7 +441,7 @@ pub fn notify_staff(state: &AppState, to: &CustomerConversation, reason: &str) {
     let who = user.username.as_deref().unwrap_or(&user.tiktok_user_id);
     let text = format!("🙋 @{who} needs a human ({reason}). Conversation {}", conversation.tiktok_conversation_id);
     tracing::warn!(conversation = %conversation.tiktok_conversation_id, %reason, "handoff to a human");
-    let Some(url) = state.settings.shop.staff_webhook_url.as_ref().map(|url| url.expose_secret().to_owned()) else {
+    let Some(url) = state.settings.shop.staff_webhook() else {
         return;
     };
     let client = state.http.clone();

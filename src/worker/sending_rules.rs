@@ -186,8 +186,7 @@ pub async fn pause(state: &AppState, error: &ApiError) {
                  each customer's 48-hour window allows.",
                 until.format("%H:%M")
             );
-            crate::tiktok::alerts::StaffAlerts::new(state.http.clone(), state.settings.shop.staff_webhook_url.clone())
-                .send(text);
+            crate::tiktok::alerts::StaffAlerts::new(state.http.clone(), state.settings.shop.staff_webhook()).send(text);
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = format!("{e:#}"), "could not record TikTok's pause"),
