@@ -41,7 +41,7 @@ pub async fn connected_app_with(
     let mut settings = unconnected(fake, &db, redis);
     settings.tiktok.send_rate_per_second = 1_000;
     settings.tiktok.send_burst = 100;
-    settings.shop.staff_webhook_url = staff.map(|s| format!("{}/staff", s.uri()));
+    settings.shop.staff_webhook_url = staff.map(|s| format!("{}/staff", s.uri()).into());
     tweak(&mut settings);
     let app = spawn_app_with(db, settings, Role::All).await;
     let state = link(&app, false).await;
