@@ -213,6 +213,12 @@ impl Bot {
         self.respond_routed(db, turn, routed).await
     }
 
+    /// Whether routing `text` asks the model (an LLM is configured and the keywords are not sure): only
+    /// then is it worth finding a redelivered event done before routing.
+    pub fn asks_the_model(&self, text: &str) -> bool {
+        self.llm.is_some() && !self.router.is_unambiguous(text)
+    }
+
     /// What the routers make of a customer's text in a conversation (`None`: its first message), asked
     /// before the turn's transaction: the model's seconds then hold no row lock (nor SQLite's one write
     /// lock), and a redelivered event found done never pays for the model.
@@ -222,7 +228,7 @@ impl Bot {
         tiktok_conversation_id: &str,
         text: &str,
     ) -> Result<Routed, BotError> {
-        if self.llm.is_none() || self.router.is_unambiguous(text) {
+        if !self.asks_the_model(text) {
             return self.route(db, None, text, false).await;
         }
         let conversation = conversations::Entity::find()

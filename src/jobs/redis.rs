@@ -103,8 +103,8 @@ impl RedisQueue {
     }
 
     /// `XADD` on `connection` (a producer's own), or on the shared connection; a customer message is
-    /// first registered in its conversation's turns (`ZADD`, in the same round trip), so a later message
-    /// of the same customer waits for it.
+    /// also registered in its conversation's turns (`ZADD`, in the same MULTI and round trip), so a later
+    /// message of the same customer waits for it.
     pub(super) async fn enqueue(
         &self,
         connection: Option<&OnceCell<ConnectionManager>>,
@@ -129,7 +129,9 @@ impl RedisQueue {
             return Ok(xadd.query_async(&mut conn).await.context("XADD")?);
         };
         let turns = self.turns_key(&turn.conversation);
+        // In one MULTI: a turn registered without its job would hold the customer's next messages back.
         let (id,): (String,) = redis::pipe()
+            .atomic()
             .cmd("ZADD")
             .arg(&turns)
             .arg(turn.at_ms)

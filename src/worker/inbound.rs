@@ -1,6 +1,7 @@
-//! The inbound job: a customer wrote. It runs as named steps, top to bottom: take the event's lease;
-//! check the event is not stored already and route the text (the model, when configured), both before
-//! the transaction, so a redelivery never pays for the model and the model's seconds hold no lock; store
+//! The inbound job: a customer wrote. It runs as named steps, top to bottom: wait for the conversation's
+//! earlier messages; take the event's lease; when the model is to be asked, check the event is not stored
+//! already; route the text (the model, when configured), both before the transaction, so a redelivery
+//! never pays for the model and the model's seconds hold no lock; store
 //! the customer (which restarts their reply window), the conversation and the message; let the bot
 //! decide; store what it decided and its replies; record the event; commit; deliver. Everything up to the
 //! commit is one transaction, so a job that fails anywhere before it leaves nothing behind, and a job run
@@ -69,13 +70,15 @@ async fn wait_for_turn(state: &AppState, turn: &InboundTurn) -> Result<(), JobEr
 }
 
 async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
-    if ledger::event(&state.db, &message.idempotency_key).await?.is_some() {
-        // A redelivery of a stored event: only replies it left pending (a crash between its commit and
-        // its sends) are left to do.
+    let text = message.text.as_deref().filter(|t| !t.trim().is_empty());
+    // A redelivery of a stored event (its done marker lost with Redis) is found before the model is paid
+    // for again. Without the model the transaction's own event row finds it, for no extra read.
+    if text.is_some_and(|t| state.bot.asks_the_model(t))
+        && ledger::event(&state.db, &message.idempotency_key).await?.is_some()
+    {
         delivery::finish_event(state, &message.idempotency_key).await?;
         return Ok(Outcome::Duplicate);
     }
-    let text = message.text.as_deref().filter(|t| !t.trim().is_empty());
     let routed = match text {
         Some(text) => Some(state.bot.route_ahead(&state.db, &message.conversation_id, text).await?),
         None => None,
