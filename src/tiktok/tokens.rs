@@ -57,6 +57,10 @@ struct Inner {
     configured_access: Option<SecretString>,
     configured_refresh: Option<SecretString>,
     cached: Mutex<Option<Cached>>,
+    /// The shop's business id as the webhook checks events against it, and when it was read: kept
+    /// [`RECHECK_AFTER`] whatever the answer (also "none yet"), so the ingress reads the database at most
+    /// that often.
+    known_account: Mutex<Option<(Option<String>, DateTime<Utc>)>>,
     /// One refresh at a time in this process; the row's lease does it across processes.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -170,6 +174,7 @@ impl TokenManager {
                 configured_access: settings.access_token.clone(),
                 configured_refresh: settings.refresh_token.clone(),
                 cached: Mutex::new(None),
+                known_account: Mutex::new(None),
                 refreshing: tokio::sync::Mutex::new(()),
             }),
         }
@@ -211,6 +216,26 @@ impl TokenManager {
                 "no TikTok account is connected yet (or set TIKTOK_BUSINESS_ID): {RECONNECT}"
             ))
         })
+    }
+
+    /// The shop's business account once it is known (configured or connected), for telling events of
+    /// another account apart; `None` before the first connection. Read from the database at most every
+    /// 30 s.
+    pub async fn known_business_id(&self) -> Option<String> {
+        let now = Utc::now();
+        let remembered = self.inner.known_account.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some((account, at)) = remembered
+            && now - at < RECHECK_AFTER
+        {
+            return account;
+        }
+        let account = match &self.inner.configured_business_id {
+            Some(configured) => Some(configured.clone()),
+            None => self.row().await.ok().flatten().and_then(|row| row.business_id),
+        };
+        *self.inner.known_account.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((account.clone(), now));
+        account
     }
 
     /// The shop's row, if any.
@@ -309,6 +334,13 @@ impl TokenManager {
                 return self.refresh_from(current).await;
             }
             if self.take_lease().await? {
+                // Read again under the lease: a refresh that ended between the read above and the lease
+                // has spent the refresh token this one holds.
+                let current = self.load().await?;
+                if seen.as_deref().is_some_and(|seen| current.access.expose_secret() != seen) {
+                    self.release_lease().await;
+                    return Ok(());
+                }
                 let refreshed = self.refresh_from(current).await;
                 if refreshed.is_err() {
                     self.release_lease().await;
@@ -465,14 +497,16 @@ impl TokenManager {
         let status = response.status();
         let text =
             response.text().await.map_err(|e| ApiError::Unreachable(format!("reading the answer of {path}: {e}")))?;
-        let envelope: api::Response<Grant> = match serde_json::from_str(&text) {
+        // `data` is read only on success: a refusal comes with `"data": {}`.
+        let envelope: api::Response<serde_json::Value> = match serde_json::from_str(&text) {
             Ok(envelope) => envelope,
             Err(_) if !status.is_success() => return Err(ApiError::Http { status: status.as_u16() }),
             Err(e) => return Err(ApiError::Decode(format!("the answer of {path}: {e}"))),
         };
         envelope.log_refusal(path);
         match envelope.data {
-            Some(grant) if envelope.code == 0 => Ok(grant),
+            Some(data) if envelope.code == 0 => serde_json::from_value(data)
+                .map_err(|e| ApiError::Decode(format!("the tokens in the answer of {path}: {e}"))),
             _ => Err(ApiError::Token(format!("{path} answered {}: {}", envelope.code, envelope.message))),
         }
     }

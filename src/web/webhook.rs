@@ -186,7 +186,7 @@ async fn accept(
     let parsed = envelope::parse_envelope(&body, chrono::Utc::now());
     // Once the shop's account is known, events for another one are not the shop's business.
     let ours = match &parsed {
-        Ok(Envelope { account: Some(_), .. }) => state.tokens.business_id().await.ok(),
+        Ok(Envelope { account: Some(_), .. }) => state.tokens.known_business_id().await,
         _ => None,
     };
     let job = match parsed {

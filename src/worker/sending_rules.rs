@@ -83,7 +83,8 @@ pub async fn fit_turn(
     turn: &[messages::Model],
     to: &CustomerConversation,
 ) -> Result<Vec<messages::Model>, JobError> {
-    if state.tiktok.is_none() {
+    // Without TikTok (dry run) or with the window closed, each message is settled as it is by its send.
+    if state.tiktok.is_none() || !ReplyWindow::of(&to.user).is_open(Utc::now()) {
         return Ok(turn.to_vec());
     }
     let mut parts = Vec::new();

@@ -160,13 +160,14 @@ async fn bad_parameter_is_not_retried() {
 }
 
 #[tokio::test]
-async fn outside_the_window_is_recorded_and_not_retried() {
+async fn a_40064_is_throttled_not_outside_the_window_and_not_retried() {
     let fake = MockServer::start().await;
     Mock::given(path(SEND)).respond_with(tiktok_error(40064)).expect(1).mount(&fake).await;
     let app = live_app(&fake, None).await;
     assert_eq!(app.post_webhook(&tiktok_message("m1", "alice", "hi")).await.status(), 200);
     let replies = settled_replies(&app, 1).await;
-    assert_eq!(replies[0].delivery_status, Some(DeliveryStatus::OutsideWindow));
+    // The bot checks the window itself: 40064 is TikTok's per-account limit, a pause (tiktok_rules.rs).
+    assert_eq!(replies[0].delivery_status, Some(DeliveryStatus::Throttled));
     assert_eq!(replies[0].error_code, Some(40064));
     app.stop().await.unwrap();
 }

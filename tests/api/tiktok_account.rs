@@ -271,3 +271,45 @@ async fn a_business_id_override_that_disagrees_with_the_connected_account_stops_
     assert!(message.contains("someone_else") && message.contains("biz_open_id"), "{message}");
     app.stop().await.unwrap();
 }
+
+on_sqlite_and_postgres_redis!(a_refresh_token_about_to_expire_is_warned_about_once_with_how_to_reconnect);
+
+async fn a_refresh_token_about_to_expire_is_warned_about_once_with_how_to_reconnect(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let staff = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&staff)
+        .await;
+    let settings = unconnected(&fake, &db, redis.as_ref());
+    let app = spawn_app_with(db, settings, Role::All).await;
+    let state = link(&app, false).await;
+    let code = fake.authorization_code_for("biz_open_id");
+    assert_eq!(callback(&app, &format!("auth_code={code}&state={state}")).await.0, 200);
+    let row = stored(&app).await;
+    let soon = chrono::Utc::now() + chrono::Duration::days(3);
+    tiktok_tokens::ActiveModel { id: Set(row.id), refresh_expires_at: Set(Some(soon)), ..Default::default() }
+        .update(&app.state.db)
+        .await
+        .unwrap();
+    let settings = &app.state.settings.tiktok;
+    let http = client::http_client(settings).unwrap();
+    let alerts = StaffAlerts::new(http.clone(), Some(staff.uri()));
+    let tokens = TokenManager::new(settings, app.state.db.clone(), http, app.state.kv.clone(), alerts);
+    tokens.access_token().await.unwrap();
+    let alert = crate::helpers::wait_for("the expiry alert", Duration::from_secs(10), || async {
+        let requests = staff.received_requests().await?;
+        let body: Value = serde_json::from_slice(&requests.first()?.body).ok()?;
+        body["text"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(alert.contains("expires") && alert.contains("philia-bot tiktok connect"), "{alert}");
+    tokens.refresh().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(staff.received_requests().await.unwrap().len(), 1, "warned once a day, not on every load");
+    app.stop().await.unwrap();
+}
