@@ -671,7 +671,7 @@ impl KeywordRouter {
                     Intent::Address if self.looks_like_address(&words) => score += 6,
                     // "Got any jordans size 11?": looking for a named piece.
                     Intent::Availability if searching && score > 0 && !self.naming_words(&words).is_empty() => {
-                        score += 1
+                        score += 1;
                     }
                     _ => {}
                 }
@@ -894,7 +894,7 @@ mod tests {
     }
 
     #[test]
-    fn scores_explain_a_route() {
+    fn a_search_for_a_named_piece_in_a_size_is_about_its_availability() {
         let router = shipped();
         let scores = router.scores("got any jordans size 11");
         assert_eq!(scores.first().map(|(i, _)| i.name()), Some("availability".to_owned()), "{scores:?}");
