@@ -133,7 +133,24 @@ pub fn normalize(text: &str) -> Vec<String> {
         .filter(|c| !matches!(c, '\'' | '’' | '`'))
         .map(|c| if c.is_alphanumeric() { c } else { ' ' })
         .collect();
-    folded.split_whitespace().map(str::to_owned).collect()
+    // "hiiii", "heyyyy", "thank youuu": a letter written three times or more counts twice.
+    folded.split_whitespace().map(collapse_repeats).collect()
+}
+
+/// A run of three or more of the same letter as two ("hiiii" → "hii"); digits and x (sizes: "xxxl") are
+/// kept as written.
+fn collapse_repeats(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut run = 0;
+    let mut last = None;
+    for c in word.chars() {
+        run = if Some(c) == last { run + 1 } else { 1 };
+        last = Some(c);
+        if run <= 2 || !c.is_alphabetic() || c == 'x' {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A keyword: one or more normalized words that must appear together, in order.
@@ -652,6 +669,10 @@ impl KeywordRouter {
                         score += 3;
                     }
                     Intent::Address if self.looks_like_address(&words) => score += 6,
+                    // "Got any jordans size 11?": looking for a named piece.
+                    Intent::Availability if searching && score > 0 && !self.naming_words(&words).is_empty() => {
+                        score += 1;
+                    }
                     _ => {}
                 }
                 (intent.clone(), score)
@@ -814,7 +835,10 @@ pub fn is_other_language(text: &str) -> bool {
         "can", "have", "what", "how", "please", "pls", "me", "your", "are", "in", "on", "with", "still",
     ];
     let words = normalize(text);
-    if words.len() < 3 || words.iter().any(|w| ENGLISH.contains(&w.as_str())) {
+    // Two words are enough when they carry letters English does not use ("cuánto cuesta").
+    let foreign_letters = text.chars().any(|c| c.is_alphabetic() && !c.is_ascii()) || text.contains('¿');
+    let enough = words.len() >= 3 || (words.len() == 2 && foreign_letters);
+    if !enough || words.iter().any(|w| ENGLISH.contains(&w.as_str())) {
         return false;
     }
     let detector = whatlang::Detector::with_allowlist(vec![
@@ -833,7 +857,9 @@ pub fn is_other_language(text: &str) -> bool {
         Lang::Ara,
         Lang::Hin,
     ]);
-    detector.detect(text).is_some_and(|info| info.lang() != Lang::Eng && info.confidence() >= 0.3)
+    // Foreign letters already say most of it: then any other language will do.
+    let sure = if foreign_letters { 0.0 } else { 0.3 };
+    detector.detect(text).is_some_and(|info| info.lang() != Lang::Eng && info.confidence() >= sure)
 }
 
 /// A map whose keys are words customers write, with each key normalized as messages are.
@@ -865,6 +891,13 @@ mod tests {
         let (_, entities) = shipped().route("the second one, I'm usually a Medium");
         assert_eq!((entities.size.as_deref(), entities.item_position), (Some("M"), Some(2)));
         assert_eq!(shipped().route("any 2XL hoodies?").1.size.as_deref(), Some("XXL"));
+    }
+
+    #[test]
+    fn a_search_for_a_named_piece_in_a_size_is_about_its_availability() {
+        let router = shipped();
+        let scores = router.scores("got any jordans size 11");
+        assert_eq!(scores.first().map(|(i, _)| i.name()), Some("availability".to_owned()), "{scores:?}");
     }
 
     #[test]
