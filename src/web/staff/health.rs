@@ -141,7 +141,7 @@ pub async fn page(signed: Signed) -> Result<HttpResponse, ConsoleError> {
                 if dry_run { "Replies are stored and logged, never sent to TikTok (no credentials)." } else { "Replies go to TikTok." }, !dry_run))
             (stat("Sent today", &this_day.sent.to_string(), "replies and notices TikTok took", true))
             (stat("Failed today", &this_day.failed.to_string(), "TikTok refused them; not sent again", this_day.failed == 0))
-            (stat("Quota refusals today", &this_day.quota_refusals.to_string(), "TikTok said: too many messages, try later", this_day.quota_refusals == 0))
+            (stat("Quota refusals today", &this_day.quota_refusals.to_string(), "not sent for volume: a customer's message quota used up, or TikTok asked to slow down", this_day.quota_refusals == 0))
             (stat("Reply window closed", &this_day.outside_window.to_string(), "not sent: the customer wrote over 48 h ago", true))
             @match &queue {
                 Ok(q) => (stat("Queue", &(q.waiting + q.pending).to_string(), &format!("{} waiting, {} being handled", q.waiting, q.pending), q.oldest_pending.as_secs() <= 60)),
