@@ -139,7 +139,11 @@ pub async fn page(signed: Signed) -> Result<HttpResponse, ConsoleError> {
         div.stats {
             (stat("Sending", if dry_run { "dry run" } else { "live" },
                 if dry_run { "Replies are stored and logged, never sent to TikTok (no credentials)." } else { "Replies go to TikTok." }, !dry_run))
-            (stat("Sent today", &this_day.sent.to_string(), "replies and notices TikTok took", true))
+            @if dry_run {
+                (stat("Written today", &this_day.dry_run.to_string(), "replies and notices (dry run: stored, not sent)", true))
+            } @else {
+                (stat("Sent today", &this_day.sent.to_string(), "replies and notices TikTok took", true))
+            }
             (stat("Failed today", &this_day.failed.to_string(), "TikTok refused them; not sent again", this_day.failed == 0))
             (stat("Quota refusals today", &this_day.quota_refusals.to_string(), "not sent for volume: a customer's message quota used up, or TikTok asked to slow down", this_day.quota_refusals == 0))
             (stat("Reply window closed", &this_day.outside_window.to_string(), "not sent: the customer wrote over 48 h ago", true))
