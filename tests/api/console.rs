@@ -160,6 +160,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/staff/handoffs"),
     ("POST", "/staff/handoffs/release"),
     ("GET", "/staff/health"),
+    ("POST", "/staff/health/dead"),
     ("GET", "/staff/try"),
     ("POST", "/staff/try"),
 ];
@@ -611,4 +612,48 @@ async fn the_bot_is_tried_in_the_page_on_a_copy_that_never_touches_the_shop(db: 
     let page = browser.submit("/staff/try", &[("restart", "1")]).await;
     assert!(page.contains("Started over"), "{page}");
     assert!(!page.contains("is JKT-010 still available?"), "a fresh conversation after starting over");
+}
+
+#[tokio::test]
+async fn dead_letters_are_replayed_and_dropped_from_the_health_page() {
+    let test = "console::dead_letters_are_replayed_and_dropped_from_the_health_page";
+    let Some(redis) = crate::helpers::TestRedis::new(test) else { return };
+    let db = TestDatabase::sqlite();
+    let mut settings = console_settings(&db);
+    crate::helpers::use_redis(&mut settings, Some(&redis));
+    let app = spawn_app_with(db, settings, philia_bot::role::Role::All).await;
+    accounts::add(&app.state.db, STAFF, PASSWORD).await.unwrap();
+    let stream = format!("{}:jobs", redis.prefix);
+    for _ in 0..2 {
+        crate::helpers::redis_cli(&redis.url, &["XADD", &stream, "*", "job", "{\"type\":\"NoSuchJobV9\"}"])
+            .await
+            .unwrap();
+    }
+    let dead = crate::helpers::wait_for("two dead letters", std::time::Duration::from_secs(15), || async {
+        let dead = app.state.queue.dead_jobs().await.ok()?;
+        (dead.len() == 2).then_some(dead)
+    })
+    .await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in().await;
+    let page = browser.page("/staff/health").await;
+    assert!(page.contains("2 message(s) could not be processed and wait in the dead letters."), "{page}");
+    assert!(page.contains(&dead[0].entry) && page.contains("undecodable job"), "{page}");
+
+    let page = browser.submit("/staff/health/dead", &[("entry", &dead[0].entry), ("action", "drop")]).await;
+    assert!(page.contains(&format!("{}: dropped.", dead[0].entry)), "{page}");
+    let page = browser.submit("/staff/health/dead", &[("entry", &dead[1].entry), ("action", "replay")]).await;
+    assert!(page.contains(&format!("{}: back on the queue as job", dead[1].entry)), "{page}");
+    let left = app.state.queue.dead_jobs().await.unwrap();
+    assert!(left.iter().all(|d| d.entry != dead[0].entry && d.entry != dead[1].entry), "{left:?}");
+    let actions: Vec<String> = staff_audit::Entity::find()
+        .filter(staff_audit::Column::Action.contains("dead letter"))
+        .order_by_asc(staff_audit::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["dropped a dead letter", "replayed a dead letter"]);
 }

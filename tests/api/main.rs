@@ -6,6 +6,7 @@ mod routing;
 mod chat;
 mod cli;
 mod console;
+mod console_browser;
 mod conversation;
 mod conversation_eval;
 mod deploy;

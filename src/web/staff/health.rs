@@ -1,6 +1,7 @@
 //! The health screen: is the bot answering, in words a shop owner reads at a glance. Sending mode, the
 //! TikTok connection and when its tokens run out, the queue and its dead letters, replies sent and
-//! failed today (and a week's bars), TikTok's quota refusals and the LLM's fallbacks. The numbers are
+//! failed today (and a week's bars), TikTok's quota refusals and the LLM's fallbacks; dead letters are
+//! replayed or dropped from here. The numbers are
 //! the ones `/metrics` has; those kept in the database (sends) count every process, the LLM's count
 //! this one.
 
@@ -8,10 +9,12 @@ use actix_web::HttpResponse;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use maud::{Markup, html};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde::Deserialize;
 
+use super::audit;
 use super::handoffs::waited;
-use super::layout::{self, Screen};
-use super::session::{ConsoleError, Signed};
+use super::layout::{self, Screen, csrf, see_other};
+use super::session::{Checked, ConsoleError, Signed};
 use crate::store::entities::messages::{self, DeliveryStatus, Direction};
 use crate::store::entities::tiktok_tokens;
 use crate::tiktok::api::codes;
@@ -136,9 +139,13 @@ pub async fn page(signed: Signed) -> Result<HttpResponse, ConsoleError> {
         div.stats {
             (stat("Sending", if dry_run { "dry run" } else { "live" },
                 if dry_run { "Replies are stored and logged, never sent to TikTok (no credentials)." } else { "Replies go to TikTok." }, !dry_run))
-            (stat("Sent today", &this_day.sent.to_string(), "replies and notices TikTok took", true))
+            @if dry_run {
+                (stat("Written today", &this_day.dry_run.to_string(), "replies and notices (dry run: stored, not sent)", true))
+            } @else {
+                (stat("Sent today", &this_day.sent.to_string(), "replies and notices TikTok took", true))
+            }
             (stat("Failed today", &this_day.failed.to_string(), "TikTok refused them; not sent again", this_day.failed == 0))
-            (stat("Quota refusals today", &this_day.quota_refusals.to_string(), "TikTok said: too many messages, try later", this_day.quota_refusals == 0))
+            (stat("Quota refusals today", &this_day.quota_refusals.to_string(), "not sent for volume: a customer's message quota used up, or TikTok asked to slow down", this_day.quota_refusals == 0))
             (stat("Reply window closed", &this_day.outside_window.to_string(), "not sent: the customer wrote over 48 h ago", true))
             @match &queue {
                 Ok(q) => (stat("Queue", &(q.waiting + q.pending).to_string(), &format!("{} waiting, {} being handled", q.waiting, q.pending), q.oldest_pending.as_secs() <= 60)),
@@ -171,15 +178,62 @@ pub async fn page(signed: Signed) -> Result<HttpResponse, ConsoleError> {
         @if let Ok(dead) = &dead {
             @if !dead.is_empty() {
                 h2 { "Dead letters" }
+                p.hint { "Replay once the cause is fixed (a message already answered is not answered twice), or drop it." }
                 table {
-                    tr { th { "Job" } th { "Tries" } th { "Last error" } }
-                    @for job in dead { tr { td { code { (job.id) } } td { (job.deliveries) } td { (job.error) } } }
+                    tr { th { "Job" } th { "Tries" } th { "Last error" } th {} }
+                    @for job in dead {
+                        tr {
+                            td { code { (job.entry) } } td { (job.deliveries) } td { (job.error) }
+                            td {
+                                @for (action, label) in [("replay", "Replay"), ("drop", "Drop")] {
+                                    form.inline method="post" action="/staff/health/dead" {
+                                        (csrf(&signed))
+                                        input type="hidden" name="entry" value=(job.entry);
+                                        input type="hidden" name="action" value=(action);
+                                        button type="submit" class=[(action == "drop").then_some("danger")] { (label) }
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
         p.hint { "Times are the shop's (UTC" (format!("{offset:+}")) "). The same numbers, for monitoring, are at /metrics." }
     };
     layout::page(&signed, Screen::Health, "Health", body).await
+}
+
+#[derive(Deserialize)]
+pub struct DeadForm {
+    entry: String,
+    action: String,
+}
+
+/// `POST /staff/health/dead`: a dead letter replayed (back on the queue as a new job) or dropped, as
+/// `philia-bot jobs dead replay|drop` does.
+pub async fn dead_letter(checked: Checked<DeadForm>) -> Result<HttpResponse, ConsoleError> {
+    let Checked { signed, form } = checked;
+    let queue = &signed.state.queue;
+    let failed = |e: crate::jobs::QueueError| ConsoleError::Internal(format!("the queue: {e}"));
+    let said = match form.action.as_str() {
+        "replay" => match queue.replay_dead(&form.entry).await.map_err(failed)? {
+            Some(job) => format!("{}: back on the queue as job {job}.", form.entry),
+            None => format!("There is no dead letter {} any more.", form.entry),
+        },
+        "drop" => {
+            if queue.drop_dead(&form.entry).await.map_err(failed)? {
+                format!("{}: dropped.", form.entry)
+            } else {
+                format!("There is no dead letter {} any more.", form.entry)
+            }
+        }
+        other => return Err(ConsoleError::BadForm(format!("{other:?} is not replay or drop"))),
+    };
+    let action = if form.action == "replay" { "replayed a dead letter" } else { "dropped a dead letter" };
+    audit::record(&signed.state.db, &signed.account.name, action, &form.entry, Some(&said)).await?;
+    signed.flash(&said).await?;
+    Ok(see_other("/staff/health"))
 }
 
 fn stat(name: &str, value: &str, words: &str, good: bool) -> Markup {

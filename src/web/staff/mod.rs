@@ -99,6 +99,7 @@ pub fn mount(cfg: &mut web::ServiceConfig, console: web::Data<Console>) {
             .route("/handoffs", web::get().to(handoffs::page))
             .route("/handoffs/release", web::post().to(handoffs::release))
             .route("/health", web::get().to(health::page))
+            .route("/health/dead", web::post().to(health::dead_letter))
             .route("/try", web::get().to(try_bot::page))
             .route("/try", web::post().to(try_bot::say))
             .route("/audit", web::get().to(audit::page)),
