@@ -400,7 +400,6 @@ pub struct ShopSettings {
     #[serde(default)]
     pub accept_offers: bool,
     /// The country the flat shipping applies to (ISO 3166-1 alpha-2).
-    #[serde(default = "home_country")]
     pub home_country: String,
     /// Shipping abroad, by country code, in minor units; a country not listed gets a quote from a person.
     #[serde(default)]
@@ -426,10 +425,6 @@ pub struct ShopSettings {
     /// their delivery is settled. Unset: kept. Orders, holds and ids stay.
     #[serde(default)]
     pub message_retention_days: Option<u64>,
-}
-
-fn home_country() -> String {
-    "US".into()
 }
 
 /// The staff console in the browser, served by the web role under `/staff`.
@@ -477,19 +472,9 @@ pub struct LlmSettings {
     /// Earlier messages of the conversation sent along as context.
     pub history_messages: u64,
     /// Failed classifications in a row that open the circuit breaker (the model is skipped).
-    #[serde(default = "breaker_failures")]
     pub breaker_failures: u32,
     /// Seconds the model is skipped once the breaker opens.
-    #[serde(default = "breaker_cool_down_secs")]
     pub breaker_cool_down_secs: u64,
-}
-
-fn breaker_failures() -> u32 {
-    3
-}
-
-fn breaker_cool_down_secs() -> u64 {
-    60
 }
 
 /// Conventional environment variable names and the fields they set.
