@@ -545,7 +545,8 @@ async fn an_inventory_sheet_is_previewed_before_anything_is_written_then_importe
 async fn a_waiting_conversation_is_shown_and_given_back_to_the_bot(db: TestDatabase) {
     let app = console_app(db).await;
     say(&app, "dana", "3").await;
-    assert_eq!(say(&app, "dana", "is the barbour still there??").await, "", "a human has it");
+    // Until a person from the shop writes, the bot still answers clear shop questions (issue 16).
+    assert_ne!(say(&app, "dana", "is the barbour still there??").await, "", "the bot answers while she waits");
     let mut browser = Browser::new(&app);
     browser.sign_in().await;
     let page = browser.page("/staff/handoffs").await;

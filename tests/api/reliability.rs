@@ -595,14 +595,16 @@ const ARRIVAL_JITTER: Duration = Duration::from_millis(250);
 
 /// The fake TikTok of the storm: 40100 and 503 until `calm_after`, then success; every answer logged.
 struct Storm {
-    started: Instant,
+    /// The first send's arrival: the storm lasts `calm_after` from there, however long the processes took
+    /// to start (on a loaded machine that alone outlasted a storm timed from the test's start).
+    started: std::sync::OnceLock<Instant>,
     calm_after: Duration,
     log: Arc<Mutex<Vec<(Duration, String, bool)>>>,
 }
 
 impl wiremock::Respond for Storm {
     fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
-        let at = self.started.elapsed();
+        let at = self.started.get_or_init(Instant::now).elapsed();
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let recipient = body["recipient"].as_str().unwrap_or_default().to_owned();
         let mut log = self.log.lock().unwrap();
@@ -633,7 +635,7 @@ async fn a_tiktok_storm_of_40100_and_5xx_loses_and_doubles_nothing_within_the_se
     let tiktok = wiremock::MockServer::start().await;
     let log = Arc::new(Mutex::new(Vec::new()));
     wiremock::Mock::given(wiremock::matchers::path("/open_api/v1.3/business/message/send/"))
-        .respond_with(Storm { started: Instant::now(), calm_after, log: log.clone() })
+        .respond_with(Storm { started: std::sync::OnceLock::new(), calm_after, log: log.clone() })
         .mount(&tiktok)
         .await;
     let (rate, burst) = (20u32, 5u32);
