@@ -137,7 +137,7 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
     let order = order_of(&app, "kim", "JKT-010").await;
     let number = order.order_number.clone();
     say(&app, "dana", "3").await;
-    say(&app, "dana", "is the fleece still there??").await;
+    say(&app, "dana", "hello, anyone there??").await;
     let sheet = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
     std::fs::write(sheet.path(), SHEET).unwrap();
 
@@ -200,7 +200,7 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
 
     // A conversation waiting for a person, given back to the bot.
     client.goto(&format!("{base}/staff/handoffs")).await.unwrap();
-    find(&client, "//div[contains(@class,'bubble')][contains(.,'is the fleece still there??')]").await;
+    find(&client, "//div[contains(@class,'bubble')][contains(.,'hello, anyone there??')]").await;
     fits(&client, "handoffs").await;
     snap(&client, "handoffs", "phone").await;
     find(&client, "//button[.='Give back to the bot']").await.click().await.unwrap();
