@@ -2,7 +2,8 @@
 //! composed within the customer's quota ([`fit_turn`]), and each send first checks that pictures are
 //! allowed in the conversation, that TikTok has not paused the account, and takes one message of the
 //! quota ([`before_send`]). A 40064 pauses every send for `tiktok.throttle_pause_secs` and alerts the team
-//! once; the sweeper sends what the pause held back once it is over ([`resume_throttled`]).
+//! once; once it is over, [`release_throttled`] puts what it held back up for sending again (the sweeper
+//! delivers them).
 
 use std::time::Duration;
 
@@ -194,11 +195,11 @@ pub async fn pause(state: &AppState, error: &ApiError) {
     }
 }
 
-/// After a pause: the messages it held back, whose customer's window is still open, are sent again (in
-/// order, each through the same checks). Returns how many were retried.
-pub async fn resume_throttled(state: &AppState, now: DateTime<Utc>) -> Result<usize, JobError> {
+/// After a pause: the messages it held back, whose customer's window is still open, go back to `pending`
+/// (in order); returns their ids, for the caller to deliver through the same checks.
+pub async fn release_throttled(state: &AppState, now: DateTime<Utc>) -> Result<Vec<i64>, JobError> {
     if state.tiktok.is_none() || is_paused(state).await {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let held: Vec<i64> = messages::Entity::find()
         .select_only()
@@ -226,7 +227,6 @@ pub async fn resume_throttled(state: &AppState, now: DateTime<Utc>) -> Result<us
     }
     if !ready.is_empty() {
         tracing::info!(messages = ready.len(), "TikTok's pause is over: sending what it held back");
-        super::delivery::deliver_notices(state, &ready).await;
     }
-    Ok(ready.len())
+    Ok(ready)
 }

@@ -85,8 +85,11 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<Sweep, JobErr
     done.settled = delivery::settle_unknown(state, now, BATCH).await?;
     done.retried = delivery::send_left_pending(state, now - PENDING_GRACE, BATCH).await?;
     // What TikTok's pause (40064) held back, once it is over.
-    match super::sending_rules::resume_throttled(state, now).await {
-        Ok(resumed) => done.retried += resumed,
+    match super::sending_rules::release_throttled(state, now).await {
+        Ok(released) => {
+            deliver_notices(state, &released).await;
+            done.retried += released.len();
+        }
         Err(e) => tracing::warn!(error = %e, "could not resume messages TikTok's pause held back"),
     }
     Ok(done)

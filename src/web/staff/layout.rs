@@ -5,7 +5,9 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use maud::{DOCTYPE, Markup, html};
 
-use super::session::{CSRF_FIELD, Signed};
+use actix_web::ResponseError;
+
+use super::session::{CSRF_FIELD, ConsoleError, Signed};
 
 /// The console's screens, in the navigation's order.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -140,4 +142,30 @@ pub fn badge(text: &str) -> Markup {
 /// Text from the shop's own files shown as-is, line breaks kept.
 pub fn lines(text: &str) -> Markup {
     html! { @for (i, line) in text.lines().enumerate() { @if i > 0 { br; } (line) } }
+}
+
+/// A console error as the page staff see: sign-in when signed out, else the problem in words (here, with
+/// the pages, so the session module needs nothing from the layout).
+impl ResponseError for ConsoleError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ConsoleError::SignIn => StatusCode::SEE_OTHER,
+            ConsoleError::Csrf => StatusCode::FORBIDDEN,
+            ConsoleError::BadForm(_) => StatusCode::BAD_REQUEST,
+            ConsoleError::Off => StatusCode::NOT_FOUND,
+            ConsoleError::Db(_) | ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ConsoleError::SignIn = self {
+            return see_other("/staff/login");
+        }
+        if let ConsoleError::Db(_) | ConsoleError::Internal(_) = self {
+            tracing::error!(error = %self, "staff console request failed");
+        }
+        HttpResponse::build(self.status_code())
+            .content_type("text/html; charset=utf-8")
+            .body(problem_page(self.status_code(), &self.to_string()).into_string())
+    }
 }

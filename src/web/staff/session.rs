@@ -8,8 +8,7 @@ use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, CookieJar, SameSite};
 use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, HttpRequest, web};
 use chrono::{DateTime, Utc};
 use ring::digest;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -224,30 +223,6 @@ pub enum ConsoleError {
     Db(#[from] DbErr),
     #[error("{0}")]
     Internal(String),
-}
-
-impl ResponseError for ConsoleError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ConsoleError::SignIn => StatusCode::SEE_OTHER,
-            ConsoleError::Csrf => StatusCode::FORBIDDEN,
-            ConsoleError::BadForm(_) => StatusCode::BAD_REQUEST,
-            ConsoleError::Off => StatusCode::NOT_FOUND,
-            ConsoleError::Db(_) | ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let ConsoleError::SignIn = self {
-            return super::layout::see_other("/staff/login");
-        }
-        if let ConsoleError::Db(_) | ConsoleError::Internal(_) = self {
-            tracing::error!(error = %self, "staff console request failed");
-        }
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .body(super::layout::problem_page(self.status_code(), &self.to_string()).into_string())
-    }
 }
 
 impl From<anyhow::Error> for ConsoleError {
