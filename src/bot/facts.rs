@@ -7,20 +7,12 @@
 use chrono::Weekday;
 
 use super::BotFiles;
+pub use super::replies::FACTS;
 use super::replies::{Replies, render};
 use crate::config::{Problem, ShopSettings};
 
-/// The facts any customer-facing text may use, besides its own placeholders.
-pub const FACTS: &[&str] = &[
-    "shipping",
-    "free_shipping_over",
-    "payment_instructions",
-    "hold_minutes",
-    "opening_hours",
-    "returns_days",
-    "max_holds",
-    "payment_expiry_hours",
-];
+/// The FAQ file in the config folder (its answers carry facts, so their placeholders are checked here).
+pub const FAQ_FILE: &str = "faq.toml";
 
 /// The facts' values, as customers read them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,13 +79,13 @@ pub fn check(files: &BotFiles, shop: &ShopSettings) -> TextCheck {
         for placeholder in super::replies::placeholders(answer) {
             if !FACTS.contains(&placeholder) {
                 check.problems.push(Problem::new(
-                    super::intent::FAQ_FILE,
+                    FAQ_FILE,
                     format!("{topic}.answer"),
                     format!("unknown placeholder {{{placeholder}}} (an answer knows the facts: {})", FACTS.join(", ")),
                 ));
             }
         }
-        texts.push((super::intent::FAQ_FILE, format!("{topic}.answer"), answer));
+        texts.push((FAQ_FILE, format!("{topic}.answer"), answer));
     }
     for (name, text) in files.replies.template_texts() {
         texts.push((super::REPLIES_FILE, name, text));
@@ -201,6 +193,16 @@ pub fn literal_amounts(text: &str, currency_symbol: &str) -> Vec<String> {
         i += 1;
     }
     found
+}
+
+impl Replies {
+    /// These texts with the shop's facts filled in (the same in every reply, so filled once).
+    pub fn with_facts(mut self, facts: &Facts) -> Self {
+        for text in self.templates.texts_mut() {
+            *text = facts.fill(text);
+        }
+        self
+    }
 }
 
 #[cfg(test)]

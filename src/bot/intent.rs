@@ -10,7 +10,7 @@ use unicode_normalization::UnicodeNormalization;
 use crate::config::{Problem, parse_toml, read_or_built_in};
 
 pub const INTENTS_FILE: &str = "intents.toml";
-pub const FAQ_FILE: &str = "faq.toml";
+pub use super::facts::FAQ_FILE;
 const BUILT_IN_INTENTS: &str = include_str!("../../config/intents.toml");
 const BUILT_IN_FAQ: &str = include_str!("../../config/faq.toml");
 

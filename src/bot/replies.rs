@@ -7,13 +7,25 @@ use chrono::format::StrftimeItems;
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 
-use super::facts::{FACTS, Facts};
 use crate::config::{Problem, read_or_built_in};
 use crate::shop::fit::{FitsLike, Length, Measured, trim_number};
 use crate::store::entities::orders::OrderStatus;
 
 pub const REPLIES_FILE: &str = "replies.toml";
 const BUILT_IN: &str = include_str!("../../config/replies.toml");
+
+/// The facts any customer-facing text may use, besides its own placeholders (their values:
+/// `facts.rs`).
+pub const FACTS: &[&str] = &[
+    "shipping",
+    "free_shipping_over",
+    "payment_instructions",
+    "hold_minutes",
+    "opening_hours",
+    "returns_days",
+    "max_holds",
+    "payment_expiry_hours",
+];
 
 /// Everything `replies.toml` holds: the menu, the replies, and the words facts are said in.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,9 +63,9 @@ macro_rules! templates {
                 vec![$((format!("{}.{}", $section, stringify!($name)), self.$name.as_str(), &[$($placeholder),*])),+]
             }
 
-            /// Each template's text, to fill in what is the same for every reply.
-            #[allow(dead_code)]
-            fn texts_mut(&mut self) -> Vec<&mut String> {
+            /// Each template's text, to fill in what is the same for every reply (facts.rs does).
+            #[allow(dead_code, reason = "the macro declares it for every section; only the templates are filled")]
+            pub(super) fn texts_mut(&mut self) -> Vec<&mut String> {
                 vec![$(&mut self.$name),+]
             }
         }
@@ -402,14 +414,6 @@ impl Replies {
             problems.push(Problem::new(source, "menu.image_url", format!("{url:?} is not an http(s) URL")));
         }
         if problems.is_empty() { Ok(replies) } else { Err(problems) }
-    }
-
-    /// These texts with the shop's facts filled in (the same in every reply, so filled once).
-    pub fn with_facts(mut self, facts: &Facts) -> Self {
-        for text in self.templates.texts_mut() {
-            *text = facts.fill(text);
-        }
-        self
     }
 
     /// Each reply template by its dotted name, as written (before facts are filled in).

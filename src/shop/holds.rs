@@ -125,7 +125,7 @@ pub async fn reserve(
     }
     let current = items::Entity::find_by_id(item.id).one(db).await?.unwrap_or_else(|| item.clone());
     match current.status {
-        ItemStatus::Sold if super::orders::pending_order_of_item(db, item.id).await?.is_some() => {
+        ItemStatus::Sold if super::claims::pending_order_of_item(db, item.id).await?.is_some() => {
             join_waitlist(db, customer.id, item.id, now).await?;
             Ok(HoldOutcome::InPendingOrder { item: current })
         }
@@ -183,7 +183,7 @@ pub async fn wait_for_unpaid(
     item: &items::Model,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    if item.status != ItemStatus::Sold || super::orders::pending_order_of_item(db, item.id).await?.is_none() {
+    if item.status != ItemStatus::Sold || super::claims::pending_order_of_item(db, item.id).await?.is_none() {
         return Ok(false);
     }
     join_waitlist(db, user_id, item.id, now).await?;

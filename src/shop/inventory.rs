@@ -540,7 +540,7 @@ async fn kept(db: &impl ConnectionTrait, row: &ItemRow, item: &items::Model) -> 
             }
             None => Kept::Sold { at: item.updated_at },
         },
-        _ => match super::orders::order_of_item(db, item.id).await? {
+        _ => match super::claims::order_of_item(db, item.id).await? {
             Some(order) => {
                 Kept::InOrder { order_number: order.order_number, order_status: order.status, at: order.created_at }
             }
@@ -729,7 +729,7 @@ pub async fn set_status(
                 .await?;
         }
         _ => {
-            if let Some(order) = super::orders::order_of_item(db, item.id).await? {
+            if let Some(order) = super::claims::order_of_item(db, item.id).await? {
                 return Err(SetStatusError::InOrder {
                     sku,
                     order_number: order.order_number,

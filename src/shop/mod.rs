@@ -3,6 +3,7 @@
 //! LLM never decides a price, a size or a stock level).
 
 pub mod catalog;
+pub mod claims;
 pub mod fit;
 pub mod holds;
 pub mod inventory;

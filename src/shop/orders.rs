@@ -12,6 +12,7 @@ use sea_orm::{
     QuerySelect,
 };
 
+pub use super::claims::{order_of_item, pending_order_of_item};
 use super::holds::{self, Freed};
 use super::locks::{lock_customer, lock_item};
 use super::window::ReplyWindow;
@@ -141,22 +142,6 @@ pub async fn checkout(
         .await?;
     }
     Ok(Some(NewOrder { order, items: taken }))
-}
-
-/// The order that claims a piece (pending, paid, shipped or delivered), if any.
-pub async fn order_of_item(db: &impl ConnectionTrait, item_id: i64) -> Result<Option<orders::Model>, DbErr> {
-    let line = order_items::Entity::find()
-        .filter(order_items::Column::ItemId.eq(item_id))
-        .filter(order_items::Column::Active.eq(true))
-        .find_also_related(orders::Entity)
-        .one(db)
-        .await?;
-    Ok(line.and_then(|(_, order)| order))
-}
-
-/// The pending (unpaid) order that claims a piece, if any: to other customers the piece is reserved.
-pub async fn pending_order_of_item(db: &impl ConnectionTrait, item_id: i64) -> Result<Option<orders::Model>, DbErr> {
-    Ok(order_of_item(db, item_id).await?.filter(|o| o.status == OrderStatus::Pending))
 }
 
 /// One of this customer's orders by its number; another customer's order is never found.
