@@ -364,6 +364,7 @@ pub async fn settle_unknown(state: &AppState, now: DateTime<Utc>, limit: u64) ->
             DeliveryRecord { status: DeliveryStatus::Pending, tiktok_message_id: None, error_code: message.error_code };
         if ledger::move_delivery(&state.db, message.id, &unsettled, record).await? {
             tracing::warn!(message = message.id, "a send of unknown outcome did not arrive: sending it again");
+            sending_rules::give_back_absent(state, &to, claimed_at).await;
             done.resent += 1;
             deliver(state, message.id).await?;
         }

@@ -159,11 +159,23 @@ pub async fn before_send(
 
 /// Gives back the quota a send took, when TikTok certainly did not deliver it.
 pub async fn give_back(state: &AppState, to: &CustomerConversation, error: &ApiError) {
-    if error.maybe_delivered() {
-        return;
+    if !error.maybe_delivered() {
+        return_quota(state, to).await;
     }
+}
+
+/// Gives back the quota a send of unknown outcome took, once TikTok shows it absent: TikTok counted
+/// nothing, and the send that follows takes its own. Only when it was taken in the customer's current
+/// window (a message of theirs since then restarted the count).
+pub async fn give_back_absent(state: &AppState, to: &CustomerConversation, claimed_at: DateTime<Utc>) {
+    if to.user.last_inbound_at.is_some_and(|wrote| claimed_at >= wrote) {
+        return_quota(state, to).await;
+    }
+}
+
+async fn return_quota(state: &AppState, to: &CustomerConversation) {
     if let Err(e) = window::give_back_quota(&state.db, to.user.id).await {
-        tracing::warn!(error = %e, "could not give a refused message back to the quota");
+        tracing::warn!(error = %e, "could not give an undelivered message back to the quota");
     }
 }
 

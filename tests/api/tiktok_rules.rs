@@ -75,6 +75,7 @@ on_sqlite_and_postgres_redis!(
     a_turn_over_the_quota_drops_pictures_first_then_merges_its_texts,
     a_us_like_conversation_gets_no_picture_and_complete_texts,
     a_40064_pauses_sending_alerts_once_and_resumes,
+    a_send_lost_inside_tiktok_and_sent_again_counts_once_against_the_quota,
 );
 
 async fn fifteen_bot_messages_after_one_customer_message_send_exactly_ten(db: TestDatabase, redis: Option<TestRedis>) {
@@ -254,5 +255,43 @@ async fn a_40064_pauses_sending_alerts_once_and_resumes(db: TestDatabase, redis:
     );
     assert!(fake.received("conv-1").iter().any(|m| m.content == Content::Text("your hold ends soon".into())));
     assert_eq!(staff_texts(&staff).await.len(), 1, "one alert per pause");
+    app.stop().await.unwrap();
+}
+
+/// A send whose outcome was unknown (TikTok lost the request and never answered) is sent again once the
+/// conversation shows it absent. TikTok counted one message, not two: the bot's quota must agree, or it
+/// refuses the customer's tenth reply that TikTok would take.
+async fn a_send_lost_inside_tiktok_and_sent_again_counts_once_against_the_quota(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = connected_app_with(&fake, db, redis.as_ref(), None, |settings| {
+        settings.tiktok.request_timeout_ms = 500;
+        settings.tiktok.retry_base_ms = 10;
+        settings.tiktok.retry_max_delay_ms = 50;
+        settings.tiktok.unknown_settle_secs = 1;
+        settings.shop.sweep_interval_secs = 1;
+    })
+    .await;
+    fake.fault_next(1, Fault::LoseThenHang);
+    assert!(fake.customer_writes("conv-lost", "lou", "hi").await.delivered());
+    app.finish_jobs().await;
+    let to = customer(&app, "conv-lost").await;
+    wait_for("the lost reply, sent again", PATIENCE, || async {
+        let replies = messages::Entity::find()
+            .filter(messages::Column::ConversationId.eq(to.conversation.id))
+            .filter(messages::Column::Direction.eq(messages::Direction::Out))
+            .all(&app.state.db)
+            .await
+            .unwrap();
+        let sent = replies.iter().all(|m| m.delivery_status == Some(DeliveryStatus::Sent));
+        (sent && !replies.is_empty()).then_some(())
+    })
+    .await;
+    let received = from_the_bot(&fake, "conv-lost");
+    assert_eq!(received, 1, "the reply reached the customer once");
+    let left = philia_bot::shop::window::quota_left(&app.state.db, to.user.id, chrono::Utc::now()).await.unwrap();
+    assert_eq!(left, 10 - received as i64, "the quota counts what TikTok counted");
     app.stop().await.unwrap();
 }
