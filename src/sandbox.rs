@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use futures_util::future::BoxFuture;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -22,6 +23,7 @@ use crate::startup::{Application, StartOptions};
 use crate::state::AppState;
 use crate::store::entities::messages::{self, Direction};
 use crate::store::entities::{conversations, processed_events};
+use crate::web::staff::{Line, TryOutBot};
 
 /// The settings a try-out runs with: the config folder's texts, keywords, chart, shop rules and LLM, on the
 /// embedded default, never sending to TikTok, quiet logs (the transcript is the output).
@@ -121,15 +123,6 @@ pub async fn processed(state: &AppState, key: &str, patience: Duration) -> anyho
 /// How long a try-out turn may take (an LLM may be slow).
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// One message of a try-out conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    /// Written by the (pretend) customer; else the bot's.
-    pub from_customer: bool,
-    pub text: String,
-    pub at: DateTime<Utc>,
-}
-
 enum Request {
     /// Starts (or starts over) with `inventory` (the shop's sheet, CSV) and the config folder as it is now.
     Restart {
@@ -155,7 +148,7 @@ pub struct TryOut {
 }
 
 impl TryOut {
-    /// The try-out of a server with `settings`; nothing runs until [`TryOut::restart`].
+    /// The try-out of a server with `settings`; nothing runs until [`TryOutBot::restart`].
     pub fn new(settings: Settings) -> TryOut {
         let (requests, mut inbox) = mpsc::channel::<Request>(16);
         std::thread::spawn(move || {
@@ -196,36 +189,40 @@ impl TryOut {
         TryOut { requests, started: AtomicBool::new(false) }
     }
 
-    /// Whether it runs (so the console copies the inventory only to start it).
-    pub fn is_started(&self) -> bool {
+    async fn ask(&self, request: Request) -> anyhow::Result<()> {
+        self.requests.send(request).await.map_err(|_| anyhow::anyhow!("the try-out stopped"))
+    }
+}
+
+impl TryOutBot for TryOut {
+    fn is_started(&self) -> bool {
         self.started.load(Ordering::SeqCst)
     }
 
-    /// Starts it over: a new temporary database with `inventory`, the bot's files read again.
-    pub async fn restart(&self, inventory: Vec<u8>) -> anyhow::Result<()> {
-        let (answer, answered) = oneshot::channel();
-        self.ask(Request::Restart { inventory, answer }).await?;
-        answered.await.context("the try-out stopped")??;
-        self.started.store(true, Ordering::SeqCst);
-        Ok(())
+    fn restart(&self, inventory: Vec<u8>) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            let (answer, answered) = oneshot::channel();
+            self.ask(Request::Restart { inventory, answer }).await?;
+            answered.await.context("the try-out stopped")??;
+            self.started.store(true, Ordering::SeqCst);
+            Ok(())
+        })
     }
 
-    /// `customer` writes `text`; false when the bot did not finish within its patience.
-    pub async fn say(&self, customer: &str, text: &str) -> anyhow::Result<bool> {
-        let (answer, answered) = oneshot::channel();
-        self.ask(Request::Say { customer: customer.to_owned(), text: text.to_owned(), answer }).await?;
-        answered.await.context("the try-out stopped")?
+    fn say<'a>(&'a self, customer: &'a str, text: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            let (answer, answered) = oneshot::channel();
+            self.ask(Request::Say { customer: customer.to_owned(), text: text.to_owned(), answer }).await?;
+            answered.await.context("the try-out stopped")?
+        })
     }
 
-    /// `customer`'s conversation so far, oldest first.
-    pub async fn transcript(&self, customer: &str) -> anyhow::Result<Vec<Line>> {
-        let (answer, answered) = oneshot::channel();
-        self.ask(Request::Transcript { customer: customer.to_owned(), answer }).await?;
-        answered.await.context("the try-out stopped")?
-    }
-
-    async fn ask(&self, request: Request) -> anyhow::Result<()> {
-        self.requests.send(request).await.map_err(|_| anyhow::anyhow!("the try-out stopped"))
+    fn transcript<'a>(&'a self, customer: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<Line>>> {
+        Box::pin(async move {
+            let (answer, answered) = oneshot::channel();
+            self.ask(Request::Transcript { customer: customer.to_owned(), answer }).await?;
+            answered.await.context("the try-out stopped")?
+        })
     }
 }
 
@@ -252,7 +249,7 @@ impl Running {
         settings.server.http_workers = 1;
         settings.worker.concurrency = 2;
         let secret = settings.tiktok.webhook_secret.clone();
-        let app = Application::build(settings, StartOptions { role: Role::All, migrate: true }).await?;
+        let app = Application::build(settings, StartOptions::new(Role::All, true)).await?;
         let port = app.port().context("the try-out's ingress has no port")?;
         let state = app.state().clone();
         let shutdown = app.shutdown_token();

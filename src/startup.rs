@@ -17,16 +17,27 @@ use crate::redis_pool::Redis;
 use crate::role::Role;
 use crate::state::AppState;
 use crate::tiktok::{self, TikTokClient, limiter::SendLimiter, tokens::TokenManager};
+use crate::web::staff::TryOut;
 use crate::web::{Routes, build_server};
 use crate::worker::WorkerPool;
 
 /// How a process starts, beyond its settings.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct StartOptions {
     pub role: Role,
     /// Apply pending migrations on start. Always done on SQLite (the embedded default); on PostgreSQL
     /// migrations are explicit (`migrate up`, the release phase) unless this is set.
     pub migrate: bool,
+    /// The copy of the bot the staff console's "Try the bot" page drives (`serve` passes the sandbox's;
+    /// without one the page says this process has none).
+    pub try_out: TryOut,
+}
+
+impl StartOptions {
+    /// A process of `role`, migrating on start when `migrate`, without a try-out.
+    pub fn new(role: Role, migrate: bool) -> Self {
+        Self { role, migrate, try_out: None }
+    }
 }
 
 /// A built, not yet running, process: the HTTP server (web role) and the worker pool (worker role).
@@ -53,19 +64,20 @@ impl Application {
         let metrics = Metrics::new();
         let bot = build_bot(&settings, &metrics)?;
         let db = connect_database(&settings).await?;
-        prepare_schema(&db, &settings, options).await?;
+        prepare_schema(&db, &settings, options.migrate).await?;
         let consumers = if options.role.runs_worker() { settings.worker.concurrency } else { 0 };
         let state = assemble(settings, db, bot, metrics, consumers)?;
         let grace = Duration::from_secs(state.settings.worker.shutdown_grace_secs);
         let server_settings = &state.settings.server;
         let operations = match server_settings.metrics_port {
-            Some(port) => Some(build_server(server_settings, port, Routes::Operations, state.clone(), grace)?),
+            Some(port) => Some(build_server(server_settings, port, Routes::Operations, state.clone(), grace, None)?),
             None => None,
         };
         let (server, operations) = match options.role.runs_web() {
             true => {
                 let port = server_settings.port;
-                (Some(build_server(server_settings, port, Routes::All, state.clone(), grace)?), operations)
+                let try_out = options.try_out.clone();
+                (Some(build_server(server_settings, port, Routes::All, state.clone(), grace, try_out)?), operations)
             }
             // The worker's only listener is the operations one.
             false => (operations, None),
@@ -290,7 +302,7 @@ pub async fn staff_state(settings: Settings) -> anyhow::Result<AppState> {
 /// `inventory import` works before the first `serve`); on PostgreSQL pending migrations are refused.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
     let db = connect_database(settings).await?;
-    prepare_schema(&db, settings, StartOptions { role: Role::All, migrate: false }).await?;
+    prepare_schema(&db, settings, false).await?;
     Ok(db)
 }
 
@@ -299,8 +311,8 @@ fn llm_http_client(settings: &crate::config::LlmSettings) -> anyhow::Result<reqw
     Ok(reqwest::Client::builder().timeout(std::time::Duration::from_millis(settings.timeout_ms + 1_000)).build()?)
 }
 
-async fn prepare_schema(db: &DatabaseConnection, settings: &Settings, options: StartOptions) -> anyhow::Result<()> {
-    if options.migrate || settings.database.kind() == Some(DatabaseKind::Sqlite) {
+async fn prepare_schema(db: &DatabaseConnection, settings: &Settings, migrate: bool) -> anyhow::Result<()> {
+    if migrate || settings.database.kind() == Some(DatabaseKind::Sqlite) {
         return crate::store::migrate_up(db).await;
     }
     let pending = crate::store::pending_migrations(db).await?;

@@ -49,7 +49,7 @@ pub async fn run(settings: Settings, options: Args) -> anyhow::Result<()> {
     let settings = sandbox::settings_for(settings, options.database.as_deref(), temp.path());
     crate::telemetry::init(&settings.log, settings.environment);
     let secret = settings.tiktok.webhook_secret.clone();
-    let app = Application::build(settings, StartOptions { role: Role::All, migrate: true }).await?;
+    let app = Application::build(settings, StartOptions::new(Role::All, true)).await?;
     let port = app.port().context("the chat's ingress has no port")?;
     let state = app.state().clone();
     let shutdown = app.shutdown_token();

@@ -338,7 +338,7 @@ pub async fn run_scripts(settings: Settings, dir: &Path, only: Option<&str>) -> 
 async fn play(settings: Settings, name: &str, steps: &[(usize, Step)]) -> anyhow::Result<Vec<String>> {
     let temp = tempfile::tempdir().context("creating a temporary folder for the conversation")?;
     let settings = crate::sandbox::settings_for(settings, None, temp.path());
-    let app = Application::build(settings, StartOptions { role: Role::All, migrate: true }).await?;
+    let app = Application::build(settings, StartOptions::new(Role::All, true)).await?;
     let port = app.port().context("the ingress has no port")?;
     let state = app.state().clone();
     let shutdown = app.shutdown_token();

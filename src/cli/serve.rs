@@ -1,7 +1,10 @@
 //! `philia-bot serve`: build the application for its role and run it until SIGTERM/SIGINT.
 
+use std::sync::Arc;
+
 use crate::config::Settings;
 use crate::role::Role;
+use crate::sandbox::TryOut;
 use crate::startup::{Application, StartOptions};
 
 #[derive(clap::Args)]
@@ -16,6 +19,11 @@ pub struct Args {
 }
 
 pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
-    let app = Application::build(settings, StartOptions { role: args.role, migrate: args.migrate }).await?;
+    let mut options = StartOptions::new(args.role, args.migrate);
+    // The console's "Try the bot" runs a copy of this server's bot (a thread of its own, started on first use).
+    if args.role.runs_web() && settings.staff.enabled {
+        options.try_out = Some(Arc::new(TryOut::new(settings.clone())));
+    }
+    let app = Application::build(settings, options).await?;
     app.run_until_stopped().await
 }

@@ -36,6 +36,7 @@ pub fn build_server(
     which: Routes,
     state: AppState,
     shutdown_grace: Duration,
+    try_out: staff::TryOut,
 ) -> anyhow::Result<(Server, u16)> {
     // The io::Error stays in the chain: the command line gives a taken port its own exit code.
     let listener = std::net::TcpListener::bind((settings.host.as_str(), port))
@@ -43,7 +44,7 @@ pub fn build_server(
     let port = listener.local_addr()?.port();
     let body_limit = settings.body_limit_bytes;
     let ingress = web::Data::from(webhook::Ingress::new(&state.settings));
-    let console = if which == Routes::All { staff::Console::from_settings(&state.settings) } else { None };
+    let console = if which == Routes::All { staff::Console::from_settings(&state.settings, try_out) } else { None };
     let state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()

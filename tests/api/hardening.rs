@@ -242,7 +242,7 @@ async fn production_serves_metrics_only_on_the_metrics_port_or_to_the_token_bear
     settings.server.metrics_token = Some(SecretString::from("a-metrics-token-of-24-chars".to_owned()));
     let app = philia_bot::startup::Application::build(
         settings,
-        philia_bot::startup::StartOptions { role: philia_bot::role::Role::All, migrate: true },
+        philia_bot::startup::StartOptions::new(philia_bot::role::Role::All, true),
     )
     .await
     .unwrap();
@@ -272,7 +272,7 @@ async fn the_worker_metrics_listener_binds_the_configured_host_and_says_whether_
     settings.server.metrics_port = Some(0);
     let app = philia_bot::startup::Application::build(
         settings,
-        philia_bot::startup::StartOptions { role: philia_bot::role::Role::Worker, migrate: true },
+        philia_bot::startup::StartOptions::new(philia_bot::role::Role::Worker, true),
     )
     .await
     .unwrap();

@@ -489,7 +489,11 @@ where
 
 /// Builds and starts the application with `settings` and `role`.
 pub async fn spawn_app_with(db: TestDatabase, settings: Settings, role: Role) -> TestApp {
-    let app = Application::build(settings, StartOptions { role, migrate: true }).await.expect("application builds");
+    let mut options = StartOptions::new(role, true);
+    if settings.staff.enabled {
+        options.try_out = Some(std::sync::Arc::new(philia_bot::sandbox::TryOut::new(settings.clone())));
+    }
+    let app = Application::build(settings, options).await.expect("application builds");
     let port = app.port();
     let state = app.state().clone();
     let shutdown = app.shutdown_token();

@@ -24,7 +24,7 @@ async fn split_roles_are_refused_without_redis() {
     for role in [Role::Web, Role::Worker] {
         let db = TestDatabase::sqlite();
         let settings = test_settings(&db);
-        let error = Application::build(settings, StartOptions { role, migrate: true }).await.err().expect("refused");
+        let error = Application::build(settings, StartOptions::new(role, true)).await.err().expect("refused");
         let text = format!("{error:#}");
         assert!(text.contains("redis.url") && text.contains("REDIS_URL"), "{text}");
     }

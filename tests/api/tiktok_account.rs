@@ -259,12 +259,10 @@ async fn a_business_id_override_that_disagrees_with_the_connected_account_stops_
 
     wrong.tiktok.business_id = Some("someone_else".into());
     wrong.server.port = 0;
-    let started = philia_bot::startup::Application::build(
-        wrong,
-        philia_bot::startup::StartOptions { role: Role::All, migrate: true },
-    )
-    .await
-    .expect("builds");
+    let started =
+        philia_bot::startup::Application::build(wrong, philia_bot::startup::StartOptions::new(Role::All, true))
+            .await
+            .expect("builds");
     let refused =
         tokio::time::timeout(Duration::from_secs(10), started.run_until_stopped()).await.expect("stops at once");
     let message = format!("{:#}", refused.unwrap_err());

@@ -15,6 +15,8 @@ mod orders;
 mod session;
 mod try_bot;
 
+pub use self::try_bot::{Line, TryOut, TryOutBot};
+
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -42,12 +44,12 @@ pub struct Console {
     /// The shop's local time, as every time on the pages is shown.
     utc_offset_hours: i32,
     /// The "Try the bot" copy of the bot (started on first use).
-    try_out: crate::sandbox::TryOut,
+    try_out: TryOut,
 }
 
 impl Console {
     /// The console for these settings; `None` when it is off (or has no key, which validation refuses).
-    pub fn from_settings(settings: &Settings) -> Option<web::Data<Console>> {
+    pub fn from_settings(settings: &Settings, try_out: TryOut) -> Option<web::Data<Console>> {
         let staff = &settings.staff;
         let key = staff.session_key.as_ref().filter(|_| staff.enabled)?;
         let attempts = NonZeroU32::new(staff.login_attempts).unwrap_or(NonZeroU32::MIN);
@@ -63,7 +65,7 @@ impl Console {
             by_address: RateLimiter::keyed(quota),
             login_window: window,
             utc_offset_hours: settings.shop.utc_offset_hours,
-            try_out: crate::sandbox::TryOut::new(settings.clone()),
+            try_out,
         }))
     }
 
