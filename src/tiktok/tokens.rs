@@ -32,8 +32,13 @@ const CONFIGURED_TOKEN_LIFE: chrono::Duration = chrono::Duration::hours(23);
 /// The row is read again after this long, so a process sees tokens another one stored and an
 /// authorization TikTok removed.
 const RECHECK_AFTER: chrono::Duration = chrono::Duration::seconds(30);
-/// How long one refresh may hold the lease (a refresh call takes at most the request timeout).
-const REFRESH_LEASE: chrono::Duration = chrono::Duration::seconds(30);
+/// How long a call that trades a grant (a refresh token, an authorization code) waits for TikTok's
+/// answer. Longer than a send's: the grant is spent when TikTok receives the call (refresh tokens are
+/// rotated, the old one stops working), so an answer given up on loses the new tokens for good, and the
+/// shop stays unable to send until the owner reconnects.
+const GRANT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long one refresh may hold the lease: longer than its call may take.
+const REFRESH_LEASE: chrono::Duration = chrono::Duration::seconds(90);
 /// How long a process waits for another one's refresh before giving up (retryably).
 const REFRESH_WAIT: Duration = Duration::from_secs(15);
 /// Warn this long before the refresh token (about a year) expires.
@@ -331,7 +336,7 @@ impl TokenManager {
                 return Ok(());
             }
             if !current.stored {
-                return self.refresh_from(current).await;
+                return self.refresh_detached(current, false).await;
             }
             if self.take_lease().await? {
                 // Read again under the lease: a refresh that ended between the read above and the lease
@@ -341,11 +346,7 @@ impl TokenManager {
                     self.release_lease().await;
                     return Ok(());
                 }
-                let refreshed = self.refresh_from(current).await;
-                if refreshed.is_err() {
-                    self.release_lease().await;
-                }
-                return refreshed;
+                return self.refresh_detached(current, true).await;
             }
             if waited_since.elapsed() > REFRESH_WAIT {
                 return Err(ApiError::Unreachable(
@@ -354,6 +355,21 @@ impl TokenManager {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Refreshes in a task of its own: a caller that gives up (its job cut off at its deadline) must not
+    /// drop TikTok's answer, which carries the only working refresh token. `leased`: the row's refresh
+    /// lease is held, and given back when the refresh fails.
+    async fn refresh_detached(&self, current: Cached, leased: bool) -> Result<(), ApiError> {
+        let manager = self.clone();
+        let refreshing = tokio::spawn(async move {
+            let refreshed = manager.refresh_from(current).await;
+            if refreshed.is_err() && leased {
+                manager.release_lease().await;
+            }
+            refreshed
+        });
+        refreshing.await.unwrap_or_else(|e| Err(ApiError::Unreachable(format!("the token refresh task failed: {e}"))))
     }
 
     async fn refresh_from(&self, current: Cached) -> Result<(), ApiError> {
@@ -394,7 +410,7 @@ impl TokenManager {
             .exec(&self.inner.db)
             .await;
         if let Err(e) = released {
-            tracing::warn!(error = %e, "could not release the token refresh lease; it lapses in 30 s");
+            tracing::warn!(error = %e, "could not release the token refresh lease; it lapses in 90 s");
         }
     }
 
@@ -490,6 +506,7 @@ impl TokenManager {
             .inner
             .http
             .post(api_url(&self.inner.base, path))
+            .timeout(GRANT_CALL_TIMEOUT)
             .json(body)
             .send()
             .await

@@ -206,6 +206,47 @@ async fn an_invalid_token_is_refreshed_once_and_the_new_tokens_are_kept() {
     assert_eq!(client.send_text("conv", "again").await, Ok("m-ok".to_owned()));
 }
 
+/// TikTok rotates refresh tokens: the one sent stops working when TikTok receives the call. A refresh
+/// answered after the request timeout, or after the job that asked for it gave up, must still store the
+/// new tokens; dropping that answer left the shop unable to send until the owner reconnected.
+#[tokio::test]
+async fn a_refresh_answered_after_its_caller_gave_up_still_stores_the_new_tokens() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND))
+        .and(header("Access-Token", "test-token"))
+        .respond_with(tiktok_error(40105))
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(REFRESH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"code": 0, "message": "ok", "data": {
+                    "access_token": "fresh-token", "expires_in": 86400,
+                    "refresh_token": "next-refresh", "refresh_token_expires_in": 31536000, "scope": "message",
+                }}))
+                .set_delay(Duration::from_millis(1_200)),
+        )
+        .expect(1)
+        .mount(&fake)
+        .await;
+    let (client, db) = client_for(&fake, |t| {
+        t.refresh_token = Some(SecretString::from("seed-refresh".to_owned()));
+        t.request_timeout_ms = 300;
+    })
+    .await;
+    // The job's deadline comes while the refresh is under way: the caller gives up.
+    let gave_up = tokio::time::timeout(Duration::from_millis(600), client.send_text("conv", "hello")).await;
+    assert!(gave_up.is_err(), "still waiting for the refresh, not given up at the request timeout: {gave_up:?}");
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    let stored = wait_for("the refreshed tokens", PATIENCE, || async {
+        tiktok_tokens::Entity::find().one(&conn).await.unwrap()
+    })
+    .await;
+    assert_eq!(stored.access_token, "fresh-token");
+    assert_eq!(stored.refresh_token.as_deref(), Some("next-refresh"), "the rotated refresh token is kept");
+}
+
 #[tokio::test]
 async fn no_request_is_made_after_the_48_hour_window() {
     let fake = MockServer::start().await;
