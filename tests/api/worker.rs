@@ -713,3 +713,90 @@ async fn one_customers_messages_are_processed_one_at_a_time_in_the_order_written
     assert!(out_of_order.is_empty(), "{} of {customers} conversations processed out of order", out_of_order.len());
     app.stop().await.unwrap();
 }
+
+on_every_backend!(a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer);
+
+/// How long a message waits at most for an earlier one of its conversation (the worker's bound).
+const ORDER_WAIT: Duration = Duration::from_secs(5);
+
+/// `many_customers_each_get_exactly_one_reply` timed out in CI: a consumer holding a customer's later
+/// message slept (up to 5 s) while the earlier one was still unread in the queue behind it, and with every
+/// consumer doing that, the shop's replies stalled in 5 s steps. Made certain here: every job is queued
+/// before the workers start, each customer's later messages ahead of their earlier ones (TikTok's
+/// timestamps decide the order), for only two consumers. Every reply settles well within the wait's
+/// bound, and each conversation's messages are processed in the order written.
+async fn a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use philia_bot::startup::{Application, StartOptions};
+    use philia_bot::store::entities::messages;
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis.as_ref());
+    settings.worker.concurrency = 2;
+    let built = Application::build(settings, StartOptions::new(Role::All, true)).await.unwrap();
+    let (customers, each) = (6, 3);
+    let written = chrono::Utc::now() - chrono::Duration::seconds(30);
+    // Latest first: all the third messages, then the second ones, then the first ones.
+    for n in (0..each).rev() {
+        for c in 0..customers {
+            let at = written + chrono::Duration::seconds(n);
+            built.state().queue.enqueue(&customer_message(&format!("late{c}"), &format!("{c}-{n}"), at)).await.unwrap();
+        }
+    }
+    let app = TestApp {
+        address: String::new(),
+        port: built.port(),
+        state: built.state().clone(),
+        client: reqwest::Client::new(),
+        shutdown: built.shutdown_token(),
+        task: tokio::spawn(built.run_until_stopped()),
+        _database: db,
+    };
+    let total = (customers * each) as usize;
+    wait_for(&format!("{total} replies within the order wait"), ORDER_WAIT, || async {
+        let replies = app.replies().await;
+        (replies.iter().filter(|r| r.delivery_status == Some(DeliveryStatus::DryRun)).count() >= total).then_some(())
+    })
+    .await;
+    let inbound = messages::Entity::find()
+        .filter(messages::Column::Direction.eq(Direction::In))
+        .order_by_asc(messages::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(inbound.len(), total);
+    let mut by_conversation: std::collections::BTreeMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = Default::default();
+    for m in &inbound {
+        by_conversation.entry(m.conversation_id).or_default().push(m.created_at);
+    }
+    assert_eq!(by_conversation.len(), customers as usize);
+    for (conversation, times) in &by_conversation {
+        assert!(times.is_sorted(), "conversation {conversation} processed out of order: {times:?}");
+    }
+    app.finish_jobs().await;
+    assert_eq!(app.state.queue.dead_jobs().await.unwrap(), vec![]);
+    assert_eq!(app.replies().await.len(), total, "one reply per message");
+    app.stop().await.unwrap();
+}
+
+/// A customer's text message as the webhook queues it, written at `at`.
+fn customer_message(user: &str, message_id: &str, at: chrono::DateTime<chrono::Utc>) -> Job {
+    Job::InboundMessageV1(MessageV1 {
+        idempotency_key: format!("test:{message_id}"),
+        event: "im_receive_msg".into(),
+        received_at: chrono::Utc::now(),
+        conversation_id: format!("conv-{user}"),
+        message_id: Some(message_id.to_owned()),
+        sent_at_ms: Some(at.timestamp_millis()),
+        message_type: "text".into(),
+        text: Some("hi".into()),
+        media_id: None,
+        from_user_id: format!("open-{user}"),
+        from_username: Some(user.to_owned()),
+        to_user_id: Some("biz_open_id".into()),
+        source: None,
+        auto_message_type: None,
+    })
+}
