@@ -800,3 +800,49 @@ fn customer_message(user: &str, message_id: &str, at: chrono::DateTime<chrono::U
         auto_message_type: None,
     })
 }
+
+on_both_queues!(a_job_put_back_in_the_queue_is_no_failure_and_keeps_its_failures);
+
+/// A job held back behind an earlier message of its conversation goes to the back of the queue: that is
+/// no failed delivery, and the failures it had go with it, so it still dies after `max_deliveries` (3)
+/// failures in all; when it was first held back goes with it too, through its retries.
+async fn a_job_put_back_in_the_queue_is_no_failure_and_keeps_its_failures(redis: Option<TestRedis>) {
+    let queue = queue_for(redis.as_ref(), "only");
+    let mut consumer = queue.consumer();
+    queue.enqueue(&job(9)).await.unwrap();
+    let error = JobError::Retryable(anyhow!("database unreachable"));
+    let first = next_job(&mut consumer, "the job").await;
+    assert_eq!(first.first_deferred, None);
+    assert_eq!(first.nack(&error).await.unwrap(), NackOutcome::Retry);
+    let held_back = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis() - 1000).unwrap();
+    next_job(&mut consumer, "the retry").await.requeue(held_back, Duration::ZERO).await.unwrap();
+    let mut outcomes = Vec::new();
+    for attempt in ["the job put back", "its retry"] {
+        let delivery = next_job(&mut consumer, attempt).await;
+        assert_eq!(delivery.first_deferred, Some(held_back), "{attempt}");
+        assert_eq!(delivery.job.as_ref().unwrap(), &job(9));
+        outcomes.push(delivery.nack(&error).await.unwrap());
+    }
+    assert_eq!(outcomes, [NackOutcome::Retry, NackOutcome::Dead], "the failure before the requeue counts");
+    let dead = queue.dead_jobs().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(serde_json::from_str::<Job>(&dead[0].payload).unwrap(), job(9), "the job, without the queue's notes");
+    assert_eq!(queue.backlog().await.unwrap(), 0, "no copy left behind");
+}
+
+#[tokio::test]
+async fn a_job_taken_over_meanwhile_is_not_put_back_twice() {
+    let test = "worker::a_job_taken_over_meanwhile_is_not_put_back_twice";
+    let Some(redis) = TestRedis::new(test) else { return };
+    let slow = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "slow"));
+    let other = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "other"));
+    slow.enqueue(&job(10)).await.unwrap();
+    let held = next_job(&mut slow.consumer(), "the job").await;
+    // Idle past the min-idle time: the other consumer takes it over, then the slow one puts it back.
+    let taken = next_job(&mut other.consumer(), "the job taken over").await;
+    assert_eq!(taken.id, held.id);
+    held.requeue(chrono::Utc::now(), Duration::ZERO).await.unwrap();
+    assert_eq!(other.backlog().await.unwrap(), 1, "only the copy taken over, still pending");
+    taken.ack().await.unwrap();
+    assert_eq!(other.backlog().await.unwrap(), 0);
+}
