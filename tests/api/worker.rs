@@ -846,3 +846,26 @@ async fn a_job_taken_over_meanwhile_is_not_put_back_twice() {
     taken.ack().await.unwrap();
     assert_eq!(other.backlog().await.unwrap(), 0);
 }
+
+on_every_backend!(a_retried_webhook_of_a_processed_message_holds_nothing_back);
+
+/// TikTok's retry of a message already processed registers its turn again at enqueue; its job, finding
+/// the event done, must end that turn, or the customer's next messages are held back behind it.
+async fn a_retried_webhook_of_a_processed_message_holds_nothing_back(db: TestDatabase, redis: Option<TestRedis>) {
+    use philia_bot::jobs::InboundTurn;
+    let app = app_on(db, redis.as_ref()).await;
+    let body = tiktok_message("retried-1", "rita", "hi");
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    settled_replies(&app, 1).await;
+    app.finish_jobs().await;
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    app.finish_jobs().await;
+    let next = InboundTurn {
+        conversation: "conv-rita".into(),
+        key: "next".into(),
+        at_ms: (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp_millis(),
+    };
+    assert_eq!(app.state.queue.earlier_in_conversation(&next).await.unwrap(), None, "no turn left behind");
+    assert_eq!(app.replies().await.len(), 1, "the retry is a duplicate");
+    app.stop().await.unwrap();
+}
