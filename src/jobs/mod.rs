@@ -200,7 +200,7 @@ impl Delivery {
         match &self.backend {
             Backend::Redis(_) => {}
             Backend::Memory(queue) => {
-                queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries - 1, self.first_deferred)
+                queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries - 1, self.first_deferred);
             }
         }
     }

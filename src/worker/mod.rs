@@ -174,7 +174,7 @@ async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToke
                 Ok(()) => state.metrics.job_processed("deferred"),
                 // Still pending: it is taken over after the reclaim time, no failure counted.
                 Err(e) => {
-                    tracing::warn!(job_id = %id, error = format!("{e:#}"), "could not put a job back in the queue")
+                    tracing::warn!(job_id = %id, error = format!("{e:#}"), "could not put a job back in the queue");
                 }
             }
         }
