@@ -36,7 +36,8 @@ const DEFERRED_FIELD: &str = "deferred";
 /// carry the failures over): only while it is still pending with this consumer, the copy is added first,
 /// with the job's failures and last error, then the original acknowledged and deleted. Returns the copy's
 /// id, or nil when the entry is no longer this consumer's.
-/// KEYS: stream, failures, errors. ARGV: group, consumer, id, payload, first deferred (ms).
+/// The copies are counted (they are no new job: see `entries_added`).
+/// KEYS: stream, failures, errors, requeued count. ARGV: group, consumer, id, payload, first deferred (ms).
 const REQUEUE_SCRIPT: &str = r"
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #pending == 0 or pending[1][2] ~= ARGV[2] then return false end
@@ -50,6 +51,7 @@ for _, hash in ipairs({KEYS[2], KEYS[3]}) do
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
+redis.call('INCR', KEYS[4])
 return copy
 ";
 
@@ -68,6 +70,9 @@ struct Inner {
     /// Failures recorded per job: what sends a job to the dead letters (deliveries are not: a copy
     /// re-claimed while another runs, or deferred behind its event's lease, never ran).
     failures: String,
+    /// How many copies [`RedisQueue::requeue`] added to the stream: not jobs accepted, so
+    /// `entries-added` less these is what was enqueued.
+    requeued: String,
     /// `{prefix}:turns`, the prefix of each conversation's sorted set of messages queued or running.
     turns_prefix: String,
     consumer: String,
@@ -101,6 +106,7 @@ impl RedisQueue {
                 dead: redis.key("dead"),
                 errors: redis.key("job-errors"),
                 failures: redis.key("job-failures"),
+                requeued: redis.key("jobs-requeued"),
                 turns_prefix: redis.key("turns"),
                 redis,
                 params: settings.into(),
@@ -361,10 +367,11 @@ impl RedisQueue {
         let mut conn = self.inner.redis.connection().await?;
         let requeued: Result<Option<String>, RedisError> = cmd("EVAL")
             .arg(REQUEUE_SCRIPT)
-            .arg(3)
+            .arg(4)
             .arg(&self.inner.stream)
             .arg(&self.inner.failures)
             .arg(&self.inner.errors)
+            .arg(&self.inner.requeued)
             .arg(&self.inner.group)
             .arg(&self.inner.consumer)
             .arg(id)
@@ -590,8 +597,9 @@ impl RedisQueue {
         })
     }
 
-    /// Entries ever added to the stream (`XINFO STREAM`'s `entries-added`, Redis 7): the stream's length
-    /// no longer counts them, as acknowledged jobs are deleted. 0 before the stream exists.
+    /// Entries ever added to the stream (`XINFO STREAM`'s `entries-added`, Redis 7) but the copies of jobs
+    /// put back in line: the stream's length no longer counts them, as acknowledged jobs are deleted. 0
+    /// before the stream exists.
     pub(super) async fn entries_added(&self) -> Result<u64, QueueError> {
         let mut conn = self.inner.redis.connection().await?;
         let exists: bool = cmd("EXISTS").arg(&self.inner.stream).query_async(&mut conn).await.context("EXISTS")?;
@@ -615,8 +623,9 @@ impl RedisQueue {
                 _ => None,
             }
         };
+        let requeued: Option<u64> = cmd("GET").arg(&self.inner.requeued).query_async(&mut conn).await.context("GET")?;
         match field("entries-added") {
-            Some(added) => Ok(added),
+            Some(added) => Ok(added.saturating_sub(requeued.unwrap_or(0))),
             // Before Redis 7: the length, exact only while nothing was acknowledged.
             None => Ok(field("length").unwrap_or(0)),
         }

@@ -828,6 +828,7 @@ async fn a_job_put_back_in_the_queue_is_no_failure_and_keeps_its_failures(redis:
     assert_eq!(dead.len(), 1);
     assert_eq!(serde_json::from_str::<Job>(&dead[0].payload).unwrap(), job(9), "the job, without the queue's notes");
     assert_eq!(queue.backlog().await.unwrap(), 0, "no copy left behind");
+    assert_eq!(queue.enqueued_total().await.unwrap(), 1, "a job put back is no new job");
 }
 
 #[tokio::test]
