@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::anyhow;
+use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use super::{Backend, DeadJob, Delivery, QueueError, QueueParams, decode};
+use super::{Backend, DeadJob, Delivery, Earlier, InboundTurn, QueueError, QueueParams, decode, earlier_of};
 use crate::config::JobSettings;
 
 /// Delay before a failed job is offered again: grows with its deliveries, capped.
@@ -32,10 +33,19 @@ struct Inner {
     settled: Notify,
 }
 
+/// A job waiting in line.
+struct Ready {
+    id: String,
+    payload: String,
+    /// Deliveries so far.
+    deliveries: u64,
+    /// When it was first put back behind an earlier message of its conversation.
+    first_deferred: Option<DateTime<Utc>>,
+}
+
 #[derive(Default)]
 struct State {
-    /// (id, payload, deliveries so far)
-    ready: VecDeque<(String, String, u64)>,
+    ready: VecDeque<Ready>,
     /// Handed out and not settled: id → (payload, deliveries).
     in_flight: HashMap<String, (String, u64)>,
     dead: Vec<DeadJob>,
@@ -68,11 +78,12 @@ impl MemoryQueue {
         self.state().turns.entry(conversation.to_owned()).or_default().insert((at_ms, key.to_owned()));
     }
 
-    /// Whether a message of the conversation written before this one is still queued or running.
-    pub(super) fn earlier_turn(&self, conversation: &str, key: &str, at_ms: i64) -> bool {
+    /// The earliest message of the turn's conversation still queued or running, when it was written
+    /// before the turn, and whether the turn comes right after it.
+    pub(super) fn earlier_turn(&self, turn: &InboundTurn) -> Option<Earlier> {
         let state = self.state();
-        let Some(turns) = state.turns.get(conversation) else { return false };
-        turns.iter().next().is_some_and(|first| first < &(at_ms, key.to_owned()))
+        let turns = state.turns.get(&turn.conversation)?;
+        earlier_of(turn, turns.iter().take(2).cloned())
     }
 
     pub(super) fn end_turn(&self, conversation: &str, key: &str) {
@@ -92,7 +103,7 @@ impl MemoryQueue {
                 return Err(QueueError(anyhow!("in-process queue is full ({} jobs)", self.inner.capacity)));
             }
             let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed).to_string();
-            state.ready.push_back((id.clone(), payload, 0));
+            state.ready.push_back(Ready { id: id.clone(), payload, deliveries: 0, first_deferred: None });
             id
         };
         self.inner.available.notify_one();
@@ -104,12 +115,13 @@ impl MemoryQueue {
         loop {
             // Register interest before looking, so a job enqueued in between still wakes us.
             let notified = self.inner.available.notified();
-            if let Some((id, payload, deliveries)) = self.take() {
+            if let Some(Ready { id, payload, deliveries, first_deferred }) = self.take() {
                 return Some(Delivery {
                     job: decode(&payload),
                     id,
                     deliveries,
                     payload,
+                    first_deferred,
                     backend: Backend::Memory(self.clone()),
                 });
             }
@@ -119,11 +131,12 @@ impl MemoryQueue {
         }
     }
 
-    fn take(&self) -> Option<(String, String, u64)> {
+    fn take(&self) -> Option<Ready> {
         let mut state = self.state();
-        let (id, payload, deliveries) = state.ready.pop_front()?;
-        state.in_flight.insert(id.clone(), (payload.clone(), deliveries + 1));
-        Some((id, payload, deliveries + 1))
+        let mut ready = state.ready.pop_front()?;
+        ready.deliveries += 1;
+        state.in_flight.insert(ready.id.clone(), (ready.payload.clone(), ready.deliveries));
+        Some(ready)
     }
 
     pub(super) fn ack(&self, id: &str) {
@@ -147,14 +160,37 @@ impl MemoryQueue {
         }
     }
 
-    pub(super) fn retry_later(&self, id: String, payload: String, deliveries: u64) {
+    pub(super) fn retry_later(
+        &self,
+        id: String,
+        payload: String,
+        deliveries: u64,
+        first_deferred: Option<DateTime<Utc>>,
+    ) {
+        self.back_in_line(Ready { id, payload, deliveries, first_deferred }, retry_delay(deliveries));
+    }
+
+    /// Puts a job back at the end of the line after `pause`, keeping when it was first deferred; the
+    /// consumer is free at once, and the job counts as in flight until it is back.
+    pub(super) fn requeue(
+        &self,
+        id: String,
+        payload: String,
+        deliveries: u64,
+        first_deferred: DateTime<Utc>,
+        pause: Duration,
+    ) {
+        self.back_in_line(Ready { id, payload, deliveries, first_deferred: Some(first_deferred) }, pause);
+    }
+
+    fn back_in_line(&self, ready: Ready, after: Duration) {
         let queue = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(retry_delay(deliveries)).await;
+            tokio::time::sleep(after).await;
             {
                 let mut state = queue.state();
-                state.in_flight.remove(&id);
-                state.ready.push_back((id, payload, deliveries));
+                state.in_flight.remove(&ready.id);
+                state.ready.push_back(ready);
             }
             queue.inner.available.notify_one();
         });

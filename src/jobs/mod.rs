@@ -100,6 +100,25 @@ impl MessageV1 {
     }
 }
 
+/// The earliest customer message of a conversation still queued or running, written before the one asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earlier {
+    pub turn: InboundTurn,
+    /// Whether the asking message comes right after it (no other message of the conversation between).
+    pub next: bool,
+}
+
+/// What `turn` waits for, from the first two of its conversation's turns as (timestamp, key), in order.
+fn earlier_of(turn: &InboundTurn, first_two: impl IntoIterator<Item = (i64, String)>) -> Option<Earlier> {
+    let mut first_two = first_two.into_iter();
+    let (at_ms, key) = first_two.next()?;
+    if (at_ms, key.as_str()) >= (turn.at_ms, turn.key.as_str()) {
+        return None;
+    }
+    let next = first_two.next().is_some_and(|(_, second)| second == turn.key);
+    Some(Earlier { turn: InboundTurn { conversation: turn.conversation.clone(), key, at_ms }, next })
+}
+
 /// Why a job failed, which decides what happens to it.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -142,6 +161,9 @@ pub struct Delivery {
     pub job: Result<Job, String>,
     /// The payload as queued, kept for the dead-letter stream.
     pub payload: String,
+    /// When the job was first put back behind an earlier message of its conversation ([`Delivery::requeue`]),
+    /// carried by the queue entry (not the job: a replayed dead letter starts afresh); `None` until then.
+    pub first_deferred: Option<DateTime<Utc>>,
     backend: Backend,
 }
 
@@ -177,7 +199,28 @@ impl Delivery {
     pub fn defer(self) {
         match &self.backend {
             Backend::Redis(_) => {}
-            Backend::Memory(queue) => queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries - 1),
+            Backend::Memory(queue) => {
+                queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries - 1, self.first_deferred);
+            }
+        }
+    }
+
+    /// The job did not run because an earlier message of its conversation is queued and not running: it
+    /// goes to the back of the queue, after `pause`, so it never holds a consumer while the earlier one
+    /// waits for one. No failed delivery: its failures so far go with it. `first_deferred` is carried, so
+    /// the wait stays bounded. At least once: on Redis the copy at the back is added and the original
+    /// acknowledged in one script, nothing is acknowledged when the entry is no longer this consumer's;
+    /// in-process the job stays in flight until it is back in line.
+    pub async fn requeue(self, first_deferred: DateTime<Utc>, pause: std::time::Duration) -> Result<(), QueueError> {
+        match &self.backend {
+            Backend::Redis(queue) => {
+                tokio::time::sleep(pause).await;
+                queue.requeue(&self.id, &self.payload, first_deferred).await
+            }
+            Backend::Memory(queue) => {
+                queue.requeue(self.id.clone(), self.payload.clone(), self.deliveries - 1, first_deferred, pause);
+                Ok(())
+            }
         }
     }
 
@@ -203,7 +246,7 @@ impl Delivery {
                 Ok(NackOutcome::Dead)
             }
             Backend::Memory(queue) => {
-                queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries);
+                queue.retry_later(self.id.clone(), self.payload.clone(), self.deliveries, self.first_deferred);
                 Ok(NackOutcome::Retry)
             }
         }
@@ -279,13 +322,13 @@ impl JobQueue {
         }
     }
 
-    /// Whether a customer message of the same conversation, written before `turn`'s (TikTok's timestamp),
-    /// is still queued or running: the turn's job waits for it, so a customer's messages are processed one at a
-    /// time in the order they were written.
-    pub async fn earlier_in_conversation(&self, turn: &InboundTurn) -> Result<bool, QueueError> {
+    /// The earliest customer message of the same conversation still queued or running, when it was
+    /// written before `turn`'s (TikTok's timestamp, then the key): the turn's job runs after it, so a
+    /// customer's messages are processed one at a time in the order they were written.
+    pub async fn earlier_in_conversation(&self, turn: &InboundTurn) -> Result<Option<Earlier>, QueueError> {
         match self {
             JobQueue::Redis(queue) => queue.earlier_turn(turn).await,
-            JobQueue::Memory(queue) => Ok(queue.earlier_turn(&turn.conversation, &turn.key, turn.at_ms)),
+            JobQueue::Memory(queue) => Ok(queue.earlier_turn(turn)),
         }
     }
 

@@ -2,14 +2,18 @@
 //! BLOCK`, `XACK` + `XDEL` once the effects are stored (the stream holds only what is unread or in
 //! flight: customer text does not pile up in Redis), `XAUTOCLAIM` for jobs whose consumer died or got
 //! stuck, one at a time for a consumer that is free to run it, and a dead-letter stream `{prefix}:dead`
-//! for jobs that failed `jobs.max_deliveries` times. At least once: a job is acknowledged only by
-//! [`Delivery::ack`](super::Delivery::ack), and idempotency makes the repeats harmless. Nothing is ever
+//! for jobs that failed `jobs.max_deliveries` times. A job held back behind an earlier message of its
+//! conversation is put back at the tail (the copy added and the original acknowledged in one script),
+//! so it never holds a consumer while that message is unread. At least once: a job is acknowledged only once
+//! its effects are stored ([`Delivery::ack`](super::Delivery::ack)), its copy is queued or it is a dead
+//! letter, and idempotency makes the repeats harmless. Nothing is ever
 //! trimmed: above `jobs.stream_max_len` entries a warning is logged instead.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
+use chrono::{DateTime, Utc};
 use deadpool_redis::redis::aio::ConnectionManager;
 use deadpool_redis::redis::streams::{
     StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamPendingCountReply, StreamRangeReply, StreamReadReply,
@@ -17,12 +21,39 @@ use deadpool_redis::redis::streams::{
 use deadpool_redis::redis::{self, Cmd, ErrorKind, RedisError, Value, cmd};
 use tokio::sync::OnceCell;
 
-use super::{Backend, DeadJob, Delivery, InboundTurn, QueueError, QueueParams, QueueStats, decode};
+use super::{
+    Backend, DeadJob, Delivery, Earlier, InboundTurn, QueueError, QueueParams, QueueStats, decode, earlier_of,
+};
 use crate::config::JobSettings;
 use crate::redis_pool::Redis;
 
 /// The field of a stream entry that holds the job's JSON.
 const JOB_FIELD: &str = "job";
+/// The field of a requeued entry that holds when its job was first put back (milliseconds since the epoch).
+const DEFERRED_FIELD: &str = "deferred";
+
+/// Puts a pending entry back at the tail of the stream, atomically (a script: the copy's id is needed to
+/// carry the failures over): only while it is still pending with this consumer, the copy is added first,
+/// with the job's failures and last error, then the original acknowledged and deleted. Returns the copy's
+/// id, or nil when the entry is no longer this consumer's.
+/// The copies are counted (they are no new job: see `entries_added`).
+/// KEYS: stream, failures, errors, requeued count. ARGV: group, consumer, id, payload, first deferred (ms).
+const REQUEUE_SCRIPT: &str = r"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #pending == 0 or pending[1][2] ~= ARGV[2] then return false end
+local copy = redis.call('XADD', KEYS[1], '*', 'job', ARGV[4], 'deferred', ARGV[5])
+for _, hash in ipairs({KEYS[2], KEYS[3]}) do
+  local value = redis.call('HGET', hash, ARGV[3])
+  if value then
+    redis.call('HSET', hash, copy, value)
+    redis.call('HDEL', hash, ARGV[3])
+  end
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+redis.call('INCR', KEYS[4])
+return copy
+";
 
 #[derive(Clone)]
 pub struct RedisQueue {
@@ -39,6 +70,9 @@ struct Inner {
     /// Failures recorded per job: what sends a job to the dead letters (deliveries are not: a copy
     /// re-claimed while another runs, or deferred behind its event's lease, never ran).
     failures: String,
+    /// How many copies [`RedisQueue::requeue`] added to the stream: not jobs accepted, so
+    /// `entries-added` less these is what was enqueued.
+    requeued: String,
     /// `{prefix}:turns`, the prefix of each conversation's sorted set of messages queued or running.
     turns_prefix: String,
     consumer: String,
@@ -72,6 +106,7 @@ impl RedisQueue {
                 dead: redis.key("dead"),
                 errors: redis.key("job-errors"),
                 failures: redis.key("job-failures"),
+                requeued: redis.key("jobs-requeued"),
                 turns_prefix: redis.key("turns"),
                 redis,
                 params: settings.into(),
@@ -234,7 +269,13 @@ impl RedisQueue {
             _ => String::new(),
         };
         let job = if payload.is_empty() { Err("stream entry has no job field".to_owned()) } else { decode(&payload) };
-        Delivery { id: entry.id, deliveries, job, payload, backend: Backend::Redis(self.clone()) }
+        let first_deferred = match entry.map.get(DEFERRED_FIELD) {
+            Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok().and_then(|ms| ms.parse().ok()),
+            Some(Value::SimpleString(text)) => text.parse().ok(),
+            _ => None,
+        }
+        .and_then(DateTime::from_timestamp_millis);
+        Delivery { id: entry.id, deliveries, job, payload, first_deferred, backend: Backend::Redis(self.clone()) }
     }
 
     fn reclaim_due(&self) -> bool {
@@ -299,19 +340,58 @@ impl RedisQueue {
         }
     }
 
-    /// Whether a message of the turn's conversation written before it is still queued or running: the
-    /// first of the conversation's turns (by timestamp, then key) is another one, written earlier.
-    pub(super) async fn earlier_turn(&self, turn: &InboundTurn) -> Result<bool, QueueError> {
+    /// The earliest message of the turn's conversation still queued or running, when it was written before
+    /// the turn (by timestamp, then key), and whether the turn comes right after it.
+    pub(super) async fn earlier_turn(&self, turn: &InboundTurn) -> Result<Option<Earlier>, QueueError> {
         let mut conn = self.inner.redis.connection().await?;
-        let first: Vec<(String, i64)> = cmd("ZRANGE")
+        let first_two: Vec<(String, i64)> = cmd("ZRANGE")
             .arg(self.turns_key(&turn.conversation))
             .arg(0)
-            .arg(0)
+            .arg(1)
             .arg("WITHSCORES")
             .query_async(&mut conn)
             .await
             .context("ZRANGE")?;
-        Ok(first.first().is_some_and(|(key, at)| (*at, key.as_str()) < (turn.at_ms, turn.key.as_str())))
+        Ok(earlier_of(turn, first_two.into_iter().map(|(key, at)| (at, key))))
+    }
+
+    /// Puts the consumer's pending entry `id` back at the tail of the stream (see
+    /// [`Delivery::requeue`](super::Delivery::requeue)); nothing when it is no longer pending with this
+    /// consumer (taken over meanwhile: the new owner settles it).
+    pub(super) async fn requeue(
+        &self,
+        id: &str,
+        payload: &str,
+        first_deferred: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        let mut conn = self.inner.redis.connection().await?;
+        let requeued: Result<Option<String>, RedisError> = cmd("EVAL")
+            .arg(REQUEUE_SCRIPT)
+            .arg(4)
+            .arg(&self.inner.stream)
+            .arg(&self.inner.failures)
+            .arg(&self.inner.errors)
+            .arg(&self.inner.requeued)
+            .arg(&self.inner.group)
+            .arg(&self.inner.consumer)
+            .arg(id)
+            .arg(payload)
+            .arg(first_deferred.timestamp_millis())
+            .query_async(&mut conn)
+            .await;
+        match requeued {
+            Ok(Some(new_id)) => {
+                tracing::debug!(job_id = %id, %new_id, "job put back behind an earlier message of its conversation");
+                Ok(())
+            }
+            Ok(None) => {
+                tracing::debug!(job_id = %id, "job to put back was taken over meanwhile; left to its new owner");
+                Ok(())
+            }
+            // The group is gone (Redis lost it): nothing is pending, the entry is read again from the start.
+            Err(e) if is_nogroup(&e) => Ok(()),
+            Err(e) => Err(QueueError(anyhow!(e).context("requeueing a job"))),
+        }
     }
 
     pub(super) async fn end_turn(&self, turn: &InboundTurn) -> Result<(), QueueError> {
@@ -517,8 +597,9 @@ impl RedisQueue {
         })
     }
 
-    /// Entries ever added to the stream (`XINFO STREAM`'s `entries-added`, Redis 7): the stream's length
-    /// no longer counts them, as acknowledged jobs are deleted. 0 before the stream exists.
+    /// Entries ever added to the stream (`XINFO STREAM`'s `entries-added`, Redis 7) but the copies of jobs
+    /// put back in line: the stream's length no longer counts them, as acknowledged jobs are deleted. 0
+    /// before the stream exists.
     pub(super) async fn entries_added(&self) -> Result<u64, QueueError> {
         let mut conn = self.inner.redis.connection().await?;
         let exists: bool = cmd("EXISTS").arg(&self.inner.stream).query_async(&mut conn).await.context("EXISTS")?;
@@ -542,8 +623,9 @@ impl RedisQueue {
                 _ => None,
             }
         };
+        let requeued: Option<u64> = cmd("GET").arg(&self.inner.requeued).query_async(&mut conn).await.context("GET")?;
         match field("entries-added") {
-            Some(added) => Ok(added),
+            Some(added) => Ok(added.saturating_sub(requeued.unwrap_or(0))),
             // Before Redis 7: the length, exact only while nothing was acknowledged.
             None => Ok(field("length").unwrap_or(0)),
         }

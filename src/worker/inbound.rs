@@ -14,7 +14,7 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::json;
 
 use super::delivery;
-use super::job::{Lease, Outcome, received};
+use super::job::{EventState, Lease, Outcome, received};
 use crate::bot::{BotError, ConversationState, Decision, Routed, Turn};
 use crate::jobs::{InboundTurn, JobError, MessageV1};
 use crate::shop::ReplyWindow;
@@ -23,9 +23,9 @@ use crate::store::entities::messages::{self, DeliveryStatus, Role};
 use crate::store::ledger::{self, Customer, CustomerConversation, Event, Handoff};
 use crate::telemetry::escape_for_log;
 
-/// The longest a message waits for an earlier one of its conversation.
+/// The longest a message is held back for an earlier one of its conversation, from when it first was.
 const ORDER_WAIT: Duration = Duration::from_secs(5);
-/// How often it looks whether the earlier one is done.
+/// How often a message waiting in place (right after a running one) looks whether that one is done.
 const TURN_POLL: Duration = Duration::from_millis(20);
 
 /// The bot fails only when the database does: worth another try.
@@ -36,36 +36,78 @@ impl From<BotError> for JobError {
 }
 
 /// Runs the inbound job for one customer message, after the conversation's earlier messages.
-pub async fn run(state: &AppState, message: &MessageV1) -> Result<Outcome, JobError> {
+/// `first_deferred`: when the job was first put back behind one of them (its queue entry says).
+pub async fn run(
+    state: &AppState,
+    message: &MessageV1,
+    first_deferred: Option<DateTime<Utc>>,
+) -> Result<Outcome, JobError> {
     let turn = message.turn();
-    wait_for_turn(state, &turn).await?;
+    if let Place::Requeue(first_deferred) = take_turn(state, &turn, first_deferred).await? {
+        return Ok(Outcome::Requeued { first_deferred });
+    }
     let lease = match Lease::take(state, &message.idempotency_key).await? {
         Ok(lease) => lease,
+        // Done before: its turn ends here too (a redelivery of a done event registered it again). Held
+        // by another delivery: that one ends it.
+        Err(Outcome::Duplicate) => {
+            end_turn(state, &turn).await;
+            return Ok(Outcome::Duplicate);
+        }
         Err(outcome) => return Ok(outcome),
     };
     let outcome = lease.release(process(state, message).await).await?;
-    if let Err(e) = state.queue.end_turn(&turn).await {
-        tracing::warn!(error = %e, "could not end a message's turn; the next one waits for the bound");
-    }
+    end_turn(state, &turn).await;
     Ok(outcome)
 }
 
-/// Waits until no message of the conversation written earlier (TikTok's timestamp) is queued or
-/// running, so one customer's messages are processed one at a time in the order they were written ("I'll
-/// take it", then "checkout"). Bounded: an earlier message whose job failed is retried only after the
-/// reclaim time, and its customer's next message goes ahead after [`ORDER_WAIT`] rather than stall.
-async fn wait_for_turn(state: &AppState, turn: &InboundTurn) -> Result<(), JobError> {
+async fn end_turn(state: &AppState, turn: &InboundTurn) {
+    if let Err(e) = state.queue.end_turn(turn).await {
+        tracing::warn!(error = %e, "could not end a message's turn; the next one waits for the bound");
+    }
+}
+
+/// What a message does about its conversation's earlier messages.
+enum Place {
+    /// Runs now.
+    Go,
+    /// Goes to the back of the queue; first deferred then.
+    Requeue(DateTime<Utc>),
+}
+
+/// Sees that no message of the conversation written earlier (TikTok's timestamp) is queued or running,
+/// so one customer's messages are processed one at a time in the order they were written ("I'll take
+/// it", then "checkout"). A consumer never waits for a message that no one is running: behind an earlier
+/// message still in the queue (or failed, waiting to be taken over) the job goes to the back of the queue
+/// ([`Place::Requeue`]), else consumers holding later messages could all sleep while the earlier ones sit
+/// unread behind them. It waits in place only when it is the next message and the earlier one is running
+/// (its lease is held: it is progressing). Bounded: [`ORDER_WAIT`] after the job was first held back it
+/// goes ahead, so a failed earlier message, retried only after the reclaim time, does not stall its
+/// customer.
+async fn take_turn(
+    state: &AppState,
+    turn: &InboundTurn,
+    first_deferred: Option<DateTime<Utc>>,
+) -> Result<Place, JobError> {
     let job_timeout = Duration::from_millis(state.settings.worker.job_timeout_ms);
-    let until = tokio::time::Instant::now() + ORDER_WAIT.min(job_timeout / 4);
+    let bound = ORDER_WAIT.min(job_timeout / 4);
+    let mut since = first_deferred;
     loop {
-        if !state.queue.earlier_in_conversation(turn).await.map_err(|e| JobError::Retryable(e.into()))? {
-            return Ok(());
+        let queue_error = |e: crate::jobs::QueueError| JobError::Retryable(e.into());
+        let Some(earlier) = state.queue.earlier_in_conversation(turn).await.map_err(queue_error)? else {
+            return Ok(Place::Go);
+        };
+        let since = *since.get_or_insert_with(Utc::now);
+        if (Utc::now() - since).to_std().unwrap_or_default() >= bound {
+            tracing::warn!(conversation = %turn.conversation, event_id = %turn.key, earlier = %earlier.turn.key, "an earlier message of the conversation is still not done; going ahead");
+            return Ok(Place::Go);
         }
-        if tokio::time::Instant::now() >= until {
-            tracing::warn!(conversation = %turn.conversation, event_id = %turn.key, "an earlier message of the conversation is still not done; going ahead");
-            return Ok(());
+        match Lease::state_of(state, &earlier.turn.key).await? {
+            // Its job is done but has not ended its turn (or could not): it is over.
+            EventState::Done => state.queue.end_turn(&earlier.turn).await.map_err(queue_error)?,
+            EventState::Running if earlier.next => tokio::time::sleep(TURN_POLL).await,
+            EventState::Running | EventState::Idle => return Ok(Place::Requeue(since)),
         }
-        tokio::time::sleep(TURN_POLL).await;
     }
 }
 

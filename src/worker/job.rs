@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use crate::jobs::{JobError, MessageV1};
 use crate::state::AppState;
 use crate::store::ledger::Received;
@@ -16,6 +18,22 @@ pub enum Outcome {
     /// Another delivery of the event holds its lease and may still fail: this copy did nothing and is
     /// left pending (not acknowledged, not counted as a failure), to be looked at again later.
     Deferred,
+    /// An earlier message of the conversation is queued and not running: this job did nothing and goes
+    /// to the back of the queue (no failure), remembering when it was first put back.
+    Requeued {
+        first_deferred: DateTime<Utc>,
+    },
+}
+
+/// Where the delivery of an event stands, as its idempotency key says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EventState {
+    /// No delivery is running it (it waits in the queue, or failed and waits to be taken over).
+    Idle,
+    /// A delivery holds its lease: it is running.
+    Running,
+    /// Done (its job may not have ended its turn yet).
+    Done,
 }
 
 /// The message as the ledger stores it.
@@ -36,6 +54,10 @@ const DONE: &str = "done";
 /// How often a copy that found its event's lease held looks at the key again.
 const LEASE_WATCH_INTERVAL: Duration = Duration::from_millis(50);
 
+fn lease_key(state: &AppState, event_id: &str) -> String {
+    state.kv.key(&format!("idem:{event_id}"))
+}
+
 /// An event's idempotency lease: a `SET NX` on the event's key, so one delivery of an event runs at a
 /// time (it lapses on its own if its worker dies, so the job can run again elsewhere), then a done
 /// marker. The `processed_events` row, written in the same transaction as the job's effects, is the
@@ -54,7 +76,7 @@ impl<'a> Lease<'a> {
     /// (done: a duplicate; the lease gone: this copy runs the job), then gives up as `Deferred`, left
     /// pending without counting as a failure.
     pub(super) async fn take(state: &'a AppState, event_id: &str) -> Result<Result<Self, Outcome>, JobError> {
-        let key = state.kv.key(&format!("idem:{event_id}"));
+        let key = lease_key(state, event_id);
         let token = format!("lease:{}", uuid::Uuid::new_v4().simple());
         let ttl = Duration::from_millis(state.settings.worker.job_timeout_ms);
         let watch_until = tokio::time::Instant::now() + ttl / 2;
@@ -72,6 +94,16 @@ impl<'a> Lease<'a> {
             }
             tokio::time::sleep(LEASE_WATCH_INTERVAL).await;
         }
+    }
+
+    /// Where the event stands: a job waiting for it needs to know whether it is being run.
+    pub(super) async fn state_of(state: &AppState, event_id: &str) -> Result<EventState, JobError> {
+        let key = lease_key(state, event_id);
+        Ok(match state.kv.get(&key).await?.as_deref() {
+            None => EventState::Idle,
+            Some(DONE) => EventState::Done,
+            Some(_) => EventState::Running,
+        })
     }
 
     /// Ends the lease with the job's result: the event is marked done when the job succeeded; after a

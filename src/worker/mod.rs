@@ -17,6 +17,7 @@ pub use self::job::Outcome;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,11 @@ pub struct WorkerPool {
     /// Cancels the jobs still running when the grace period is over.
     cut_off: CancellationToken,
 }
+
+/// The pause before a job is put back behind an earlier message of its conversation a second time or more:
+/// it may be alone in the queue (the earlier one failed and waits to be taken over), and would otherwise
+/// go round without a pause until the bound.
+const REQUEUE_PAUSE: Duration = Duration::from_millis(50);
 
 /// How long consumers get, once their jobs are cut off, to put the jobs back on the queue.
 const CUT_OFF_GRACE: Duration = Duration::from_secs(2);
@@ -131,9 +137,10 @@ async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToke
     let margin = (timeout / 4).min(Duration::from_secs(1));
     let deadline = tokio::time::Instant::now() + timeout - margin;
     let job_cut_off = cut_off.clone();
+    let first_deferred = delivery.first_deferred;
     let mut task = tokio::spawn(CALL_DEADLINE.scope(deadline, async move {
         tokio::select! {
-            result = run_job(&task_state, job) => result,
+            result = run_job(&task_state, job, first_deferred) => result,
             // Dropping the job runs its guards: claimed messages go back to `pending` (or `unknown`).
             () = job_cut_off.cancelled() => Err(JobError::Retryable(anyhow!("cut off at shutdown"))),
         }
@@ -158,6 +165,19 @@ async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToke
             delivery.defer();
             state.metrics.job_processed("deferred");
         }
+        Ok(Outcome::Requeued { first_deferred }) => {
+            // Back at once the first time (the earlier message is most likely right behind it); after that
+            // with a pause, so a job alone in the queue behind a failed one does not spin until the bound.
+            let pause = if delivery.first_deferred.is_some() { REQUEUE_PAUSE } else { Duration::ZERO };
+            match delivery.requeue(first_deferred, pause).await {
+                // Put off, as a job behind its event's lease is (the outcomes the README lists).
+                Ok(()) => state.metrics.job_processed("deferred"),
+                // Still pending: it is taken over after the reclaim time, no failure counted.
+                Err(e) => {
+                    tracing::warn!(job_id = %id, error = format!("{e:#}"), "could not put a job back in the queue");
+                }
+            }
+        }
         Ok(outcome) => {
             tracing::debug!(job_id = %id, ?outcome, "job done");
             if let Err(e) = delivery.ack().await {
@@ -167,7 +187,7 @@ async fn settle(state: &AppState, delivery: Delivery, cut_off: &CancellationToke
             // Counted once acknowledged, so a scrape never shows a job both finished and still pending.
             state.metrics.job_processed(match outcome {
                 Outcome::Processed => "processed",
-                Outcome::Duplicate | Outcome::Deferred => "duplicate",
+                Outcome::Duplicate | Outcome::Deferred | Outcome::Requeued { .. } => "duplicate",
             });
         }
         Err(error) => {
@@ -208,10 +228,11 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "non-text panic payload".into())
 }
 
-/// Runs one job: each kind is a module of named steps.
-async fn run_job(state: &AppState, job: Job) -> Result<Outcome, JobError> {
+/// Runs one job: each kind is a module of named steps. `first_deferred`: when the job was first put back
+/// behind an earlier message of its conversation.
+async fn run_job(state: &AppState, job: Job, first_deferred: Option<DateTime<Utc>>) -> Result<Outcome, JobError> {
     match job {
-        Job::InboundMessageV1(message) => inbound::run(state, &message).await,
+        Job::InboundMessageV1(message) => inbound::run(state, &message, first_deferred).await,
         Job::OutboundEchoV1(message) => echo::run(state, &message).await,
     }
 }

@@ -713,3 +713,160 @@ async fn one_customers_messages_are_processed_one_at_a_time_in_the_order_written
     assert!(out_of_order.is_empty(), "{} of {customers} conversations processed out of order", out_of_order.len());
     app.stop().await.unwrap();
 }
+
+on_every_backend!(a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer);
+
+/// How long a message waits at most for an earlier one of its conversation (the worker's bound).
+const ORDER_WAIT: Duration = Duration::from_secs(5);
+
+/// `many_customers_each_get_exactly_one_reply` timed out in CI: a consumer holding a customer's later
+/// message slept (up to 5 s) while the earlier one was still unread in the queue behind it, and with every
+/// consumer doing that, the shop's replies stalled in 5 s steps. Made certain here: every job is queued
+/// before the workers start, each customer's later messages ahead of their earlier ones (TikTok's
+/// timestamps decide the order), for only two consumers. Every reply settles well within the wait's
+/// bound, and each conversation's messages are processed in the order written.
+async fn a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    use philia_bot::startup::{Application, StartOptions};
+    use philia_bot::store::entities::messages;
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis.as_ref());
+    settings.worker.concurrency = 2;
+    let built = Application::build(settings, StartOptions::new(Role::All, true)).await.unwrap();
+    let (customers, each) = (6, 3);
+    let written = chrono::Utc::now() - chrono::Duration::seconds(30);
+    // Latest first: all the third messages, then the second ones, then the first ones.
+    for n in (0..each).rev() {
+        for c in 0..customers {
+            let at = written + chrono::Duration::seconds(n);
+            built.state().queue.enqueue(&customer_message(&format!("late{c}"), &format!("{c}-{n}"), at)).await.unwrap();
+        }
+    }
+    let app = TestApp {
+        address: String::new(),
+        port: built.port(),
+        state: built.state().clone(),
+        client: reqwest::Client::new(),
+        shutdown: built.shutdown_token(),
+        task: tokio::spawn(built.run_until_stopped()),
+        _database: db,
+    };
+    let total = (customers * each) as usize;
+    wait_for(&format!("{total} replies within the order wait"), ORDER_WAIT, || async {
+        let replies = app.replies().await;
+        (replies.iter().filter(|r| r.delivery_status == Some(DeliveryStatus::DryRun)).count() >= total).then_some(())
+    })
+    .await;
+    let inbound = messages::Entity::find()
+        .filter(messages::Column::Direction.eq(Direction::In))
+        .order_by_asc(messages::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(inbound.len(), total);
+    let mut by_conversation: std::collections::BTreeMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = Default::default();
+    for m in &inbound {
+        by_conversation.entry(m.conversation_id).or_default().push(m.created_at);
+    }
+    assert_eq!(by_conversation.len(), customers as usize);
+    for (conversation, times) in &by_conversation {
+        assert!(times.is_sorted(), "conversation {conversation} processed out of order: {times:?}");
+    }
+    app.finish_jobs().await;
+    assert_eq!(app.state.queue.dead_jobs().await.unwrap(), vec![]);
+    assert_eq!(app.replies().await.len(), total, "one reply per message");
+    app.stop().await.unwrap();
+}
+
+/// A customer's text message as the webhook queues it, written at `at`.
+fn customer_message(user: &str, message_id: &str, at: chrono::DateTime<chrono::Utc>) -> Job {
+    Job::InboundMessageV1(MessageV1 {
+        idempotency_key: format!("test:{message_id}"),
+        event: "im_receive_msg".into(),
+        received_at: chrono::Utc::now(),
+        conversation_id: format!("conv-{user}"),
+        message_id: Some(message_id.to_owned()),
+        sent_at_ms: Some(at.timestamp_millis()),
+        message_type: "text".into(),
+        text: Some("hi".into()),
+        media_id: None,
+        from_user_id: format!("open-{user}"),
+        from_username: Some(user.to_owned()),
+        to_user_id: Some("biz_open_id".into()),
+        source: None,
+        auto_message_type: None,
+    })
+}
+
+on_both_queues!(a_job_put_back_in_the_queue_is_no_failure_and_keeps_its_failures);
+
+/// A job held back behind an earlier message of its conversation goes to the back of the queue: that is
+/// no failed delivery, and the failures it had go with it, so it still dies after `max_deliveries` (3)
+/// failures in all; when it was first held back goes with it too, through its retries.
+async fn a_job_put_back_in_the_queue_is_no_failure_and_keeps_its_failures(redis: Option<TestRedis>) {
+    let queue = queue_for(redis.as_ref(), "only");
+    let mut consumer = queue.consumer();
+    queue.enqueue(&job(9)).await.unwrap();
+    let error = JobError::Retryable(anyhow!("database unreachable"));
+    let first = next_job(&mut consumer, "the job").await;
+    assert_eq!(first.first_deferred, None);
+    assert_eq!(first.nack(&error).await.unwrap(), NackOutcome::Retry);
+    let held_back = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis() - 1000).unwrap();
+    next_job(&mut consumer, "the retry").await.requeue(held_back, Duration::ZERO).await.unwrap();
+    let mut outcomes = Vec::new();
+    for attempt in ["the job put back", "its retry"] {
+        let delivery = next_job(&mut consumer, attempt).await;
+        assert_eq!(delivery.first_deferred, Some(held_back), "{attempt}");
+        assert_eq!(delivery.job.as_ref().unwrap(), &job(9));
+        outcomes.push(delivery.nack(&error).await.unwrap());
+    }
+    assert_eq!(outcomes, [NackOutcome::Retry, NackOutcome::Dead], "the failure before the requeue counts");
+    let dead = queue.dead_jobs().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(serde_json::from_str::<Job>(&dead[0].payload).unwrap(), job(9), "the job, without the queue's notes");
+    assert_eq!(queue.backlog().await.unwrap(), 0, "no copy left behind");
+    assert_eq!(queue.enqueued_total().await.unwrap(), 1, "a job put back is no new job");
+}
+
+#[tokio::test]
+async fn a_job_taken_over_meanwhile_is_not_put_back_twice() {
+    let test = "worker::a_job_taken_over_meanwhile_is_not_put_back_twice";
+    let Some(redis) = TestRedis::new(test) else { return };
+    let slow = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "slow"));
+    let other = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "other"));
+    slow.enqueue(&job(10)).await.unwrap();
+    let held = next_job(&mut slow.consumer(), "the job").await;
+    // Idle past the min-idle time: the other consumer takes it over, then the slow one puts it back.
+    let taken = next_job(&mut other.consumer(), "the job taken over").await;
+    assert_eq!(taken.id, held.id);
+    held.requeue(chrono::Utc::now(), Duration::ZERO).await.unwrap();
+    assert_eq!(other.backlog().await.unwrap(), 1, "only the copy taken over, still pending");
+    taken.ack().await.unwrap();
+    assert_eq!(other.backlog().await.unwrap(), 0);
+}
+
+on_every_backend!(a_retried_webhook_of_a_processed_message_holds_nothing_back);
+
+/// TikTok's retry of a message already processed registers its turn again at enqueue; its job, finding
+/// the event done, must end that turn, or the customer's next messages are held back behind it.
+async fn a_retried_webhook_of_a_processed_message_holds_nothing_back(db: TestDatabase, redis: Option<TestRedis>) {
+    use philia_bot::jobs::InboundTurn;
+    let app = app_on(db, redis.as_ref()).await;
+    let body = tiktok_message("retried-1", "rita", "hi");
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    settled_replies(&app, 1).await;
+    app.finish_jobs().await;
+    assert_eq!(app.post_webhook(&body).await.status(), 200);
+    app.finish_jobs().await;
+    let next = InboundTurn {
+        conversation: "conv-rita".into(),
+        key: "next".into(),
+        at_ms: (chrono::Utc::now() + chrono::Duration::hours(1)).timestamp_millis(),
+    };
+    assert_eq!(app.state.queue.earlier_in_conversation(&next).await.unwrap(), None, "no turn left behind");
+    assert_eq!(app.replies().await.len(), 1, "the retry is a duplicate");
+    app.stop().await.unwrap();
+}
