@@ -277,7 +277,8 @@ async fn pending(redis_url: &str, prefix: &str) -> i64 {
     }
 }
 
-/// The message ids (`crash-N`) of the jobs read and not acknowledged in the deployment's group.
+/// The idempotency keys of the jobs read and not acknowledged in the deployment's group: customer
+/// messages (`im_receive_msg:…`) and, with live sends, echoes (`im_send_msg:…`).
 async fn pending_events(redis_url: &str, prefix: &str) -> Vec<String> {
     let client = redis::Client::open(redis_url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -298,7 +299,7 @@ async fn pending_events(redis_url: &str, prefix: &str) -> Vec<String> {
         for found in range.ids {
             let payload: String = found.get("job").unwrap_or_default();
             let job: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
-            if let Some(id) = job["message_id"].as_str() {
+            if let Some(id) = job["idempotency_key"].as_str() {
                 ids.push(id.to_owned());
             }
         }
@@ -349,9 +350,8 @@ async fn a_worker_killed_mid_load_loses_nothing_and_its_jobs_are_taken_over() {
     // those jobs (the rest of the backlog is ordinary work, whose pace depends on the machine).
     let taken_over =
         wait_for("the dead worker's jobs to be taken over", MIN_IDLE + Duration::from_secs(30), || async {
-            let keys: Vec<String> = abandoned.iter().map(|id| format!("im_receive_msg:{id}")).collect();
             let done = processed_events::Entity::find()
-                .filter(processed_events::Column::IdempotencyKey.is_in(keys))
+                .filter(processed_events::Column::IdempotencyKey.is_in(abandoned.clone()))
                 .filter(processed_events::Column::ProcessedAt.is_not_null())
                 .count(&conn)
                 .await
