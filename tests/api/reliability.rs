@@ -706,9 +706,12 @@ async fn a_tiktok_storm_of_40100_and_5xx_loses_and_doubles_nothing_within_the_se
         .map(|start| times.iter().filter(|t| **t >= *start && **t < *start + Duration::from_secs(1)).count())
         .max()
         .unwrap_or(0);
+    // Recovery: the last reply's send after the storm ended (every send was answered at once).
+    let last_send = times.iter().max().copied().unwrap_or_default();
     eprintln!(
-        "tiktok storm ({} s): {} calls, {} refused, busiest second {busiest} calls (limit {rate}/s, burst {burst})",
+        "tiktok storm ({} s): 60 messages, each reply received exactly once, 0 rows unsettled, the last sent {:.1} s after the storm ended; {} calls, {} refused, busiest second {busiest} calls (limit {rate}/s, burst {burst})",
         calm_after.as_secs(),
+        last_send.saturating_sub(calm_after).as_secs_f64(),
         log.len(),
         log.iter().filter(|(_, _, ok)| !ok).count()
     );
@@ -1121,16 +1124,37 @@ async fn a_deploy_under_load_loses_nothing_and_sends_nothing_twice() {
     new.assert_clean_logs();
 }
 
-/// How long the fake takes to answer a refresh: well within the suite's 1 s request timeout.
-const REFRESH_DELAY: Duration = Duration::from_millis(400);
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_refreshing_an_expired_token_at_once_spend_the_refresh_token_once() {
-    let test = "reliability::two_workers_refreshing_an_expired_token_at_once_spend_the_refresh_token_once";
+    // Answered after 400 ms, well within the suite's 1 s request timeout.
+    refresh_race(
+        "reliability::two_workers_refreshing_an_expired_token_at_once_spend_the_refresh_token_once",
+        Duration::from_millis(400),
+    )
+    .await;
+}
+
+/// Fails on main (1 December 2026): the refresh is spent at TikTok, its answer dropped by the 1 s request
+/// timeout, every later refresh refused (40002), and nothing is sent again until the owner reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding for the lead: a refresh answered after the request timeout loses the new tokens for good"]
+async fn a_refresh_answered_after_the_request_timeout_still_leaves_working_tokens() {
+    // Answered after 1.5 s: later than the suite's 1 s request timeout (TikTok slow for a moment).
+    refresh_race(
+        "reliability::a_refresh_answered_after_the_request_timeout_still_leaves_working_tokens",
+        Duration::from_millis(1_500),
+    )
+    .await;
+}
+
+/// Two worker processes start with the shop's stored access token expired; customers write at once.
+/// The fake answers the refresh after `refresh_delay` (its refresh token spent on arrival, as TikTok's
+/// are single-use), so both workers' first replies want a token while it is under way: a second refresh
+/// with the same token would be refused. Both must keep sending, with one refresh granted and none
+/// refused, and every reply received exactly once.
+async fn refresh_race(test: &str, refresh_delay: Duration) {
     let Some((db, redis)) = services(test).await else { return };
-    // The refresh is answered after 400 ms (its token spent on arrival), so both workers' first replies
-    // want a token while it is under way: a second refresh with the same token would be refused.
-    let config = FakeConfig { refresh_delay: REFRESH_DELAY, ..FakeConfig::default() };
+    let config = FakeConfig { refresh_delay, ..FakeConfig::default() };
     let fake = Arc::new(FakeTikTok::start(config).await);
     let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
     deployment.live(&fake);
@@ -1167,7 +1191,7 @@ async fn two_workers_refreshing_an_expired_token_at_once_spend_the_refresh_token
         "one refresh granted: {answers:?}"
     );
     assert_eq!(answers.len(), 1, "no process tried the spent refresh token (TikTok refuses it): {answers:?}");
-    let refreshed_at = refreshes[0].at + chrono::Duration::from_std(REFRESH_DELAY).unwrap();
+    let refreshed_at = refreshes[0].at + chrono::Duration::from_std(refresh_delay).unwrap();
     let expired = calls
         .iter()
         .filter(|c| c.path != crate::fake_tiktok::REFRESH_PATH)
@@ -1186,7 +1210,7 @@ async fn two_workers_refreshing_an_expired_token_at_once_spend_the_refresh_token
     assert_ne!(row.refresh_token.as_deref(), Some(stored.refresh_token.as_str()), "the new refresh token is kept");
     assert!(row.access_expires_at > chrono::Utc::now(), "the new access token is stored");
     eprintln!(
-        "token refresh race (live sends): {} messages, two workers sent {sent:?}, {} refresh call(s) at TikTok ({} granted), 0 calls with the expired token; each reply received exactly once, 0 rows unsettled {:.1} s after the last webhook",
+        "token refresh race (live sends, refresh answered after {refresh_delay:?}): {} messages, two workers sent {sent:?}, {} refresh call(s) at TikTok ({} granted), 0 calls with the expired token; each reply received exactly once, 0 rows unsettled {:.1} s after the last webhook",
         conversations.len(),
         answers.len(),
         answers.iter().filter(|a| **a == Answer::Code(codes::OK)).count(),
