@@ -33,7 +33,8 @@
 //!   open_id, scope}`. Wrong app credentials: 40101. A used, expired or unknown code: 40110.
 //! - `POST /tt_user/oauth2/refresh_token/` (counted by [`FakeTikTok::refresh_calls`]): refresh tokens are
 //!   **single use**; a used, unknown, expired or revoked one gets 40002 naming `refresh_token`. Older
-//!   access tokens stay valid until they expire.
+//!   access tokens stay valid until they expire. The token is spent when the call arrives; the answer
+//!   leaves after [`FakeConfig::refresh_delay`] (none by default).
 //! - Every other call but the webhook ones needs `Access-Token: <token>` (no `Bearer ` prefix: with one,
 //!   the token is unknown). Unknown, expired or revoked tokens get 40105, and so does a `business_id`
 //!   that is not the token's account.
@@ -91,7 +92,10 @@
 //! own, so it and the bot agree on "now"), [`FakeTikTok::shop_sends`] (a staff echo from the APP or WEB, an
 //! automatic one with source OTHERS and `auto_message_type`, or one with no marker),
 //! [`FakeTikTok::authorization_removed`] (revokes the shop's tokens first, as TikTok says it does), and
-//! [`FakeTikTok::customer_writes_to_other_account`] (`user_openid` is another business).
+//! [`FakeTikTok::customer_writes_to_other_account`] (`user_openid` is another business). TikTok delivers
+//! one event more than once: [`FakeTikTok::customer_message`] records a customer message without
+//! delivering it, and [`FakeTikTok::deliver_again`] delivers any envelope (again), so a test can send
+//! copies of one event at the same moment.
 //!
 //! # Faults on sends
 //!
@@ -218,6 +222,9 @@ pub struct FakeConfig {
     pub webhook_attempts: u32,
     /// Delay before the second attempt; it doubles each time.
     pub webhook_retry_delay: Duration,
+    /// How long the refresh endpoint takes to answer (the refresh token is spent at once): a slow
+    /// refresh holds the door open for a second process to try the same refresh token.
+    pub refresh_delay: Duration,
 }
 
 impl Default for FakeConfig {
@@ -237,6 +244,7 @@ impl Default for FakeConfig {
             echo: Echo::Concurrent(Duration::ZERO),
             webhook_attempts: 3,
             webhook_retry_delay: Duration::from_millis(100),
+            refresh_delay: Duration::ZERO,
         }
     }
 }
@@ -619,22 +627,37 @@ impl FakeTikTok {
         text: &str,
         at: DateTime<Utc>,
     ) -> WebhookDelivery {
-        let account = self.business_id();
-        let body = {
-            let mut state = self.state();
-            let message_id = state.next_message_id();
-            let conversation = state.conversations.entry(conversation_id.into()).or_insert_with(|| Conversation {
-                account: account.clone(),
-                customer: customer.into(),
-                image_send: None,
-                messages: Vec::new(),
-            });
-            assert_eq!(conversation.customer, customer, "conversation {conversation_id} is with another customer");
-            let message = Message { message_id, at, content: Content::Text(text.into()), origin: None };
-            conversation.messages.push(message.clone());
-            self.shared.message_webhook(&account, conversation_id, customer, &message)
-        };
+        let body = self.customer_message_at(conversation_id, customer, text, at);
         deliver(&self.shared, body).await
+    }
+
+    /// The customer writes `text` now, as [`Self::customer_writes`] records it, but the `im_receive_msg`
+    /// is only returned (its envelope, unsigned), for the test to deliver with [`Self::deliver_again`]:
+    /// TikTok delivers one event more than once, some copies at the same moment.
+    pub fn customer_message(&self, conversation_id: &str, customer: &str, text: &str) -> String {
+        self.customer_message_at(conversation_id, customer, text, Utc::now())
+    }
+
+    fn customer_message_at(&self, conversation_id: &str, customer: &str, text: &str, at: DateTime<Utc>) -> String {
+        let account = self.business_id();
+        let mut state = self.state();
+        let message_id = state.next_message_id();
+        let conversation = state.conversations.entry(conversation_id.into()).or_insert_with(|| Conversation {
+            account: account.clone(),
+            customer: customer.into(),
+            image_send: None,
+            messages: Vec::new(),
+        });
+        assert_eq!(conversation.customer, customer, "conversation {conversation_id} is with another customer");
+        let message = Message { message_id, at, content: Content::Text(text.into()), origin: None };
+        conversation.messages.push(message.clone());
+        self.shared.message_webhook(&account, conversation_id, customer, &message)
+    }
+
+    /// Delivers a webhook envelope (one [`WebhookDelivery::body`] or [`Self::customer_message`]) once
+    /// more, signed afresh and retried like any other: a redelivery of the same event.
+    pub async fn deliver_again(&self, body: &str) -> WebhookDelivery {
+        deliver(&self.shared, body.to_owned()).await
     }
 
     /// Someone on the shop's side (or TikTok's automation) sends `text` in a conversation the customer
@@ -1119,7 +1142,7 @@ async fn token(shared: web::Data<Shared>, request: HttpRequest, body: web::Bytes
 }
 
 async fn refresh(shared: web::Data<Shared>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
-    answer_json(&shared, &request, &body, |state, body| {
+    let answer = answer_json(&shared, &request, &body, |state, body| {
         state.refresh_calls += 1;
         shared.app_credentials(field(body, "client_id"), field(body, "client_secret"))?;
         expect_field(body, "grant_type", "refresh_token")?;
@@ -1132,7 +1155,9 @@ async fn refresh(shared: web::Data<Shared>, request: HttpRequest, body: web::Byt
         let account = token.account.clone();
         let tokens = shared.grant(state, &account);
         Ok(shared.grant_answer(tokens, &account))
-    })
+    });
+    tokio::time::sleep(shared.config.refresh_delay).await;
+    answer
 }
 
 async fn send(shared: web::Data<Shared>, request: HttpRequest, body: web::Bytes) -> HttpResponse {

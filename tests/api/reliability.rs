@@ -25,6 +25,13 @@ use crate::helpers::{
 const BIN: &str = env!("CARGO_BIN_EXE_philia-bot");
 /// The reclaim settings of the suite: a dead worker's jobs are taken over after this idle time.
 const MIN_IDLE: Duration = Duration::from_secs(4);
+/// How long the pending list may take to drain once every reply is settled: with live sends the echoes
+/// of the last replies are jobs too, still arriving and running on a loaded machine.
+const DRAIN: Duration = Duration::from_secs(60);
+
+/// The scenarios with hundreds of live sends take turns: two of them at once on two loaded cores made
+/// each one's time limits a measure of the other (each passes alone, and either failed beside the other).
+static HEAVY: std::sync::LazyLock<tokio::sync::Mutex<()>> = std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -191,22 +198,6 @@ async fn post(client: &reqwest::Client, url: &str, body: &str) -> u16 {
     }
 }
 
-/// Posts a webhook as TikTok delivers it: a 503 or no answer is tried again (up to 5 times, 200 ms
-/// apart, doubling); the final status.
-async fn post_as_tiktok(client: &reqwest::Client, url: &str, body: &str) -> u16 {
-    let mut delay = Duration::from_millis(200);
-    let mut status = 0;
-    for _ in 0..5 {
-        status = post(client, url, body).await;
-        if status != 503 && status != 0 {
-            break;
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-    }
-    status
-}
-
 /// Posts `count` messages (ids `{tag}-{n}`, one customer each) with `parallel` in flight; the statuses.
 async fn post_many(url: &str, tag: &str, count: usize, parallel: usize) -> Vec<(String, u16)> {
     let client = reqwest::Client::new();
@@ -234,9 +225,10 @@ async fn connect(db: &TestDatabase) -> DatabaseConnection {
     sea_orm::Database::connect(&db.url).await.unwrap()
 }
 
-/// Events whose effects are stored and whose replies were delivered (or settled in the dry run).
+/// Customer messages whose effects are stored (the echoes of live sends are events too, not counted).
 async fn processed(db: &DatabaseConnection) -> u64 {
     processed_events::Entity::find()
+        .filter(processed_events::Column::IdempotencyKey.starts_with("im_receive_msg:"))
         .filter(processed_events::Column::ProcessedAt.is_not_null())
         .count(db)
         .await
@@ -253,12 +245,6 @@ async fn replies_per_event(db: &DatabaseConnection) -> HashMap<String, usize> {
         }
     }
     counts
-}
-
-/// Whether every event of `ids` has a reply.
-async fn all_answered(db: &DatabaseConnection, ids: &[String]) -> bool {
-    let counts = replies_per_event(db).await;
-    ids.iter().all(|id| counts.contains_key(&format!("im_receive_msg:{id}")))
 }
 
 /// Asserts every event of `ids` got exactly one reply (the menu is one message).
@@ -298,7 +284,8 @@ async fn pending(redis_url: &str, prefix: &str) -> i64 {
     }
 }
 
-/// The message ids (`crash-N`) of the jobs read and not acknowledged in the deployment's group.
+/// The idempotency keys of the jobs read and not acknowledged in the deployment's group: customer
+/// messages (`im_receive_msg:…`) and, with live sends, echoes (`im_send_msg:…`).
 async fn pending_events(redis_url: &str, prefix: &str) -> Vec<String> {
     let client = redis::Client::open(redis_url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -319,7 +306,7 @@ async fn pending_events(redis_url: &str, prefix: &str) -> Vec<String> {
         for found in range.ids {
             let payload: String = found.get("job").unwrap_or_default();
             let job: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
-            if let Some(id) = job["message_id"].as_str() {
+            if let Some(id) = job["idempotency_key"].as_str() {
                 ids.push(id.to_owned());
             }
         }
@@ -336,21 +323,26 @@ async fn services(test: &str) -> Option<(TestDatabase, TestRedis)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_load_loses_nothing_and_its_jobs_are_taken_over() {
+    let _turn = HEAVY.lock().await;
     let Some((db, redis)) =
         services("reliability::a_worker_killed_mid_load_loses_nothing_and_its_jobs_are_taken_over").await
     else {
         return;
     };
+    let fake = Arc::new(FakeTikTok::start(FakeConfig::default()).await);
     let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    deployment.live(&fake);
     let mut web = deployment.start("web").await;
     let mut doomed = deployment.start("worker").await;
+    fake.set_callback_url(web.url());
     let conn = connect(&db).await;
-    let posting = tokio::spawn({
-        let url = web.url();
-        async move { post_many(&url, "crash", 1_000, 64).await }
+    let writing = tokio::spawn({
+        let fake = fake.clone();
+        async move { customers_write_in_turn(&fake, "crash", 1_000, 64, &["hi"]).await }
     });
-    // Kill it while it works: some jobs done, others read and not acknowledged, the rest not read yet.
-    wait_for("the doomed worker to have done some work", Duration::from_secs(30), || async {
+    // Kill it while it works: some jobs done, others read and not acknowledged (some of them sending),
+    // the rest not read yet.
+    wait_for("the doomed worker to have done some work", Duration::from_secs(60), || async {
         (processed(&conn).await >= 150).then_some(())
     })
     .await;
@@ -358,8 +350,7 @@ async fn a_worker_killed_mid_load_loses_nothing_and_its_jobs_are_taken_over() {
     let killed_at = Instant::now();
     let in_flight = pending(&redis.url, &redis.prefix).await;
     let abandoned = pending_events(&redis.url, &redis.prefix).await;
-    let statuses = posting.await.unwrap();
-    assert!(statuses.iter().all(|(_, s)| *s == 200), "every webhook accepted");
+    let written = writing.await.unwrap();
     let mut rescuer = deployment.start("worker").await;
     let rescuer_ready = Instant::now();
     // What the kill proves: the jobs the dead worker held are taken over once idle for the min idle
@@ -367,9 +358,8 @@ async fn a_worker_killed_mid_load_loses_nothing_and_its_jobs_are_taken_over() {
     // those jobs (the rest of the backlog is ordinary work, whose pace depends on the machine).
     let taken_over =
         wait_for("the dead worker's jobs to be taken over", MIN_IDLE + Duration::from_secs(30), || async {
-            let keys: Vec<String> = abandoned.iter().map(|id| format!("im_receive_msg:{id}")).collect();
             let done = processed_events::Entity::find()
-                .filter(processed_events::Column::IdempotencyKey.is_in(keys))
+                .filter(processed_events::Column::IdempotencyKey.is_in(abandoned.clone()))
                 .filter(processed_events::Column::ProcessedAt.is_not_null())
                 .count(&conn)
                 .await
@@ -377,21 +367,22 @@ async fn a_worker_killed_mid_load_loses_nothing_and_its_jobs_are_taken_over() {
             (done as usize == abandoned.len()).then(|| rescuer_ready.elapsed())
         })
         .await;
-    wait_for("all 1,000 messages to be answered", MIN_IDLE + Duration::from_secs(90), || async {
-        (processed(&conn).await == 1_000).then_some(())
-    })
-    .await;
+    let conversations: Vec<String> = written.iter().map(|(c, _)| c.clone()).collect();
+    settle_live(&fake, &conn, &conversations, 1, MIN_IDLE + Duration::from_secs(120)).await;
     let recovery = killed_at.elapsed();
-    wait_for("the pending list to drain", Duration::from_secs(10), || async {
+    wait_for("the pending list to drain", DRAIN, || async {
         (pending(&redis.url, &redis.prefix).await == 0).then_some(())
     })
     .await;
-    let ids: Vec<String> = statuses.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(processed(&conn).await, 1_000);
+    let ids: Vec<String> = written.into_iter().flat_map(|(_, ids)| ids).collect();
     assert_one_reply_each(&conn, &ids).await;
+    let tally = live_tally(&fake, &conn, &conversations, 1).await;
     eprintln!(
-        "crash: {in_flight} job(s) pending at the kill, taken over {:.1} s after the rescuer started (min idle {} s); all 1,000 answered {:.1} s after the kill",
+        "crash (live sends): 1,000 messages, {in_flight} job(s) pending at the kill, taken over {:.1} s after the rescuer started (min idle {} s); each reply received exactly once, {} rows unsettled; all settled {:.1} s after the kill",
         taken_over.as_secs_f64(),
         MIN_IDLE.as_secs(),
+        tally.unsettled,
         recovery.as_secs_f64()
     );
     assert!(taken_over < MIN_IDLE + Duration::from_secs(15), "the abandoned jobs were taken over after {taken_over:?}");
@@ -405,24 +396,35 @@ async fn redis_stopped_and_started_under_load_loses_nothing_it_accepted() {
     let test = "reliability::redis_stopped_and_started_under_load_loses_nothing_it_accepted";
     let Some(db) = TestDatabase::postgres(test).await else { return };
     let Some(mut server) = PrivateRedis::start_durable(test).await else { return };
+    // TikTok retries a webhook that got no 2xx for long; 8 attempts 200 ms apart, doubling, outlast the
+    // 2 s outage, so every message reaches the queue in the end.
+    let config =
+        FakeConfig { webhook_attempts: 8, webhook_retry_delay: Duration::from_millis(200), ..FakeConfig::default() };
+    let fake = Arc::new(FakeTikTok::start(config).await);
     let mut deployment = Deployment::new(&db.url, &server.url, "philia-reliability");
+    deployment.live(&fake);
     let mut web = deployment.start("web").await;
     let mut worker = deployment.start("worker").await;
+    fake.set_callback_url(web.url());
     let conn = connect(&db).await;
-    let url = web.url();
-    let load = tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let mut results = Vec::new();
-        let started = Instant::now();
-        let mut n = 0;
-        while started.elapsed() < Duration::from_secs(7) {
-            let id = format!("redis-{n}");
-            let status = post(&client, &url, &tiktok_message(&id, &format!("r{n}"), "hi")).await;
-            results.push((id, status, started.elapsed()));
-            n += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    // A new customer writes every 20 ms for 7 s, each waiting for their webhook's delivery on its own.
+    let load = tokio::spawn({
+        let fake = fake.clone();
+        async move {
+            let mut writes = JoinSet::new();
+            let started = Instant::now();
+            let mut n = 0;
+            while started.elapsed() < Duration::from_secs(7) {
+                let (fake, conversation) = (fake.clone(), format!("redis-{n}"));
+                writes.spawn(async move {
+                    let delivery = fake.customer_writes(&conversation, &format!("{conversation}-customer"), "hi").await;
+                    (conversation, delivery)
+                });
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            writes.join_all().await
         }
-        results
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     server.stop();
@@ -434,24 +436,26 @@ async fn redis_stopped_and_started_under_load_loses_nothing_it_accepted() {
         (processed(&conn).await > before).then(|| back_at.elapsed())
     })
     .await;
-    let results = load.await.unwrap();
-    let accepted: Vec<String> = results.iter().filter(|(_, s, _)| *s == 200).map(|(id, _, _)| id.clone()).collect();
-    let refused = results.iter().filter(|(_, s, _)| *s == 503).count();
-    let other: Vec<_> = results.iter().filter(|(_, s, _)| *s != 200 && *s != 503).collect();
+    let writes = load.await.unwrap();
+    let attempts: Vec<Option<u16>> = writes.iter().flat_map(|(_, d)| d.attempts.clone()).collect();
+    let refused = attempts.iter().filter(|a| **a == Some(503)).count();
+    let other: Vec<_> = attempts.iter().filter(|a| !matches!(a, Some(200 | 503))).collect();
     assert!(other.is_empty(), "only 200 or 503: {other:?}");
     assert!(refused > 0, "the ingress answered 503 while Redis was down");
-    // Each accepted message is waited for by its own reply, not by a count of processed events: a request
-    // cut off by the stop (503) may still have had its XADD written to the append-only file, and
-    // processing it would make a count reach the number accepted while an accepted one is still in flight.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && !all_answered(&conn, &accepted).await {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_one_reply_each(&conn, &accepted).await;
+    let undelivered: Vec<_> = writes.iter().filter(|(_, d)| !d.delivered()).map(|(c, _)| c).collect();
+    assert!(undelivered.is_empty(), "every message accepted in the end (TikTok retries): {undelivered:?}");
+    // Each customer is waited for by their own reply, not by a count of processed events: a webhook
+    // refused with 503 may still have had its XADD written to the append-only file, so the same message
+    // may be queued twice, and it must still be answered once.
+    let conversations: Vec<String> = writes.iter().map(|(c, _)| c.clone()).collect();
+    let settled = settle_live(&fake, &conn, &conversations, 1, Duration::from_secs(60)).await;
+    let ids: Vec<String> = writes.iter().map(|(_, d)| d.content()["message_id"].as_str().unwrap().to_owned()).collect();
+    assert_one_reply_each(&conn, &ids).await;
     eprintln!(
-        "redis restart: {} accepted, {refused} refused with 503 while down; workers resumed {:.2} s after Redis returned",
-        accepted.len(),
-        resumed.as_secs_f64()
+        "redis restart (live sends): {} messages, {refused} webhook attempts refused with 503 while down (TikTok retried them); workers resumed {:.2} s after Redis returned; each reply received exactly once, 0 rows unsettled {:.1} s after the last webhook",
+        conversations.len(),
+        resumed.as_secs_f64(),
+        settled.as_secs_f64()
     );
     assert!(resumed < Duration::from_secs(5), "resumed after {resumed:?}");
     assert!(worker.stop().success() && web.stop().success());
@@ -508,33 +512,39 @@ async fn postgres_unreachable_for_a_while_delays_jobs_and_loses_none() {
     let proxy = Cuttable::new(target.port().unwrap_or(5432)).await;
     let mut proxied = target.clone();
     proxied.set_port(Some(proxy.port)).unwrap();
+    let fake = Arc::new(FakeTikTok::start(FakeConfig::default()).await);
     let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    deployment.live(&fake);
     let mut web = deployment.start("web").await;
     deployment.set("DATABASE_URL", proxied.as_str());
     deployment.set("PHILIA_DATABASE__CONNECT_TIMEOUT_SECS", "1");
     let mut worker = deployment.start("worker").await;
+    fake.set_callback_url(web.url());
     let conn = connect(&db).await;
 
     proxy.cut();
-    let statuses = post_many(&web.url(), "pg", 50, 8).await;
-    assert!(statuses.iter().all(|(_, s)| *s == 200), "the ingress does not need the database");
+    // The ingress does not need the database: every webhook is accepted at once.
+    let written = customers_write_in_turn(&fake, "pg", 50, 8, &["hi"]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(processed(&conn).await, 0, "nothing can be processed without the database");
+    let sends = fake.calls().iter().filter(|c| c.path == crate::fake_tiktok::SEND_PATH).count();
+    assert_eq!(sends, 0, "nothing is sent for a message that could not be stored");
     let unacked = pending(&redis.url, &redis.prefix).await;
     assert!(unacked > 0, "the jobs the worker read are not acknowledged: {unacked}");
     proxy.restore();
     let restored = Instant::now();
-    wait_for("every message to be answered once PostgreSQL is back", MIN_IDLE + Duration::from_secs(30), || async {
-        (processed(&conn).await == 50).then_some(())
-    })
-    .await;
-    let ids: Vec<String> = statuses.into_iter().map(|(id, _)| id).collect();
+    let conversations: Vec<String> = written.iter().map(|(c, _)| c.clone()).collect();
+    // Alone it settles within seconds; beside the 1,000-message scenarios on two loaded cores, within 35 s.
+    settle_live(&fake, &conn, &conversations, 1, MIN_IDLE + Duration::from_secs(60)).await;
+    let recovery = restored.elapsed();
+    assert_eq!(processed(&conn).await, 50);
+    let ids: Vec<String> = written.into_iter().flat_map(|(_, ids)| ids).collect();
     assert_one_reply_each(&conn, &ids).await;
     eprintln!(
-        "postgres outage: {unacked} job(s) held unacknowledged; all 50 answered {:.1} s after the database returned",
-        restored.elapsed().as_secs_f64()
+        "postgres outage (live sends): 50 messages, {unacked} job(s) held unacknowledged; each reply received exactly once, 0 rows unsettled {:.1} s after the database returned",
+        recovery.as_secs_f64()
     );
-    wait_for("the pending list to drain", Duration::from_secs(10), || async {
+    wait_for("the pending list to drain", DRAIN, || async {
         (pending(&redis.url, &redis.prefix).await == 0).then_some(())
     })
     .await;
@@ -547,43 +557,49 @@ async fn every_webhook_three_times_some_at_once_gets_one_reply() {
     let Some((db, redis)) = services("reliability::every_webhook_three_times_some_at_once_gets_one_reply").await else {
         return;
     };
+    // A copy refused under load (503: the queue did not answer in time) is delivered again, as TikTok does
+    // with any non-2xx: each copy is accepted in the end, so three reach the queue.
+    let config =
+        FakeConfig { webhook_attempts: 5, webhook_retry_delay: Duration::from_millis(200), ..FakeConfig::default() };
+    let fake = Arc::new(FakeTikTok::start(config).await);
     let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    deployment.live(&fake);
     let mut web = deployment.start("web").await;
     let mut first = deployment.start("worker").await;
     let mut second = deployment.start("worker").await;
+    fake.set_callback_url(web.url());
     let conn = connect(&db).await;
-    let client = reqwest::Client::new();
-    let url = web.url();
     let mut copies = JoinSet::new();
     for n in 0..200 {
-        let (client, url) = (client.clone(), url.clone());
+        let fake = fake.clone();
         copies.spawn(async move {
-            let body = tiktok_message(&format!("dup-{n}"), &format!("d{n}"), "hi");
-            // Two copies at the same moment, the third after the first were (probably) processed. A copy
-            // refused under load (503: the queue did not answer in time) is sent again, as TikTok does
-            // with any non-2xx: each copy is accepted in the end, so three reach the queue.
-            let (a, b) = tokio::join!(post_as_tiktok(&client, &url, &body), post_as_tiktok(&client, &url, &body));
+            let conversation = format!("dup-{n}");
+            let body = fake.customer_message(&conversation, &format!("{conversation}-customer"), "hi");
+            // Two copies at the same moment, the third after the first were (probably) processed.
+            let (a, b) = tokio::join!(fake.deliver_again(&body), fake.deliver_again(&body));
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let c = post_as_tiktok(&client, &url, &body).await;
-            [a, b, c]
+            let c = fake.deliver_again(&body).await;
+            assert!(a.delivered() && b.delivered() && c.delivered(), "{:?}", [a.attempts, b.attempts, c.attempts]);
+            (conversation, c.content()["message_id"].as_str().unwrap().to_owned())
         });
     }
-    while let Some(statuses) = copies.join_next().await {
-        assert_eq!(statuses.unwrap(), [200, 200, 200]);
-    }
-    wait_for("the 200 messages to be answered", Duration::from_secs(30), || async {
-        (processed(&conn).await == 200).then_some(())
-    })
-    .await;
-    wait_for("the 600 deliveries to settle", Duration::from_secs(15), || async {
+    let written = copies.join_all().await;
+    let conversations: Vec<String> = written.iter().map(|(c, _)| c.clone()).collect();
+    let settled = settle_live(&fake, &conn, &conversations, 1, Duration::from_secs(45)).await;
+    wait_for("the 600 deliveries to settle", DRAIN, || async {
         (pending(&redis.url, &redis.prefix).await == 0).then_some(())
     })
     .await;
-    let ids: Vec<String> = (0..200).map(|n| format!("dup-{n}")).collect();
+    assert_eq!(processed(&conn).await, 200);
+    let ids: Vec<String> = written.into_iter().map(|(_, id)| id).collect();
     assert_one_reply_each(&conn, &ids).await;
     let replies =
         messages::Entity::find().filter(messages::Column::Direction.eq(Direction::Out)).count(&conn).await.unwrap();
     assert_eq!(replies, 200, "one reply per message, not per copy");
+    eprintln!(
+        "every webhook 3 times (live sends): 200 messages, 600 deliveries, 200 replies, each received exactly once, 0 rows unsettled {:.1} s after the last webhook",
+        settled.as_secs_f64()
+    );
     for process in [&mut first, &mut second, &mut web] {
         assert!(process.stop().success());
         process.assert_clean_logs();
@@ -699,9 +715,12 @@ async fn a_tiktok_storm_of_40100_and_5xx_loses_and_doubles_nothing_within_the_se
         .map(|start| times.iter().filter(|t| **t >= *start && **t < *start + Duration::from_secs(1)).count())
         .max()
         .unwrap_or(0);
+    // Recovery: the last reply's send after the storm ended (every send was answered at once).
+    let last_send = times.iter().max().copied().unwrap_or_default();
     eprintln!(
-        "tiktok storm ({} s): {} calls, {} refused, busiest second {busiest} calls (limit {rate}/s, burst {burst})",
+        "tiktok storm ({} s): 60 messages, each reply received exactly once, 0 rows unsettled, the last sent {:.1} s after the storm ended; {} calls, {} refused, busiest second {busiest} calls (limit {rate}/s, burst {burst})",
         calm_after.as_secs(),
+        last_send.saturating_sub(calm_after).as_secs_f64(),
         log.len(),
         log.iter().filter(|(_, _, ok)| !ok).count()
     );
@@ -857,7 +876,9 @@ async fn a_corpus_of_bad_requests_gets_the_right_status_and_enqueues_nothing() {
 
 // ---- live sends: the worker processes send to the TikTok stand-in, which counts what each customer got ----
 
-use crate::fake_tiktok::{FakeConfig, FakeTikTok, Fault};
+use crate::fake_tiktok::{Answer, Call, FakeConfig, FakeTikTok, Fault, codes};
+use philia_bot::store::entities::tiktok_tokens;
+use sea_orm::ActiveValue::Set;
 
 impl Deployment {
     /// Sends live to `fake`: its base URL, app, tokens and business id; a send of unknown outcome is
@@ -886,19 +907,26 @@ impl Deployment {
 /// What a live scenario left: sends per reply at the fake, and rows not settled in the database.
 #[derive(Debug, Default)]
 struct LiveTally {
-    /// Customers whose reply arrived exactly once.
+    /// Customers who received each of their replies exactly once (as many messages as replies expected).
     once: usize,
-    /// Customers who got no reply, or it more than once: `(conversation, sends)`.
+    /// Customers who got fewer, or more (a reply twice): `(conversation, sends received)`.
     wrong: Vec<(String, usize)>,
     /// Replies still `pending`, `sending` or `unknown`.
     unsettled: usize,
 }
 
-async fn live_tally(fake: &FakeTikTok, conn: &DatabaseConnection, conversations: &[String]) -> LiveTally {
+/// What the customers of `conversations` received, each expecting `replies` messages, and the replies
+/// left unsettled in the database.
+async fn live_tally(
+    fake: &FakeTikTok,
+    conn: &DatabaseConnection,
+    conversations: &[String],
+    replies: usize,
+) -> LiveTally {
     let mut tally = LiveTally::default();
     for conversation in conversations {
         match fake.received(conversation).len() {
-            1 => tally.once += 1,
+            n if n == replies => tally.once += 1,
             n => tally.wrong.push((conversation.clone(), n)),
         }
     }
@@ -915,28 +943,49 @@ async fn live_tally(fake: &FakeTikTok, conn: &DatabaseConnection, conversations:
     tally
 }
 
-/// Waits until every customer of `conversations` got their reply exactly once and no reply is left
-/// unsettled (failing with the tally after `limit`); how long that took.
+/// Waits until every customer of `conversations` received each of their `replies` replies exactly once
+/// and no reply is left unsettled (failing with the tally after `limit`, or at once when a customer got
+/// more than `replies`); how long that took.
 async fn settle_live(
     fake: &FakeTikTok,
     conn: &DatabaseConnection,
     conversations: &[String],
+    replies: usize,
     limit: Duration,
 ) -> Duration {
     let started = Instant::now();
     loop {
-        let tally = live_tally(fake, conn, conversations).await;
+        let tally = live_tally(fake, conn, conversations, replies).await;
         if tally.once == conversations.len() && tally.unsettled == 0 {
             return started.elapsed();
         }
         assert!(
-            tally.wrong.iter().all(|(_, n)| *n <= 1),
+            tally.wrong.iter().all(|(_, n)| *n <= replies),
             "a reply reached a customer twice: {:?}",
-            tally.wrong.iter().filter(|(_, n)| *n > 1).take(10).collect::<Vec<_>>()
+            tally.wrong.iter().filter(|(_, n)| *n > replies).take(10).collect::<Vec<_>>()
         );
         if started.elapsed() > limit {
+            let unsettled: Vec<String> = messages::Entity::find()
+                .filter(messages::Column::Direction.eq(Direction::Out))
+                .filter(messages::Column::DeliveryStatus.is_in([
+                    DeliveryStatus::Pending,
+                    DeliveryStatus::Sending,
+                    DeliveryStatus::Unknown,
+                ]))
+                .all(conn)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .take(10)
+                .map(|m| {
+                    format!(
+                        "reply {} {:?} (error {:?}, stored {})",
+                        m.id, m.delivery_status, m.error_code, m.created_at
+                    )
+                })
+                .collect();
             panic!(
-                "{} of {} answered once, {} rows unsettled after {limit:?}; first wrong: {:?}",
+                "{} of {} answered once, {} rows unsettled after {limit:?}; first wrong: {:?}; unsettled: {unsettled:?}",
                 tally.once,
                 conversations.len(),
                 tally.unsettled,
@@ -947,27 +996,44 @@ async fn settle_live(
     }
 }
 
-/// `count` customers (`{tag}-{n}`) write "hi" through the fake, `parallel` at a time; their conversations.
-async fn customers_write(fake: &Arc<FakeTikTok>, tag: &str, count: usize, parallel: usize) -> Vec<String> {
+/// `count` customers (`{tag}-{n}`) each write `texts` through the fake, one after another (each webhook
+/// delivered before the next is written, as TikTok delivers one customer's messages), `parallel`
+/// customers at a time; each conversation with its messages' ids, in the order they were written.
+async fn customers_write_in_turn(
+    fake: &Arc<FakeTikTok>,
+    tag: &str,
+    count: usize,
+    parallel: usize,
+    texts: &'static [&'static str],
+) -> Vec<(String, Vec<String>)> {
     let mut set = JoinSet::new();
-    let mut conversations = Vec::new();
+    let mut written = Vec::new();
     for n in 0..count {
         if set.len() >= parallel
             && let Some(done) = set.join_next().await
         {
-            conversations.push(done.unwrap());
+            written.push(done.unwrap());
         }
         let (fake, conversation) = (fake.clone(), format!("{tag}-{n}"));
         set.spawn(async move {
-            let delivery = fake.customer_writes(&conversation, &format!("{conversation}-customer"), "hi").await;
-            assert!(delivery.delivered(), "the web process accepted {conversation}: {:?}", delivery.attempts);
-            conversation
+            let mut ids = Vec::new();
+            for text in texts {
+                let delivery = fake.customer_writes(&conversation, &format!("{conversation}-customer"), text).await;
+                assert!(delivery.delivered(), "the web process accepted {conversation}: {:?}", delivery.attempts);
+                ids.push(delivery.content()["message_id"].as_str().expect("a message id").to_owned());
+            }
+            (conversation, ids)
         });
     }
     while let Some(done) = set.join_next().await {
-        conversations.push(done.unwrap());
+        written.push(done.unwrap());
     }
-    conversations
+    written
+}
+
+/// `count` customers (`{tag}-{n}`) write "hi" through the fake, `parallel` at a time; their conversations.
+async fn customers_write(fake: &Arc<FakeTikTok>, tag: &str, count: usize, parallel: usize) -> Vec<String> {
+    customers_write_in_turn(fake, tag, count, parallel, &["hi"]).await.into_iter().map(|(c, _)| c).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -987,8 +1053,8 @@ async fn tiktok_recording_then_never_answering_or_answering_502_sends_each_reply
     fake.set_callback_url(web.url());
     let conn = connect(&db).await;
     let conversations = customers_write(&fake, "hang", 60, 8).await;
-    let settled = settle_live(&fake, &conn, &conversations, Duration::from_secs(60)).await;
-    let tally = live_tally(&fake, &conn, &conversations).await;
+    let settled = settle_live(&fake, &conn, &conversations, 1, Duration::from_secs(60)).await;
+    let tally = live_tally(&fake, &conn, &conversations, 1).await;
     let sends = fake.calls().iter().filter(|c| c.path == crate::fake_tiktok::SEND_PATH).count();
     eprintln!(
         "record-then-hang/502/lost: {} messages, each reply received exactly once ({sends} send requests), {} rows unsettled, settled {:.1} s after the last webhook",
@@ -1002,6 +1068,7 @@ async fn tiktok_recording_then_never_answering_or_answering_502_sends_each_reply
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_a_slow_tiktok_holds_its_sends_sends_nothing_twice() {
+    let _turn = HEAVY.lock().await;
     let test = "reliability::a_worker_killed_while_a_slow_tiktok_holds_its_sends_sends_nothing_twice";
     let Some((db, redis)) = services(test).await else { return };
     let fake = Arc::new(FakeTikTok::start(FakeConfig::default()).await);
@@ -1027,7 +1094,7 @@ async fn a_worker_killed_while_a_slow_tiktok_holds_its_sends_sends_nothing_twice
         let fake = fake.clone();
         async move { customers_write(&fake, "slow", 500, 32).await }
     });
-    wait_for("the doomed worker to have sends in the air", Duration::from_secs(60), || async {
+    wait_for("the doomed worker to have sends in the air", Duration::from_secs(120), || async {
         (fake.calls().iter().filter(|c| c.path == crate::fake_tiktok::SEND_PATH).count() >= 100).then_some(())
     })
     .await;
@@ -1036,7 +1103,8 @@ async fn a_worker_killed_while_a_slow_tiktok_holds_its_sends_sends_nothing_twice
     let in_flight = pending(&redis.url, &redis.prefix).await;
     let conversations = writing.await.unwrap();
     let mut rescuer = deployment.start("worker").await;
-    settle_live(&fake, &conn, &conversations, Duration::from_secs(150)).await;
+    // Alone it settles in about a minute (a slow TikTok: each of the 500 sends takes 3 s).
+    settle_live(&fake, &conn, &conversations, 1, Duration::from_secs(180)).await;
     let recovery = killed_at.elapsed();
     eprintln!(
         "kill -9 under a slow TikTok (3 s per send): {} messages, {in_flight} job(s) pending at the kill, each reply received exactly once, 0 rows unsettled; all settled {:.1} s after the kill",
@@ -1075,7 +1143,7 @@ async fn a_deploy_under_load_loses_nothing_and_sends_nothing_twice() {
     old.assert_clean_logs();
     let mut new = deployment.start("worker").await;
     let conversations = writing.await.unwrap();
-    let settled = settle_live(&fake, &conn, &conversations, Duration::from_secs(60)).await;
+    let settled = settle_live(&fake, &conn, &conversations, 1, Duration::from_secs(60)).await;
     eprintln!(
         "deploy (SIGTERM) under load: {} messages, the old worker stopped in {:.1} s, each reply received exactly once, 0 rows unsettled {:.1} s after the last webhook",
         conversations.len(),
@@ -1084,4 +1152,188 @@ async fn a_deploy_under_load_loses_nothing_and_sends_nothing_twice() {
     );
     assert!(new.stop().success() && web.stop().success());
     new.assert_clean_logs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_refreshing_an_expired_token_at_once_spend_the_refresh_token_once() {
+    // Answered after 400 ms, well within the suite's 1 s request timeout.
+    refresh_race(
+        "reliability::two_workers_refreshing_an_expired_token_at_once_spend_the_refresh_token_once",
+        Duration::from_millis(400),
+    )
+    .await;
+}
+
+/// Fails on main (1 December 2026): the refresh is spent at TikTok, its answer dropped by the 1 s request
+/// timeout, every later refresh refused (40002), and nothing is sent again until the owner reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding for the lead: a refresh answered after the request timeout loses the new tokens for good"]
+async fn a_refresh_answered_after_the_request_timeout_still_leaves_working_tokens() {
+    // Answered after 1.5 s: later than the suite's 1 s request timeout (TikTok slow for a moment).
+    refresh_race(
+        "reliability::a_refresh_answered_after_the_request_timeout_still_leaves_working_tokens",
+        Duration::from_millis(1_500),
+    )
+    .await;
+}
+
+/// Two worker processes start with the shop's stored access token expired; customers write at once.
+/// The fake answers the refresh after `refresh_delay` (its refresh token spent on arrival, as TikTok's
+/// are single-use), so both workers' first replies want a token while it is under way: a second refresh
+/// with the same token would be refused. Both must keep sending, with one refresh granted and none
+/// refused, and every reply received exactly once.
+async fn refresh_race(test: &str, refresh_delay: Duration) {
+    let Some((db, redis)) = services(test).await else { return };
+    let config = FakeConfig { refresh_delay, ..FakeConfig::default() };
+    let fake = Arc::new(FakeTikTok::start(config).await);
+    let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    deployment.live(&fake);
+    let mut web = deployment.start("web").await; // migrates the database
+    // The shop's stored tokens: the access token expired a minute ago (at TikTok too, and so did the
+    // configured one), its refresh token not used yet.
+    let business = fake.business_id();
+    let stored = fake.issue_tokens(&business);
+    fake.expire_access_tokens(&business);
+    let conn = connect(&db).await;
+    let now = chrono::Utc::now();
+    let row = tiktok_tokens::ActiveModel {
+        account: Set(philia_bot::tiktok::tokens::ACCOUNT_KEY.to_owned()),
+        business_id: Set(Some(business.clone())),
+        access_token: Set(stored.access_token.clone()),
+        access_expires_at: Set(now - chrono::Duration::minutes(1)),
+        refresh_token: Set(Some(stored.refresh_token.clone())),
+        refresh_expires_at: Set(Some(now + chrono::Duration::days(300))),
+        scope: Set(Some(FakeConfig::default().scope)),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    tiktok_tokens::Entity::insert(row).exec_without_returning(&conn).await.unwrap();
+    let mut workers = [deployment.start("worker").await, deployment.start("worker").await];
+    fake.set_callback_url(web.url());
+    let conversations = customers_write(&fake, "refresh", 100, 32).await;
+    let settled = settle_live(&fake, &conn, &conversations, 1, Duration::from_secs(60)).await;
+    let calls = fake.calls();
+    let refreshes: Vec<&Call> = calls.iter().filter(|c| c.path == crate::fake_tiktok::REFRESH_PATH).collect();
+    let answers: Vec<Answer> = refreshes.iter().map(|c| c.answer).collect();
+    assert_eq!(
+        answers.iter().filter(|a| **a == Answer::Code(codes::OK)).count(),
+        1,
+        "one refresh granted: {answers:?}"
+    );
+    assert_eq!(answers.len(), 1, "no process tried the spent refresh token (TikTok refuses it): {answers:?}");
+    let refreshed_at = refreshes[0].at + chrono::Duration::from_std(refresh_delay).unwrap();
+    let expired = calls
+        .iter()
+        .filter(|c| c.path != crate::fake_tiktok::REFRESH_PATH)
+        .filter(|c| c.answer == Answer::Code(codes::TOKEN_INVALID))
+        .count();
+    assert_eq!(expired, 0, "no call was made with the expired access token");
+    // Both processes had a reply to send while the refresh was under way, and both kept sending.
+    let mut sent = Vec::new();
+    for worker in &workers {
+        let first_stored = first_log_time(worker, "inbound message stored").expect("the worker stored a message");
+        assert!(first_stored < refreshed_at, "a worker's first reply was stored after the refresh was answered");
+        sent.push(worker.metric("philia_tiktok_calls_total{call=\"send\",code=\"0\"}").await as usize);
+    }
+    assert!(sent.iter().all(|n| *n > 0), "both workers sent: {sent:?}");
+    let row = tiktok_tokens::Entity::find().one(&conn).await.unwrap().expect("the shop's row");
+    assert_ne!(row.refresh_token.as_deref(), Some(stored.refresh_token.as_str()), "the new refresh token is kept");
+    assert!(row.access_expires_at > chrono::Utc::now(), "the new access token is stored");
+    eprintln!(
+        "token refresh race (live sends, refresh answered after {refresh_delay:?}): {} messages, two workers sent {sent:?}, {} refresh call(s) at TikTok ({} granted), 0 calls with the expired token; each reply received exactly once, 0 rows unsettled {:.1} s after the last webhook",
+        conversations.len(),
+        answers.len(),
+        answers.iter().filter(|a| **a == Answer::Code(codes::OK)).count(),
+        settled.as_secs_f64()
+    );
+    for process in workers.iter_mut().chain([&mut web]) {
+        assert!(process.stop().success());
+        process.assert_clean_logs();
+    }
+}
+
+/// When `process` first logged `message` (its records' `timestamp`), if it did.
+fn first_log_time(process: &Process, message: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (stdout, _) = process.logs();
+    stdout.lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok()).find_map(|record| {
+        let logged = record["fields"]["message"].as_str().or(record["message"].as_str())?;
+        (logged == message).then(|| record["timestamp"].as_str()?.parse().ok()).flatten()
+    })
+}
+
+/// Five messages whose replies differ (greetings, the menu, thanks): each must be answered, in turn.
+const IN_ORDER: &[&str] = &["hi", "hello", "menu", "thanks", "hey"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_messages_from_each_of_200_customers_at_once_are_processed_and_answered_in_order() {
+    let _turn = HEAVY.lock().await;
+    let test = "reliability::five_messages_from_each_of_200_customers_at_once_are_processed_and_answered_in_order";
+    let Some((db, redis)) = services(test).await else { return };
+    let fake = Arc::new(FakeTikTok::start(FakeConfig::default()).await);
+    let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    deployment.live(&fake);
+    // 8 consumers: two worker processes × 4, so one customer's messages can reach two processes at once.
+    deployment.set("PHILIA_WORKER__CONCURRENCY", "4");
+    let mut web = deployment.start("web").await;
+    let mut workers = [deployment.start("worker").await, deployment.start("worker").await];
+    fake.set_callback_url(web.url());
+    let conn = connect(&db).await;
+    // Every customer at once, each writing their five messages one after another.
+    let written = customers_write_in_turn(&fake, "order", 200, 200, IN_ORDER).await;
+    let conversations: Vec<String> = written.iter().map(|(c, _)| c.clone()).collect();
+    let settled = settle_live(&fake, &conn, &conversations, IN_ORDER.len(), Duration::from_secs(120)).await;
+    let rows = messages::Entity::find().all(&conn).await.unwrap();
+    // A customer message's row (its id grows with each insert), and the message each reply answers.
+    let stored: HashMap<&str, i64> = rows
+        .iter()
+        .filter(|m| m.direction == Direction::In)
+        .filter_map(|m| Some((m.tiktok_message_id.as_deref()?, m.id)))
+        .collect();
+    let answers: HashMap<&str, &str> = rows
+        .iter()
+        .filter(|m| m.direction == Direction::Out)
+        .filter_map(|m| Some((m.tiktok_message_id.as_deref()?, m.metadata["in_reply_to"].as_str()?)))
+        .collect();
+    let processed_at: HashMap<String, chrono::DateTime<chrono::Utc>> = processed_events::Entity::find()
+        .all(&conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| Some((e.idempotency_key, e.processed_at?)))
+        .collect();
+    let mut out_of_order = Vec::new();
+    for (conversation, ids) in &written {
+        let key = |id: &String| format!("im_receive_msg:{id}");
+        let rows: Vec<i64> = ids.iter().map(|id| stored[id.as_str()]).collect();
+        let times: Vec<_> = ids.iter().map(|id| processed_at[&key(id)]).collect();
+        // Which of the customer's messages each reply they received answers, in the order received.
+        let answered: Vec<usize> = fake
+            .received(conversation)
+            .iter()
+            .map(|m| {
+                let asked = answers[m.message_id.as_str()];
+                ids.iter().position(|id| key(id) == asked).expect("a reply to one of the customer's messages")
+            })
+            .collect();
+        if !rows.is_sorted() || !times.is_sorted() || answered != (0..IN_ORDER.len()).collect::<Vec<_>>() {
+            out_of_order.push(format!(
+                "{conversation}: stored {rows:?}, processed {times:?}, answers received for messages {answered:?}"
+            ));
+        }
+    }
+    assert!(
+        out_of_order.is_empty(),
+        "{} of 200 conversations not processed in the order written: {:#?}",
+        out_of_order.len(),
+        &out_of_order[..out_of_order.len().min(5)]
+    );
+    eprintln!(
+        "ordered burst (live sends): 200 customers × {} messages (1,000), two workers × 4 consumers; every conversation stored, processed and answered in the order written; each reply received exactly once, 0 rows unsettled {:.1} s after the last webhook",
+        IN_ORDER.len(),
+        settled.as_secs_f64()
+    );
+    for process in workers.iter_mut().chain([&mut web]) {
+        assert!(process.stop().success());
+        process.assert_clean_logs();
+    }
 }
