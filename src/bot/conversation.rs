@@ -6,7 +6,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use serde::{Deserialize, Serialize};
 
 use super::address::{self, Draft, Field};
-use super::intent::{Entities, Intent, normalize};
+use super::intent::{ComplaintKind, Entities, Intent, normalize};
 use super::llm::Speaker;
 use super::replies::render;
 use super::{Bot, BotError, Reply};
@@ -180,28 +180,6 @@ fn answered_while_waiting(intent: &Intent) -> bool {
             | Intent::Thanks
             | Intent::OptOut
     )
-}
-
-/// Why a complaint goes to a person, for the staff notice.
-fn complaint_reason(text: &str) -> String {
-    let words = normalize(text).join(" ");
-    let kind = if ["refund", "money back", "chargeback", "dispute"].iter().any(|w| words.contains(w)) {
-        "wants a refund"
-    } else if ["delivered", "never got", "never received", "didnt get", "didnt receive", "not received"]
-        .iter()
-        .any(|w| words.contains(w))
-    {
-        "says the parcel never arrived"
-    } else if ["not as described", "stain", "damaged", "wrong item", "not in the pics", "hole"]
-        .iter()
-        .any(|w| words.contains(w))
-    {
-        "says the piece is not as described"
-    } else {
-        "is upset"
-    };
-    let quoted: String = text.chars().take(200).collect();
-    format!("complaint: the customer {kind}: \"{quoted}\"")
 }
 
 impl Bot {
@@ -459,19 +437,16 @@ impl Bot {
                 },
                 None => self.menu_decision(Some(t.unknown.clone())),
             },
-            Intent::Human => self.handoff(turn.now, "the customer asked for a person".into()),
+            Intent::Human => self.handoff(turn.now, self.replies.staff.asked_person.clone()),
             Intent::Complaint => {
-                let mut decision = self.handoff(turn.now, complaint_reason(turn.text));
+                let mut decision = self.handoff(turn.now, self.complaint_reason(turn.text));
                 if let Some(reply) = decision.replies.first_mut() {
                     reply.text = format!("{} {}", t.complaint, reply.text);
                 }
                 decision
             }
             Intent::OtherLanguage => {
-                let reason = format!(
-                    "the customer wrote in another language: \"{}\"",
-                    turn.text.chars().take(200).collect::<String>()
-                );
+                let reason = render(&self.replies.staff.other_language, &[("message", &quoted(turn.text))]);
                 let mut decision = self.handoff(turn.now, reason);
                 if let Some(reply) = decision.replies.first_mut() {
                     reply.text = t.other_language.clone();
@@ -686,6 +661,18 @@ impl Bot {
         }
     }
 
+    /// Why a complaint goes to a person, for the staff notice: what it is about and the customer's words.
+    fn complaint_reason(&self, text: &str) -> String {
+        let staff = &self.replies.staff;
+        let kind = match self.router.complaint_kind(text) {
+            ComplaintKind::Refund => &staff.complaint_refund,
+            ComplaintKind::Missing => &staff.complaint_missing,
+            ComplaintKind::NotAsDescribed => &staff.complaint_not_as_described,
+            ComplaintKind::Upset => &staff.complaint_upset,
+        };
+        render(&staff.complaint, &[("kind", kind), ("message", &quoted(text))])
+    }
+
     fn handoff(&self, now: DateTime<Utc>, reason: String) -> Decision {
         let hours = BusinessHours(&self.shop);
         let t = &self.replies.templates;
@@ -874,7 +861,16 @@ impl Bot {
         }
         let offer = entities.amount_minor.map(|m| shop::price(m, &self.shop.currency_symbol));
         let said = offer.clone().unwrap_or_else(|| self.replies.words.your_offer.clone());
-        let reason = format!("offer of {said} on {} ({}, listed at {price}): \"{}\"", item.title, item.sku, turn.text);
+        let reason = render(
+            &self.replies.staff.offer,
+            &[
+                ("offer", &said),
+                ("title", &item.title),
+                ("sku", &item.sku),
+                ("price", &price),
+                ("message", &quoted(turn.text)),
+            ],
+        );
         let mut decision = self.handoff(turn.now, reason);
         decision.state = viewing;
         if let Some(reply) = decision.replies.first_mut() {
@@ -1019,7 +1015,7 @@ impl Bot {
         let order = match latest {
             Some(order) if matches!(order.status, OrderStatus::Pending | OrderStatus::Paid) => Some(order),
             Some(order) if order.status == OrderStatus::Shipped => {
-                let reason = format!("address change asked for order {} which has shipped", order.order_number);
+                let reason = render(&self.replies.staff.address_shipped, &[("order_number", &order.order_number)]);
                 let mut decision = self.handoff(turn.now, reason);
                 if let Some(reply) = decision.replies.first_mut() {
                     let said = render(&t.address_too_late, &[("order_number", &order.order_number)]);
@@ -1122,7 +1118,7 @@ impl Bot {
             Ok(order) => order,
             Err(shop_orders::AddressError::Db(e)) => return Err(e.into()),
             Err(_) => {
-                let reason = format!("address change asked for order {number}, which can no longer change");
+                let reason = render(&self.replies.staff.address_locked, &[("order_number", &number)]);
                 let mut decision = self.handoff(turn.now, reason);
                 if let Some(reply) = decision.replies.first_mut() {
                     let said = render(&t.address_too_late, &[("order_number", &number)]);
@@ -1155,7 +1151,10 @@ impl Bot {
                 Decision::say(format!("{text}\n{said}"), ConversationState::Idle)
             }
             None => {
-                let reason = format!("order {number} ships to {}: shipping needs a quote", address.country);
+                let reason = render(
+                    &self.replies.staff.international,
+                    &[("order_number", &number), ("country", &address.country)],
+                );
                 let mut decision = self.handoff(turn.now, reason);
                 if let Some(reply) = decision.replies.first_mut() {
                     let said = render(&t.address_international, &[("country", &address.country)]);
@@ -1184,7 +1183,8 @@ impl Bot {
         };
         if order.status != OrderStatus::Pending {
             let status = self.replies.order_statuses.say(order.status);
-            let reason = format!("the customer wants to cancel order {}, which is {status}", order.order_number);
+            let reason =
+                render(&self.replies.staff.cancel_order, &[("order_number", &order.order_number), ("status", status)]);
             let mut decision = self.handoff(turn.now, reason);
             if let Some(reply) = decision.replies.first_mut() {
                 let said = render(&t.order_cancel_human, &[("order_number", &order.order_number), ("status", status)]);
@@ -1204,7 +1204,11 @@ impl Bot {
             Err(shop_orders::StatusError::Db(e)) => return Err(e.into()),
             // Paid or cancelled by staff a moment ago: a person sorts it out.
             Err(e) => {
-                let mut decision = self.handoff(turn.now, format!("cancelling order {}: {e}", order.order_number));
+                let reason = render(
+                    &self.replies.staff.cancel_failed,
+                    &[("order_number", &order.order_number), ("error", &e.to_string())],
+                );
+                let mut decision = self.handoff(turn.now, reason);
                 if let Some(reply) = decision.replies.first_mut() {
                     let status = self.replies.order_statuses.say(order.status);
                     let said =
@@ -1359,19 +1363,25 @@ impl Bot {
         sentences.join(" ")
     }
 
-    /// A moment in the shop's local time, as customers read it: "3:45 PM", "tomorrow 9:10 AM".
+    /// A moment in the shop's time zone, as customers read it: "3:45 PM EST today", "9:10 AM EDT tomorrow".
     fn shop_time(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> String {
-        let hours = BusinessHours(&self.shop);
-        self.replies.time.say_moment(hours.local(at), hours.local(now))
+        let zone = self.shop.tz();
+        self.replies.time.say_moment(&at.with_timezone(&zone), &now.with_timezone(&zone))
     }
+}
+
+/// A customer's words as a staff notice quotes them: the first 200 characters.
+fn quoted(text: &str) -> String {
+    text.chars().take(200).collect()
 }
 
 /// The team's opening hours, in the shop's local time.
 struct BusinessHours<'a>(&'a ShopSettings);
 
 impl BusinessHours<'_> {
+    /// The shop's wall clock at `now`, daylight saving included.
     fn local(&self, now: DateTime<Utc>) -> chrono::NaiveDateTime {
-        now.naive_utc() + Duration::hours(i64::from(self.0.utc_offset_hours))
+        now.with_timezone(&self.0.tz()).naive_local()
     }
 
     fn open_on(&self, date: chrono::NaiveDate) -> bool {
@@ -1418,5 +1428,16 @@ mod tests {
         closed_all_week.open_days.clear();
         let never = BusinessHours(&closed_all_week).next_opening(at("2026-11-23T16:00:00Z"));
         assert_eq!(time.say_opening(never, shop.open_hour), "as soon as we can");
+    }
+
+    #[test]
+    fn the_shop_clock_follows_daylight_saving() {
+        let shop = crate::config::Settings::defaults().shop; // America/New_York
+        let hours = BusinessHours(&shop);
+        // Monday 6 July 2026, 14:30 UTC: 10:30 in New York (EDT, UTC-4), not 9:30.
+        assert!(hours.is_open(at("2026-07-06T14:30:00Z")), "open at 10:30 EDT");
+        assert!(!hours.is_open(at("2026-07-06T23:30:00Z")), "closed at 19:30 EDT");
+        // Monday 23 November 2026, 14:30 UTC: 9:30 in New York (EST, UTC-5).
+        assert!(!hours.is_open(at("2026-11-23T14:30:00Z")), "closed at 9:30 EST");
     }
 }

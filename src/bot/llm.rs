@@ -18,15 +18,12 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::intent::{Entities, Intent};
+use super::intent::{Entities, INTENTS, Intent, intent_names};
 use crate::config::LlmSettings;
 use crate::metrics::Metrics;
 
 /// The longest customer text sent to the model; the rest is cut.
 const MAX_INPUT_CHARS: usize = 1_000;
-
-/// The intents the model may answer, by name.
-const INTENTS: &[&str] = super::intent::INTENT_NAMES;
 
 /// Why the model's answer was not used (the keyword router's answer stands).
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +111,19 @@ struct Classification {
     item_position: Option<u32>,
 }
 
+/// The shop's instructions (`llm.system_prompt`), then every intent the router knows with what it means
+/// and the FAQ topics: generated from the one list the router and the schema use, so the model is told
+/// of every intent it may answer.
+pub fn system_prompt(instructions: &str, faq_topics: &[String]) -> String {
+    let mut prompt = instructions.trim_end().to_owned();
+    prompt.push_str("\n\nThe intents (answer exactly one name):");
+    for (name, meaning) in INTENTS {
+        prompt.push_str(&format!("\n- {name}: {meaning}"));
+    }
+    prompt.push_str(&format!("\nThe faq topics: {}.", faq_topics.join(", ")));
+    prompt
+}
+
 /// Strips control characters (newlines kept as spaces) and caps the length: the customer's text is data.
 pub fn sanitize(text: &str) -> String {
     let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -136,7 +146,7 @@ impl LlmRouter {
         Some(Self {
             client: Client::with_config(config).with_http_client(http),
             model: settings.model.clone(),
-            system_prompt: settings.system_prompt.clone(),
+            system_prompt: system_prompt(&settings.system_prompt, &faq_topics),
             timeout: Duration::from_millis(settings.timeout_ms),
             faq_topics,
             categories,
@@ -243,7 +253,7 @@ impl LlmRouter {
             "additionalProperties": false,
             "required": ["intent", "faq_topic", "sku", "size", "category", "order_number", "item_position"],
             "properties": {
-                "intent": {"type": "string", "enum": INTENTS},
+                "intent": {"type": "string", "enum": intent_names().collect::<Vec<_>>()},
                 "faq_topic": {"type": ["string", "null"], "enum": self.faq_topics.iter().map(|t| json!(t)).chain([json!(null)]).collect::<Vec<_>>()},
                 "sku": nullable_string,
                 "size": nullable_string,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use chrono::format::StrftimeItems;
-use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
 use serde::Deserialize;
 
 use crate::config::{Problem, read_or_built_in};
@@ -36,6 +36,7 @@ pub struct Replies {
     pub words: Words,
     pub order_statuses: OrderStatuses,
     pub time: TimeWords,
+    pub staff: StaffTexts,
 }
 
 /// Declares the sections of templates and the placeholders each template may use, in one place, so
@@ -204,9 +205,9 @@ templates! {
 
     /// How moments are said in the shop's local time: until when a hold lasts, when the team is back.
     "time" TimeWords {
-        today: ["time"],
-        tomorrow: ["time"],
-        later: ["day", "time"],
+        today: ["time", "zone"],
+        tomorrow: ["time", "zone"],
+        later: ["day", "time", "zone"],
         opens_today: ["hour"],
         opens_tomorrow: ["hour"],
         opens_on: ["day", "hour"],
@@ -219,6 +220,23 @@ templates! {
         clock: String,
         /// The days of the week, Monday first.
         weekdays: Vec<String>,
+    }
+
+    /// Why a conversation went to a person, as the staff notice and the handoff list say it.
+    "staff" StaffTexts {
+        asked_person: [],
+        complaint: ["kind", "message"],
+        complaint_refund: [],
+        complaint_missing: [],
+        complaint_not_as_described: [],
+        complaint_upset: [],
+        other_language: ["message"],
+        offer: ["offer", "title", "sku", "price", "message"],
+        address_shipped: ["order_number"],
+        address_locked: ["order_number"],
+        international: ["order_number", "country"],
+        cancel_order: ["order_number", "status"],
+        cancel_failed: ["order_number", "error"],
     }
 }
 
@@ -282,14 +300,20 @@ impl TimeWords {
         self.weekdays.get(date.weekday().num_days_from_monday() as usize).map_or("", String::as_str)
     }
 
-    /// A moment as customers read it, `at` and `now` both in the shop's time: "3:45 PM" today,
-    /// "tomorrow 9:10 AM", "Friday 9:10 AM".
-    pub fn say_moment(&self, at: NaiveDateTime, now: NaiveDateTime) -> String {
+    /// A moment as customers read it, `at` and `now` both in the shop's time zone: "3:45 PM EST today",
+    /// "9:10 AM EDT tomorrow", "Friday 9:10 AM EST" (the zone's abbreviation at that moment, so it
+    /// follows daylight saving).
+    pub fn say_moment<Tz: TimeZone>(&self, at: &DateTime<Tz>, now: &DateTime<Tz>) -> String
+    where
+        Tz::Offset: std::fmt::Display,
+    {
         let time = at.format(&self.clock).to_string();
-        match (at.date() - now.date()).num_days() {
-            0 => render(&self.today, &[("time", &time)]),
-            1 => render(&self.tomorrow, &[("time", &time)]),
-            _ => render(&self.later, &[("day", self.weekday(at.date())), ("time", &time)]),
+        let zone = at.format("%Z").to_string();
+        let values = [("time", time.as_str()), ("zone", zone.as_str())];
+        match (at.date_naive() - now.date_naive()).num_days() {
+            0 => render(&self.today, &values),
+            1 => render(&self.tomorrow, &values),
+            _ => render(&self.later, &[("day", self.weekday(at.date_naive())), values[0], values[1]]),
         }
     }
 
@@ -373,8 +397,13 @@ impl Replies {
                 problems.push(Problem::new(source, format!("menu.options[{i}]"), "must not be empty"));
             }
         }
-        let every_template =
-            [replies.templates.each(), replies.words.each(), replies.order_statuses.each(), replies.time.each()];
+        let every_template = [
+            replies.templates.each(),
+            replies.words.each(),
+            replies.order_statuses.each(),
+            replies.time.each(),
+            replies.staff.each(),
+        ];
         for (section, templates) in every_template.iter().enumerate() {
             // The reply templates may also say the shop's facts; the words and times are parts of them.
             let facts = if section == 0 { FACTS } else { &[] };
@@ -515,12 +544,23 @@ mod tests {
     #[test]
     fn moments_are_said_relative_to_today_in_the_shops_clock() {
         let time = shipped().time;
-        let at = |text: &str| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        let new_york = chrono_tz::America::New_York;
+        let at = |text: &str| {
+            let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+            local.and_local_timezone(new_york).unwrap()
+        };
         let now = at("2026-11-23 11:00"); // a Monday
         // The day and the time zone are said, so nobody misreads a hold's end.
-        assert_eq!(time.say_moment(at("2026-11-23 15:45"), now), "3:45 PM ET today");
-        assert_eq!(time.say_moment(at("2026-11-24 09:10"), now), "9:10 AM ET tomorrow");
-        assert_eq!(time.say_moment(at("2026-11-27 09:10"), now), "Friday 9:10 AM ET");
+        assert_eq!(time.say_moment(&at("2026-11-23 15:45"), &now), "3:45 PM EST today");
+        assert_eq!(time.say_moment(&at("2026-11-24 09:10"), &now), "9:10 AM EST tomorrow");
+        assert_eq!(time.say_moment(&at("2026-11-27 09:10"), &now), "Friday 9:10 AM EST");
+        // In summer New York is on daylight time, and the label says so.
+        let summer = at("2026-07-06 11:00");
+        assert_eq!(time.say_moment(&at("2026-07-06 21:04"), &summer), "9:04 PM EDT today");
+        // The night the clocks go back: 1:30 AM tomorrow is on standard time again.
+        let fall = at("2026-10-31 23:00");
+        let after = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 6, 30, 0).unwrap().with_timezone(&new_york);
+        assert_eq!(time.say_moment(&after, &fall), "1:30 AM EST tomorrow");
         assert_eq!(time.say_closing(19), "19:00");
     }
 

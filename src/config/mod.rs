@@ -367,7 +367,11 @@ impl TikTokSettings {
 /// The shop: opening hours, handoff, how prices and drops are shown.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ShopSettings {
-    /// The shop's local time as an offset from UTC in hours (New York: -5, or -4 in summer).
+    /// The shop's time zone, an IANA name ("America/New_York"): the bot's clock (hold times, opening
+    /// hours), daylight saving included.
+    pub time_zone: String,
+    /// The shop's local time as a fixed offset from UTC in hours, for the staff console's day
+    /// boundaries (the bot itself follows `time_zone`).
     pub utc_offset_hours: i32,
     /// Days a human answers: `mon` … `sun`.
     pub open_days: Vec<String>,
@@ -452,6 +456,12 @@ impl ShopSettings {
     /// (no log line, no error text: reqwest errors are logged `without_url`).
     pub fn staff_webhook(&self) -> Option<String> {
         self.staff_webhook_url.as_ref().map(|url| url.expose_secret().to_owned())
+    }
+
+    /// The shop's time zone (`time_zone`); UTC only if it does not parse, which `config check` and
+    /// start-up refuse.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::UTC)
     }
 }
 

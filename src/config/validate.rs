@@ -294,6 +294,10 @@ impl ShopSettings {
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_alphabetic()) {
             problems.push(problem("shop.currency", "must be a 3-letter currency code, like USD"));
         }
+        if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            let message = format!("{:?} is not an IANA time zone name, like America/New_York", self.time_zone);
+            problems.push(problem("shop.time_zone", message));
+        }
         if !(-12..=14).contains(&self.utc_offset_hours) {
             problems.push(problem("shop.utc_offset_hours", "must be between -12 and 14"));
         }
@@ -343,11 +347,19 @@ mod tests {
         settings.jobs.reclaim_min_idle_ms = settings.worker.job_timeout_ms;
         settings.shop.open_days.push("someday".into());
         settings.shop.currency = "dollars".into();
+        settings.shop.time_zone = "Eastern".into();
         settings.llm.base_url = "ftp://models".into();
         let fields: Vec<String> = settings.validate().into_iter().map(|p| p.field).collect();
         assert_eq!(
             fields,
-            ["worker.concurrency", "jobs.reclaim_min_idle_ms", "llm.base_url", "shop.open_days", "shop.currency"]
+            [
+                "worker.concurrency",
+                "jobs.reclaim_min_idle_ms",
+                "llm.base_url",
+                "shop.open_days",
+                "shop.currency",
+                "shop.time_zone"
+            ]
         );
     }
 

@@ -307,6 +307,35 @@ mod with_an_llm {
     }
 
     #[tokio::test]
+    async fn the_prompt_explains_every_intent_the_router_can_return() {
+        let fake = MockServer::start().await;
+        let answer = json!({"intent": "offer", "faq_topic": null, "sku": null, "size": null,
+            "category": null, "order_number": null, "item_position": null});
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(completion(&answer.to_string()))
+            .mount(&fake)
+            .await;
+        let app = app_with_llm(&fake).await;
+        say(&app, "omar", "would u go any lower on it").await;
+        let request = &fake.received_requests().await.unwrap()[0];
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        let prompt = body["messages"][0]["content"].as_str().unwrap().to_owned();
+        let schema = &body["response_format"]["json_schema"]["schema"]["properties"];
+        let router = philia_bot::bot::intent::KeywordRouter::load(&app.state.settings.config_dir).unwrap();
+        for name in router.intent_names() {
+            let (intent, topic) = name.split_once(':').unwrap_or((&name, ""));
+            assert!(prompt.contains(&format!("\n- {intent}: ")), "{intent} is explained in the prompt:\n{prompt}");
+            assert!(schema["intent"]["enum"].as_array().unwrap().contains(&json!(intent)), "{intent} in the schema");
+            if !topic.is_empty() {
+                assert!(schema["faq_topic"]["enum"].as_array().unwrap().contains(&json!(topic)), "{topic}");
+                assert!(prompt.contains(topic), "the faq topic {topic} is named in the prompt:\n{prompt}");
+            }
+        }
+        app.stop().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn invalid_json_an_unknown_intent_or_a_timeout_fall_back_to_the_keywords() {
         for (case, response) in [
             ("invalid JSON", completion("sure! the intent is thanks")),
@@ -367,5 +396,31 @@ async fn a_handoff_notifies_the_staff_webhook_and_lapses_after_the_quiet_time() 
     assert_eq!(body["text"], body["content"], "Slack and Discord read the same notice");
     // With no quiet time configured, the next message finds the handoff lapsed and the bot answers.
     assert!(say(&app, "jane", "hi").await.contains("1. Order status"));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_staff_notice_gives_the_reason_in_the_words_of_the_config() {
+    // Staff write the reasons too: a complaint's reason comes from replies.toml [staff], not from code.
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let replies = std::fs::read_to_string(dir.path().join("replies.toml")).unwrap();
+    let edited = replies.replace("complaint_refund = \"wants a refund\"", "complaint_refund = \"asks for the money\"");
+    assert!(edited != replies, "the shipped replies.toml has a complaint_refund reason");
+    std::fs::write(dir.path().join("replies.toml"), edited).unwrap();
+    let db = TestDatabase::sqlite();
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.config_dir = dir.path().to_path_buf();
+    let app = crate::helpers::spawn_app_with(db, settings, philia_bot::role::Role::All).await;
+    assert!(!say(&app, "lena", "where is my refund??? its been 2 weeks").await.is_empty());
+    let conversation = conversations::Entity::find().one(&app.state.db).await.unwrap().expect("a conversation");
+    assert_eq!(
+        conversation.handoff_reason.as_deref(),
+        Some("complaint: the customer asks for the money: \"where is my refund??? its been 2 weeks\"")
+    );
     app.stop().await.unwrap();
 }
