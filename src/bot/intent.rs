@@ -763,7 +763,8 @@ impl KeywordRouter {
                     Intent::NewDrops
                         if searching && entities.category.is_some() && self.naming_words(&words).is_empty() =>
                     {
-                        score += 3;
+                        // Browsing a category ("what jackets do u have") outweighs "do u have".
+                        score += 5;
                     }
                     Intent::Address if self.looks_like_address(&words) => score += 6,
                     // "Got any jordans size 11?": looking for a named piece.
@@ -813,14 +814,18 @@ impl KeywordRouter {
         (intent, entities)
     }
 
-    /// Whether a message is written in a language other than English: the detector ([`is_other_language`]),
-    /// or two common words of another language (`[languages]`) and no English one, which the detector
-    /// misses on short messages ("ciao, quanto costa la felpa?").
+    /// Whether a message is written in a language other than English: two common words of another
+    /// language (`[languages]`) and no English one, which the detector misses on short messages ("ciao,
+    /// quanto costa la felpa?"); else the detector ([`is_other_language`]), unless a word is one of the
+    /// router's own.
     pub fn is_other_language(&self, text: &str) -> bool {
         let words = normalize(text);
         let foreign = words.iter().filter(|w| self.foreign.contains(w)).count();
         let english = words.iter().any(|w| ENGLISH.contains(&w.as_str()));
-        (foreign >= 2 && !english) || is_other_language(text)
+        // A word of the router's own phrases ("heyyy quick question") is English, whatever the detector
+        // makes of a short message; the foreign words staff listed are not.
+        let known = words.iter().any(|w| w.len() >= 3 && self.vocabulary.contains(w) && !self.foreign.contains(w));
+        (foreign >= 2 && !english) || (!known && is_other_language(text))
     }
 
     /// Whether the customer gives their own measurements, height or weight ("my chest is 40in", "6'2",
