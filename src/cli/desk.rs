@@ -66,24 +66,20 @@ impl Desk {
         Ok(Notified::said_deliveries(&self.state.db, notified).await?)
     }
 
-    /// A moment in the shop's local time (`shop.utc_offset_hours`), as staff tables show it.
+    /// A moment in the shop's time zone (`shop.time_zone`), as staff tables show it.
     pub fn local(&self, at: DateTime<Utc>) -> String {
-        let offset = chrono::Duration::hours(i64::from(self.state.settings.shop.utc_offset_hours));
-        (at.naive_utc() + offset).format("%Y-%m-%d %H:%M").to_string()
+        at.with_timezone(&self.state.settings.shop.tz()).format("%Y-%m-%d %H:%M").to_string()
     }
 
-    /// The shop's zone as table headers name it: `UTC-5`.
+    /// The shop's zone as table headers name it, as it is now: `EST` (`EDT` in summer).
     pub fn zone(&self) -> String {
-        zone_name(self.state.settings.shop.utc_offset_hours)
+        zone_name(self.state.settings.shop.tz(), Utc::now())
     }
 }
 
-/// `UTC-5`, `UTC+1`, `UTC`.
-fn zone_name(offset_hours: i32) -> String {
-    match offset_hours {
-        0 => "UTC".into(),
-        hours => format!("UTC{hours:+}"),
-    }
+/// What `zone` is called at `at`: `EST`, `EDT`, `UTC`.
+fn zone_name(zone: chrono_tz::Tz, at: DateTime<Utc>) -> String {
+    at.with_timezone(&zone).format("%Z").to_string()
 }
 
 /// A staff table with `headers`: columns sized by the width text shows at (wide sizes and emoji line
@@ -105,8 +101,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zones_are_named_by_their_offset() {
-        assert_eq!((zone_name(-5), zone_name(0), zone_name(1)), ("UTC-5".into(), "UTC".into(), "UTC+1".into()));
+    fn zones_are_named_as_they_are_at_the_time() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let new_york = chrono_tz::America::New_York;
+        assert_eq!(zone_name(new_york, at("2026-12-01T12:00:00Z")), "EST");
+        assert_eq!(zone_name(new_york, at("2026-07-01T12:00:00Z")), "EDT");
+        assert_eq!(zone_name(chrono_tz::UTC, at("2026-07-01T12:00:00Z")), "UTC");
     }
 
     #[test]

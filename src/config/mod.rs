@@ -368,11 +368,8 @@ impl TikTokSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ShopSettings {
     /// The shop's time zone, an IANA name ("America/New_York"): the bot's clock (hold times, opening
-    /// hours), daylight saving included.
+    /// hours) and every time staff see (console, staff commands), daylight saving included.
     pub time_zone: String,
-    /// The shop's local time as a fixed offset from UTC in hours, for the staff console's day
-    /// boundaries (the bot itself follows `time_zone`).
-    pub utc_offset_hours: i32,
     /// Days a human answers: `mon` … `sun`.
     pub open_days: Vec<String>,
     /// Hour (local, 0–23) the team starts answering.

@@ -298,9 +298,6 @@ impl ShopSettings {
             let message = format!("{:?} is not an IANA time zone name, like America/New_York", self.time_zone);
             problems.push(problem("shop.time_zone", message));
         }
-        if !(-12..=14).contains(&self.utc_offset_hours) {
-            problems.push(problem("shop.utc_offset_hours", "must be between -12 and 14"));
-        }
         problems
     }
 }

@@ -7,6 +7,7 @@
 
 use actix_web::HttpResponse;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use maud::{Markup, html};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde::Deserialize;
@@ -37,20 +38,20 @@ pub struct Day {
 }
 
 /// The shop's local day of `at`.
-fn shop_day(at: DateTime<Utc>, offset_hours: i32) -> NaiveDate {
-    (at + Duration::hours(i64::from(offset_hours))).date_naive()
+fn shop_day(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    at.with_timezone(&zone).date_naive()
 }
 
 /// Counts outbound messages per shop day, today last.
 pub fn by_day(
     rows: &[(DateTime<Utc>, Option<DeliveryStatus>, Option<i64>)],
     today: NaiveDate,
-    offset_hours: i32,
+    zone: Tz,
 ) -> Vec<(NaiveDate, Day)> {
     let mut days: Vec<(NaiveDate, Day)> =
         (0..CHART_DAYS).rev().map(|back| (today - Duration::days(back), Day::default())).collect();
     for (at, status, code) in rows {
-        let Some((_, day)) = days.iter_mut().find(|(d, _)| *d == shop_day(*at, offset_hours)) else { continue };
+        let Some((_, day)) = days.iter_mut().find(|(d, _)| *d == shop_day(*at, zone)) else { continue };
         match status {
             Some(DeliveryStatus::Sent) => day.sent += 1,
             Some(DeliveryStatus::Failed) => day.failed += 1,
@@ -78,9 +79,9 @@ pub fn by_day(
 pub async fn page(signed: Signed) -> Result<HttpResponse, ConsoleError> {
     let state = &signed.state;
     let settings = &state.settings;
-    let offset = settings.shop.utc_offset_hours;
+    let zone = settings.shop.tz();
     let now = Utc::now();
-    let today = shop_day(now, offset);
+    let today = shop_day(now, zone);
     let since = now - Duration::days(CHART_DAYS + 1);
     let rows: Vec<(DateTime<Utc>, Option<DeliveryStatus>, Option<i64>)> = messages::Entity::find()
         .select_only()
@@ -92,7 +93,7 @@ pub async fn page(signed: Signed) -> Result<HttpResponse, ConsoleError> {
         .into_tuple()
         .all(&state.db)
         .await?;
-    let days = by_day(&rows, today, offset);
+    let days = by_day(&rows, today, zone);
     let (_, this_day) = days.last().copied().unwrap_or_default();
     let tokens = tiktok_tokens::Entity::find().all(&state.db).await?;
     let queue = state.queue.stats().await;
@@ -199,7 +200,7 @@ pub async fn page(signed: Signed) -> Result<HttpResponse, ConsoleError> {
                 }
             }
         }
-        p.hint { "Times are the shop's (UTC" (format!("{offset:+}")) "). The same numbers, for monitoring, are at /metrics." }
+        p.hint { "Times are the shop's (" (zone.name()) "). The same numbers, for monitoring, are at /metrics." }
     };
     layout::page(&signed, Screen::Health, "Health", body).await
 }
@@ -273,6 +274,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shops_day_follows_daylight_saving() {
+        let new_york = chrono_tz::America::New_York;
+        // 04:30 UTC on Jul 1 is 00:30 EDT (UTC-4): already Jul 1 in the shop, though a fixed UTC-5 said Jun 30.
+        assert_eq!(shop_day(at("2026-07-01T04:30:00Z"), new_york), NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
+        assert_eq!(shop_day(at("2026-12-01T04:30:00Z"), new_york), NaiveDate::from_ymd_opt(2026, 11, 30).unwrap());
+    }
+
+    #[test]
     fn sends_are_counted_by_the_shops_day() {
         let today = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
         let rows = [
@@ -282,7 +291,7 @@ mod tests {
             (at("2026-12-01T16:00:00Z"), Some(DeliveryStatus::Failed), Some(codes::RATE_LIMITED)),
             (at("2026-11-10T16:00:00Z"), Some(DeliveryStatus::Sent), None),
         ];
-        let days = by_day(&rows, today, -5);
+        let days = by_day(&rows, today, chrono_tz::America::New_York);
         assert_eq!(days.len(), 7);
         assert_eq!(days[6], (today, Day { sent: 1, failed: 1, quota_refusals: 1, ..Day::default() }));
         assert_eq!(days[5].1.sent, 1, "yesterday in the shop's time");

@@ -41,8 +41,8 @@ pub struct Console {
     by_account: DefaultKeyedRateLimiter<String>,
     by_address: DefaultKeyedRateLimiter<IpAddr>,
     login_window: Duration,
-    /// The shop's local time, as every time on the pages is shown.
-    utc_offset_hours: i32,
+    /// The shop's time zone, as every time on the pages is shown.
+    time_zone: chrono_tz::Tz,
     /// The "Try the bot" copy of the bot (started on first use).
     try_out: TryOut,
 }
@@ -64,15 +64,14 @@ impl Console {
             by_account: RateLimiter::keyed(quota),
             by_address: RateLimiter::keyed(quota),
             login_window: window,
-            utc_offset_hours: settings.shop.utc_offset_hours,
+            time_zone: settings.shop.tz(),
             try_out,
         }))
     }
 
     /// A moment in the shop's local time, as the pages show it.
     fn local(&self, at: chrono::DateTime<chrono::Utc>) -> String {
-        let offset = chrono::Duration::hours(i64::from(self.utc_offset_hours));
-        (at.naive_utc() + offset).format("%b %-d, %H:%M").to_string()
+        at.with_timezone(&self.time_zone).format("%b %-d, %H:%M").to_string()
     }
 }
 
