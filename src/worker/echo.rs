@@ -36,14 +36,19 @@ async fn process(state: &AppState, message: &MessageV1) -> Result<Outcome, JobEr
     let now = Utc::now();
     let echo = received(message);
     let txn = state.db.begin().await?;
-    let known = match echo.tiktok_message_id {
-        Some(id) => ledger::is_stored(&txn, id).await?,
-        None => false,
-    };
-    let outcome = if known {
-        "echo:ours"
-    } else if let Some(ours) = ledger::being_sent_like(&txn, &message.conversation_id, &echo).await? {
+    // A send still under way first, then a known id: the send's answer may be recorded between the two
+    // reads (moving the row from `sending` to `sent` with this id), and in this order that shows in the
+    // second; the other way round the echo was found in neither and stored again as an automatic message.
+    let ours = if let Some(ours) = ledger::being_sent_like(&txn, &message.conversation_id, &echo).await? {
         ledger::match_echo(&txn, &ours, echo.tiktok_message_id).await?;
+        true
+    } else {
+        match echo.tiktok_message_id {
+            Some(id) => ledger::is_stored(&txn, id).await?,
+            None => false,
+        }
+    };
+    let outcome = if ours {
         "echo:ours"
     } else if !from_a_person(message) {
         let customer = Customer { tiktok_user_id: customer_id, username: None, wrote_at: None };
