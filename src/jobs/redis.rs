@@ -606,8 +606,18 @@ impl RedisQueue {
         if !exists {
             return Ok(0);
         }
-        let info: Value =
-            cmd("XINFO").arg("STREAM").arg(&self.inner.stream).query_async(&mut conn).await.context("XINFO STREAM")?;
+        // Both read in one MULTI: a requeue between them (its copy added, its count raised) would make
+        // the difference one short.
+        let (info, requeued): (Value, Option<u64>) = redis::pipe()
+            .atomic()
+            .cmd("XINFO")
+            .arg("STREAM")
+            .arg(&self.inner.stream)
+            .cmd("GET")
+            .arg(&self.inner.requeued)
+            .query_async(&mut conn)
+            .await
+            .context("XINFO STREAM, GET")?;
         let field = |name: &str| -> Option<u64> {
             match &info {
                 Value::Array(items) => items.chunks(2).find_map(|pair| match pair {
@@ -623,7 +633,6 @@ impl RedisQueue {
                 _ => None,
             }
         };
-        let requeued: Option<u64> = cmd("GET").arg(&self.inner.requeued).query_async(&mut conn).await.context("GET")?;
         match field("entries-added") {
             Some(added) => Ok(added.saturating_sub(requeued.unwrap_or(0))),
             // Before Redis 7: the length, exact only while nothing was acknowledged.
