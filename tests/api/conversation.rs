@@ -238,6 +238,20 @@ mod with_an_llm {
         }))
     }
 
+    /// An app whose model (a fake OpenAI endpoint) classifies every message as `intent`, naming `sku`.
+    async fn app_with_a_model_answering(intent: &str, sku: Option<&str>) -> (MockServer, TestApp) {
+        let fake = MockServer::start().await;
+        let answer = json!({"intent": intent, "faq_topic": null, "sku": sku, "size": null,
+            "category": null, "order_number": null, "item_position": null});
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(completion(&answer.to_string()))
+            .mount(&fake)
+            .await;
+        let app = app_with_llm(&fake).await;
+        (fake, app)
+    }
+
     async fn app_with_llm(fake: &MockServer) -> TestApp {
         let db = TestDatabase::sqlite();
         let mut settings = test_settings(&db);
@@ -277,15 +291,7 @@ mod with_an_llm {
 
     #[tokio::test]
     async fn a_valid_classification_is_used_with_the_facts_from_the_database() {
-        let fake = MockServer::start().await;
-        let answer = json!({"intent": "availability", "faq_topic": null, "sku": "JKT-002", "size": null,
-            "category": null, "order_number": null, "item_position": null});
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(completion(&answer.to_string()))
-            .mount(&fake)
-            .await;
-        let app = app_with_llm(&fake).await;
+        let (fake, app) = app_with_a_model_answering("availability", Some("JKT-002")).await;
         item(&app, "JKT-002", "Vintage Levi's trucker jacket", "jacket", 2, 6_000).await;
         let reply = say(&app, "gabe", "yo can u tell me bout that levi thing from ur last vid").await;
         assert!(reply.contains("Vintage Levi's trucker jacket is still available ✅ $60"), "{reply}");
@@ -308,15 +314,7 @@ mod with_an_llm {
 
     #[tokio::test]
     async fn the_prompt_explains_every_intent_the_router_can_return() {
-        let fake = MockServer::start().await;
-        let answer = json!({"intent": "offer", "faq_topic": null, "sku": null, "size": null,
-            "category": null, "order_number": null, "item_position": null});
-        Mock::given(method("POST"))
-            .and(path("/v1/chat/completions"))
-            .respond_with(completion(&answer.to_string()))
-            .mount(&fake)
-            .await;
-        let app = app_with_llm(&fake).await;
+        let (fake, app) = app_with_a_model_answering("offer", None).await;
         say(&app, "omar", "would u go any lower on it").await;
         let request = &fake.received_requests().await.unwrap()[0];
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();

@@ -39,6 +39,14 @@ fn tiktok_error(code: i64) -> ResponseTemplate {
         .set_body_json(json!({"code": code, "message": "fake error", "request_id": "r", "data": {}}))
 }
 
+/// TikTok's answer to a refresh: new tokens, the refresh token rotated.
+fn fresh_tokens() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"code": 0, "message": "ok", "data": {
+        "access_token": "fresh-token", "expires_in": 86400,
+        "refresh_token": "next-refresh", "refresh_token_expires_in": 31536000, "scope": "message",
+    }}))
+}
+
 /// TikTok settings pointing at the fake, with fast retries.
 fn live(tiktok: &mut TikTokSettings, fake: &MockServer) {
     tiktok.api_base_url = fake.uri();
@@ -187,10 +195,7 @@ async fn an_invalid_token_is_refreshed_once_and_the_new_tokens_are_kept() {
             "client_id": "app-key", "client_secret": "app-secret",
             "grant_type": "refresh_token", "refresh_token": "seed-refresh",
         })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"code": 0, "message": "ok", "data": {
-            "access_token": "fresh-token", "expires_in": 86400,
-            "refresh_token": "next-refresh", "refresh_token_expires_in": 31536000, "scope": "message",
-        }})))
+        .respond_with(fresh_tokens())
         .expect(1)
         .mount(&fake)
         .await;
@@ -219,14 +224,7 @@ async fn a_refresh_answered_after_its_caller_gave_up_still_stores_the_new_tokens
         .await;
     Mock::given(method("POST"))
         .and(path(REFRESH))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"code": 0, "message": "ok", "data": {
-                    "access_token": "fresh-token", "expires_in": 86400,
-                    "refresh_token": "next-refresh", "refresh_token_expires_in": 31536000, "scope": "message",
-                }}))
-                .set_delay(Duration::from_millis(1_200)),
-        )
+        .respond_with(fresh_tokens().set_delay(Duration::from_millis(1_200)))
         .expect(1)
         .mount(&fake)
         .await;
