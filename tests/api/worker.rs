@@ -674,8 +674,6 @@ async fn one_customers_messages_are_processed_one_at_a_time_in_the_order_written
     db: TestDatabase,
     redis: Option<TestRedis>,
 ) {
-    use philia_bot::store::entities::messages;
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
     let mut settings = test_settings(&db);
     use_redis(&mut settings, redis.as_ref());
     settings.worker.concurrency = 8;
@@ -698,17 +696,8 @@ async fn one_customers_messages_are_processed_one_at_a_time_in_the_order_written
     }));
     posted.await;
     settled_replies(&app, (customers * each) as usize).await;
-    let inbound = messages::Entity::find()
-        .filter(messages::Column::Direction.eq(Direction::In))
-        .order_by_asc(messages::Column::Id)
-        .all(&app.state.db)
-        .await
-        .unwrap();
-    assert_eq!(inbound.len(), (customers * each) as usize);
-    let mut by_conversation: std::collections::HashMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = Default::default();
-    for m in &inbound {
-        by_conversation.entry(m.conversation_id).or_default().push(m.created_at);
-    }
+    let (stored, by_conversation) = stored_times_by_conversation(&app).await;
+    assert_eq!(stored, (customers * each) as usize);
     let out_of_order: Vec<_> = by_conversation.values().filter(|times| times.windows(2).any(|w| w[0] > w[1])).collect();
     assert!(out_of_order.is_empty(), "{} of {customers} conversations processed out of order", out_of_order.len());
     app.stop().await.unwrap();
@@ -730,8 +719,6 @@ async fn a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer(
     redis: Option<TestRedis>,
 ) {
     use philia_bot::startup::{Application, StartOptions};
-    use philia_bot::store::entities::messages;
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
     let mut settings = test_settings(&db);
     use_redis(&mut settings, redis.as_ref());
     settings.worker.concurrency = 2;
@@ -760,17 +747,8 @@ async fn a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer(
         (replies.iter().filter(|r| r.delivery_status == Some(DeliveryStatus::DryRun)).count() >= total).then_some(())
     })
     .await;
-    let inbound = messages::Entity::find()
-        .filter(messages::Column::Direction.eq(Direction::In))
-        .order_by_asc(messages::Column::Id)
-        .all(&app.state.db)
-        .await
-        .unwrap();
-    assert_eq!(inbound.len(), total);
-    let mut by_conversation: std::collections::BTreeMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = Default::default();
-    for m in &inbound {
-        by_conversation.entry(m.conversation_id).or_default().push(m.created_at);
-    }
+    let (stored, by_conversation) = stored_times_by_conversation(&app).await;
+    assert_eq!(stored, total);
     assert_eq!(by_conversation.len(), customers as usize);
     for (conversation, times) in &by_conversation {
         assert!(times.is_sorted(), "conversation {conversation} processed out of order: {times:?}");
@@ -779,6 +757,26 @@ async fn a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer(
     assert_eq!(app.state.queue.dead_jobs().await.unwrap(), vec![]);
     assert_eq!(app.replies().await.len(), total, "one reply per message");
     app.stop().await.unwrap();
+}
+
+/// How many customer messages are stored, and when each conversation's were stored (processed), in the
+/// order they were written (row ids).
+async fn stored_times_by_conversation(
+    app: &TestApp,
+) -> (usize, std::collections::BTreeMap<i64, Vec<chrono::DateTime<chrono::Utc>>>) {
+    use philia_bot::store::entities::messages;
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let inbound = messages::Entity::find()
+        .filter(messages::Column::Direction.eq(Direction::In))
+        .order_by_asc(messages::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    let mut by_conversation: std::collections::BTreeMap<i64, Vec<chrono::DateTime<chrono::Utc>>> = Default::default();
+    for m in &inbound {
+        by_conversation.entry(m.conversation_id).or_default().push(m.created_at);
+    }
+    (inbound.len(), by_conversation)
 }
 
 /// A customer's text message as the webhook queues it, written at `at`.
