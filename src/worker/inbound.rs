@@ -82,8 +82,8 @@ enum Place {
 /// ([`Place::Requeue`]), else consumers holding later messages could all sleep while the earlier ones sit
 /// unread behind them. It waits in place only when it is the next message and the earlier one is running
 /// (its lease is held: it is progressing). Bounded: [`ORDER_WAIT`] after the job was first held back it
-/// goes ahead, so a failed earlier message, retried only after the reclaim time, does not stall its
-/// customer.
+/// goes ahead (and the earlier message's turn ends), so a failed earlier message, retried only after the
+/// reclaim time, does not stall its customer.
 async fn take_turn(
     state: &AppState,
     turn: &InboundTurn,
@@ -100,6 +100,9 @@ async fn take_turn(
         let since = *since.get_or_insert_with(Utc::now);
         if (Utc::now() - since).to_std().unwrap_or_default() >= bound {
             tracing::warn!(conversation = %turn.conversation, event_id = %turn.key, earlier = %earlier.turn.key, "an earlier message of the conversation is still not done; going ahead");
+            // Given up on: the conversation's later messages do not wait for it either (a turn whose job
+            // was lost would otherwise hold each of them back for the bound).
+            state.queue.end_turn(&earlier.turn).await.map_err(queue_error)?;
             return Ok(Place::Go);
         }
         match Lease::state_of(state, &earlier.turn.key).await? {

@@ -868,3 +868,40 @@ async fn a_retried_webhook_of_a_processed_message_holds_nothing_back(db: TestDat
     assert_eq!(app.replies().await.len(), 1, "the retry is a duplicate");
     app.stop().await.unwrap();
 }
+
+on_every_backend!(a_turn_whose_job_was_lost_holds_the_conversation_back_only_once);
+
+/// A turn can outlive its job (the job acknowledged without ending it: a worker cut off between the two,
+/// or a webhook whose XADD failed after its ZADD and was never retried). The next message waits for it up
+/// to the order wait, then goes ahead; the turn is given up on then, so the customer's later messages are
+/// not each held back again (they were, for the turns' whole 24 h life).
+async fn a_turn_whose_job_was_lost_holds_the_conversation_back_only_once(db: TestDatabase, redis: Option<TestRedis>) {
+    use philia_bot::startup::{Application, StartOptions};
+    let mut settings = test_settings(&db);
+    use_redis(&mut settings, redis.as_ref());
+    let built = Application::build(settings, StartOptions::new(Role::All, true)).await.unwrap();
+    let written = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let queue = built.state().queue.clone();
+    queue.enqueue(&customer_message("ghosty", "lost", written)).await.unwrap();
+    next_job(&mut queue.consumer(), "the job to lose").await.ack().await.unwrap();
+    let app = TestApp {
+        address: String::new(),
+        port: built.port(),
+        state: built.state().clone(),
+        client: reqwest::Client::new(),
+        shutdown: built.shutdown_token(),
+        task: tokio::spawn(built.run_until_stopped()),
+        _database: db,
+    };
+    let replied = |n: usize| {
+        let app = &app;
+        move || async move { (app.replies().await.len() >= n).then_some(()) }
+    };
+    queue.enqueue(&customer_message("ghosty", "first", written + chrono::Duration::seconds(1))).await.unwrap();
+    wait_for("the reply to the message after the lost one", ORDER_WAIT * 2, replied(1)).await;
+    let second = std::time::Instant::now();
+    queue.enqueue(&customer_message("ghosty", "second", written + chrono::Duration::seconds(2))).await.unwrap();
+    wait_for("the reply to the next message, not held back again", ORDER_WAIT / 2, replied(2)).await;
+    println!("the next message was answered {:?} after it was queued", second.elapsed());
+    app.stop().await.unwrap();
+}
