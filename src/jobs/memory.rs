@@ -73,9 +73,14 @@ impl MemoryQueue {
         self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers a customer message of `conversation` written at `at_ms`, so later ones wait for it.
+    /// Registers a customer message of `conversation` written at `at_ms`, so later ones wait for it; a
+    /// message registered already keeps its first time (as `ZADD NX` does on Redis).
     pub(super) fn register_turn(&self, conversation: &str, key: &str, at_ms: i64) {
-        self.state().turns.entry(conversation.to_owned()).or_default().insert((at_ms, key.to_owned()));
+        let mut state = self.state();
+        let turns = state.turns.entry(conversation.to_owned()).or_default();
+        if !turns.iter().any(|(_, k)| k == key) {
+            turns.insert((at_ms, key.to_owned()));
+        }
     }
 
     /// The earliest message of the turn's conversation still queued or running, when it was written
