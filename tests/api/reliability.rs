@@ -140,6 +140,25 @@ impl Process {
         self.child.wait().unwrap();
     }
 
+    /// SIGSTOP: the process freezes where it is (a stalled VM, a stop-the-world pause), holding its jobs,
+    /// its idempotency leases until they lapse, and its connections.
+    fn freeze(&self) {
+        let status = Command::new("kill").args(["-STOP", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGCONT: a frozen process runs on from where it stopped.
+    fn thaw(&self) {
+        let status = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// How many of the process's log records carry `message`.
+    fn logged(&self, message: &str) -> usize {
+        let (stdout, _) = self.logs();
+        stdout.lines().filter(|line| line.contains(&format!("\"message\":\"{message}\""))).count()
+    }
+
     /// SIGTERM, then the exit status.
     fn stop(&mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
@@ -1115,6 +1134,105 @@ async fn a_worker_killed_while_a_slow_tiktok_holds_its_sends_sends_nothing_twice
     );
     assert!(rescuer.stop().success() && web.stop().success());
     rescuer.assert_clean_logs();
+}
+
+/// The reclaim settings of the backlog scenario: the shortest reclaim time the config check accepts (it
+/// must exceed the job timeout, which must leave room for one TikTok call), against sends that take
+/// 1.5 to 3 s of it.
+const BACKLOG_REQUEST_TIMEOUT_MS: u64 = 3_500;
+const BACKLOG_JOB_TIMEOUT_MS: u64 = 6_000;
+const BACKLOG_MIN_IDLE: Duration = Duration::from_millis(6_500);
+/// Longer than the reclaim time: every job the frozen worker holds is idle long enough to be taken over
+/// while its first copy is still in the middle of its run.
+const FREEZE: Duration = Duration::from_secs(10);
+
+/// Issue 14, item 3, across processes: a backlog of slow jobs (every send answered after 1.5, 2.25 or
+/// 3 s) with the shortest reclaim time the settings allow, read by two workers × 6 consumers. The config
+/// check keeps a live job from going idle past the reclaim time (a job is cut off first), so what puts a
+/// job in two places at once here is a worker frozen (SIGSTOP) for longer than the reclaim time with its
+/// sends in the air: the other worker takes its jobs over while their first copies are stopped mid-run,
+/// then the frozen one runs on (SIGCONT), its copies past their timeout. Every customer must get their
+/// reply exactly once, nothing may be left `pending`/`sending`/`unknown`, no job dead-lettered (none
+/// failed `jobs.max_deliveries` times), and the pending list must drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_slow_sends_with_a_short_reclaim_time_answers_everyone_once_and_dead_letters_nothing() {
+    let _turn = HEAVY.lock().await;
+    let test =
+        "reliability::a_backlog_of_slow_sends_with_a_short_reclaim_time_answers_everyone_once_and_dead_letters_nothing";
+    let Some((db, redis)) = services(test).await else { return };
+    let fake = Arc::new(FakeTikTok::start(FakeConfig::default()).await);
+    // Each send is recorded at once (its echo goes out) and answered after 1.5, 2.25 or 3 s, in turn.
+    for (turn, ms) in [(0, 1_500), (1, 2_250), (2, 3_000)] {
+        fake.fault_when(move |send| send.index % 3 == turn, Fault::Slow(Duration::from_millis(ms)));
+    }
+    let mut deployment = Deployment::new(&db.url, &redis.url, &redis.prefix);
+    deployment.live(&fake);
+    for (key, value) in [
+        ("PHILIA_WORKER__CONCURRENCY", "6".to_owned()),
+        ("PHILIA_TIKTOK__REQUEST_TIMEOUT_MS", BACKLOG_REQUEST_TIMEOUT_MS.to_string()),
+        ("PHILIA_WORKER__JOB_TIMEOUT_MS", BACKLOG_JOB_TIMEOUT_MS.to_string()),
+        ("PHILIA_WORKER__SHUTDOWN_GRACE_SECS", BACKLOG_JOB_TIMEOUT_MS.div_ceil(1000).to_string()),
+        ("PHILIA_JOBS__RECLAIM_MIN_IDLE_MS", BACKLOG_MIN_IDLE.as_millis().to_string()),
+        ("PHILIA_JOBS__RECLAIM_INTERVAL_MS", "250".to_owned()),
+    ] {
+        deployment.set(key, &value);
+    }
+    let mut web = deployment.start("web").await;
+    let mut workers = [deployment.start("worker").await, deployment.start("worker").await];
+    fake.set_callback_url(web.url());
+    let conn = connect(&db).await;
+    let count = 240;
+    // Every customer at once: the backlog is queued before most of it can be read.
+    let queued_at = Instant::now();
+    let writing = tokio::spawn({
+        let fake = fake.clone();
+        async move { customers_write_in_turn(&fake, "backlog", count, count, &["hi"]).await }
+    });
+    let sends = || fake.calls().iter().filter(|c| c.path == crate::fake_tiktok::SEND_PATH).count();
+    wait_for("both workers to have sends in the air", Duration::from_secs(120), || async {
+        (sends() >= 40).then_some(())
+    })
+    .await;
+    workers[0].freeze();
+    let frozen_with = pending(&redis.url, &redis.prefix).await;
+    tokio::time::sleep(FREEZE).await;
+    workers[0].thaw();
+    let thawed_at = Instant::now();
+    let written = writing.await.unwrap();
+    let conversations: Vec<String> = written.iter().map(|(c, _)| c.clone()).collect();
+    settle_live(&fake, &conn, &conversations, 1, Duration::from_secs(240)).await;
+    let (after_thaw, after_queued) = (thawed_at.elapsed(), queued_at.elapsed());
+    wait_for("the pending list to drain", DRAIN, || async {
+        (pending(&redis.url, &redis.prefix).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(processed(&conn).await, count as u64);
+    let ids: Vec<String> = written.into_iter().flat_map(|(_, ids)| ids).collect();
+    assert_one_reply_each(&conn, &ids).await;
+    let tally = live_tally(&fake, &conn, &conversations, 1).await;
+    assert_eq!((tally.once, tally.unsettled), (count, 0), "{tally:?}");
+    let dead = crate::helpers::redis_cli(&redis.url, &["XLEN", &format!("{}:dead", redis.prefix)]).await;
+    let (taken_over, retried) =
+        (workers[1].logged("took over an unacknowledged job"), workers[0].logged("job failed; it will be retried"));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!(
+        "slow backlog, short reclaim (sends answered after 1.5-3 s, job timeout {} s, reclaim after {:.1} s idle): {count} messages, two workers x 6 consumers, one frozen {} s with {frozen_with} job(s) pending; {taken_over} job(s) taken over by the other while their first copies were frozen, {retried} failed copies of the frozen one; dead letters: {}; each reply received exactly once ({} send requests), {} rows unsettled; all settled {:.1} s after the thaw ({:.1} s after the backlog was written); load average {}",
+        BACKLOG_JOB_TIMEOUT_MS / 1000,
+        BACKLOG_MIN_IDLE.as_secs_f64(),
+        FREEZE.as_secs(),
+        dead.as_deref().unwrap_or("?"),
+        sends(),
+        tally.unsettled,
+        after_thaw.as_secs_f64(),
+        after_queued.as_secs_f64(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    assert_eq!(dead.as_deref(), Some("0"), "nothing dead-lettered: no job failed jobs.max_deliveries times");
+    assert!(taken_over > 0, "the frozen worker's jobs were taken over while their first copies were stopped");
+    for process in workers.iter_mut().chain([&mut web]) {
+        assert!(process.stop().success());
+        process.assert_clean_logs();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
