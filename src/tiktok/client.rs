@@ -318,6 +318,11 @@ impl TikTokClient {
             attempt += 1;
             let ready = inner.limiter.until_ready();
             match last_start {
+                // Time spent before this point (the job's earlier work, a retry's backoff) is not the limiter's.
+                Some(last_start) if tokio::time::Instant::now() >= last_start => {
+                    let before = if attempt == 1 { "before the first request" } else { "after a retry's wait" };
+                    return Err(ApiError::OutOfTime(before.into()));
+                }
                 Some(last_start) => match tokio::time::timeout_at(last_start, ready).await {
                     Ok(ready) => ready.map_err(|e| ApiError::Limiter(format!("{e:#}")))?,
                     Err(_) => return Err(ApiError::OutOfTime("waiting for the send rate".into())),

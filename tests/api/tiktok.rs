@@ -126,6 +126,21 @@ async fn rate_limited_twice_then_sent() {
     assert_eq!(fake.received_requests().await.unwrap().len(), 3);
 }
 
+/// A job whose deadline leaves no room for a request sends nothing, and the error says where the time
+/// went: it read "waiting for the send rate" even when the limiter had not waited at all.
+#[tokio::test]
+async fn a_send_with_no_time_left_in_its_job_is_not_blamed_on_the_send_rate() {
+    let fake = MockServer::start().await;
+    Mock::given(path(SEND)).respond_with(sent("m-late")).mount(&fake).await;
+    let (client, _db) = client_for(&fake, |_| {}).await;
+    let deadline = tokio::time::Instant::now();
+    let sent = client::CALL_DEADLINE.scope(deadline, client.send_text("conv", "hello")).await;
+    let Err(error @ ApiError::OutOfTime(_)) = sent else { panic!("expected no time left, got {sent:?}") };
+    assert!(error.to_string().contains("before the first request"), "{error}");
+    assert!(!error.to_string().contains("send rate"), "{error}");
+    assert!(fake.received_requests().await.unwrap().is_empty(), "nothing sent");
+}
+
 #[tokio::test]
 async fn http_429_with_retry_after_is_honoured() {
     let fake = MockServer::start().await;
