@@ -245,3 +245,131 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
     }
     client.close().await.unwrap();
 }
+
+/// An order's status in the database.
+async fn status_of(app: &crate::helpers::TestApp, number: &str) -> OrderStatus {
+    orders::Entity::find()
+        .filter(orders::Column::OrderNumber.eq(number))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+/// A piece's status in the database.
+async fn piece_status(app: &crate::helpers::TestApp, sku: &str) -> items::ItemStatus {
+    items::Entity::find().filter(items::Column::Sku.eq(sku)).one(&app.state.db).await.unwrap().unwrap().status
+}
+
+/// The rest of an order's life from the phone: an unpaid order cancelled (its piece back on sale), a
+/// shipped one marked delivered then returned with its piece put back on sale, another returned
+/// without (its piece stays off sale) and relisted from the inventory page by hand.
+#[tokio::test]
+async fn staff_cancel_deliver_return_and_relist_from_a_phone_in_a_real_browser() {
+    use items::ItemStatus;
+    use philia_bot::shop::orders::Move;
+    let test = "console_browser::staff_cancel_deliver_return_and_relist_from_a_phone_in_a_real_browser";
+    let Some(driver) = start_driver().await else { return };
+    let app = console_app(TestDatabase::sqlite()).await;
+    for (sku, title, price) in [
+        ("JKT-010", "Barbour wax jacket", 12_000),
+        ("JKT-011", "Patagonia fleece", 7_000),
+        ("JKT-012", "Arc'teryx shell", 18_000),
+    ] {
+        crate::console::stock(&app, sku, title, price).await;
+    }
+    let pending = order_of(&app, "kim", "JKT-010").await.order_number;
+    let restocked = order_of(&app, "lee", "JKT-011").await.order_number;
+    let kept = order_of(&app, "ann", "JKT-012").await.order_number;
+    // Two of them paid and shipped already (those buttons are pressed by the test above).
+    let staff = crate::shop::open_staff(crate::console::console_settings(&app._database)).await;
+    for number in [&restocked, &kept] {
+        staff.set_order_status(number, Move::to(OrderStatus::Paid)).await.unwrap();
+        let shipped = Move { shipping: Some(("USPS", "9400 2222")), ..Move::to(OrderStatus::Shipped) };
+        staff.set_order_status(number, shipped).await.unwrap();
+    }
+
+    let client = browser(&driver, PHONE, true).await;
+    let base = format!("http://localhost:{}", app.port.unwrap());
+    client.goto(&format!("{base}/staff/login")).await.unwrap();
+    find(&client, "//input[@name='name']").await.send_keys(STAFF).await.unwrap();
+    find(&client, "//input[@name='password']").await.send_keys(PASSWORD).await.unwrap();
+    find(&client, "//button[.='Sign in']").await.click().await.unwrap();
+    let card = |number: &str| format!("//article[@id='order-{number}']");
+    let flash = |line: String| format!("//div[contains(@class,'flash')]//p[.='{line}']");
+
+    // The unpaid order, cancelled: its piece is back on sale.
+    find(&client, &format!("{}//button[.='Cancel order']", card(&pending))).await.click().await.unwrap();
+    find(&client, &flash(format!("{pending}: cancelled"))).await;
+    find(&client, &flash("JKT-010 is back on sale".into())).await;
+    fits(&client, "orders after a cancellation").await;
+    assert_eq!(status_of(&app, &pending).await, OrderStatus::Cancelled);
+    assert_eq!(piece_status(&app, "JKT-010").await, ItemStatus::Available);
+    let gone = client.find_all(Locator::XPath(&format!("{}//button", card(&pending)))).await.unwrap();
+    assert!(gone.is_empty(), "a cancelled order has no buttons left");
+
+    // Shipped, then delivered, then returned with its piece put back on sale.
+    find(&client, &format!("{}//button[.='Mark delivered']", card(&restocked))).await.click().await.unwrap();
+    find(&client, &flash(format!("{restocked}: delivered (USPS 9400 2222)"))).await;
+    assert_eq!(status_of(&app, &restocked).await, OrderStatus::Delivered);
+    assert!(
+        client
+            .find_all(Locator::XPath(&format!("{}//button[.='Mark delivered']", card(&restocked))))
+            .await
+            .unwrap()
+            .is_empty(),
+        "delivered once"
+    );
+    find(&client, &format!("{}//summary[.='Record a return']", card(&restocked))).await.click().await.unwrap();
+    find(&client, &format!("{}//input[@name='restock']", card(&restocked))).await.click().await.unwrap();
+    snap(&client, "orders-return", "phone").await;
+    find(&client, &format!("{}//button[.='Mark returned']", card(&restocked))).await.click().await.unwrap();
+    find(&client, &flash(format!("{restocked}: returned (USPS 9400 2222)"))).await;
+    find(&client, &flash("JKT-011 is back on sale".into())).await;
+    assert_eq!(status_of(&app, &restocked).await, OrderStatus::Returned);
+    assert_eq!(piece_status(&app, "JKT-011").await, ItemStatus::Available, "returned with restock: on sale again");
+
+    // Returned without restock: the piece stays off sale until staff relist it from the inventory page.
+    find(&client, &format!("{}//summary[.='Record a return']", card(&kept))).await.click().await.unwrap();
+    find(&client, &format!("{}//button[.='Mark returned']", card(&kept))).await.click().await.unwrap();
+    find(&client, &flash(format!("{kept}: returned (USPS 9400 2222)"))).await;
+    assert_eq!(status_of(&app, &kept).await, OrderStatus::Returned);
+    assert_eq!(piece_status(&app, "JKT-012").await, ItemStatus::Sold, "a return stays off sale unless staff say so");
+    let said = find(&client, "//div[contains(@class,'flash')]").await.text().await.unwrap();
+    assert!(!said.contains("back on sale"), "{said}");
+
+    client.goto(&format!("{base}/staff/inventory")).await.unwrap();
+    find(&client, "//article[@id='item-JKT-012']//button[.='Put back on sale']").await.click().await.unwrap();
+    find(&client, "//div[contains(@class,'flash')]//p[starts-with(.,'JKT-012: available')]").await;
+    fits(&client, "inventory after a relist").await;
+    assert_eq!(piece_status(&app, "JKT-012").await, ItemStatus::Available);
+    find(&client, "//article[@id='item-JKT-012']//button[.='Mark sold']").await;
+
+    // Who did each, in the log.
+    use philia_bot::store::entities::staff_audit;
+    use sea_orm::QueryOrder;
+    let actions: Vec<(String, String)> = staff_audit::Entity::find()
+        .order_by_asc(staff_audit::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action != "signed in")
+        .map(|e| (e.action, e.subject))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("order cancelled".to_owned(), pending.clone()),
+            ("order delivered".to_owned(), restocked.clone()),
+            ("order returned".to_owned(), restocked.clone()),
+            ("order returned".to_owned(), kept.clone()),
+            ("put back on sale".to_owned(), "JKT-012".to_owned()),
+        ],
+        "{test}"
+    );
+    let width = client.execute("return window.innerWidth;", vec![]).await.unwrap();
+    assert_eq!(width, json!(PHONE.0), "the pages were seen at a phone's width");
+    client.close().await.unwrap();
+}
