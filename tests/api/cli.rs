@@ -118,7 +118,10 @@ fn http_get(port: u16, path: &str) -> String {
     response
 }
 
-on_both_databases!(migrate_up_status_and_down_manage_the_schema);
+on_both_databases!(
+    migrate_up_status_and_down_manage_the_schema,
+    an_unpaid_order_ships_only_with_unpaid_and_a_return_with_restock_goes_back_on_sale,
+);
 
 async fn migrate_up_status_and_down_manage_the_schema(db: TestDatabase) {
     let dir = tempfile::tempdir().unwrap();
@@ -325,5 +328,79 @@ async fn a_staff_move_tells_the_customer_at_once_and_the_tables_show_who_holds_w
         "{}",
         text(&relist)
     );
+    app.stop().await.unwrap();
+}
+
+/// `orders set-status … shipped --unpaid` and `returned --restock` through the binary: shipping an unpaid
+/// order is refused until staff say `--unpaid`, then it ships without becoming paid; a return with
+/// `--restock` puts the piece back on sale and tells whoever waits for it, who can then take it.
+async fn an_unpaid_order_ships_only_with_unpaid_and_a_return_with_restock_goes_back_on_sale(db: TestDatabase) {
+    use philia_bot::store::entities::items::{self, ItemStatus};
+    use philia_bot::store::entities::orders::OrderStatus;
+    let url = db.url.clone();
+    let app = crate::helpers::spawn_app(db).await;
+    crate::console::stock(&app, "JKT-050", "Carhartt chore coat", 9_000).await;
+    let number = crate::console::order_of(&app, "kim", "JKT-050").await.order_number;
+    let asked = crate::conversation::say(&app, "lee", "is JKT-050 still available?").await;
+    assert!(asked.contains("reserved in someone's order"), "lee waits for it: {asked}");
+    let dir = tempfile::tempdir().unwrap();
+    let staff = move |args: &[&str]| {
+        let mut command = philia(dir.path());
+        command.env("DATABASE_URL", &url).arg("--config-dir").arg(repo_config_dir()).args(args);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let order = || async {
+        orders::Entity::find()
+            .filter(orders::Column::OrderNumber.eq(&number))
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let piece = || async {
+        items::Entity::find().filter(items::Column::Sku.eq("JKT-050")).one(&app.state.db).await.unwrap().unwrap()
+    };
+    let ship = ["orders", "set-status", &number, "shipped", "--carrier", "USPS", "--tracking", "9400 3333"];
+
+    let refused = staff(&ship).await.unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains(&format!("order {number} is not paid yet: mark it paid first, or ship it unpaid with --unpaid")),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(order().await.status, OrderStatus::Pending, "nothing changed");
+
+    let shipped = staff(&[&ship[..], &["--unpaid"]].concat()).await.unwrap();
+    assert!(shipped.status.success(), "{}", text(&shipped));
+    let said = String::from_utf8_lossy(&shipped.stdout).into_owned();
+    assert_eq!(said.lines().next(), Some(format!("{number}: shipped (USPS 9400 3333)").as_str()), "{said}");
+    assert!(said.contains("told @kim about their order"), "{said}");
+    let row = order().await;
+    assert_eq!((row.status, row.tracking_number.as_deref()), (OrderStatus::Shipped, Some("9400 3333")));
+    assert!(row.shipped_at.is_some() && row.paid_at.is_none(), "shipped, still not paid: {row:?}");
+    assert_eq!(piece().await.status, ItemStatus::Sold);
+
+    let misplaced = staff(&["orders", "set-status", &number, "delivered", "--restock"]).await.unwrap();
+    assert_eq!(misplaced.status.code(), Some(1), "{}", text(&misplaced));
+    assert!(String::from_utf8_lossy(&misplaced.stderr).contains("--restock goes with `returned`"));
+    assert_eq!(order().await.status, OrderStatus::Shipped);
+
+    let returned = staff(&["orders", "set-status", &number, "returned", "--restock"]).await.unwrap();
+    assert!(returned.status.success(), "{}", text(&returned));
+    let said = String::from_utf8_lossy(&returned.stdout).into_owned();
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [format!("{number}: returned (USPS 9400 3333)").as_str(), "JKT-050 is back on sale"],
+        "{said}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("told @kim")), "{said}");
+    assert!(lines.iter().any(|l| l.starts_with("told @lee")), "the customer waiting for it is told: {said}");
+    let row = order().await;
+    assert!(row.status == OrderStatus::Returned && row.returned_at.is_some(), "{row:?}");
+    assert_eq!(piece().await.status, ItemStatus::Available, "back on sale");
+    assert!(crate::conversation::say(&app, "lee", "I'll take JKT-050").await.contains("It's yours!"));
     app.stop().await.unwrap();
 }

@@ -27,6 +27,8 @@ on_both_databases!(
     a_thousand_checkouts_after_a_lapse_sell_nothing_the_customer_no_longer_holds,
     fifty_customers_asking_for_ten_pieces_each_hold_three_each,
     a_lapsed_holder_waits_while_the_customer_told_from_the_waitlist_has_first_claim,
+    a_lapsed_holder_takes_the_piece_back_once_the_waitlists_claim_window_runs_out,
+    a_customer_at_the_hold_limit_hears_what_they_hold_and_how_to_free_a_place,
     a_customer_told_once_is_told_again_after_joining_the_waitlist_again,
     the_database_refuses_a_second_live_order_line_for_one_piece,
 );
@@ -320,6 +322,81 @@ async fn a_lapsed_holder_waits_while_the_customer_told_from_the_waitlist_has_fir
     assert_eq!(status_of(&app.state.db, "WLF-001").await, ItemStatus::Available, "kept for lee to answer");
     // Lee answers: the piece is theirs.
     assert!(say(&app, "lee", "I'll take it").await.contains("It's yours!"));
+    app.stop().await.unwrap();
+}
+
+async fn a_lapsed_holder_takes_the_piece_back_once_the_waitlists_claim_window_runs_out(db: TestDatabase) {
+    use philia_bot::store::entities::waitlist;
+    use sea_orm::sea_query::Expr;
+    let app = spawn_app(db).await;
+    let db = &app.state.db;
+    let item = piece(db, "WLB-001", 8_500).await;
+    assert!(say(&app, "kim", "I'll take WLB-001").await.contains("It's yours!"));
+    assert!(say(&app, "lee", "is WLB-001 available?").await.contains("waitlist"));
+    let swept = sweeper::sweep(&app.state, Utc::now() + Duration::minutes(31)).await.unwrap();
+    assert_eq!((swept.released, swept.told), (1, 1), "kim's hold lapsed, lee was told");
+    let claim = app.state.settings.shop.waitlist_claim_minutes as i64;
+    assert_eq!(claim, 15, "the shipped default");
+    let lee = crate::conversation::user_id(&app, "lee").await;
+    // Lee was told `minutes_ago` and has not written since.
+    let told = |minutes_ago: i64| async move {
+        let at = Utc::now() - Duration::minutes(minutes_ago);
+        waitlist::Entity::update_many()
+            .col_expr(waitlist::Column::NotifiedAt, Expr::value(at))
+            .filter(waitlist::Column::ItemId.eq(item.id))
+            .filter(waitlist::Column::UserId.eq(lee))
+            .exec(db)
+            .await
+            .unwrap();
+        users::Entity::update_many()
+            .col_expr(users::Column::LastInboundAt, Expr::value(at - Duration::minutes(5)))
+            .filter(users::Column::Id.eq(lee))
+            .exec(db)
+            .await
+            .unwrap();
+    };
+    told(claim - 1).await;
+    let early = say(&app, "kim", "I'll take WLB-001").await;
+    assert!(early.contains("Someone on the waitlist gets first dibs on Piece WLB-001 until"), "{early}");
+    assert_eq!(status_of(db, "WLB-001").await, ItemStatus::Available, "kept for lee a minute more");
+    // The window ran out without an answer from lee: kim may take the piece back.
+    told(claim + 1).await;
+    let back = say(&app, "kim", "I'll take WLB-001").await;
+    assert!(back.contains("It's yours!"), "{back}");
+    assert_eq!(status_of(db, "WLB-001").await, ItemStatus::Reserved);
+    let active = reservations::Entity::find()
+        .filter(reservations::Column::Status.eq(ReservationStatus::Active))
+        .all(db)
+        .await
+        .unwrap();
+    let kim = crate::conversation::user_id(&app, "kim").await;
+    assert_eq!(active.iter().map(|h| h.user_id).collect::<Vec<_>>(), [kim]);
+    assert!(say(&app, "lee", "I'll take WLB-001").await.contains("Someone just put Piece WLB-001 on hold"));
+    app.stop().await.unwrap();
+}
+
+async fn a_customer_at_the_hold_limit_hears_what_they_hold_and_how_to_free_a_place(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let limit = app.state.settings.shop.max_holds_per_customer;
+    assert_eq!(limit, 3, "the shipped default");
+    for sku in ["LIM-001", "LIM-002", "LIM-003", "LIM-004"] {
+        piece(&app.state.db, sku, 3_000).await;
+    }
+    for sku in ["LIM-001", "LIM-002", "LIM-003"] {
+        assert!(say(&app, "kim", &format!("I'll take {sku}")).await.contains("It's yours!"));
+    }
+    let fourth = say(&app, "kim", "I'll take LIM-004").await;
+    let replies = philia_bot::bot::Replies::load(&app.state.settings.config_dir).unwrap();
+    let expected = replies
+        .templates
+        .hold_limit
+        .replace("{count}", "3")
+        .replace("{held}", "Piece LIM-001, Piece LIM-002, Piece LIM-003")
+        .replace("{title}", "Piece LIM-004");
+    assert_eq!(fourth, expected, "the hold_limit reply, with what kim holds, soonest to lapse first");
+    assert!(fourth.contains("3 pieces on hold (Piece LIM-001, Piece LIM-002, Piece LIM-003)"), "{fourth}");
+    assert_eq!(status_of(&app.state.db, "LIM-004").await, ItemStatus::Available, "not held for kim");
+    assert!(say(&app, "lee", "I'll take LIM-004").await.contains("It's yours!"), "another customer can take it");
     app.stop().await.unwrap();
 }
 
