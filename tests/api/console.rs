@@ -43,12 +43,28 @@ pub struct Browser {
     base: String,
     client: reqwest::Client,
     cookies: HashMap<String, String>,
+    /// The address it comes from, as a trusted proxy says (`X-Forwarded-For`).
+    forwarded_for: Option<String>,
 }
 
 impl Browser {
     pub fn new(app: &TestApp) -> Self {
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        Browser { base: app.address.clone(), client, cookies: HashMap::new() }
+        Browser { base: app.address.clone(), client, cookies: HashMap::new(), forwarded_for: None }
+    }
+
+    /// The same browser behind a trusted proxy that says it comes from `address`.
+    pub fn from(mut self, address: &str) -> Self {
+        self.forwarded_for = Some(address.to_owned());
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.base)).header(COOKIE, self.cookie_header());
+        match &self.forwarded_for {
+            Some(address) => request.header("X-Forwarded-For", address),
+            None => request,
+        }
     }
 
     fn keep(&mut self, response: &reqwest::Response) {
@@ -69,34 +85,19 @@ impl Browser {
     }
 
     pub async fn get(&mut self, path: &str) -> reqwest::Response {
-        let response =
-            self.client.get(format!("{}{path}", self.base)).header(COOKIE, self.cookie_header()).send().await.unwrap();
+        let response = self.request(reqwest::Method::GET, path).send().await.unwrap();
         self.keep(&response);
         response
     }
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, self.cookie_header())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
+        let response = self.request(reqwest::Method::POST, path).form(form).send().await.unwrap();
         self.keep(&response);
         response
     }
 
     pub async fn post_multipart(&mut self, path: &str, form: reqwest::multipart::Form) -> reqwest::Response {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header(COOKIE, self.cookie_header())
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let response = self.request(reqwest::Method::POST, path).multipart(form).send().await.unwrap();
         self.keep(&response);
         response
     }
@@ -172,6 +173,7 @@ on_both_databases!(
     sign_in_sets_a_private_cookie_and_a_session_that_ends,
     sign_in_attempts_are_limited_per_account_and_per_address,
     removing_an_account_or_resetting_its_password_signs_it_out,
+    staff_accounts_are_added_reset_and_removed_with_the_binary,
     an_order_is_marked_paid_and_shipped_from_the_console_and_the_customer_told,
     pieces_are_found_taken_off_sale_and_relisted_with_the_clis_refusals,
     an_inventory_sheet_is_previewed_before_anything_is_written_then_imported,
@@ -301,6 +303,115 @@ async fn removing_an_account_or_resetting_its_password_signs_it_out(db: TestData
     accounts::remove(&app.state.db, STAFF).await.unwrap();
     assert_eq!(browser.get("/staff/orders").await.status(), StatusCode::SEE_OTHER);
     assert!(matches!(accounts::add(&app.state.db, "Ana B", PASSWORD).await, Err(accounts::AccountError::BadName(_))));
+}
+
+/// Runs `philia-bot ARGS` on the app's database, with `stdin` piped in (a password, as a script types it).
+async fn philia_staff(url: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = crate::cli::philia(dir.path());
+    command.env("DATABASE_URL", url).arg("--config-dir").arg(crate::cli::repo_config_dir()).args(args);
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        drop(dir);
+        output
+    })
+    .await
+    .unwrap()
+}
+
+/// `philia-bot staff add|list|reset-password|remove` through the binary, against the console that
+/// serves the same database: the account it adds signs in, a reset or a removal signs it out at once.
+async fn staff_accounts_are_added_reset_and_removed_with_the_binary(db: TestDatabase) {
+    use crate::cli::text;
+    let url = db.url.clone();
+    let app = console_app(db).await;
+    let out = |output: &std::process::Output| String::from_utf8_lossy(&output.stdout).into_owned();
+
+    let added = philia_staff(&url, &["staff", "add", "Bo"], "bo's long password\n").await;
+    assert!(added.status.success(), "{}", text(&added));
+    assert_eq!(out(&added), "bo: staff account created; sign in at /staff\n");
+    let again = philia_staff(&url, &["staff", "add", "bo"], "another long password\n").await;
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(text(&again).contains("there is already a staff account \"bo\""), "{}", text(&again));
+    let short = philia_staff(&url, &["staff", "add", "cy"], "short\n").await;
+    assert_eq!(short.status.code(), Some(1), "{}", text(&short));
+    assert!(text(&short).contains("the password is too short"), "{}", text(&short));
+    let listed = philia_staff(&url, &["staff", "list"], "").await;
+    let listed = out(&listed);
+    assert!(listed.contains("| ana ") && listed.contains("| bo ") && !listed.contains("| cy "), "{listed}");
+    assert!(listed.trim_end().ends_with("2 staff account(s)"), "{listed}");
+
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in_as("bo", "bo's long password").await.status(), StatusCode::SEE_OTHER);
+    assert!(browser.page("/staff/orders").await.contains("Sign out bo"));
+
+    let reset = philia_staff(&url, &["staff", "reset-password", "BO"], "bo's new long password\n").await;
+    assert!(reset.status.success(), "{}", text(&reset));
+    assert_eq!(out(&reset), "bo: new password set, signed out everywhere\n");
+    let response = browser.get("/staff/orders").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "the old session ended");
+    assert_eq!(response.headers()[LOCATION], "/staff/login");
+    assert_eq!(browser.sign_in_as("bo", "bo's long password").await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(browser.sign_in_as("bo", "bo's new long password").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.get("/staff/orders").await.status(), StatusCode::OK);
+
+    let removed = philia_staff(&url, &["staff", "remove", "bo"], "").await;
+    assert!(removed.status.success(), "{}", text(&removed));
+    assert_eq!(out(&removed), "bo: staff account removed, signed out everywhere\n");
+    assert_eq!(browser.get("/staff/orders").await.status(), StatusCode::SEE_OTHER, "signed out at once");
+    assert_eq!(browser.sign_in_as("bo", "bo's new long password").await.status(), StatusCode::UNAUTHORIZED);
+    let nobody = philia_staff(&url, &["staff", "remove", "bo"], "").await;
+    assert_eq!(nobody.status.code(), Some(1), "{}", text(&nobody));
+    assert!(text(&nobody).contains("there is no staff account \"bo\""), "{}", text(&nobody));
+    // Ana, whom none of this touched, still signs in.
+    assert_eq!(Browser::new(&app).sign_in_as(STAFF, PASSWORD).await.status(), StatusCode::SEE_OTHER);
+}
+
+/// Each limit on its own: one account guessed at from many addresses waits while those addresses may
+/// still sign in to other accounts; one address guessing at many names waits while those accounts may
+/// still sign in from elsewhere.
+#[tokio::test]
+async fn sign_in_limits_per_account_and_per_address_each_hold_on_their_own() {
+    let db = TestDatabase::sqlite();
+    let mut settings = console_settings(&db);
+    settings.staff.login_attempts = 3;
+    settings.server.trusted_proxies = 1;
+    let app = spawn_app_with(db, settings, philia_bot::role::Role::All).await;
+    accounts::add(&app.state.db, STAFF, PASSWORD).await.unwrap();
+    accounts::add(&app.state.db, "bo", PASSWORD).await.unwrap();
+    let from = |address: &str| Browser::new(&app).from(address);
+
+    // Three wrong guesses at ana, each from its own address.
+    for n in 1..=3 {
+        assert_eq!(from(&format!("203.0.113.{n}")).sign_in_as(STAFF, "guess").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Ana waits, from a fresh address and with her password; that address is not limited: bo signs in from it.
+    let mut fresh = from("203.0.113.4");
+    let limited = fresh.sign_in_as(STAFF, PASSWORD).await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "the account's limit, from an address never seen");
+    assert!(limited.text().await.unwrap().contains("Too many sign-in attempts"));
+    assert_eq!(fresh.sign_in_as("bo", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+
+    // One address guessing at three names: a fourth account waits from there, and signs in from elsewhere.
+    let mut guesser = from("198.51.100.7");
+    for name in ["cy", "di", "ed"] {
+        assert_eq!(guesser.sign_in_as(name, "guess").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(guesser.sign_in_as("bo", PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS, "the address's limit");
+    assert_eq!(from("198.51.100.8").sign_in_as("bo", PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    let sessions: Vec<i64> =
+        staff_sessions::Entity::find().all(&app.state.db).await.unwrap().into_iter().map(|s| s.staff_id).collect();
+    let bo = accounts::find(&app.state.db, "bo").await.unwrap().unwrap().id;
+    assert_eq!(sessions, [bo, bo], "only bo's two sign-ins made sessions");
 }
 
 /// A piece in stock, with a photo.
