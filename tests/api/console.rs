@@ -414,6 +414,68 @@ async fn sign_in_limits_per_account_and_per_address_each_hold_on_their_own() {
     assert_eq!(sessions, [bo, bo], "only bo's two sign-ins made sessions");
 }
 
+/// The health page with a TikTok connection and a queue with work in it: the token's expiry in the
+/// shop's time with how long is left, a warning when the connection runs out within a week, and the
+/// queue's depth with its oldest job's wait. A web-only process, so no worker drains the queue.
+#[tokio::test]
+async fn the_health_page_shows_the_tokens_expiry_and_the_queues_depth() {
+    use philia_bot::store::entities::tiktok_tokens;
+    let test = "console::the_health_page_shows_the_tokens_expiry_and_the_queues_depth";
+    let Some(redis) = crate::helpers::TestRedis::new(test) else { return };
+    let db = TestDatabase::sqlite();
+    let mut settings = console_settings(&db);
+    crate::helpers::use_redis(&mut settings, Some(&redis));
+    let app = spawn_app_with(db, settings, philia_bot::role::Role::Web).await;
+    accounts::add(&app.state.db, STAFF, PASSWORD).await.unwrap();
+    let now = Utc::now();
+    let (access, refresh) = (now + Duration::hours(20), now + Duration::days(3) + Duration::hours(2));
+    tiktok_tokens::ActiveModel {
+        account: Set("shop".into()),
+        business_id: Set(Some("biz-1".into())),
+        access_token: Set("act.secret".into()),
+        access_expires_at: Set(access),
+        refresh_token: Set(Some("rft.secret".into())),
+        refresh_expires_at: Set(Some(refresh)),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+
+    // Five jobs, the first enqueued two minutes ago; a worker took that one and has not finished it.
+    let stream = format!("{}:jobs", redis.prefix);
+    let group = format!("{}:workers", redis.prefix);
+    let first_ms = (now - Duration::minutes(2)).timestamp_millis();
+    for n in 0..5 {
+        let id = format!("{}-0", first_ms + n);
+        let job = ["XADD", &stream, &id, "job", "{\"type\":\"NoSuchJobV9\"}"];
+        assert!(crate::helpers::redis_cli(&redis.url, &job).await.is_some(), "XADD {id}");
+    }
+    // The group, unless the web process made it already.
+    let _ = crate::helpers::redis_cli(&redis.url, &["XGROUP", "CREATE", &stream, &group, "0"]).await;
+    let read = ["XREADGROUP", "GROUP", &group, "stuck-worker", "COUNT", "1", "STREAMS", &stream, ">"];
+    assert!(crate::helpers::redis_cli(&redis.url, &read).await.is_some());
+
+    let mut browser = Browser::new(&app);
+    browser.sign_in().await;
+    let page = browser.page("/staff/health").await;
+    let zone = app.state.settings.shop.tz();
+    let local = |at: chrono::DateTime<Utc>| at.with_timezone(&zone).format("%b %-d, %H:%M").to_string();
+    for shown in [
+        format!("Account <code>shop</code>: the access token is valid until {} (renewed by itself)", local(access)),
+        format!("the connection lasts until {} (3 d 1 h from now)", local(refresh)),
+        format!("TikTok's connection for shop runs out on {}: reconnect the account before then.", local(refresh)),
+        "<span>Queue</span><b>5</b>".to_owned(),
+        "4 waiting, 1 being handled".to_owned(),
+        "The oldest message in the queue has waited 1".to_owned(),
+    ] {
+        assert!(page.contains(&shown), "{shown} on the health page: {page}");
+    }
+    assert!(!page.contains("All good."), "{page}");
+    assert!(!page.contains("act.secret") && !page.contains("rft.secret"), "no token on the page");
+}
+
 /// A piece in stock, with a photo.
 pub async fn stock(app: &TestApp, sku: &str, title: &str, price_minor: i64) -> items::Model {
     let now = Utc::now();
