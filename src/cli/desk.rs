@@ -71,6 +71,12 @@ impl Desk {
         at.with_timezone(&self.state.settings.shop.tz()).format("%Y-%m-%d %H:%M").to_string()
     }
 
+    /// A moment in the shop's time with its zone as it was called then, for a time said in a sentence
+    /// rather than under a table header that names the zone: `2026-12-01 19:43 EST`.
+    pub fn local_with_zone(&self, at: DateTime<Utc>) -> String {
+        format!("{} {}", self.local(at), zone_name(self.state.settings.shop.tz(), at))
+    }
+
     /// The shop's zone as table headers name it, as it is now: `EST` (`EDT` in summer).
     pub fn zone(&self) -> String {
         zone_name(self.state.settings.shop.tz(), Utc::now())

@@ -58,7 +58,10 @@ pub async fn run(desk: &Desk, action: Action) -> anyhow::Result<()> {
     match action {
         Action::Import { file, dry_run } => {
             let reader = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-            println!("{}", import(staff, reader, &file.display().to_string(), dry_run, |at| desk.local(at)).await?);
+            println!(
+                "{}",
+                import(staff, reader, &file.display().to_string(), dry_run, |at| desk.local_with_zone(at)).await?
+            );
         }
         // The CSV itself is the output: nothing else goes to standard output.
         Action::Export { output: None } => {
@@ -88,8 +91,9 @@ pub async fn run(desk: &Desk, action: Action) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Imports an inventory file and says what it did, naming `source` (times said with `local`); a file
-/// with bad rows is refused with every row's problem, one per line.
+/// Imports an inventory file and says what it did, naming `source` (times said with `local`, which names
+/// the zone: `Desk::local_with_zone`); a file with bad rows is refused with every row's problem, one per
+/// line.
 pub(super) async fn import(
     staff: &Staff,
     reader: impl Read,
@@ -258,14 +262,14 @@ mod tests {
             ],
         };
         let imported = Imported { report, separator: Some("semicolon"), ignored_columns: vec!["notes".into()] };
-        let local = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M").to_string();
+        let local = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
         assert_eq!(
             import_said("stock.csv", &imported, true, local),
             "stock.csv: would import 4 item(s): 1 new, 1 changed, 2 unchanged (read as semicolon-separated)\n\
              warning: ignored column(s) nothing reads: notes\n\
              row 3: B-2 would become sold (was available)\n\
-             row 4: C-3 was sold in order PH-ABC234 (paid) on 2026-12-01 15:00; its status stays sold (use `philia-bot inventory set-status` to relist)\n\
-             row 5: D-4 is on hold for @kim until 2026-12-02 15:30; its status stays reserved (use `philia-bot inventory set-status` to relist)\n\
+             row 4: C-3 was sold in order PH-ABC234 (paid) on 2026-12-01 15:00 UTC; its status stays sold (use `philia-bot inventory set-status` to relist)\n\
+             row 5: D-4 is on hold for @kim until 2026-12-02 15:30 UTC; its status stays reserved (use `philia-bot inventory set-status` to relist)\n\
              dry run: nothing was written"
         );
     }

@@ -328,6 +328,14 @@ async fn a_staff_move_tells_the_customer_at_once_and_the_tables_show_who_holds_w
         "{}",
         text(&relist)
     );
+    // The sheet imported again keeps the ordered piece sold, and says since when in the shop's zone, as
+    // the tables and the refusal above do.
+    let again = staff(&["inventory", "import", example.to_str().unwrap()]).await.unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    let said = String::from_utf8_lossy(&again.stdout).into_owned();
+    let kept = said.lines().find(|l| l.contains("DNM-001 was sold in order")).unwrap_or_else(|| panic!("{said}"));
+    assert!(kept.starts_with(&format!("row 3: DNM-001 was sold in order {number} (paid) on ")), "{kept}");
+    assert!(kept.contains(&format!(" {zone}; its status stays sold")), "the time with its zone: {kept}");
     app.stop().await.unwrap();
 }
 
