@@ -138,8 +138,9 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
     let number = order.order_number.clone();
     say(&app, "dana", "3").await;
     say(&app, "dana", "hello, anyone there??").await;
-    let sheet = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
-    std::fs::write(sheet.path(), SHEET).unwrap();
+    let sheets = tempfile::tempdir().unwrap();
+    let sheet = sheets.path().join("stock.csv");
+    std::fs::write(&sheet, SHEET).unwrap();
 
     let client = browser(&driver, PHONE, true).await;
     let base = format!("http://localhost:{}", app.port.unwrap());
@@ -185,7 +186,7 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
     find(&client, "//article[@id='item-JKT-011']").await;
     fits(&client, "inventory").await;
     snap(&client, "inventory", "phone").await;
-    find(&client, "//input[@type='file']").await.send_keys(&sheet.path().display().to_string()).await.unwrap();
+    find(&client, "//input[@type='file']").await.send_keys(&sheet.display().to_string()).await.unwrap();
     find(&client, "//button[.='Preview changes']").await.click().await.unwrap();
     let diff = find(&client, "//div[@class='diff']").await.text().await.unwrap();
     assert!(diff.contains("1 new, 1 price change(s)"), "{diff}");
@@ -218,6 +219,11 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
     find(&client, "//div[contains(@class,'bubble') and contains(@class,'in')]").await;
     fits(&client, "try the bot").await;
     snap(&client, "try", "phone").await;
+    // The log of who did what.
+    client.goto(&format!("{base}/staff/audit")).await.unwrap();
+    find(&client, &format!("//ul[@class='log']/li[contains(.,'{number}')]")).await;
+    fits(&client, "the log").await;
+    snap(&client, "log", "phone").await;
 
     let width = client.execute("return window.innerWidth;", vec![]).await.unwrap();
     assert_eq!(width, json!(PHONE.0), "the pages were seen at a phone's width");
@@ -226,6 +232,9 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
     // The same pages at a desktop's width, signed in again.
     let client = browser(&driver, DESKTOP, false).await;
     client.goto(&format!("{base}/staff/login")).await.unwrap();
+    find(&client, "//h1[.='Philia staff']").await;
+    fits(&client, "sign-in").await;
+    snap(&client, "sign-in", "desktop").await;
     find(&client, "//input[@name='name']").await.send_keys(STAFF).await.unwrap();
     find(&client, "//input[@name='password']").await.send_keys(PASSWORD).await.unwrap();
     find(&client, "//button[.='Sign in']").await.click().await.unwrap();
@@ -243,6 +252,18 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
         fits(&client, page).await;
         snap(&client, page, "desktop").await;
     }
+    // Next week's sheet previewed at a desktop's width: one piece cheaper again, one new.
+    let next = sheets.path().join("stock-next-week.csv");
+    let next_sheet = SHEET.replace(",L,99,", ",L,89,")
+        + "JKT-013,Stone Island overshirt,Stone Island,jacket,M,210,great,available,\n";
+    std::fs::write(&next, next_sheet).unwrap();
+    client.goto(&format!("{base}/staff/inventory")).await.unwrap();
+    find(&client, "//input[@type='file']").await.send_keys(&next.display().to_string()).await.unwrap();
+    find(&client, "//button[.='Preview changes']").await.click().await.unwrap();
+    let diff = find(&client, "//div[@class='diff']").await.text().await.unwrap();
+    assert!(diff.contains("1 new, 1 price change(s)") && diff.contains("JKT-010 $99 → $89"), "{diff}");
+    fits(&client, "the sheet's preview").await;
+    snap(&client, "inventory-preview", "desktop").await;
     client.close().await.unwrap();
 }
 
@@ -323,7 +344,6 @@ async fn staff_cancel_deliver_return_and_relist_from_a_phone_in_a_real_browser()
     );
     find(&client, &format!("{}//summary[.='Record a return']", card(&restocked))).await.click().await.unwrap();
     find(&client, &format!("{}//input[@name='restock']", card(&restocked))).await.click().await.unwrap();
-    snap(&client, "orders-return", "phone").await;
     find(&client, &format!("{}//button[.='Mark returned']", card(&restocked))).await.click().await.unwrap();
     find(&client, &flash(format!("{restocked}: returned (USPS 9400 2222)"))).await;
     find(&client, &flash("JKT-011 is back on sale".into())).await;
