@@ -223,6 +223,8 @@ async fn staff_run_the_shop_from_a_phone_in_a_real_browser() {
     client.goto(&format!("{base}/staff/audit")).await.unwrap();
     find(&client, &format!("//ul[@class='log']/li[contains(.,'{number}')]")).await;
     fits(&client, "the log").await;
+    let empty = client.find_all(Locator::XPath("//ul[@class='log']/li/code[normalize-space(.)='']")).await.unwrap();
+    assert!(empty.is_empty(), "a change without a subject (signing in) shows no empty box");
     snap(&client, "log", "phone").await;
 
     let width = client.execute("return window.innerWidth;", vec![]).await.unwrap();

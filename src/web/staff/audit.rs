@@ -45,7 +45,8 @@ pub async fn page(signed: Signed) -> Result<HttpResponse, ConsoleError> {
             @for e in &entries {
                 li {
                     span.when { (signed.local(e.created_at)) }
-                    " " strong { (e.staff_name) } " " (e.action) " " code { (e.subject) }
+                    " " strong { (e.staff_name) } " " (e.action)
+                    @if !e.subject.is_empty() { " " code { (e.subject) } }
                     @if let Some(detail) = &e.detail { div.detail { (lines(detail)) } }
                 }
             }
