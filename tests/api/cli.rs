@@ -53,6 +53,29 @@ fn config_check_names_the_file_and_field_of_each_problem() {
     assert!(lines.iter().any(|l| l.starts_with("config/replys.toml: (file): not a known config file")), "{stdout}");
 }
 
+/// A price typed into a customer-facing text goes stale when the shop's settings change (issue 15: one
+/// truth): `config check` warns, naming the file, the field and the amount, and still passes.
+#[test]
+fn config_check_warns_about_an_amount_written_by_hand_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    for entry in std::fs::read_dir(repo_config_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
+    }
+    let faq = std::fs::read_to_string(config.join("faq.toml")).unwrap();
+    let shipping = faq.find("[shipping]").unwrap();
+    let answer = shipping + faq[shipping..].find("answer = \"").unwrap() + "answer = \"".len();
+    let edited = format!("{}Shipping is $6 flat. {}", &faq[..answer], &faq[answer..]);
+    std::fs::write(config.join("faq.toml"), edited).unwrap();
+    let output = philia(dir.path()).args(["config", "check"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let all = text(&output);
+    assert!(all.contains("faq.toml: shipping.answer: \"$6\" is written by hand"), "{all}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().last(), Some("ok"), "{all}");
+}
+
 #[test]
 fn production_refuses_to_start_and_names_each_missing_setting() {
     let dir = tempfile::tempdir().unwrap();
