@@ -25,10 +25,24 @@ fn app(settings: &TikTokSettings) -> Result<(&str, &str), ApiError> {
     }
 }
 
+/// A reqwest error and its causes, without the request's URL: the webhook calls carry the app's secret
+/// in it (the list call's query), and a reqwest error prints its URL.
+fn without_secret(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        text.push_str(&format!(": {inner}"));
+        cause = inner.source();
+    }
+    text
+}
+
+/// Reads TikTok's answer to a webhook call; no error text or log line carries the app's secret.
 async fn answer(response: Result<reqwest::Response, reqwest::Error>, path: &str) -> Result<Registration, ApiError> {
-    let response = response.map_err(|e| ApiError::Unreachable(format!("calling {path}: {e}")))?;
+    let response = response.map_err(|e| ApiError::Unreachable(format!("calling {path}: {}", without_secret(e))))?;
     let envelope: api::Response<Registration> =
-        response.json().await.map_err(|e| ApiError::Decode(format!("the answer of {path}: {e}")))?;
+        response.json().await.map_err(|e| ApiError::Decode(format!("the answer of {path}: {}", without_secret(e))))?;
     envelope.log_refusal(path);
     match envelope.data {
         Some(data) if envelope.code == 0 => Ok(data),

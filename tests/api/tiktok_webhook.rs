@@ -271,3 +271,31 @@ async fn the_operator_connects_registers_the_webhook_and_reads_the_status_from_t
     let differs = run(&["tiktok", "status"], &[("TIKTOK_WEBHOOK_SECRET", "something-else")]);
     assert!(text(&differs).contains("Unset TIKTOK_WEBHOOK_SECRET"), "{}", text(&differs));
 }
+
+/// The webhook calls carry the app's secret in their URL (`webhook/list/?…&secret=`): when TikTok cannot
+/// be reached, what the operator reads names the call, never the secret.
+#[test]
+fn a_failed_webhook_call_never_prints_the_client_secret() {
+    const SECRET: &str = "client-secret-never-printed-7f3a";
+    let dir = tempfile::tempdir().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["tiktok", "webhook", "show"],
+        &["tiktok", "webhook", "set", "https://shop.example/webhook/tiktok"],
+        &["tiktok", "status"],
+    ];
+    for args in commands {
+        let output = philia(dir.path())
+            .arg("--config-dir")
+            .arg(repo_config_dir())
+            .args(args)
+            .env("PHILIA_TIKTOK__API_BASE_URL", "http://127.0.0.1:1")
+            .env("TIKTOK_CLIENT_KEY", "app_key")
+            .env("TIKTOK_CLIENT_SECRET", SECRET)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        let said = text(&output);
+        assert!(said.contains("TikTok"), "{args:?} says what failed: {said}");
+        assert!(!said.contains(SECRET), "{args:?} printed the client secret: {said}");
+    }
+}
