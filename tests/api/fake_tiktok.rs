@@ -2,7 +2,7 @@
 //! suite that talks to "TikTok": it refuses what TikTok refuses, echoes what it accepts to the
 //! registered webhook, injects faults on demand, and tells a test what each customer really received.
 //!
-//! The facts behind each rule, with their sources and confidence, are in `/work/notes/tiktok-facts.md`;
+//! The facts behind each rule, with their sources and confidence, are in `docs/tiktok-facts.md`;
 //! the wire format in DESIGN.md ("TikTok wire format"). Where TikTok's behaviour is unknown, the choice
 //! made here is named in the list below and, where a test may want the other reading, configurable in
 //! [`FakeConfig`].
