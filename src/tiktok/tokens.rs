@@ -124,11 +124,14 @@ impl Account {
     }
 }
 
-/// What TikTok's `reason` of `authorization.removed` means.
+/// What TikTok's `reason` of `authorization.removed` means (0–5, per
+/// https://developers.tiktok.com/doc/webhooks-events/; docs/tiktok-facts.md).
 pub fn removal_reason(reason: i32) -> &'static str {
     match reason {
+        0 => "TikTok did not say why",
         1 => "the owner disconnected the app from the TikTok account",
         2 => "the TikTok account was deleted",
+        3 => "the age of the TikTok account's owner changed",
         4 => "the TikTok account was banned",
         5 => "the app's developer revoked the authorization",
         _ => "TikTok gave no reason the bot knows",

@@ -299,3 +299,19 @@ fn a_failed_webhook_call_never_prints_the_client_secret() {
         assert!(!said.contains(SECRET), "{args:?} printed the client secret: {said}");
     }
 }
+
+/// Every reason TikTok documents for `authorization.removed` (0 unknown … 5 revoked by the developer) is
+/// told to the team in words; only a reason TikTok has not documented is "no reason the bot knows".
+#[test]
+fn every_documented_reason_of_a_removed_authorization_is_named() {
+    use philia_bot::tiktok::tokens::removal_reason;
+    let undocumented = removal_reason(6);
+    let named: Vec<&str> = (0..=5).map(removal_reason).collect();
+    for (reason, said) in named.iter().enumerate() {
+        assert_ne!(*said, undocumented, "reason {reason} is documented by TikTok");
+    }
+    let distinct: std::collections::HashSet<&&str> = named.iter().collect();
+    assert_eq!(distinct.len(), 6, "{named:?}");
+    assert!(named[0].contains("did not say"), "{}", named[0]);
+    assert!(named[3].contains("age"), "{}", named[3]);
+}
