@@ -219,11 +219,17 @@ async fn replicas_refreshing_at_once_spend_the_refresh_token_once(db: TestDataba
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_refresh_that_cannot_reach_tiktok_is_retryable_and_spends_nothing() {
+on_sqlite_and_postgres_redis!(
+    a_refresh_that_cannot_reach_tiktok_is_retryable_and_spends_nothing,
+    a_business_id_override_that_disagrees_with_the_connected_account_stops_the_start,
+);
+
+async fn a_refresh_that_cannot_reach_tiktok_is_retryable_and_spends_nothing(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
     let fake = FakeTikTok::start(FakeConfig::default()).await;
-    let db = TestDatabase::sqlite();
-    let settings = unconnected(&fake, &db, None);
+    let settings = unconnected(&fake, &db, redis.as_ref());
     let app = spawn_app_with(db, settings, Role::All).await;
     let state = link(&app, false).await;
     let code = fake.authorization_code_for("biz_open_id");
@@ -246,11 +252,12 @@ async fn a_refresh_that_cannot_reach_tiktok_is_retryable_and_spends_nothing() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_business_id_override_that_disagrees_with_the_connected_account_stops_the_start() {
+async fn a_business_id_override_that_disagrees_with_the_connected_account_stops_the_start(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
     let fake = FakeTikTok::start(FakeConfig::default()).await;
-    let db = TestDatabase::sqlite();
-    let settings = unconnected(&fake, &db, None);
+    let settings = unconnected(&fake, &db, redis.as_ref());
     let mut wrong = settings.clone();
     let app = spawn_app_with(db, settings, Role::All).await;
     let state = link(&app, false).await;
