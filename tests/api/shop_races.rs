@@ -31,6 +31,7 @@ on_both_databases!(
     a_customer_at_the_hold_limit_hears_what_they_hold_and_how_to_free_a_place,
     a_customer_told_once_is_told_again_after_joining_the_waitlist_again,
     the_database_refuses_a_second_live_order_line_for_one_piece,
+    thirty_workers_taking_one_customers_quota_at_once_take_exactly_ten,
 );
 
 /// An app whose database takes many transactions at once: each race queues far more of them than the
@@ -442,5 +443,27 @@ async fn the_database_refuses_a_second_live_order_line_for_one_piece(db: TestDat
     line(first.id, true).insert(db).await.unwrap();
     assert!(line(second.id, true).insert(db).await.is_err(), "a second live order for the piece is refused");
     assert!(line(second.id, false).insert(db).await.is_ok(), "a cancelled order's line does not claim it");
+    app.stop().await.unwrap();
+}
+
+/// TikTok takes 10 messages after a customer's message. Workers sending to one customer at once each take
+/// one from the quota before their send: together they never take more than 10.
+async fn thirty_workers_taking_one_customers_quota_at_once_take_exactly_ten(db: TestDatabase) {
+    use philia_bot::shop::window;
+    let app = racing_app(db).await;
+    let who = customer(&app.state.db, "quinn").await;
+    let now = Utc::now();
+    let takers: Vec<_> = (0..30)
+        .map(|_| {
+            let db = app.state.db.clone();
+            tokio::spawn(async move { window::take_quota(&db, who.id, now).await.unwrap() })
+        })
+        .collect();
+    let mut taken = 0;
+    for taker in takers {
+        taken += usize::from(taker.await.unwrap());
+    }
+    assert_eq!(taken, 10, "exactly the quota, whoever took it");
+    assert_eq!(window::quota_left(&app.state.db, who.id, now).await.unwrap(), 0);
     app.stop().await.unwrap();
 }

@@ -80,6 +80,7 @@ on_sqlite_and_postgres_redis!(
     a_removed_authorization_stops_sending_and_tells_the_team_how_to_reconnect,
     events_for_another_business_account_are_ignored_and_counted,
     a_signed_event_the_bot_cannot_read_is_kept_and_acknowledged,
+    a_staff_message_from_tiktok_web_hands_the_conversation_to_staff,
 );
 
 async fn an_automatic_echo_never_silences_the_bot_and_a_persons_does(db: TestDatabase, redis: Option<TestRedis>) {
@@ -314,4 +315,122 @@ fn every_documented_reason_of_a_removed_authorization_is_named() {
     assert_eq!(distinct.len(), 6, "{named:?}");
     assert!(named[0].contains("did not say"), "{}", named[0]);
     assert!(named[3].contains("age"), "{}", named[3]);
+}
+
+/// Staff answering from TikTok Web or Business Center (`message_tag.source` `WEB`) take over like staff in
+/// the app (`APP`): the bot falls silent.
+async fn a_staff_message_from_tiktok_web_hands_the_conversation_to_staff(db: TestDatabase, redis: Option<TestRedis>) {
+    let fake = FakeTikTok::start(FakeConfig::default()).await;
+    let app = connected_app(&fake, db, redis.as_ref(), None).await;
+    assert!(fake.customer_writes("conv-1", "wren", "hi").await.delivered());
+    app.finish_jobs().await;
+    assert!(from_the_bot(&fake, "conv-1") >= 1, "the bot answered");
+
+    assert!(fake.shop_sends("conv-1", "Sam from the shop here", Origin::Web).await.delivered());
+    wait_for("staff to take over", PATIENCE, || async {
+        let conversation = conversations::Entity::find().one(&app.state.db).await.ok()??;
+        conversation.handoff_active.then_some(())
+    })
+    .await;
+    let stored = app.replies().await.into_iter().find(|m| m.text.as_deref() == Some("Sam from the shop here"));
+    assert_eq!(stored.map(|m| m.role), Some(Author::Staff), "stored as staff's");
+    let before = from_the_bot(&fake, "conv-1");
+    assert!(fake.customer_writes("conv-1", "wren", "thanks!").await.delivered());
+    app.finish_jobs().await;
+    assert_eq!(from_the_bot(&fake, "conv-1"), before, "a person from the shop took over: the bot is silent");
+    app.stop().await.unwrap();
+}
+
+/// `philia-bot serve` on the embedded default in a folder of its own, with the given TikTok variables, up
+/// to the end of its start-up (its log lines so far kept); killed when dropped.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+    log: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    fn start(variables: &[(&str, &str)]) -> Served {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = philia(dir.path());
+        command.arg("serve").env("PHILIA_SERVER__PORT", "0").stdout(std::process::Stdio::piped());
+        for (name, value) in variables {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut served = Served { child, port: 0, log: Vec::new(), _dir: dir };
+        // The last line of start-up on an empty embedded shop; the warnings come before it.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.contains("no items yet");
+            served.log.push(line);
+            if done {
+                break;
+            }
+        }
+        let started = served.log.iter().find(|l| l.contains("philia-bot started")).expect("start line");
+        served.port =
+            started.split("http=127.0.0.1:").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+        served
+    }
+
+    /// Posts an event TikTok could send, signed with `key` (or unsigned); the HTTP status.
+    async fn post_signed(&self, key: Option<&str>) -> u16 {
+        philia_bot::install_crypto_provider();
+        let body = json!({"event": "im_receive_msg", "content": "{}"}).to_string();
+        let mut request = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/webhook/tiktok", self.port))
+            .header("Content-Type", "application/json");
+        if let Some(key) = key {
+            let signed =
+                philia_bot::tiktok::signature::sign(key.as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
+            request = request.header("TikTok-Signature", signed);
+        }
+        request.body(body).send().await.unwrap().status().as_u16()
+    }
+
+    fn warns_of_a_differing_secret(&self) -> bool {
+        self.log.iter().any(|l| l.contains("TIKTOK_WEBHOOK_SECRET differs from TIKTOK_CLIENT_SECRET"))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CLIENT_SECRET: &str = "the-apps-client-secret";
+
+/// TikTok signs with the app's client secret: with no `TIKTOK_WEBHOOK_SECRET`, that is the key, and
+/// signatures are checked (not skipped as when no key is known at all).
+#[tokio::test]
+async fn a_webhook_is_verified_with_the_client_secret_when_no_webhook_secret_is_set() {
+    let served = Served::start(&[("TIKTOK_CLIENT_SECRET", CLIENT_SECRET)]);
+    assert_eq!(served.post_signed(Some(CLIENT_SECRET)).await, 200);
+    assert_eq!(served.post_signed(Some("another-secret")).await, 401, "a signature with another key is refused");
+    assert_eq!(served.post_signed(None).await, 401, "an unsigned event is refused");
+    assert!(!served.warns_of_a_differing_secret(), "{:#?}", served.log);
+}
+
+/// `TIKTOK_WEBHOOK_SECRET=` (blank, as a dashboard leaves it) is unset: the client secret is the key,
+/// never an empty one that anybody can sign with.
+#[tokio::test]
+async fn a_blank_webhook_secret_is_unset_and_never_an_empty_key() {
+    let served = Served::start(&[("TIKTOK_CLIENT_SECRET", CLIENT_SECRET), ("TIKTOK_WEBHOOK_SECRET", "")]);
+    assert_eq!(served.post_signed(Some("")).await, 401, "signed with an empty key: forged");
+    assert_eq!(served.post_signed(Some(CLIENT_SECRET)).await, 200);
+    assert!(!served.warns_of_a_differing_secret(), "{:#?}", served.log);
+}
+
+/// A `TIKTOK_WEBHOOK_SECRET` other than the client secret is kept (a proxy may re-sign), but TikTok's own
+/// signatures will not verify with it: the bot says so when it starts.
+#[tokio::test]
+async fn a_webhook_secret_that_differs_from_the_client_secret_is_warned_about_at_start() {
+    let served = Served::start(&[("TIKTOK_CLIENT_SECRET", CLIENT_SECRET), ("TIKTOK_WEBHOOK_SECRET", "a-proxys-key")]);
+    assert!(served.warns_of_a_differing_secret(), "{:#?}", served.log);
+    assert_eq!(served.post_signed(Some("a-proxys-key")).await, 200, "the explicit key is the one used");
 }
