@@ -107,6 +107,12 @@ impl Bot {
         }
     }
 
+    /// The line `replies.toml` sends in place of a photo TikTok does not allow (`templates.photo_link`),
+    /// when it has one.
+    pub fn photo_link(&self, photo: &str) -> Option<String> {
+        self.replies.templates.photo_link.as_deref().map(|line| replies::render(line, &[("photo", photo)]))
+    }
+
     /// The size chart the bot advises from.
     pub fn size_chart(&self) -> &SizeChart {
         &self.chart

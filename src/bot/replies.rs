@@ -165,6 +165,10 @@ templates! {
         order_cancelled: ["order_number"],
         order_cancel_none: [],
         order_cancel_human: ["order_number", "status"],
+    } and {
+        /// A line sent in place of a photo TikTok does not let the shop send (images are unavailable in the
+        /// US and other regions); `{photo}` is the photo's URL. Without it the photo is skipped.
+        photo_link: Option<String>,
     }
 
     /// The words facts are said in inside the replies: sizes, measurements, fit beyond the chart.
@@ -425,6 +429,24 @@ impl Replies {
                             format!("unknown placeholder {{{placeholder}}} (this template knows: {known}{facts})"),
                         ));
                     }
+                }
+            }
+        }
+        if let Some(link) = &replies.templates.photo_link {
+            if link.trim().is_empty() {
+                problems.push(Problem::new(
+                    source,
+                    "templates.photo_link",
+                    "must not be empty (leave it out to skip photos)",
+                ));
+            }
+            for placeholder in placeholders(link) {
+                if placeholder != "photo" {
+                    problems.push(Problem::new(
+                        source,
+                        "templates.photo_link",
+                        format!("unknown placeholder {{{placeholder}}} (this template knows: photo)"),
+                    ));
                 }
             }
         }

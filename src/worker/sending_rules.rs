@@ -75,10 +75,32 @@ async fn picture_allowed(
     Ok(client.allows_images(&to.conversation.tiktok_conversation_id, replied).await)
 }
 
+/// The line from `replies.toml` that stands in for a picture TikTok does not allow, if the shop wrote one;
+/// never for a notice (one message, its text).
+fn link_line(state: &AppState, message: &messages::Model) -> Option<String> {
+    let url = message.metadata.get("image_url").and_then(serde_json::Value::as_str)?;
+    if is_notice(message) { None } else { state.bot.photo_link(url) }
+}
+
+/// Makes a picture the text that stands in for it, stored so that its send and the console say it.
+async fn become_text(state: &AppState, message: &mut messages::Model, line: String) -> Result<(), JobError> {
+    messages::ActiveModel {
+        id: Set(message.id),
+        message_type: Set("text".into()),
+        text: Set(Some(line.clone())),
+        ..Default::default()
+    }
+    .update(&state.db)
+    .await?;
+    message.message_type = "text".into();
+    message.text = Some(line);
+    Ok(())
+}
+
 /// Composes a turn's pending messages within what TikTok still lets the shop send the customer: pictures
-/// TikTok does not allow are skipped, then [`window::fit`] drops pictures first and merges texts. Returns
-/// the messages to send, in order (merged texts carried by the first). Without TikTok (dry run) the turn
-/// is sent as it is.
+/// TikTok does not allow are skipped (or become the `photo_link` line of `replies.toml`), then
+/// [`window::fit`] drops pictures first and merges texts. Returns the messages to send, in order (merged
+/// texts carried by the first). Without TikTok (dry run) the turn is sent as it is.
 pub async fn fit_turn(
     state: &AppState,
     turn: &[messages::Model],
@@ -88,11 +110,17 @@ pub async fn fit_turn(
     if state.tiktok.is_none() || !ReplyWindow::of(&to.user).is_open(Utc::now()) {
         return Ok(turn.to_vec());
     }
+    let mut turn = turn.to_vec();
     let mut parts = Vec::new();
-    for message in turn.iter().filter(|m| m.delivery_status == Some(DeliveryStatus::Pending)) {
+    for message in turn.iter_mut().filter(|m| m.delivery_status == Some(DeliveryStatus::Pending)) {
         if is_picture(message) && !picture_allowed(state, message, to).await? {
-            not_sent(state, message.id, DeliveryStatus::Skipped, None).await?;
-            continue;
+            match link_line(state, message) {
+                Some(line) => become_text(state, message, line).await?,
+                None => {
+                    not_sent(state, message.id, DeliveryStatus::Skipped, None).await?;
+                    continue;
+                }
+            }
         }
         parts.push(Part {
             id: message.id,

@@ -74,6 +74,7 @@ on_sqlite_and_postgres_redis!(
     fifteen_bot_messages_after_one_customer_message_send_exactly_ten,
     a_turn_over_the_quota_drops_pictures_first_then_merges_its_texts,
     a_us_like_conversation_gets_no_picture_and_complete_texts,
+    a_photo_tiktok_does_not_allow_becomes_the_link_line_replies_toml_has_for_it,
     a_40064_pauses_sending_alerts_once_and_resumes,
     a_send_lost_inside_tiktok_and_sent_again_counts_once_against_the_quota,
 );
@@ -293,5 +294,42 @@ async fn a_send_lost_inside_tiktok_and_sent_again_counts_once_against_the_quota(
     assert_eq!(received, 1, "the reply reached the customer once");
     let left = philia_bot::shop::window::quota_left(&app.state.db, to.user.id, chrono::Utc::now()).await.unwrap();
     assert_eq!(left, 10 - received as i64, "the quota counts what TikTok counted");
+    app.stop().await.unwrap();
+}
+
+/// Issue 13: where TikTok allows no images, "a link line from replies.toml may replace" the photo
+/// (`templates.photo_link`). The customer gets the item's text, then the line with the photo's URL.
+async fn a_photo_tiktok_does_not_allow_becomes_the_link_line_replies_toml_has_for_it(
+    db: TestDatabase,
+    redis: Option<TestRedis>,
+) {
+    let config = tempfile::tempdir().unwrap();
+    for file in std::fs::read_dir(crate::cli::repo_config_dir()).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, config.path().join(file.file_name().unwrap())).unwrap();
+    }
+    let replies = std::fs::read_to_string(config.path().join("replies.toml")).unwrap();
+    let with_link = replies.replacen("[templates]\n", "[templates]\nphoto_link = \"Photo: {photo}\"\n", 1);
+    std::fs::write(config.path().join("replies.toml"), with_link).unwrap();
+    let fake = FakeTikTok::start(FakeConfig { image_send: false, ..FakeConfig::default() }).await;
+    let photos = photo_host().await;
+    let dir = config.path().to_path_buf();
+    let app = connected_app_with(&fake, db, redis.as_ref(), None, |s| s.config_dir = dir).await;
+    assert!(fake.customer_writes("conv-us", "dan", "hi").await.delivered());
+    app.finish_jobs().await;
+    let url = format!("{}/jacket.png", photos.uri());
+    let to = customer(&app, "conv-us").await;
+    let why = json!({"in_reply_to": "test"});
+    let turn =
+        store(&app, &to, Author::Assistant, vec![text("Carhartt jacket, size M, $85", why), picture(&url)]).await;
+    delivery::send_in_order(&app.state, &turn, &to).await.unwrap();
+
+    let received: Vec<Content> = fake.received("conv-us").into_iter().map(|m| m.content).collect();
+    let item = received.iter().position(|c| *c == Content::Text("Carhartt jacket, size M, $85".into()));
+    let link = received.iter().position(|c| *c == Content::Text(format!("Photo: {url}")));
+    assert!(matches!((item, link), (Some(i), Some(l)) if i < l), "the text, then the link line: {received:?}");
+    assert!(!received.iter().any(|c| matches!(c, Content::Image { .. })), "{received:?}");
+    let statuses = statuses(&app, &turn.iter().map(|m| m.id).collect::<Vec<_>>()).await;
+    assert_eq!(statuses, [Some(DeliveryStatus::Sent), Some(DeliveryStatus::Sent)], "the photo's place was sent");
     app.stop().await.unwrap();
 }
