@@ -44,6 +44,26 @@ pub enum ForgetError {
     Db(#[from] DbErr),
 }
 
+/// Why a customer's queued jobs could not be deleted from Redis (nothing is forgotten in the database then).
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetQueuedError {
+    /// No connection to Redis (the pool's error says why).
+    #[error(transparent)]
+    Connect(anyhow::Error),
+    #[error("Redis {command} on the job streams")]
+    Redis {
+        command: &'static str,
+        #[source]
+        source: deadpool_redis::redis::RedisError,
+    },
+}
+
+impl ForgetQueuedError {
+    fn redis(command: &'static str) -> impl Fn(deadpool_redis::redis::RedisError) -> Self {
+        move |source| Self::Redis { command, source }
+    }
+}
+
 /// The customer named by `who`: `@handle` (or `handle`), or their TikTok user id.
 pub async fn find_customer(db: &impl ConnectionTrait, who: &str) -> Result<Option<users::Model>, DbErr> {
     let handle = who.trim().trim_start_matches('@');
@@ -99,18 +119,25 @@ pub async fn tiktok_user_id(db: &impl ConnectionTrait, who: &str) -> Result<Opti
 /// Deletes the jobs of `tiktok_user_id` from the job stream and the dead letters (their payload holds
 /// the customer's text until every consumer has acknowledged and the stream is trimmed). Returns how
 /// many. The key names are the queue's (`jobs/redis.rs`): `{prefix}:jobs`, `:dead`, `:job-errors`.
-pub async fn forget_queued(redis: &Redis, tiktok_user_id: &str) -> anyhow::Result<u64> {
+pub async fn forget_queued(redis: &Redis, tiktok_user_id: &str) -> Result<u64, ForgetQueuedError> {
     use deadpool_redis::redis::cmd;
     use deadpool_redis::redis::streams::StreamRangeReply;
-    let mut conn = redis.connection().await?;
+    let mut conn = redis.connection().await.map_err(ForgetQueuedError::Connect)?;
     // The id as a JSON string, bare or inside the envelope's escaped `content` string.
     let quoted = [format!("\"{tiktok_user_id}\""), format!("\\\"{tiktok_user_id}\\\"")];
     let mut deleted = 0;
     for stream in [redis.key("jobs"), redis.key("dead")] {
         let mut start = "-".to_owned();
         loop {
-            let page: StreamRangeReply =
-                cmd("XRANGE").arg(&stream).arg(&start).arg("+").arg("COUNT").arg(500).query_async(&mut conn).await?;
+            let page: StreamRangeReply = cmd("XRANGE")
+                .arg(&stream)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .map_err(ForgetQueuedError::redis("XRANGE"))?;
             let Some(last) = page.ids.last().map(|entry| entry.id.clone()) else { break };
             let theirs: Vec<String> = page
                 .ids
@@ -127,8 +154,18 @@ pub async fn forget_queued(redis: &Redis, tiktok_user_id: &str) -> anyhow::Resul
                 .map(|entry| entry.id.clone())
                 .collect();
             if !theirs.is_empty() {
-                let removed: u64 = cmd("XDEL").arg(&stream).arg(&theirs).query_async(&mut conn).await?;
-                let _: u64 = cmd("HDEL").arg(redis.key("job-errors")).arg(&theirs).query_async(&mut conn).await?;
+                let removed: u64 = cmd("XDEL")
+                    .arg(&stream)
+                    .arg(&theirs)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(ForgetQueuedError::redis("XDEL"))?;
+                let _: u64 = cmd("HDEL")
+                    .arg(redis.key("job-errors"))
+                    .arg(&theirs)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(ForgetQueuedError::redis("HDEL"))?;
                 deleted += removed;
             }
             if page.ids.len() < 500 {
