@@ -562,11 +562,22 @@ impl RedisQueue {
         if !exists {
             return Ok(QueueStats::default());
         }
+        // The stream's size, whether or not a worker has created the group yet (a web role alone
+        // queues jobs with none: that backlog is what the gauges are for).
+        let (stream_length, stream_bytes): (u64, Option<u64>) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&self.inner.stream)
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&self.inner.stream)
+            .query_async(&mut conn)
+            .await
+            .context("XLEN, MEMORY USAGE")?;
+        let stream_bytes = stream_bytes.unwrap_or(0);
         let info: StreamInfoGroupsReply =
             cmd("XINFO").arg("GROUPS").arg(&self.inner.stream).query_async(&mut conn).await.context("XINFO GROUPS")?;
         let Some(group) = info.groups.iter().find(|g| g.name == self.inner.group) else {
-            let waiting: u64 = cmd("XLEN").arg(&self.inner.stream).query_async(&mut conn).await.context("XLEN")?;
-            return Ok(QueueStats { waiting, ..Default::default() });
+            return Ok(QueueStats { waiting: stream_length, stream_length, stream_bytes, ..Default::default() });
         };
         // XPENDING's summary: [count, smallest id, greatest id, consumers]; an id starts with its
         // millisecond timestamp.
@@ -587,21 +598,12 @@ impl RedisQueue {
         };
         let now_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-        let (stream_length, stream_bytes): (u64, Option<u64>) = redis::pipe()
-            .cmd("XLEN")
-            .arg(&self.inner.stream)
-            .cmd("MEMORY")
-            .arg("USAGE")
-            .arg(&self.inner.stream)
-            .query_async(&mut conn)
-            .await
-            .context("XLEN, MEMORY USAGE")?;
         Ok(QueueStats {
             waiting: group.lag.unwrap_or(0) as u64,
             pending: group.pending as u64,
             oldest_pending: oldest_ms.map_or(Duration::ZERO, |ms| Duration::from_millis(now_ms.saturating_sub(ms))),
             stream_length,
-            stream_bytes: stream_bytes.unwrap_or(0),
+            stream_bytes,
         })
     }
 

@@ -22,6 +22,8 @@ pub async fn lock_item(db: &impl ConnectionTrait, item_id: i64) -> Result<(), Db
 
 /// Locks one customer's row until the transaction ends: their holds and checkouts happen one at a time,
 /// so a limit on how many they hold cannot be passed by asking for several at once.
+/// It sets `updated_at` to itself and so changes nothing: a lock, not a write (`store::ledger` stays the
+/// one module that writes `users`), kept here with [`lock_item`] because the order of the locks is the rule.
 pub async fn lock_customer(db: &impl ConnectionTrait, user_id: i64) -> Result<(), DbErr> {
     users::Entity::update_many()
         .col_expr(users::Column::UpdatedAt, Expr::col(users::Column::UpdatedAt))

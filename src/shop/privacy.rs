@@ -2,23 +2,19 @@
 //! out of the shop's records: their messages lose their text, their holds end (the waitlist is told by
 //! the caller), their waitlist places go, their name, handle and phone go, and their orders keep what
 //! accounting needs (number, amounts, status, dates) without the address. `forget_queued` does the same
-//! for the jobs Redis still holds. `drop_old_texts` is the retention rule the sweeper applies.
+//! for the jobs Redis still holds. `apply_retention` is the retention rule the sweeper applies. The rows of
+//! messages, conversations and customers are erased by `store::ledger` (the one writer of those tables);
+//! this module decides what forgetting means and does the rest (holds, waitlist, orders, Redis).
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter};
-use serde_json::json;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::holds::{self, Freed};
 use crate::redis_pool::Redis;
-use crate::store::entities::messages::{self, DeliveryStatus};
 use crate::store::entities::orders::{self, OrderStatus};
-use crate::store::entities::{conversations, users, waitlist};
-
-/// Statuses of a message that may still be sent (now, after a pause, or once TikTok shows it did not
-/// arrive): it needs its text until then.
-const AWAITING_A_SEND: &[DeliveryStatus] =
-    &[DeliveryStatus::Pending, DeliveryStatus::Sending, DeliveryStatus::Unknown, DeliveryStatus::Throttled];
+use crate::store::entities::{users, waitlist};
+use crate::store::ledger;
 
 /// What `forget` changed.
 #[derive(Debug, Default)]
@@ -48,6 +44,26 @@ pub enum ForgetError {
     Db(#[from] DbErr),
 }
 
+/// Why a customer's queued jobs could not be deleted from Redis (nothing is forgotten in the database then).
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetQueuedError {
+    /// No connection to Redis (the pool's error says why).
+    #[error(transparent)]
+    Connect(anyhow::Error),
+    #[error("Redis {command} on the job streams")]
+    Redis {
+        command: &'static str,
+        #[source]
+        source: deadpool_redis::redis::RedisError,
+    },
+}
+
+impl ForgetQueuedError {
+    fn redis(command: &'static str) -> impl Fn(deadpool_redis::redis::RedisError) -> Self {
+        move |source| Self::Redis { command, source }
+    }
+}
+
 /// The customer named by `who`: `@handle` (or `handle`), or their TikTok user id.
 pub async fn find_customer(db: &impl ConnectionTrait, who: &str) -> Result<Option<users::Model>, DbErr> {
     let handle = who.trim().trim_start_matches('@');
@@ -75,45 +91,8 @@ pub async fn forget(db: &impl ConnectionTrait, who: &str, now: DateTime<Utc>) ->
     let mut forgotten = Forgotten { freed: holds::release_holds(db, user.id, now).await?, ..Default::default() };
     forgotten.waitlist =
         waitlist::Entity::delete_many().filter(waitlist::Column::UserId.eq(user.id)).exec(db).await?.rows_affected;
-    let their_conversations = Query::select()
-        .column(conversations::Column::Id)
-        .from(conversations::Entity)
-        .and_where(Expr::col(conversations::Column::UserId).eq(user.id))
-        .to_owned();
-    // A reply not yet sent is not sent at all: its text is gone. (One being sent right now keeps going.)
-    messages::Entity::update_many()
-        .col_expr(messages::Column::DeliveryStatus, Expr::value(DeliveryStatus::Failed))
-        .filter(messages::Column::ConversationId.in_subquery(their_conversations.clone()))
-        .filter(
-            messages::Column::DeliveryStatus
-                .is_in(AWAITING_A_SEND.iter().copied().filter(|s| *s != DeliveryStatus::Sending)),
-        )
-        .exec(db)
-        .await?;
-    forgotten.messages = messages::Entity::update_many()
-        .col_expr(messages::Column::Text, Expr::value(Option::<String>::None))
-        .col_expr(messages::Column::MediaId, Expr::value(Option::<String>::None))
-        .col_expr(messages::Column::Metadata, Expr::value(json!({})))
-        .filter(messages::Column::ConversationId.in_subquery(their_conversations))
-        .exec(db)
-        .await?
-        .rows_affected;
-    for conversation in conversations::Entity::find().filter(conversations::Column::UserId.eq(user.id)).all(db).await? {
-        // The TikTok id links the rows to the person: replaced by one that names only the row.
-        conversations::Entity::update_many()
-            .col_expr(
-                conversations::Column::TiktokConversationId,
-                Expr::value(format!("forgotten-{}", conversation.id)),
-            )
-            .col_expr(conversations::Column::State, Expr::value(json!({})))
-            .col_expr(conversations::Column::Metadata, Expr::value(json!({})))
-            .col_expr(conversations::Column::HandoffActive, Expr::value(false))
-            .col_expr(conversations::Column::HandoffReason, Expr::value(Option::<String>::None))
-            .col_expr(conversations::Column::UpdatedAt, Expr::value(now))
-            .filter(conversations::Column::Id.eq(conversation.id))
-            .exec(db)
-            .await?;
-    }
+    // Their messages and conversations: unsent replies are not sent, texts go, the TikTok ids are replaced.
+    forgotten.messages = ledger::forget_conversations(db, user.id, now).await?;
     forgotten.orders = orders::Entity::update_many()
         .col_expr(orders::Column::TiktokConversationId, Expr::value(Option::<String>::None))
         .col_expr(orders::Column::ShipName, Expr::value(Option::<String>::None))
@@ -128,16 +107,7 @@ pub async fn forget(db: &impl ConnectionTrait, who: &str, now: DateTime<Utc>) ->
         .await?
         .rows_affected;
     // The row stays (orders point at it), opted out so nothing is ever sent to it again.
-    users::Entity::update_many()
-        .col_expr(users::Column::TiktokUserId, Expr::value(format!("forgotten-{}", user.id)))
-        .col_expr(users::Column::Username, Expr::value(Option::<String>::None))
-        .col_expr(users::Column::Phone, Expr::value(Option::<String>::None))
-        .col_expr(users::Column::LastInboundAt, Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(users::Column::OptedOut, Expr::value(true))
-        .col_expr(users::Column::UpdatedAt, Expr::value(now))
-        .filter(users::Column::Id.eq(user.id))
-        .exec(db)
-        .await?;
+    ledger::forget_customer(db, user.id, now).await?;
     Ok(forgotten)
 }
 
@@ -149,18 +119,25 @@ pub async fn tiktok_user_id(db: &impl ConnectionTrait, who: &str) -> Result<Opti
 /// Deletes the jobs of `tiktok_user_id` from the job stream and the dead letters (their payload holds
 /// the customer's text until every consumer has acknowledged and the stream is trimmed). Returns how
 /// many. The key names are the queue's (`jobs/redis.rs`): `{prefix}:jobs`, `:dead`, `:job-errors`.
-pub async fn forget_queued(redis: &Redis, tiktok_user_id: &str) -> anyhow::Result<u64> {
+pub async fn forget_queued(redis: &Redis, tiktok_user_id: &str) -> Result<u64, ForgetQueuedError> {
     use deadpool_redis::redis::cmd;
     use deadpool_redis::redis::streams::StreamRangeReply;
-    let mut conn = redis.connection().await?;
+    let mut conn = redis.connection().await.map_err(ForgetQueuedError::Connect)?;
     // The id as a JSON string, bare or inside the envelope's escaped `content` string.
     let quoted = [format!("\"{tiktok_user_id}\""), format!("\\\"{tiktok_user_id}\\\"")];
     let mut deleted = 0;
     for stream in [redis.key("jobs"), redis.key("dead")] {
         let mut start = "-".to_owned();
         loop {
-            let page: StreamRangeReply =
-                cmd("XRANGE").arg(&stream).arg(&start).arg("+").arg("COUNT").arg(500).query_async(&mut conn).await?;
+            let page: StreamRangeReply = cmd("XRANGE")
+                .arg(&stream)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .map_err(ForgetQueuedError::redis("XRANGE"))?;
             let Some(last) = page.ids.last().map(|entry| entry.id.clone()) else { break };
             let theirs: Vec<String> = page
                 .ids
@@ -177,8 +154,18 @@ pub async fn forget_queued(redis: &Redis, tiktok_user_id: &str) -> anyhow::Resul
                 .map(|entry| entry.id.clone())
                 .collect();
             if !theirs.is_empty() {
-                let removed: u64 = cmd("XDEL").arg(&stream).arg(&theirs).query_async(&mut conn).await?;
-                let _: u64 = cmd("HDEL").arg(redis.key("job-errors")).arg(&theirs).query_async(&mut conn).await?;
+                let removed: u64 = cmd("XDEL")
+                    .arg(&stream)
+                    .arg(&theirs)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(ForgetQueuedError::redis("XDEL"))?;
+                let _: u64 = cmd("HDEL")
+                    .arg(redis.key("job-errors"))
+                    .arg(&theirs)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(ForgetQueuedError::redis("HDEL"))?;
                 deleted += removed;
             }
             if page.ids.len() < 500 {
@@ -190,27 +177,11 @@ pub async fn forget_queued(redis: &Redis, tiktok_user_id: &str) -> anyhow::Resul
     Ok(deleted)
 }
 
-/// Removes the text (and media) of messages older than `cutoff` whose delivery is settled (a reply
-/// still waiting to be sent keeps its text). Returns how many.
-pub async fn drop_old_texts(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
-    let settled = messages::Column::DeliveryStatus
-        .is_null()
-        .or(messages::Column::DeliveryStatus.is_not_in(AWAITING_A_SEND.iter().copied()));
-    let dropped = messages::Entity::update_many()
-        .col_expr(messages::Column::Text, Expr::value(Option::<String>::None))
-        .col_expr(messages::Column::MediaId, Expr::value(Option::<String>::None))
-        .filter(messages::Column::CreatedAt.lt(cutoff))
-        .filter(messages::Column::Text.is_not_null().or(messages::Column::MediaId.is_not_null()))
-        .filter(settled)
-        .exec(db)
-        .await?;
-    Ok(dropped.rows_affected)
-}
-
 /// The retention rule (`shop.message_retention_days`) at `now`, as the sweeper runs it; nothing when unset.
 pub async fn apply_retention(db: &impl ConnectionTrait, days: Option<u64>, now: DateTime<Utc>) -> Result<u64, DbErr> {
     let Some(days) = days else { return Ok(0) };
-    let dropped = drop_old_texts(db, now - chrono::Duration::days(days as i64)).await?;
+    // Texts of settled messages older than that go; a reply still waiting to be sent keeps its text.
+    let dropped = ledger::drop_settled_texts(db, now - chrono::Duration::days(days as i64)).await?;
     if dropped > 0 {
         tracing::info!(messages = dropped, days, "retention: texts of older messages removed");
     }

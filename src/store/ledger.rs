@@ -1,10 +1,12 @@
 //! The ledger of conversations: the one module that writes customers, conversations, messages and
 //! `processed_events`, so each of those rows is written one way whoever asks (the inbound job, the echo
-//! job, delivery, notices, staff commands). Every function takes `&impl ConnectionTrait`: callers run it
-//! inside their own transaction, together with the other effects it must commit with.
+//! job, delivery and TikTok's sending rules, notices, staff commands, `customers forget` and the retention
+//! rule, which `shop::privacy` decides). Every function takes `&impl ConnectionTrait`: callers run it
+//! inside their own transaction, together with the other effects it must commit with. (`shop::locks`
+//! takes a customer's row lock with an `UPDATE` that changes nothing: a lock, not a write.)
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -386,6 +388,26 @@ pub async fn move_delivery(
     Ok(moved.rows_affected == 1)
 }
 
+/// Puts a message TikTok's pause held back (`throttled`) up for sending again (`pending`); false when it
+/// is not `throttled` any more (another sweep released it). Its error code (the 40064) stays.
+pub async fn release_throttled(db: &impl ConnectionTrait, message_id: i64) -> Result<bool, DbErr> {
+    let released = messages::Entity::update_many()
+        .col_expr(messages::Column::DeliveryStatus, Expr::value(DeliveryStatus::Pending))
+        .filter(messages::Column::Id.eq(message_id))
+        .filter(messages::Column::DeliveryStatus.eq(DeliveryStatus::Throttled))
+        .exec(db)
+        .await?;
+    Ok(released.rows_affected == 1)
+}
+
+/// Gives the first message of a composed turn the texts merged into it (the others were recorded `merged`).
+pub async fn record_merged_text(db: &impl ConnectionTrait, message_id: i64, text: &str) -> Result<(), DbErr> {
+    messages::ActiveModel { id: Set(message_id), text: Set(Some(text.to_owned())), ..Default::default() }
+        .update(db)
+        .await?;
+    Ok(())
+}
+
 /// Records how a delivery ended.
 pub async fn record_delivery(db: &impl ConnectionTrait, message_id: i64, record: DeliveryRecord) -> Result<(), DbErr> {
     let mut update = messages::ActiveModel { id: Set(message_id), ..Default::default() };
@@ -506,4 +528,89 @@ pub async fn match_echo(
     }
     update.update(db).await?;
     Ok(())
+}
+
+/// Statuses of a message that may still be sent (now, after a pause, or once TikTok shows it did not
+/// arrive): it needs its text until then.
+const AWAITING_A_SEND: &[DeliveryStatus] =
+    &[DeliveryStatus::Pending, DeliveryStatus::Sending, DeliveryStatus::Unknown, DeliveryStatus::Throttled];
+
+/// Erases what a customer wrote and was written in their conversations (`customers forget`): a reply not
+/// yet sent is not sent at all (`failed`; one being sent right now keeps going), every message loses its
+/// text, media and metadata, and each conversation loses its TikTok id (replaced by one that names only
+/// the row), state, metadata and handoff. Returns how many messages were erased.
+pub async fn forget_conversations(db: &impl ConnectionTrait, user_id: i64, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let their_conversations = Query::select()
+        .column(conversations::Column::Id)
+        .from(conversations::Entity)
+        .and_where(Expr::col(conversations::Column::UserId).eq(user_id))
+        .to_owned();
+    messages::Entity::update_many()
+        .col_expr(messages::Column::DeliveryStatus, Expr::value(DeliveryStatus::Failed))
+        .filter(messages::Column::ConversationId.in_subquery(their_conversations.clone()))
+        .filter(
+            messages::Column::DeliveryStatus
+                .is_in(AWAITING_A_SEND.iter().copied().filter(|s| *s != DeliveryStatus::Sending)),
+        )
+        .exec(db)
+        .await?;
+    let erased = messages::Entity::update_many()
+        .col_expr(messages::Column::Text, Expr::value(Option::<String>::None))
+        .col_expr(messages::Column::MediaId, Expr::value(Option::<String>::None))
+        .col_expr(messages::Column::Metadata, Expr::value(json!({})))
+        .filter(messages::Column::ConversationId.in_subquery(their_conversations))
+        .exec(db)
+        .await?
+        .rows_affected;
+    for conversation in conversations::Entity::find().filter(conversations::Column::UserId.eq(user_id)).all(db).await? {
+        // The TikTok id links the rows to the person: replaced by one that names only the row.
+        conversations::Entity::update_many()
+            .col_expr(
+                conversations::Column::TiktokConversationId,
+                Expr::value(format!("forgotten-{}", conversation.id)),
+            )
+            .col_expr(conversations::Column::State, Expr::value(json!({})))
+            .col_expr(conversations::Column::Metadata, Expr::value(json!({})))
+            .col_expr(conversations::Column::HandoffActive, Expr::value(false))
+            .col_expr(conversations::Column::HandoffReason, Expr::value(Option::<String>::None))
+            .col_expr(conversations::Column::UpdatedAt, Expr::value(now))
+            .filter(conversations::Column::Id.eq(conversation.id))
+            .exec(db)
+            .await?;
+    }
+    Ok(erased)
+}
+
+/// Erases a customer's row (`customers forget`): their TikTok id (replaced by one that names only the
+/// row), handle, phone and window go, and they are opted out so nothing is ever sent to it again. The
+/// row stays: orders point at it.
+pub async fn forget_customer(db: &impl ConnectionTrait, user_id: i64, now: DateTime<Utc>) -> Result<(), DbErr> {
+    users::Entity::update_many()
+        .col_expr(users::Column::TiktokUserId, Expr::value(format!("forgotten-{user_id}")))
+        .col_expr(users::Column::Username, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::Phone, Expr::value(Option::<String>::None))
+        .col_expr(users::Column::LastInboundAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(users::Column::OptedOut, Expr::value(true))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Removes the text (and media) of messages older than `cutoff` whose delivery is settled (a reply
+/// still waiting to be sent keeps its text): the retention rule. Returns how many.
+pub async fn drop_settled_texts(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    let settled = messages::Column::DeliveryStatus
+        .is_null()
+        .or(messages::Column::DeliveryStatus.is_not_in(AWAITING_A_SEND.iter().copied()));
+    let dropped = messages::Entity::update_many()
+        .col_expr(messages::Column::Text, Expr::value(Option::<String>::None))
+        .col_expr(messages::Column::MediaId, Expr::value(Option::<String>::None))
+        .filter(messages::Column::CreatedAt.lt(cutoff))
+        .filter(messages::Column::Text.is_not_null().or(messages::Column::MediaId.is_not_null()))
+        .filter(settled)
+        .exec(db)
+        .await?;
+    Ok(dropped.rows_affected)
 }

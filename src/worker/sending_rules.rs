@@ -8,10 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait};
 
 use crate::jobs::JobError;
 use crate::shop::window::{self, Part, ReplyWindow};
@@ -155,9 +152,7 @@ pub async fn fit_turn(
         let Some(message) = turn.iter().find(|m| m.id == id) else { continue };
         let mut message = message.clone();
         if let Some(text) = merged_text {
-            messages::ActiveModel { id: Set(id), text: Set(Some(text.clone())), ..Default::default() }
-                .update(&state.db)
-                .await?;
+            ledger::record_merged_text(&state.db, id, &text).await?;
             message.text = Some(text);
         }
         send.push(message);
@@ -260,13 +255,7 @@ pub async fn release_throttled(state: &AppState, now: DateTime<Utc>) -> Result<V
         .await?;
     let mut ready = Vec::with_capacity(held.len());
     for id in held {
-        let released = messages::Entity::update_many()
-            .col_expr(messages::Column::DeliveryStatus, Expr::value(DeliveryStatus::Pending))
-            .filter(messages::Column::Id.eq(id))
-            .filter(messages::Column::DeliveryStatus.eq(DeliveryStatus::Throttled))
-            .exec(&state.db)
-            .await?;
-        if released.rows_affected == 1 {
+        if ledger::release_throttled(&state.db, id).await? {
             ready.push(id);
         }
     }

@@ -14,6 +14,7 @@ mod fake_tiktok;
 mod fake_tiktok_rules;
 mod hardening;
 mod health;
+mod layout;
 mod lifecycle;
 mod metrics;
 mod orders;
