@@ -408,6 +408,19 @@ pub async fn record_merged_text(db: &impl ConnectionTrait, message_id: i64, text
     Ok(())
 }
 
+/// Records that a picture goes out as the text line standing in for it (TikTok allows no images there).
+pub async fn record_picture_as_text(db: &impl ConnectionTrait, message_id: i64, line: &str) -> Result<(), DbErr> {
+    messages::ActiveModel {
+        id: Set(message_id),
+        message_type: Set("text".into()),
+        text: Set(Some(line.to_owned())),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(())
+}
+
 /// Records how a delivery ended.
 pub async fn record_delivery(db: &impl ConnectionTrait, message_id: i64, record: DeliveryRecord) -> Result<(), DbErr> {
     let mut update = messages::ActiveModel { id: Set(message_id), ..Default::default() };

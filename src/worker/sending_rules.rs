@@ -81,14 +81,7 @@ fn link_line(state: &AppState, message: &messages::Model) -> Option<String> {
 
 /// Makes a picture the text that stands in for it, stored so that its send and the console say it.
 async fn become_text(state: &AppState, message: &mut messages::Model, line: String) -> Result<(), JobError> {
-    messages::ActiveModel {
-        id: Set(message.id),
-        message_type: Set("text".into()),
-        text: Set(Some(line.clone())),
-        ..Default::default()
-    }
-    .update(&state.db)
-    .await?;
+    ledger::record_picture_as_text(&state.db, message.id, &line).await?;
     message.message_type = "text".into();
     message.text = Some(line);
     Ok(())
