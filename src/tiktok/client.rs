@@ -89,12 +89,12 @@ struct Inner {
 }
 
 /// The HTTP client every TikTok call uses: timeouts set, base URL from config.
-pub fn http_client(settings: &TikTokSettings) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+pub fn http_client(settings: &TikTokSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .timeout(Duration::from_millis(settings.request_timeout_ms))
         .user_agent(concat!("philia-bot/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+        .build()
 }
 
 impl TikTokClient {

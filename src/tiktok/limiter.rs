@@ -5,7 +5,6 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use deadpool_redis::redis::cmd;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
@@ -27,6 +26,16 @@ local next_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1000)
 return 0
 "#;
+
+/// Why the shared send rate could not be asked (Redis unreachable or refusing the script): nothing was sent.
+#[derive(Debug, thiserror::Error)]
+pub enum LimiterError {
+    /// No connection to Redis (the pool's error says why).
+    #[error("send-rate limiter: {0:#}")]
+    Connect(anyhow::Error),
+    #[error("send-rate limiter")]
+    Redis(#[source] deadpool_redis::redis::RedisError),
+}
 
 #[derive(Clone)]
 pub enum SendLimiter {
@@ -57,14 +66,14 @@ impl SendLimiter {
     }
 
     /// Waits until this process may send one message.
-    pub async fn until_ready(&self) -> anyhow::Result<()> {
+    pub async fn until_ready(&self) -> Result<(), LimiterError> {
         match self {
             SendLimiter::Local(limiter) => {
                 limiter.until_ready().await;
                 Ok(())
             }
             SendLimiter::Redis { redis, key, interval_us, tolerance_us } => loop {
-                let mut conn = redis.connection().await?;
+                let mut conn = redis.connection().await.map_err(LimiterError::Connect)?;
                 let wait_us: i64 = cmd("EVAL")
                     .arg(GCRA)
                     .arg(1)
@@ -73,7 +82,7 @@ impl SendLimiter {
                     .arg(*tolerance_us)
                     .query_async(&mut conn)
                     .await
-                    .context("send-rate limiter")?;
+                    .map_err(LimiterError::Redis)?;
                 if wait_us <= 0 {
                     return Ok(());
                 }
