@@ -243,6 +243,25 @@ struct IntentsFile {
     answers: Answers,
     #[serde(default)]
     countries: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    shorthand: BTreeMap<String, String>,
+    #[serde(default)]
+    money: MoneyWords,
+}
+
+/// The words around a sum of money (`[money]` in `intents.toml`): "take 80", "60 shipped", "70 and i buy".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoneyWords {
+    /// Words right before a number that make it a sum ("would you take 80").
+    #[serde(default)]
+    before: Vec<String>,
+    /// Words right after a number that make it a sum ("60 shipped", "100 bucks").
+    #[serde(default)]
+    after: Vec<String>,
+    /// Words after a number that opens the message ("40 for the tee?", "70 and i buy rn").
+    #[serde(default)]
+    opening: Vec<String>,
 }
 
 /// Words of other languages customers write in (`[languages]` in `intents.toml`).
@@ -294,6 +313,9 @@ struct Answers {
 struct NumberWords {
     /// Words before a menu number ("option 2").
     before: Vec<String>,
+    /// Words after a menu number ("3 please").
+    #[serde(default)]
+    after: Vec<String>,
     /// Menu numbers written as words ("two").
     words: BTreeMap<String, u32>,
     /// Positions in a list ("the second one").
@@ -362,6 +384,23 @@ impl Rules {
 
     fn faq(keywords: &[String]) -> Self {
         Rules { keywords: phrases(keywords), ..Default::default() }
+    }
+
+    /// The same rules with each phrase's shorthand written out (`[shorthand]`: "u" → "you"), as messages
+    /// are before they are scored.
+    fn respelled(self, respell: &impl Fn(&[String]) -> Vec<String>) -> Self {
+        // Each phrase once, as written out ("hold pls" and "hold please" are one phrase).
+        let each = |list: Vec<Phrase>| {
+            let mut seen = std::collections::BTreeSet::new();
+            list.into_iter().map(|p| Phrase(respell(&p.0))).filter(|p| seen.insert(p.0.clone())).collect::<Vec<_>>()
+        };
+        Rules {
+            keywords: each(self.keywords),
+            strong: each(self.strong),
+            exact: self.exact.iter().map(|e| respell(e)).collect(),
+            not: each(self.not),
+            together: self.together.into_iter().map(|groups| groups.into_iter().map(each).collect()).collect(),
+        }
     }
 
     /// The message's score for this intent: 0 when nothing matches or a `not` phrase does. `known`: which
@@ -435,6 +474,12 @@ pub struct KeywordRouter {
     filler: Vec<String>,
     /// Normalized words written before a menu number.
     number_prefixes: Vec<String>,
+    /// Normalized words written after a menu number ("3 please").
+    number_suffixes: Vec<String>,
+    /// Shorthand customers write → the words it stands for ("u" → "you"), normalized.
+    shorthand: BTreeMap<String, Vec<String>>,
+    /// Normalized words around a sum of money.
+    money: MoneyWords,
     /// Menu numbers as normalized words.
     number_words: BTreeMap<String, u32>,
     /// List positions as normalized words.
@@ -477,6 +522,13 @@ impl KeywordRouter {
         }
         // Priority order for a tie: what needs a person or changes an order first, shop intents, then
         // FAQ, thanks and greeting ("hi, is the jacket still available?" is about the jacket).
+        let shorthand: BTreeMap<String, Vec<String>> = intents
+            .shorthand
+            .iter()
+            .map(|(word, means)| (normalize(word).join(" "), normalize(means)))
+            .filter(|(word, means)| !word.is_empty() && !means.is_empty())
+            .collect();
+        let respell = |words: &[String]| respell(&shorthand, words);
         let mut ordered = vec![
             (Intent::OptOut, Rules::of(&intents.opt_out)),
             (Intent::Complaint, Rules::of(&intents.complaint)),
@@ -502,14 +554,21 @@ impl KeywordRouter {
         }
         ordered.push((Intent::Thanks, Rules::of(&intents.thanks)));
         ordered.push((Intent::Greeting, Rules::of(&intents.greeting)));
+        let ordered: Vec<(Intent, Rules)> =
+            ordered.into_iter().map(|(intent, rules)| (intent, rules.respelled(&respell))).collect();
         let vocabulary = ordered
             .iter()
             .flat_map(|(_, rules)| rules.words().cloned().chain(rules.exact.iter().flatten().cloned()))
             .collect();
+        let (opt_out, more) = (
+            intents.opt_out.exact.iter().map(|w| respell(&normalize(w))).collect(),
+            intents.more.exact.iter().map(|w| respell(&normalize(w))).collect(),
+        );
         Ok(Self {
             vocabulary,
-            opt_out: intents.opt_out.exact.iter().map(|w| normalize(w)).collect(),
-            more: intents.more.exact.iter().map(|w| normalize(w)).collect(),
+            shorthand,
+            opt_out,
+            more,
             intents: ordered,
             synonyms: intents
                 .synonyms
@@ -547,6 +606,12 @@ impl KeywordRouter {
             newest: intents.search.newest.iter().map(|p| normalize(p).join(" ")).collect(),
             filler: intents.search.filler.iter().flat_map(|w| normalize(w)).collect(),
             number_prefixes: intents.numbers.before.iter().flat_map(|w| normalize(w)).collect(),
+            number_suffixes: intents.numbers.after.iter().flat_map(|w| normalize(w)).collect(),
+            money: MoneyWords {
+                before: intents.money.before.iter().flat_map(|w| normalize(w)).collect(),
+                after: intents.money.after.iter().flat_map(|w| normalize(w)).collect(),
+                opening: intents.money.opening.iter().flat_map(|w| normalize(w)).collect(),
+            },
             number_words: normalized_keys(intents.numbers.words),
             ordinals: normalized_keys(intents.numbers.ordinals),
             size_words: intents
@@ -561,7 +626,11 @@ impl KeywordRouter {
     pub fn menu_choice(&self, text: &str) -> Option<u32> {
         let trimmed = text.trim().trim_end_matches(['.', ')', '!']).trim();
         let keycap: String = trimmed.chars().filter(|c| !matches!(c, '\u{FE0F}' | '\u{20E3}')).collect();
-        let words = normalize(&keycap);
+        let mut words = normalize(&keycap);
+        // "3 please", "option 2 pls": a polite word after the number.
+        if words.len() >= 2 && words.last().is_some_and(|w| self.number_suffixes.contains(w)) {
+            words.pop();
+        }
         let token = match words.as_slice() {
             [one] => one,
             [prefix, n] if self.number_prefixes.contains(prefix) => n,
@@ -604,7 +673,7 @@ impl KeywordRouter {
 
     /// Whether the message is a menu number or an exact opt-out: no model is asked about those.
     pub fn is_unambiguous(&self, text: &str) -> bool {
-        let words = normalize(text);
+        let words = self.respell(&normalize(text));
         self.menu_choice(text).is_some() || self.opt_out.contains(&words) || self.more.contains(&words)
     }
 
@@ -744,12 +813,13 @@ impl KeywordRouter {
         let words = normalize(text);
         let entities = self.entities(text, &words);
         let searching = self.is_search(&words);
-        let known: Vec<bool> = words.iter().map(|w| self.vocabulary.contains(w)).collect();
+        let spelled = self.respell(&words);
+        let known: Vec<bool> = spelled.iter().map(|w| self.vocabulary.contains(w)).collect();
         let mut scored: Vec<(Intent, u32)> = self
             .intents
             .iter()
             .map(|(intent, rules)| {
-                let mut score = rules.score(&words, &known);
+                let mut score = rules.score(&spelled, &known);
                 // Signals beyond keywords, only strengthening an intent the words already point to, or
                 // deciding when they are unmistakable.
                 match intent {
@@ -786,10 +856,11 @@ impl KeywordRouter {
     pub fn route(&self, text: &str) -> (Intent, Entities) {
         let words = normalize(text);
         let entities = self.entities(text, &words);
-        if self.opt_out.contains(&words) {
+        let spelled = self.respell(&words);
+        if self.opt_out.contains(&spelled) {
             return (Intent::OptOut, entities);
         }
-        if self.more.contains(&words) {
+        if self.more.contains(&spelled) {
             return (Intent::More, entities);
         }
         if let Some(choice) = self.menu_choice(text).and_then(Intent::from_menu) {
@@ -814,6 +885,12 @@ impl KeywordRouter {
         (intent, entities)
     }
 
+    /// The words with customers' shorthand written out ("u" → "you", "wanna" → "want to"), as the
+    /// intents' phrases are.
+    fn respell(&self, words: &[String]) -> Vec<String> {
+        respell(&self.shorthand, words)
+    }
+
     /// Whether a message is written in a language other than English: two common words of another
     /// language (`[languages]`) and no English one, which the detector misses on short messages ("ciao,
     /// quanto costa la felpa?"); else the detector ([`is_other_language`]), unless a word is one of the
@@ -824,7 +901,10 @@ impl KeywordRouter {
         let english = words.iter().any(|w| ENGLISH.contains(&w.as_str()));
         // A word of the router's own phrases ("heyyy quick question") is English, whatever the detector
         // makes of a short message; the foreign words staff listed are not.
-        let known = words.iter().any(|w| w.len() >= 3 && self.vocabulary.contains(w) && !self.foreign.contains(w));
+        let known = words
+            .iter()
+            .chain(&self.respell(&words))
+            .any(|w| w.len() >= 3 && self.vocabulary.contains(w) && !self.foreign.contains(w));
         (foreign >= 2 && !english) || (!known && is_other_language(text))
     }
 
@@ -889,15 +969,15 @@ impl KeywordRouter {
             .find(|(_, phrases)| phrases.iter().any(|p| p.found_in(words)))
             .map(|(category, _)| category.clone());
         entities.item_position = words.iter().find_map(|w| self.ordinals.get(w)).copied();
-        entities.amount_minor = amount(text, words);
+        entities.amount_minor = amount(text, words, &self.money);
         entities
     }
 }
 
-/// A sum of money: "$100", "100$", "100 dollars", "60 shipped", a number after "take", "do", "for", "at"
-/// or "pay" ("would you take 80", "can u do 120 shipped"), or opening the message before "for" ("40 for
-/// the tee?"), in minor units.
-fn amount(text: &str, words: &[String]) -> Option<i64> {
+/// A sum of money: "$100", "100$", or a number next to one of `money`'s words: after "take" ("would you
+/// take 80"), before "shipped" ("60 shipped"), or opening the message before "for" ("40 for the tee?"),
+/// in minor units.
+fn amount(text: &str, words: &[String], money: &MoneyWords) -> Option<i64> {
     let to_minor = |digits: &str| -> Option<i64> {
         let value: f64 = digits.trim_end_matches('.').parse().ok()?;
         (value > 0.0 && value < 100_000.0).then(|| (value * 100.0).round() as i64)
@@ -914,7 +994,7 @@ fn amount(text: &str, words: &[String]) -> Option<i64> {
     words
         .windows(2)
         .find_map(|w| {
-            let before = matches!(w[0].as_str(), "take" | "do" | "for" | "at" | "pay" | "offer");
+            let before = money.before.contains(&w[0]);
             let number = w[1].chars().all(|c| c.is_ascii_digit()) && (2..=5).contains(&w[1].len());
             (before && number).then(|| to_minor(&w[1])).flatten()
         })
@@ -922,12 +1002,15 @@ fn amount(text: &str, words: &[String]) -> Option<i64> {
             words.windows(2).enumerate().find_map(|(i, w)| {
                 let number = w[0].chars().all(|c| c.is_ascii_digit()) && (2..=5).contains(&w[0].len());
                 // "40 for the band tee?" opens with the sum; "size 10 for the dunks" does not.
-                let opens_with_sum = i == 0 && matches!(w[1].as_str(), "for" | "cash" | "obo");
-                (number && (opens_with_sum || matches!(w[1].as_str(), "dollars" | "usd" | "bucks" | "shipped")))
-                    .then(|| to_minor(&w[0]))
-                    .flatten()
+                let opens_with_sum = i == 0 && money.opening.contains(&w[1]);
+                (number && (opens_with_sum || money.after.contains(&w[1]))).then(|| to_minor(&w[0])).flatten()
             })
         })
+}
+
+/// `words` with each shorthand of `shorthand` replaced by the words it stands for.
+fn respell(shorthand: &BTreeMap<String, Vec<String>>, words: &[String]) -> Vec<String> {
+    words.iter().flat_map(|w| shorthand.get(w).cloned().unwrap_or_else(|| vec![w.clone()])).collect()
 }
 
 /// Half of a UK or Canadian postcode ("m5h", "2n2", "sw1a", "1aa").
@@ -1000,10 +1083,10 @@ mod tests {
     #[test]
     fn menu_numbers_in_every_form() {
         let router = shipped();
-        for text in ["2", "2.", "#2", " 2) ", "2️⃣", "option 2", "two", "Two!"] {
+        for text in ["2", "2.", "#2", " 2) ", "2️⃣", "option 2", "two", "Two!", "2 please", "option 2 pls"] {
             assert_eq!(router.menu_choice(text), Some(2), "{text:?}");
         }
-        for text in ["22", "2 jackets", "0", "", "size 2"] {
+        for text in ["22", "2 jackets", "0", "", "size 2", "please", "2 please please"] {
             assert_eq!(router.menu_choice(text), None, "{text:?}");
         }
     }
@@ -1031,6 +1114,27 @@ mod tests {
             }
         }
         assert_eq!(Intent::Faq("shipping".into()).name(), "faq:shipping");
+    }
+
+    #[test]
+    fn shorthand_is_written_out_in_messages_and_phrases_alike() {
+        let router = shipped();
+        for (short, long) in [
+            ("how fast do u answer", "how fast do you answer"),
+            ("r u open sundays", "are you open sundays"),
+            ("imma grab the dunks", "im going to grab the dunks"),
+        ] {
+            assert_eq!(router.scores(short), router.scores(long), "{short:?}");
+        }
+        assert_eq!(router.respell(&normalize("wanna cop")), ["want", "to", "cop"]);
+    }
+
+    #[test]
+    fn a_number_opening_the_message_before_a_money_word_is_a_sum() {
+        let router = shipped();
+        assert_eq!(router.route("70 and i buy rn").1.amount_minor, Some(7000));
+        assert_eq!(router.route("60 shipped?").1.amount_minor, Some(6000));
+        assert_eq!(router.route("size 10 and up").1.amount_minor, None);
     }
 
     #[test]
