@@ -133,6 +133,15 @@ impl Bot {
         }
     }
 
+    /// The staff webhook's notice that `who` needs a person for `reason`, in the words of
+    /// `replies.toml` [staff] notice.
+    pub fn staff_notice(&self, who: &str, reason: &str, conversation: &str) -> String {
+        self::replies::render(
+            &self.replies.staff.notice,
+            &[("who", who), ("reason", reason), ("conversation", conversation)],
+        )
+    }
+
     /// Which router decides: for the start-up line.
     pub fn router_name(&self) -> &'static str {
         if self.llm.is_some() { "keywords, then the LLM" } else { "keywords only" }

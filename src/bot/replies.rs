@@ -228,6 +228,7 @@ templates! {
 
     /// Why a conversation went to a person, as the staff notice and the handoff list say it.
     "staff" StaffTexts {
+        notice: ["who", "reason", "conversation"],
         asked_person: [],
         complaint: ["kind", "message"],
         complaint_refund: [],

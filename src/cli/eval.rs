@@ -205,7 +205,7 @@ pub enum Step {
     Staff(String),
     /// `as NAME`: later lines are another customer's.
     As(String),
-    /// `< text`: a reply to the last line contains this (case-insensitive).
+    /// `< text`: a reply to the last line contains this (case-insensitive); `< a|b`: one of these.
     Contains(String),
     /// `<! text`: no reply to the last line contains this.
     Lacks(String),
@@ -366,7 +366,7 @@ async fn play(settings: Settings, name: &str, steps: &[(usize, Step)]) -> anyhow
                 last_said = format!("staff: {text}");
             }
             Step::Contains(text) => {
-                if !replies.iter().any(|r| r.to_lowercase().contains(&text.to_lowercase())) {
+                if !contains_one_of(&replies, text) {
                     failures.push(fail(format!("expected a reply containing {text:?}, got {}", said(&replies))));
                 }
             }
@@ -432,6 +432,16 @@ async fn play(settings: Settings, name: &str, steps: &[(usize, Step)]) -> anyhow
     shutdown.cancel();
     running.await.context("the conversation's application task")??;
     Ok(failures)
+}
+
+/// Whether a reply contains one of `expected`'s `|`-separated texts (case-insensitive): "PM EST|PM EDT"
+/// holds in winter and in summer.
+fn contains_one_of(replies: &[String], expected: &str) -> bool {
+    let wanted: Vec<String> = expected.split('|').map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect();
+    replies.iter().any(|r| {
+        let reply = r.to_lowercase();
+        wanted.iter().any(|w| reply.contains(w.as_str()))
+    })
 }
 
 fn said(replies: &[String]) -> String {
@@ -566,5 +576,13 @@ mod tests {
         let error = parse_script("> hi\nexpect hello\n", "a.txt").unwrap_err().to_string();
         assert!(error.contains("a.txt:2"), "{error}");
         assert!(parse_script("< only expectations\n", "a.txt").is_err());
+    }
+
+    #[test]
+    fn an_expectation_may_name_alternatives() {
+        let replies = ["It's yours! On hold until 9:04 PM EDT today".to_owned()];
+        assert!(contains_one_of(&replies, "PM EST|PM EDT"));
+        assert!(!contains_one_of(&replies, "AM EST|AM EDT"));
+        assert!(!contains_one_of(&["Sweet, we'll get it out".to_owned()], "PM EST|PM EDT|AM EST|AM EDT"));
     }
 }

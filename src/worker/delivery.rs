@@ -436,11 +436,12 @@ pub fn log_unsent(conversation: &conversations::Model, text: Option<&str>, statu
 }
 
 /// Tells the team a conversation needs a human: a log line, and a POST to the staff webhook when one is
-/// configured (Slack reads `text`, Discord reads `content`). Best effort: it never fails the job.
+/// configured (Slack reads `text`, Discord reads `content`), in the words of `replies.toml` [staff]
+/// notice. Best effort: it never fails the job.
 pub fn notify_staff(state: &AppState, to: &CustomerConversation, reason: &str) {
     let (user, conversation) = (&to.user, &to.conversation);
     let who = user.username.as_deref().unwrap_or(&user.tiktok_user_id);
-    let text = format!("🙋 @{who} needs a human ({reason}). Conversation {}", conversation.tiktok_conversation_id);
+    let text = state.bot.staff_notice(who, reason, &conversation.tiktok_conversation_id);
     tracing::warn!(conversation = %conversation.tiktok_conversation_id, %reason, "handoff to a human");
     let Some(url) = state.settings.shop.staff_webhook() else {
         return;

@@ -422,3 +422,39 @@ async fn the_staff_notice_gives_the_reason_in_the_words_of_the_config() {
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_staff_notice_is_framed_in_the_words_of_the_config() {
+    // The notice around the reason ("🙋 @who needs a human (…)") is staff's text too: replies.toml
+    // [staff] notice, not English fixed in code.
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let staff = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/hooks/staff")).respond_with(ResponseTemplate::new(200)).mount(&staff).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let replies = std::fs::read_to_string(dir.path().join("replies.toml")).unwrap();
+    let shipped_notice = "notice = \"🙋 @{who} needs a human ({reason}). Conversation {conversation}\"";
+    let edited = replies.replace(shipped_notice, "notice = \"Kundin @{who} wartet — {reason} — Chat {conversation}\"");
+    assert!(edited != replies, "the shipped replies.toml frames the staff notice in [staff] notice");
+    std::fs::write(dir.path().join("replies.toml"), edited).unwrap();
+    let db = TestDatabase::sqlite();
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.config_dir = dir.path().to_path_buf();
+    settings.shop.staff_webhook_url = Some(format!("{}/hooks/staff", staff.uri()).into());
+    let app = crate::helpers::spawn_app_with(db, settings, philia_bot::role::Role::All).await;
+    assert!(!say(&app, "jane", "talk to a human pls").await.is_empty());
+    let notice = wait_for("the staff webhook", PATIENCE, || async {
+        staff.received_requests().await.and_then(|r| r.into_iter().next())
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_slice(&notice.body).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with("Kundin @jane wartet — the customer asked for a person — Chat "), "{body}");
+    assert!(!text.contains("needs a human"), "{body}");
+    app.stop().await.unwrap();
+}
