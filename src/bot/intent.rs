@@ -246,7 +246,20 @@ struct IntentsFile {
     #[serde(default)]
     shorthand: BTreeMap<String, String>,
     #[serde(default)]
+    polite: PoliteWords,
+    /// Emoji that say a word ("🙋" is "mine"), read as that word.
+    #[serde(default)]
+    emoji: BTreeMap<String, String>,
+    #[serde(default)]
     money: MoneyWords,
+}
+
+/// Words that add nothing at the end of a short message (`[polite]`): "3 please", "see more pls".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoliteWords {
+    #[serde(default)]
+    words: Vec<String>,
 }
 
 /// The words around a sum of money (`[money]` in `intents.toml`): "take 80", "60 shipped", "70 and i buy".
@@ -313,9 +326,6 @@ struct Answers {
 struct NumberWords {
     /// Words before a menu number ("option 2").
     before: Vec<String>,
-    /// Words after a menu number ("3 please").
-    #[serde(default)]
-    after: Vec<String>,
     /// Menu numbers written as words ("two").
     words: BTreeMap<String, u32>,
     /// Positions in a list ("the second one").
@@ -405,11 +415,12 @@ impl Rules {
 
     /// The message's score for this intent: 0 when nothing matches or a `not` phrase does. `known`: which
     /// of the words the router knows (those match only as written).
-    fn score(&self, words: &[String], known: &[bool]) -> u32 {
+    /// `bare`: the words without the polite ones at the end, which an `exact` phrase may also be.
+    fn score(&self, words: &[String], bare: &[String], known: &[bool]) -> u32 {
         if words.is_empty() {
             return 0;
         }
-        if self.exact.iter().any(|e| e.as_slice() == words) {
+        if self.exact.iter().any(|e| e.as_slice() == words || e.as_slice() == bare) {
             return 100;
         }
         if self.not.iter().any(|p| p.found_among(words, known)) {
@@ -474,8 +485,10 @@ pub struct KeywordRouter {
     filler: Vec<String>,
     /// Normalized words written before a menu number.
     number_prefixes: Vec<String>,
-    /// Normalized words written after a menu number ("3 please").
-    number_suffixes: Vec<String>,
+    /// Normalized words that add nothing at the end of a short message ("3 please"), shorthand written out.
+    polite: Vec<String>,
+    /// Emoji → the words they say.
+    emoji: Vec<(String, String)>,
     /// Shorthand customers write → the words it stands for ("u" → "you"), normalized.
     shorthand: BTreeMap<String, Vec<String>>,
     /// Normalized words around a sum of money.
@@ -560,6 +573,7 @@ impl KeywordRouter {
             .iter()
             .flat_map(|(_, rules)| rules.words().cloned().chain(rules.exact.iter().flatten().cloned()))
             .collect();
+        let polite = intents.polite.words.iter().flat_map(|w| respell(&normalize(w))).collect();
         let (opt_out, more) = (
             intents.opt_out.exact.iter().map(|w| respell(&normalize(w))).collect(),
             intents.more.exact.iter().map(|w| respell(&normalize(w))).collect(),
@@ -606,7 +620,8 @@ impl KeywordRouter {
             newest: intents.search.newest.iter().map(|p| normalize(p).join(" ")).collect(),
             filler: intents.search.filler.iter().flat_map(|w| normalize(w)).collect(),
             number_prefixes: intents.numbers.before.iter().flat_map(|w| normalize(w)).collect(),
-            number_suffixes: intents.numbers.after.iter().flat_map(|w| normalize(w)).collect(),
+            polite,
+            emoji: intents.emoji.iter().map(|(e, w)| (e.clone(), format!(" {w} "))).collect(),
             money: MoneyWords {
                 before: intents.money.before.iter().flat_map(|w| normalize(w)).collect(),
                 after: intents.money.after.iter().flat_map(|w| normalize(w)).collect(),
@@ -626,11 +641,8 @@ impl KeywordRouter {
     pub fn menu_choice(&self, text: &str) -> Option<u32> {
         let trimmed = text.trim().trim_end_matches(['.', ')', '!']).trim();
         let keycap: String = trimmed.chars().filter(|c| !matches!(c, '\u{FE0F}' | '\u{20E3}')).collect();
-        let mut words = normalize(&keycap);
-        // "3 please", "option 2 pls": a polite word after the number.
-        if words.len() >= 2 && words.last().is_some_and(|w| self.number_suffixes.contains(w)) {
-            words.pop();
-        }
+        // "3 please", "option 2 pls": polite words after the number.
+        let words = self.without_polite(&self.respell(&normalize(&keycap)));
         let token = match words.as_slice() {
             [one] => one,
             [prefix, n] if self.number_prefixes.contains(prefix) => n,
@@ -673,7 +685,7 @@ impl KeywordRouter {
 
     /// Whether the message is a menu number or an exact opt-out: no model is asked about those.
     pub fn is_unambiguous(&self, text: &str) -> bool {
-        let words = self.respell(&normalize(text));
+        let words = self.without_polite(&self.respell(&normalize(text)));
         self.menu_choice(text).is_some() || self.opt_out.contains(&words) || self.more.contains(&words)
     }
 
@@ -810,16 +822,30 @@ impl KeywordRouter {
 
     /// Each intent's score for a message, best first (ties in priority order); intents scoring 0 left out.
     pub fn scores(&self, text: &str) -> Vec<(Intent, u32)> {
+        let text = &self.emoji_as_words(text);
         let words = normalize(text);
         let entities = self.entities(text, &words);
         let searching = self.is_search(&words);
         let spelled = self.respell(&words);
+        let bare = self.without_polite(&spelled);
         let known: Vec<bool> = spelled.iter().map(|w| self.vocabulary.contains(w)).collect();
+        let score_of = |wanted: &Intent| {
+            self.intents
+                .iter()
+                .find(|(intent, _)| intent == wanted)
+                .map_or(0, |(_, r)| r.score(&spelled, &bare, &known))
+        };
+        // "ill buy the levis 32x30", "ill buy the jordans size 11": next to a buying phrase with no fit
+        // words besides "size", a size is the piece's.
+        let buying_a_size = score_of(&Intent::Reserve) > 0 && score_of(&Intent::Sizing) <= 1;
+        // "any dunks in 10.5?": a size asked for a piece staff named.
+        let sized = entities.size.is_some() || words.iter().any(|w| w.chars().all(|c| c.is_ascii_digit()));
+        let sized_piece = searching && sized && words.iter().any(|w| self.names_a_piece(w));
         let mut scored: Vec<(Intent, u32)> = self
             .intents
             .iter()
             .map(|(intent, rules)| {
-                let mut score = rules.score(&spelled, &known);
+                let mut score = rules.score(&spelled, &bare, &known);
                 // Signals beyond keywords, only strengthening an intent the words already point to, or
                 // deciding when they are unmistakable.
                 match intent {
@@ -829,7 +855,7 @@ impl KeywordRouter {
                     // "$ for the patagonia?": a dollar sign with no sum asks the price.
                     Intent::Price if entities.amount_minor.is_none() && text.contains('$') => score += 3,
                     // "Got any jordans size 11?" looks through the stock; "I'm a size 10" is the customer.
-                    Intent::Sizing if !searching && self.names_body(text, &words) => score += 4,
+                    Intent::Sizing if !searching && !buying_a_size && self.names_body(text, &words) => score += 4,
                     Intent::NewDrops
                         if searching && entities.category.is_some() && self.naming_words(&words).is_empty() =>
                     {
@@ -841,6 +867,7 @@ impl KeywordRouter {
                     Intent::Availability if searching && score > 0 && !self.naming_words(&words).is_empty() => {
                         score += 1;
                     }
+                    Intent::Availability if sized_piece => score += 2,
                     _ => {}
                 }
                 (intent.clone(), score)
@@ -854,13 +881,14 @@ impl KeywordRouter {
     /// The intent and entities of a message by keywords alone: every intent scored from the whole
     /// message, the best wins.
     pub fn route(&self, text: &str) -> (Intent, Entities) {
-        let words = normalize(text);
+        let words = normalize(&self.emoji_as_words(text));
         let entities = self.entities(text, &words);
         let spelled = self.respell(&words);
-        if self.opt_out.contains(&spelled) {
+        let bare = self.without_polite(&spelled);
+        if self.opt_out.contains(&spelled) || self.opt_out.contains(&bare) {
             return (Intent::OptOut, entities);
         }
-        if self.more.contains(&spelled) {
+        if self.more.contains(&spelled) || self.more.contains(&bare) {
             return (Intent::More, entities);
         }
         if let Some(choice) = self.menu_choice(text).and_then(Intent::from_menu) {
@@ -891,6 +919,26 @@ impl KeywordRouter {
         respell(&self.shorthand, words)
     }
 
+    /// The words without the polite ones at the end ("see more please" → "see more"), one word at least.
+    fn without_polite(&self, words: &[String]) -> Vec<String> {
+        let mut bare = words.to_vec();
+        while bare.len() > 1 && bare.last().is_some_and(|w| self.polite.contains(w)) {
+            bare.pop();
+        }
+        bare
+    }
+
+    /// The text with each emoji of `[emoji]` replaced by the word it says ("SOLD 🙋" → "SOLD mine").
+    fn emoji_as_words(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (emoji, words) in &self.emoji {
+            if text.contains(emoji.as_str()) {
+                text = text.replace(emoji.as_str(), words);
+            }
+        }
+        text
+    }
+
     /// Whether a message is written in a language other than English: two common words of another
     /// language (`[languages]`) and no English one, which the detector misses on short messages ("ciao,
     /// quanto costa la felpa?"); else the detector ([`is_other_language`]), unless a word is one of the
@@ -905,7 +953,11 @@ impl KeywordRouter {
             .iter()
             .chain(&self.respell(&words))
             .any(|w| w.len() >= 3 && self.vocabulary.contains(w) && !self.foreign.contains(w));
-        (foreign >= 2 && !english) || (!known && is_other_language(text))
+        // Two words with letters English does not write ("chào shop, áo này còn không ạ?") outweigh a
+        // word the router knows ("shop").
+        let accented =
+            text.split_whitespace().filter(|w| w.chars().any(|c| c.is_alphabetic() && !c.is_ascii())).count() >= 2;
+        (foreign >= 2 && !english) || ((!known || accented) && is_other_language(text))
     }
 
     /// Whether the customer gives their own measurements, height or weight ("my chest is 40in", "6'2",
@@ -1083,10 +1135,12 @@ mod tests {
     #[test]
     fn menu_numbers_in_every_form() {
         let router = shipped();
-        for text in ["2", "2.", "#2", " 2) ", "2️⃣", "option 2", "two", "Two!", "2 please", "option 2 pls"] {
+        for text in
+            ["2", "2.", "#2", " 2) ", "2️⃣", "option 2", "two", "Two!", "2 please", "option 2 pls", "2 pls thanks"]
+        {
             assert_eq!(router.menu_choice(text), Some(2), "{text:?}");
         }
-        for text in ["22", "2 jackets", "0", "", "size 2", "please", "2 please please"] {
+        for text in ["22", "2 jackets", "0", "", "size 2", "please", "2 jackets please"] {
             assert_eq!(router.menu_choice(text), None, "{text:?}");
         }
     }
@@ -1127,6 +1181,23 @@ mod tests {
             assert_eq!(router.scores(short), router.scores(long), "{short:?}");
         }
         assert_eq!(router.respell(&normalize("wanna cop")), ["want", "to", "cop"]);
+    }
+
+    #[test]
+    fn polite_words_at_the_end_and_emoji_are_read_from_the_intents_file() {
+        let router = shipped();
+        assert_eq!(router.route("see more pls").0, Intent::More);
+        assert_eq!(router.route("3 please").0, Intent::Human);
+        assert_eq!(router.route("SOLD 🙋‍♀️").0, Intent::Reserve, "the raised hand claims the piece");
+        assert_eq!(router.route("sold?").0, Intent::Availability);
+        assert_eq!(router.route("👋").0, Intent::Greeting);
+    }
+
+    #[test]
+    fn a_size_next_to_a_buying_phrase_is_the_pieces() {
+        let router = shipped();
+        assert_eq!(router.route("ill buy the levis 32x30").0, Intent::Reserve);
+        assert_eq!(router.route("im 32x30, will the levis fit").0, Intent::Sizing);
     }
 
     #[test]
