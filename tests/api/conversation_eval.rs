@@ -16,14 +16,18 @@ fn the_routing_table_routes_at_least_97_percent() {
     assert!(first.starts_with("eval/routing.tsv: ") && first.contains("routed right"), "{said}");
 }
 
-/// The held-out tables (written without seeing the router) at their floor of 1 December 2026: a change
-/// that routes text nobody tuned for worse fails here.
+/// The held-out tables (written without seeing the router) at their floor: a change that routes text
+/// nobody tuned for worse fails here. dev, dev2 and dev3 (tuned on, 2 December 2026) may lose one row
+/// each; test.tsv's floor is the lead's.
 #[test]
 fn the_held_out_tables_route_at_least_their_floor() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (table, floor) in
-        [("eval/heldout/dev.tsv", "99"), ("eval/heldout/dev2.tsv", "90"), ("eval/heldout/test.tsv", "83")]
-    {
+    for (table, floor) in [
+        ("eval/heldout/dev.tsv", "99.5"),
+        ("eval/heldout/dev2.tsv", "99.5"),
+        ("eval/heldout/dev3.tsv", "99.2"),
+        ("eval/heldout/test.tsv", "83"),
+    ] {
         let output = philia(root).args(["eval", "routing", table, "--min", floor]).output().unwrap();
         assert!(output.status.success(), "{table} below {floor}%: {}", text(&output));
     }
