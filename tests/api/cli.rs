@@ -57,19 +57,14 @@ fn config_check_names_the_file_and_field_of_each_problem() {
 /// truth): `config check` warns, naming the file, the field and the amount, and still passes.
 #[test]
 fn config_check_warns_about_an_amount_written_by_hand_and_passes() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir(&config).unwrap();
-    for entry in std::fs::read_dir(repo_config_dir()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
-    }
+    let config = crate::helpers::shipped_config_copy();
+    let config = config.path();
     let faq = std::fs::read_to_string(config.join("faq.toml")).unwrap();
     let shipping = faq.find("[shipping]").unwrap();
     let answer = shipping + faq[shipping..].find("answer = \"").unwrap() + "answer = \"".len();
     let edited = format!("{}Shipping is $6 flat. {}", &faq[..answer], &faq[answer..]);
     std::fs::write(config.join("faq.toml"), edited).unwrap();
-    let output = philia(dir.path()).args(["config", "check"]).output().unwrap();
+    let output = philia(config).args(["config", "check", "--config-dir"]).arg(config).output().unwrap();
     assert!(output.status.success(), "{}", text(&output));
     let all = text(&output);
     assert!(all.contains("faq.toml: shipping.answer: \"$6\" is written by hand"), "{all}");

@@ -400,12 +400,7 @@ async fn a_handoff_notifies_the_staff_webhook_and_lapses_after_the_quiet_time() 
 #[tokio::test]
 async fn the_staff_notice_gives_the_reason_in_the_words_of_the_config() {
     // Staff write the reasons too: a complaint's reason comes from replies.toml [staff], not from code.
-    let dir = tempfile::tempdir().unwrap();
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let dir = crate::helpers::shipped_config_copy();
     let replies = std::fs::read_to_string(dir.path().join("replies.toml")).unwrap();
     let edited = replies.replace("complaint_refund = \"wants a refund\"", "complaint_refund = \"asks for the money\"");
     assert!(edited != replies, "the shipped replies.toml has a complaint_refund reason");
@@ -431,12 +426,7 @@ async fn the_staff_notice_is_framed_in_the_words_of_the_config() {
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let staff = MockServer::start().await;
     Mock::given(method("POST")).and(path("/hooks/staff")).respond_with(ResponseTemplate::new(200)).mount(&staff).await;
-    let dir = tempfile::tempdir().unwrap();
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let dir = crate::helpers::shipped_config_copy();
     let replies = std::fs::read_to_string(dir.path().join("replies.toml")).unwrap();
     let shipped_notice = "notice = \"🙋 @{who} needs a human ({reason}). Conversation {conversation}\"";
     let edited = replies.replace(shipped_notice, "notice = \"Kundin @{who} wartet — {reason} — Chat {conversation}\"");

@@ -494,6 +494,11 @@ pub async fn spawn_app_with(db: TestDatabase, settings: Settings, role: Role) ->
         options.try_out = Some(std::sync::Arc::new(philia_bot::sandbox::TryOut::new(settings.clone())));
     }
     let app = Application::build(settings, options).await.expect("application builds");
+    run_built(app, db)
+}
+
+/// Runs an application built by the test (which may queue jobs before any worker runs) on its database.
+pub fn run_built(app: Application, db: TestDatabase) -> TestApp {
     let port = app.port();
     let state = app.state().clone();
     let shutdown = app.shutdown_token();
@@ -507,6 +512,17 @@ pub async fn spawn_app_with(db: TestDatabase, settings: Settings, role: Role) ->
         task,
         _database: db,
     }
+}
+
+/// A copy of the shipped `config/` folder, for a test that edits one of its files.
+pub fn shipped_config_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    dir
 }
 
 /// The whole application (`--role all`) on the test's own database.

@@ -14,8 +14,8 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use secrecy::SecretString;
 
 use crate::helpers::{
-    PrivateRedis, TestApp, TestDatabase, TestRedis, redis_cli, settled_replies, spawn_app_with, test_settings,
-    tiktok_message, use_redis, wait_for,
+    PrivateRedis, TestApp, TestDatabase, TestRedis, redis_cli, run_built, settled_replies, spawn_app_with,
+    test_settings, tiktok_message, use_redis, wait_for,
 };
 use crate::{on_both_queues, on_every_backend};
 
@@ -732,15 +732,7 @@ async fn a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer(
             built.state().queue.enqueue(&customer_message(&format!("late{c}"), &format!("{c}-{n}"), at)).await.unwrap();
         }
     }
-    let app = TestApp {
-        address: String::new(),
-        port: built.port(),
-        state: built.state().clone(),
-        client: reqwest::Client::new(),
-        shutdown: built.shutdown_token(),
-        task: tokio::spawn(built.run_until_stopped()),
-        _database: db,
-    };
+    let app = run_built(built, db);
     let total = (customers * each) as usize;
     wait_for(&format!("{total} replies within the order wait"), ORDER_WAIT, || async {
         let replies = app.replies().await;
@@ -884,15 +876,7 @@ async fn a_turn_whose_job_was_lost_holds_the_conversation_back_only_once(db: Tes
     let queue = built.state().queue.clone();
     queue.enqueue(&customer_message("ghosty", "lost", written)).await.unwrap();
     next_job(&mut queue.consumer(), "the job to lose").await.ack().await.unwrap();
-    let app = TestApp {
-        address: String::new(),
-        port: built.port(),
-        state: built.state().clone(),
-        client: reqwest::Client::new(),
-        shutdown: built.shutdown_token(),
-        task: tokio::spawn(built.run_until_stopped()),
-        _database: db,
-    };
+    let app = run_built(built, db);
     let replied = |n: usize| {
         let app = &app;
         move || async move { (app.replies().await.len() >= n).then_some(()) }
