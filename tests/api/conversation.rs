@@ -368,8 +368,11 @@ mod with_an_llm {
     }
 }
 
-#[tokio::test]
-async fn a_handoff_notifies_the_staff_webhook_and_lapses_after_the_quiet_time() {
+/// Jane asks for a person on an app (settings adjusted by `adjust`) whose staff webhook is a fake: the app,
+/// the fake (it expects exactly one notice by the end of the test) and the body of the notice it received.
+async fn jane_asks_for_a_person(
+    adjust: impl FnOnce(&mut philia_bot::config::Settings),
+) -> (TestApp, wiremock::MockServer, serde_json::Value) {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let staff = MockServer::start().await;
@@ -382,14 +385,20 @@ async fn a_handoff_notifies_the_staff_webhook_and_lapses_after_the_quiet_time() 
     let db = TestDatabase::sqlite();
     let mut settings = crate::helpers::test_settings(&db);
     settings.shop.staff_webhook_url = Some(format!("{}/hooks/staff", staff.uri()).into());
-    settings.shop.handoff_quiet_hours = 0;
+    adjust(&mut settings);
     let app = crate::helpers::spawn_app_with(db, settings, philia_bot::role::Role::All).await;
     assert!(!say(&app, "jane", "talk to a human pls").await.is_empty());
     let notice = wait_for("the staff webhook", PATIENCE, || async {
         staff.received_requests().await.and_then(|r| r.into_iter().next())
     })
     .await;
-    let body: serde_json::Value = serde_json::from_slice(&notice.body).unwrap();
+    let body = serde_json::from_slice(&notice.body).unwrap();
+    (app, staff, body)
+}
+
+#[tokio::test]
+async fn a_handoff_notifies_the_staff_webhook_and_lapses_after_the_quiet_time() {
+    let (app, _staff, body) = jane_asks_for_a_person(|settings| settings.shop.handoff_quiet_hours = 0).await;
     assert!(body["text"].as_str().unwrap().contains("@jane needs a human"), "{body}");
     assert_eq!(body["text"], body["content"], "Slack and Discord read the same notice");
     // With no quiet time configured, the next message finds the handoff lapsed and the bot answers.
@@ -422,27 +431,13 @@ async fn the_staff_notice_gives_the_reason_in_the_words_of_the_config() {
 async fn the_staff_notice_is_framed_in_the_words_of_the_config() {
     // The notice around the reason ("🙋 @who needs a human (…)") is staff's text too: replies.toml
     // [staff] notice, not English fixed in code.
-    use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let staff = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/hooks/staff")).respond_with(ResponseTemplate::new(200)).mount(&staff).await;
     let dir = crate::helpers::shipped_config_copy();
     let replies = std::fs::read_to_string(dir.path().join("replies.toml")).unwrap();
     let shipped_notice = "notice = \"🙋 @{who} needs a human ({reason}). Conversation {conversation}\"";
     let edited = replies.replace(shipped_notice, "notice = \"Kundin @{who} wartet — {reason} — Chat {conversation}\"");
     assert!(edited != replies, "the shipped replies.toml frames the staff notice in [staff] notice");
     std::fs::write(dir.path().join("replies.toml"), edited).unwrap();
-    let db = TestDatabase::sqlite();
-    let mut settings = crate::helpers::test_settings(&db);
-    settings.config_dir = dir.path().to_path_buf();
-    settings.shop.staff_webhook_url = Some(format!("{}/hooks/staff", staff.uri()).into());
-    let app = crate::helpers::spawn_app_with(db, settings, philia_bot::role::Role::All).await;
-    assert!(!say(&app, "jane", "talk to a human pls").await.is_empty());
-    let notice = wait_for("the staff webhook", PATIENCE, || async {
-        staff.received_requests().await.and_then(|r| r.into_iter().next())
-    })
-    .await;
-    let body: serde_json::Value = serde_json::from_slice(&notice.body).unwrap();
+    let (app, _staff, body) = jane_asks_for_a_person(|settings| settings.config_dir = dir.path().to_path_buf()).await;
     let text = body["text"].as_str().unwrap();
     assert!(text.starts_with("Kundin @jane wartet — the customer asked for a person — Chat "), "{body}");
     assert!(!text.contains("needs a human"), "{body}");
