@@ -28,14 +28,8 @@ fn app(settings: &TikTokSettings) -> Result<(&str, &str), ApiError> {
 /// A reqwest error and its causes, without the request's URL: the webhook calls carry the app's secret
 /// in it (the list call's query), and a reqwest error prints its URL.
 fn without_secret(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(&error);
-    while let Some(inner) = cause {
-        text.push_str(&format!(": {inner}"));
-        cause = inner.source();
-    }
-    text
+    // anyhow's alternate form prints the error and its causes ("…: Connection refused").
+    format!("{:#}", anyhow::Error::new(error.without_url()))
 }
 
 /// Reads TikTok's answer to a webhook call; no error text or log line carries the app's secret.
