@@ -120,7 +120,8 @@ pub async fn fit_turn(
     if let [only] = parts.as_slice() {
         // One message needs no composing: its send takes its unit of the quota or records it
         // `quota_exhausted` (`before_send`), so the quota is not read here (one statement less per reply).
-        return Ok(turn.iter().filter(|m| m.id == only.id).cloned().collect());
+        let only = only.id;
+        return Ok(turn.into_iter().filter(|m| m.id == only).collect());
     }
     let left = window::quota_left(&state.db, to.user.id, Utc::now()).await?;
     let fitted = window::fit(&parts, usize::try_from(left).unwrap_or(0), MAX_TEXT_CHARS);
