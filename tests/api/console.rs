@@ -32,8 +32,18 @@ pub fn console_settings(db: &TestDatabase) -> Settings {
 
 /// The whole app with the console on and one staff account, `ana`.
 pub async fn console_app(db: TestDatabase) -> TestApp {
-    let settings = console_settings(&db);
-    let app = spawn_app_with(db, settings, philia_bot::role::Role::All).await;
+    console_app_on(db, None, philia_bot::role::Role::All).await
+}
+
+/// The app in `role` with the console on, on `redis` when given, and one staff account, `ana`.
+async fn console_app_on(
+    db: TestDatabase,
+    redis: Option<&crate::helpers::TestRedis>,
+    role: philia_bot::role::Role,
+) -> TestApp {
+    let mut settings = console_settings(&db);
+    crate::helpers::use_redis(&mut settings, redis);
+    let app = spawn_app_with(db, settings, role).await;
     accounts::add(&app.state.db, STAFF, PASSWORD).await.expect("staff account");
     app
 }
@@ -422,11 +432,7 @@ async fn the_health_page_shows_the_tokens_expiry_and_the_queues_depth() {
     use philia_bot::store::entities::tiktok_tokens;
     let test = "console::the_health_page_shows_the_tokens_expiry_and_the_queues_depth";
     let Some(redis) = crate::helpers::TestRedis::new(test) else { return };
-    let db = TestDatabase::sqlite();
-    let mut settings = console_settings(&db);
-    crate::helpers::use_redis(&mut settings, Some(&redis));
-    let app = spawn_app_with(db, settings, philia_bot::role::Role::Web).await;
-    accounts::add(&app.state.db, STAFF, PASSWORD).await.unwrap();
+    let app = console_app_on(TestDatabase::sqlite(), Some(&redis), philia_bot::role::Role::Web).await;
     let now = Utc::now();
     let (access, refresh) = (now + Duration::hours(20), now + Duration::days(3) + Duration::hours(2));
     tiktok_tokens::ActiveModel {
@@ -792,11 +798,7 @@ async fn the_bot_is_tried_in_the_page_on_a_copy_that_never_touches_the_shop(db: 
 async fn dead_letters_are_replayed_and_dropped_from_the_health_page() {
     let test = "console::dead_letters_are_replayed_and_dropped_from_the_health_page";
     let Some(redis) = crate::helpers::TestRedis::new(test) else { return };
-    let db = TestDatabase::sqlite();
-    let mut settings = console_settings(&db);
-    crate::helpers::use_redis(&mut settings, Some(&redis));
-    let app = spawn_app_with(db, settings, philia_bot::role::Role::All).await;
-    accounts::add(&app.state.db, STAFF, PASSWORD).await.unwrap();
+    let app = console_app_on(TestDatabase::sqlite(), Some(&redis), philia_bot::role::Role::All).await;
     let stream = format!("{}:jobs", redis.prefix);
     for _ in 0..2 {
         crate::helpers::redis_cli(&redis.url, &["XADD", &stream, "*", "job", "{\"type\":\"NoSuchJobV9\"}"])
