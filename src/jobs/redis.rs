@@ -134,7 +134,8 @@ impl RedisQueue {
 
     /// The sorted set of a conversation's customer messages queued or running, by their timestamp.
     fn turns_key(&self, conversation: &str) -> String {
-        format!("{}:{conversation}", self.inner.turns_prefix)
+        // Joined, not `format!`ted: this runs on every webhook, and the formatting machinery costs more.
+        [self.inner.turns_prefix.as_str(), ":", conversation].concat()
     }
 
     /// `XADD` on `connection` (a producer's own), or on the shared connection; a customer message is
@@ -143,7 +144,7 @@ impl RedisQueue {
     pub(super) async fn enqueue(
         &self,
         connection: Option<&OnceCell<ConnectionManager>>,
-        payload: &str,
+        payload: &[u8],
         turn: Option<InboundTurn>,
     ) -> Result<String, QueueError> {
         let mut conn = match connection {
@@ -153,27 +154,21 @@ impl RedisQueue {
         // Sized up front: built argument by argument, the command's buffer grew (and was copied) about
         // seven times on its way to the payload's size.
         let size = self.inner.stream.len() + payload.len() + 64;
-        let xadd = Cmd::with_capacity(5, size)
-            .arg("XADD")
-            .arg(&self.inner.stream)
-            .arg("*")
-            .arg(JOB_FIELD)
-            .arg(payload)
-            .to_owned();
+        let mut xadd = Cmd::with_capacity(5, size);
+        xadd.arg("XADD").arg(&self.inner.stream).arg("*").arg(JOB_FIELD).arg(payload);
         let Some(turn) = turn else {
             return Ok(xadd.query_async(&mut conn).await.context("XADD")?);
         };
+        let mut zadd =
+            Cmd::with_capacity(5, self.inner.turns_prefix.len() + turn.conversation.len() + turn.key.len() + 64);
+        zadd.arg("ZADD").arg(self.turns_key(&turn.conversation)).arg("NX").arg(turn.at_ms).arg(&turn.key);
         // One round trip, two commands, no MULTI: the turn goes first, so a job is never queued unregistered.
         // Should the XADD fail after the ZADD, the webhook is answered 5xx and TikTok's retry queues it under
         // the same member (NX keeps the first timestamp); a turn left without a job is given up on by the
         // worker after the order wait. The expiry is set by the worker when a turn ends (not here: with it,
         // MULTI and PEXPIRE, Redis spent 31k instructions per enqueue instead of 19k, XADD alone 10k).
-        let (id,): (String,) = redis::pipe()
-            .cmd("ZADD")
-            .arg(self.turns_key(&turn.conversation))
-            .arg("NX")
-            .arg(turn.at_ms)
-            .arg(&turn.key)
+        let (id,): (String,) = redis::Pipeline::with_capacity(2)
+            .add_command(zadd)
             .ignore()
             .add_command(xadd)
             .query_async(&mut conn)

@@ -163,7 +163,7 @@ fn idempotency_key(
         return id_string(id, "event_id");
     }
     if let Some(id) = content.and_then(|c| c.get("message_id")).filter(|v| !v.is_null()) {
-        return Ok(format!("{event}:{}", id_string(id, "content.message_id")?));
+        return Ok([event, ":", &id_string(id, "content.message_id")?].concat());
     }
     Ok(format!("sha256:{}", hex::encode(digest::digest(&digest::SHA256, body).as_ref())))
 }
