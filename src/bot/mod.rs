@@ -5,6 +5,7 @@ pub mod conversation;
 pub mod facts;
 pub mod handoff;
 pub mod intent;
+mod learned;
 pub mod llm;
 pub mod notices;
 mod replies;

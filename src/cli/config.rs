@@ -44,7 +44,13 @@ pub fn run(config_dir: &Path, action: Action) -> Exit {
 /// first; once they are fine, the layered result (environment variables included), the role, and the
 /// texts against the shop's settings (facts they use, amounts written by hand: the warnings).
 fn problems(config_dir: &Path, role: Role) -> (Vec<Problem>, Vec<Problem>) {
-    let names = [bot::REPLIES_FILE, bot::intent::INTENTS_FILE, bot::intent::FAQ_FILE, shop::SIZE_CHART_FILE];
+    let names = [
+        bot::REPLIES_FILE,
+        bot::intent::INTENTS_FILE,
+        bot::intent::FAQ_FILE,
+        bot::intent::EXAMPLES_FILE,
+        shop::SIZE_CHART_FILE,
+    ];
     let check = |dir: &Path| BotFiles::load(dir).err().unwrap_or_default();
     let mut problems = check_config_dir(config_dir, &TextFiles { names: &names, check: &check });
     // On Railway every setting is an environment variable: a misspelt one is as wrong as a misspelt key.

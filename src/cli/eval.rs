@@ -38,6 +38,10 @@ pub enum Action {
         /// Exit 1 when fewer than this percentage of rows route right.
         #[arg(long, default_value_t = 0.0)]
         min: f64,
+        /// Train the router's model on this `message<TAB>intent` file instead of the config folder's
+        /// `examples.tsv`: to score a table with a model that never saw it (leave it out of the file).
+        #[arg(long)]
+        examples: Option<PathBuf>,
     },
     /// Play every `*.txt` conversation script of a folder against the whole bot.
     Conversations {
@@ -50,7 +54,7 @@ pub enum Action {
 
 pub async fn run(settings: Settings, action: Action) -> anyhow::Result<()> {
     match action {
-        Action::Routing { file, llm, min } => routing(settings, &file, llm, min).await,
+        Action::Routing { file, llm, min, examples } => routing(settings, &file, llm, min, examples.as_deref()).await,
         Action::Conversations { dir, only } => conversations(settings, &dir, only.as_deref()).await,
     }
 }
@@ -131,10 +135,18 @@ fn report(rows: &[Row], routed: Vec<String>) -> RoutingReport {
     RoutingReport { total: rows.len(), right, confusion, misses }
 }
 
-async fn routing(settings: Settings, file: &Path, llm: bool, min: f64) -> anyhow::Result<()> {
+async fn routing(settings: Settings, file: &Path, llm: bool, min: f64, examples: Option<&Path>) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let rows = parse_routing(&text, &file.display().to_string())?;
-    let files = crate::bot::BotFiles::load(&settings.config_dir).map_err(crate::config::ConfigError)?;
+    let mut files = crate::bot::BotFiles::load(&settings.config_dir).map_err(crate::config::ConfigError)?;
+    if let Some(path) = examples {
+        if llm {
+            bail!("--examples measures the keyword router's model; it does not go with --llm");
+        }
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        files.router =
+            files.router.with_examples(&text, &path.display().to_string()).map_err(crate::config::ConfigError)?;
+    }
     let report = if llm {
         let metrics = crate::metrics::Metrics::new();
         let bot = crate::startup::build_bot(&settings, &metrics)?;
@@ -151,7 +163,11 @@ async fn routing(settings: Settings, file: &Path, llm: bool, min: f64) -> anyhow
     };
     print!(
         "{}",
-        describe(&report, &file.display().to_string(), if llm { "keywords, then the LLM" } else { "keywords" })
+        describe(
+            &report,
+            &file.display().to_string(),
+            if llm { "keywords, then the LLM" } else { "keywords and examples" }
+        )
     );
     if report.accuracy() + 1e-9 < min {
         bail!("{:.1}% routed right, below --min {min}%", report.accuracy());

@@ -71,6 +71,48 @@ fn config_check_warns_about_an_amount_written_by_hand_and_passes() {
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().last(), Some("ok"), "{all}");
 }
 
+/// `config/examples.tsv` is staff's to edit: a row `config check` cannot use names the file, the line and
+/// what is wrong with it.
+#[test]
+fn config_check_names_the_line_of_a_bad_example() {
+    let config = crate::helpers::shipped_config_copy();
+    let config = config.path();
+    let mut examples = std::fs::read_to_string(config.join("examples.tsv")).unwrap();
+    let line = examples.lines().count() + 1;
+    examples.push_str("how much for the jacket\tprize\n");
+    std::fs::write(config.join("examples.tsv"), examples).unwrap();
+    let output = philia(config).args(["config", "check", "--config-dir"]).arg(config).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expected = format!("examples.tsv: line {line}: unknown intent \"prize\" (known: ");
+    assert!(stdout.lines().any(|l| l.contains(&expected)), "{stdout}");
+}
+
+/// What staff do when the bot misread a message: add it to `config/examples.tsv` with the intent it meant,
+/// and from the next start the router routes it that way (and its model leans that way on messages like it).
+#[test]
+fn a_message_added_to_the_examples_is_routed_as_taught() {
+    let config = crate::helpers::shipped_config_copy();
+    let config = config.path();
+    std::fs::write(config.join("table.tsv"), "slide me that flannel\treserve\n").unwrap();
+    let eval = || {
+        philia(config)
+            .args(["eval", "routing", "table.tsv", "--min", "100", "--config-dir"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let before = eval();
+    assert!(!before.status.success(), "misrouted before: {}", text(&before));
+    let mut examples = std::fs::read_to_string(config.join("examples.tsv")).unwrap();
+    examples.push_str("slide me that flannel\treserve\n");
+    std::fs::write(config.join("examples.tsv"), examples).unwrap();
+    let check = philia(config).args(["config", "check", "--config-dir"]).arg(config).output().unwrap();
+    assert!(check.status.success(), "{}", text(&check));
+    let after = eval();
+    assert!(after.status.success(), "routed as taught: {}", text(&after));
+}
+
 #[test]
 fn production_refuses_to_start_and_names_each_missing_setting() {
     let dir = tempfile::tempdir().unwrap();
