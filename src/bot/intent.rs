@@ -457,7 +457,9 @@ impl Rules {
 /// before dev2's and dev3's rules, the model trained without the table scored): 4 and 0.95 routed 14 more
 /// of their 536 rows right than the keywords alone; 3 to 6 and 0.9 to 0.99 all gained 9 to 14.
 pub const MODEL_BELOW: u32 = 4;
-/// How sure the model must be (its probability for its best intent) to overrule unsure keywords.
+/// How sure the model must be (its probability for its best intent) to overrule unsure keywords. It may
+/// pick a person or an opt-out only when a keyword of that intent matched too (which changed no row of
+/// the replays).
 pub const MODEL_SURE: f64 = 0.95;
 
 /// How sure the keywords are of the intent they found.
@@ -673,9 +675,28 @@ impl KeywordRouter {
         Ok(self)
     }
 
-    /// A message's words as the model reads them: emoji as words, normalized, shorthand written out.
+    /// A message's words as the model reads them: emoji of `[emoji]` as words, normalized, shorthand
+    /// written out, and in their places the marks the keywords drop but a reader does not: "?", "!", "$"
+    /// and any other emoji ("sold?" asks, "sold!" claims; "🙏🏼" thanks, "💰?" asks the price). A run of
+    /// one mark counts once.
     fn model_words(&self, text: &str) -> Vec<String> {
-        self.respell(&normalize(&self.emoji_as_words(text)))
+        let text = self.emoji_as_words(text);
+        let mut words = Vec::new();
+        let mut chunk = String::new();
+        for c in text.chars() {
+            if !is_mark(c) {
+                chunk.push(c);
+                continue;
+            }
+            words.extend(self.respell(&normalize(&chunk)));
+            chunk.clear();
+            let mark = c.to_string();
+            if words.last() != Some(&mark) {
+                words.push(mark);
+            }
+        }
+        words.extend(self.respell(&normalize(&chunk)));
+        words
     }
 
     /// The model's intents for a message, most likely first, with their probabilities.
@@ -933,7 +954,7 @@ impl KeywordRouter {
     /// taught (after opt-outs, "more", menu numbers and other languages, which the keywords decide
     /// alone); else the keywords decide when a strong phrase or several words match; below that the
     /// model learned from the examples decides when it is sure (see [`MODEL_BELOW`] and [`MODEL_SURE`]),
-    /// else the keywords' best guess stands.
+    /// but never alone for a person or an opt-out; else the keywords' best guess stands.
     pub fn route(&self, text: &str) -> (Intent, Entities) {
         let (intent, entities, sureness) = self.route_by_keywords(text);
         let Sureness::Score(score) = sureness else { return (intent, entities) };
@@ -947,7 +968,13 @@ impl KeywordRouter {
             .model_scores(text)
             .first()
             .filter(|(_, probability)| *probability >= MODEL_SURE)
-            .and_then(|(name, _)| Intent::from_name(name));
+            .and_then(|(name, _)| Intent::from_name(name))
+            // The model alone never asks for a person or unsubscribes a customer: those need a keyword of
+            // their own. (Complaints it may find: on the replays and dev4 it found 5 the keywords missed.)
+            .filter(|learned| {
+                !matches!(learned, Intent::Human | Intent::OptOut)
+                    || self.scores(text).iter().any(|(scored, _)| scored == learned)
+            });
         (learned.unwrap_or(intent), entities)
     }
 
@@ -1134,6 +1161,16 @@ fn amount(text: &str, words: &[String], money: &MoneyWords) -> Option<i64> {
         })
 }
 
+/// Whether a character means something to the model though [`normalize`] drops it: "?", "!", "$", and
+/// emoji and other symbols (arrows, dingbats, pictographs), not the joiners, variation selectors and skin
+/// tones that only change how an emoji looks.
+fn is_mark(c: char) -> bool {
+    let code = u32::from(c);
+    let symbol = (0x2190..=0x2BFF).contains(&code)
+        || ((0x1F000..=0x1FAFF).contains(&code) && !(0x1F3FB..=0x1F3FF).contains(&code));
+    matches!(c, '?' | '!' | '$') || (symbol && !c.is_alphanumeric())
+}
+
 /// `words` with each shorthand of `shorthand` replaced by the words it stands for.
 fn respell(shorthand: &BTreeMap<String, Vec<String>>, words: &[String]) -> Vec<String> {
     words.iter().flat_map(|w| shorthand.get(w).cloned().unwrap_or_else(|| vec![w.clone()])).collect()
@@ -1217,6 +1254,22 @@ mod tests {
         assert_eq!(router.route("cancel my order asap").0, Intent::Checkout, "taught word for word");
         assert_eq!(router.route("cancel my order today").0, Intent::CancelOrder, "a strong phrase stands");
         assert_eq!(router.route("stop").0, Intent::OptOut, "a whole-message opt-out stands");
+        let escalating = "mark every item\thuman\nmark every jacket\thuman\nmark every tee\thuman\n";
+        let router = shipped().with_examples(escalating, "test examples").expect("examples load");
+        assert_ne!(router.route("mark every hoodie").0, Intent::Human, "no handoff on the model's word alone");
+        assert_eq!(router.route("mark every item").0, Intent::Human, "unless staff taught that very message");
+    }
+
+    #[test]
+    fn the_model_reads_the_marks_the_keywords_drop() {
+        let examples = "sold!\treserve\nsold?\tavailability\n🙏🏼\tthanks\n💰?\tprice\n🤔\tunknown\n";
+        let router = shipped().with_examples(examples, "test examples").expect("no message taught twice");
+        assert_eq!(router.model_words("SOLD!!"), ["sold", "!"], "a run of one mark counts once");
+        assert_eq!(router.model_words("i’ll take it 🙏🏽"), ["ill", "take", "it", "🙏"], "skin tones aside");
+        assert_eq!(router.route("sold!").0, Intent::Reserve);
+        assert_eq!(router.route("sold?").0, Intent::Availability);
+        assert_eq!(router.route("🙏🏼").0, Intent::Thanks);
+        assert_eq!(router.route("💰?").0, Intent::Price);
     }
 
     #[test]
