@@ -17,15 +17,16 @@ fn the_routing_table_routes_at_least_97_percent() {
 }
 
 /// The held-out tables (written without seeing the router) at their floor: a change that routes text
-/// nobody tuned for worse fails here. dev, dev2 and dev3 (tuned on, 2 December 2026) may lose one row
-/// each; test.tsv's floor is the lead's.
+/// nobody tuned for worse fails here. dev to dev4 (tuned on, 2 December 2026; their rows are in
+/// `config/examples.tsv`) may lose one row each; test.tsv's floor is the lead's.
 #[test]
 fn the_held_out_tables_route_at_least_their_floor() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (table, floor) in [
-        ("eval/heldout/dev.tsv", "99.5"),
-        ("eval/heldout/dev2.tsv", "99.5"),
-        ("eval/heldout/dev3.tsv", "99.2"),
+        ("eval/heldout/dev.tsv", "99.6"),
+        ("eval/heldout/dev2.tsv", "99.6"),
+        ("eval/heldout/dev3.tsv", "99.6"),
+        ("eval/heldout/dev4.tsv", "99.6"),
         ("eval/heldout/test.tsv", "87"),
     ] {
         let output = philia(root).args(["eval", "routing", table, "--min", floor]).output().unwrap();
