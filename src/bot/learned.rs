@@ -3,6 +3,7 @@
 //! (`message<TAB>intent`), so a misrouted message added there is routed right from the next start.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::config::Problem;
 
@@ -85,8 +86,9 @@ pub struct Model {
     prior: Vec<f64>,
     /// log of a feature's probability under each intent when it was never seen with it.
     unseen: Vec<f64>,
-    /// For each feature seen in training: (intent, how much more likely than unseen it is, as a log).
-    features: HashMap<String, Vec<(u16, f64)>>,
+    /// For each feature seen in training (by its hash): (intent, how much more likely than unseen it is,
+    /// as a log).
+    features: HashMap<u64, Vec<(u16, f64)>>,
     /// Each example's words and its intent: a message staff taught word for word is routed as taught.
     taught: HashMap<Vec<String>, u16>,
 }
@@ -100,13 +102,18 @@ impl Model {
         let index: HashMap<&str, u16> = intents.iter().enumerate().map(|(i, name)| (name.as_str(), i as u16)).collect();
         let mut rows = vec![0usize; intents.len()];
         let mut totals = vec![0usize; intents.len()];
-        let mut counts: HashMap<String, HashMap<u16, usize>> = HashMap::new();
+        // Feature → (intent, examples): most features are seen with one or two intents.
+        let mut counts: HashMap<u64, Vec<(u16, usize)>> = HashMap::new();
         for example in examples {
             let k = index[example.intent.as_str()];
             rows[k as usize] += 1;
             for feature in features(&example.words) {
                 totals[k as usize] += 1;
-                *counts.entry(feature).or_default().entry(k).or_default() += 1;
+                let seen = counts.entry(feature).or_default();
+                match seen.iter_mut().find(|(intent, _)| *intent == k) {
+                    Some((_, n)) => *n += 1,
+                    None => seen.push((k, 1)),
+                }
             }
         }
         let vocabulary = counts.len() as f64;
@@ -172,26 +179,33 @@ impl Model {
 
 /// What the model reads of a message, each once: its words, the pairs of neighbouring words (the start
 /// and end marked, so "hi" alone differs from "hi" opening a question, and a message of emoji alone is
-/// the pair of the two marks), and the groups of three and four
-/// letters of each word (so "shiping" still shares most of "shipping").
-fn features(words: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(words.len() * 12 + 2);
+/// the pair of the two marks), and the groups of three and four letters of each word (so "shiping" still
+/// shares most of "shipping"). Each as a 64-bit hash of its kind and text: training and routing then
+/// allocate no string per feature (a fifth of the start-up cost), and a collision among the ~40,000
+/// features is as good as impossible.
+fn features(words: &[String]) -> Vec<u64> {
+    let feature = |kind: u8, parts: &mut dyn FnMut(&mut DefaultHasher)| {
+        let mut hasher = DefaultHasher::new();
+        kind.hash(&mut hasher);
+        parts(&mut hasher);
+        hasher.finish()
+    };
+    let mut out = Vec::with_capacity(words.len() * 14 + 2);
     for word in words {
-        out.push(format!("w {word}"));
+        out.push(feature(0, &mut |h| word.hash(h)));
     }
-    let marked: Vec<&str> =
-        std::iter::once("^").chain(words.iter().map(String::as_str)).chain(std::iter::once("$")).collect();
+    // None: the start or the end of the message.
+    let marked: Vec<Option<&str>> =
+        std::iter::once(None).chain(words.iter().map(|w| Some(w.as_str()))).chain(std::iter::once(None)).collect();
     for pair in marked.windows(2) {
-        out.push(format!("p {} {}", pair[0], pair[1]));
+        out.push(feature(1, &mut |h| pair.hash(h)));
     }
     for word in words {
-        let letters: Vec<char> = std::iter::once('^').chain(word.chars()).chain(std::iter::once('$')).collect();
+        // '\u{2}' and '\u{3}' (start and end of text) mark the ends of the word: no word holds them.
+        let letters: Vec<char> = std::iter::once('\u{2}').chain(word.chars()).chain(std::iter::once('\u{3}')).collect();
         for n in [3, 4] {
             for group in letters.windows(n) {
-                let mut feature = String::with_capacity(2 + 4 * n);
-                feature.push_str("c ");
-                feature.extend(group);
-                out.push(feature);
+                out.push(feature(2, &mut |h| group.hash(h)));
             }
         }
     }
