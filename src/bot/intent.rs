@@ -958,14 +958,17 @@ impl KeywordRouter {
     pub fn route(&self, text: &str) -> (Intent, Entities) {
         let (intent, entities, sureness) = self.route_by_keywords(text);
         let Sureness::Score(score) = sureness else { return (intent, entities) };
-        if let Some(taught) = self.model.recall(&self.model_words(text)).and_then(Intent::from_name) {
+        // Read once for both questions to the model: is it a taught message, and what does it think.
+        let words = self.model_words(text);
+        if let Some(taught) = self.model.recall(&words).and_then(Intent::from_name) {
             return (taught, entities);
         }
         if score >= MODEL_BELOW {
             return (intent, entities);
         }
         let learned = self
-            .model_scores(text)
+            .model
+            .predict(&words)
             .first()
             .filter(|(_, probability)| *probability >= MODEL_SURE)
             .and_then(|(name, _)| Intent::from_name(name))
