@@ -28,10 +28,14 @@ pub enum ConversationState {
     /// The bot asked for an order number.
     AwaitingOrderNumber,
     /// The bot showed a numbered list of items: "2" means the second of these SKUs; "more" shows `more`.
+    /// `asked` is a question about "it" asked while the list was shown ("how much?"), which the number
+    /// then answers.
     ChoosingItem {
         candidates: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         more: Option<DropsPage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asked: Option<ItemPurpose>,
     },
     /// The customer asked about a piece without naming it; the bot asked which.
     AwaitingItem { purpose: ItemPurpose },
@@ -367,7 +371,7 @@ impl Bot {
         let Routed(intent, entities) = routed;
         let mut viewing = None;
         match &previous {
-            ConversationState::ChoosingItem { candidates, more } => {
+            ConversationState::ChoosingItem { candidates, more, asked } => {
                 if intent == Intent::More {
                     let decision = match more {
                         Some(page) => self.drops(db, page.category.clone(), page.offset, turn.now).await?,
@@ -378,7 +382,12 @@ impl Bot {
                 let position = self.router.menu_choice(turn.text).or(entities.item_position);
                 if let Some(sku) = position.and_then(|n| candidates.get((n as usize).checked_sub(1)?)) {
                     let item = shop::item_by_sku(db, sku).await?;
-                    let decision = self.about_item(db, turn, &entities, item, purpose_of(&intent)).await?;
+                    // A bare number answers the question asked about "it" while the list was shown.
+                    let purpose = match (asked, purpose_of(&intent)) {
+                        (Some(asked), ItemPurpose::Details) => *asked,
+                        (_, purpose) => purpose,
+                    };
+                    let decision = self.about_item(db, turn, &entities, item, purpose).await?;
                     return Ok((decision, intent));
                 }
             }
@@ -393,6 +402,20 @@ impl Bot {
             _ => {}
         }
         let mut decision = self.answer(db, turn, intent.clone(), entities, viewing).await?;
+        // "How much?" or "will it fit?" right after a list means one of the list: ask which by its number
+        // and keep the list, instead of asking for an item number and losing it ("2" would then be the
+        // menu's "new drops").
+        if let (ConversationState::ChoosingItem { candidates, more, .. }, ConversationState::AwaitingItem { purpose }) =
+            (&previous, &decision.state)
+        {
+            let text = render(&self.replies.templates.item_pick, &[("count", &candidates.len().to_string())]);
+            let state = ConversationState::ChoosingItem {
+                candidates: candidates.clone(),
+                more: more.clone(),
+                asked: Some(*purpose),
+            };
+            return Ok((Decision::say(text, state), intent));
+        }
         // The piece in view, or the list just shown, stays across side questions and small talk, until
         // the customer moves to another piece.
         let in_view =
@@ -774,7 +797,11 @@ impl Bot {
             );
         }
         let candidates = items.into_iter().map(|item| item.sku).collect();
-        Decision { replies, state: ConversationState::ChoosingItem { candidates, more }, ..Default::default() }
+        Decision {
+            replies,
+            state: ConversationState::ChoosingItem { candidates, more, asked: None },
+            ..Default::default()
+        }
     }
 
     async fn about_item(

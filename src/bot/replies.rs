@@ -97,6 +97,7 @@ templates! {
         item_not_found: [],
         search_none: ["category", "size"],
         item_ask: [],
+        item_pick: ["count"],
         flaws_listed: ["flaws"],
         no_flaws: [],
         no_measurements: [],

@@ -242,7 +242,7 @@ fn state_line(state: &ConversationState, handoff: bool) -> String {
     let what = match state {
         ConversationState::Idle => "idle".to_owned(),
         ConversationState::AwaitingOrderNumber => "waiting for an order number".to_owned(),
-        ConversationState::ChoosingItem { candidates, more } => format!(
+        ConversationState::ChoosingItem { candidates, more, .. } => format!(
             "choosing from {}{}",
             candidates.join(", "),
             if more.is_some() { " (\"more\" pages on)" } else { "" }
