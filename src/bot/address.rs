@@ -15,6 +15,45 @@ const US_STATES: &[&str] = &[
 /// Words that start the second address line.
 const LINE2_WORDS: &[&str] = &["apt", "apartment", "unit", "suite", "ste", "#", "fl", "floor", "room", "rm", "bldg"];
 
+/// Words that end a street's name: in an address typed without commas ("88 elm st dallas tx 75201") the
+/// city starts after the last of them (and after the second line, "apt 3b", if one follows).
+const STREET_ENDS: &[&str] = &[
+    "st",
+    "street",
+    "ave",
+    "av",
+    "avenue",
+    "rd",
+    "road",
+    "blvd",
+    "boulevard",
+    "dr",
+    "drive",
+    "ln",
+    "lane",
+    "way",
+    "ct",
+    "court",
+    "pl",
+    "place",
+    "pkwy",
+    "parkway",
+    "hwy",
+    "highway",
+    "ter",
+    "terrace",
+    "cir",
+    "circle",
+    "sq",
+    "square",
+    "trl",
+    "trail",
+    "loop",
+    "row",
+    "walk",
+    "pike",
+];
+
 /// An address being collected: every field may still be missing. Kept in the conversation's state
 /// between messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,15 +95,36 @@ impl Draft {
             .filter(|p| !p.is_empty())
             .collect();
         let mut draft = Draft::default();
-        // A country, as the last part or the last word(s) of it.
-        if let Some(code) = parts.last().and_then(|last| country_of(last)) {
-            draft.country = Some(code);
-            parts.pop();
+        // A country, as the last part or the last word(s) of it ("… Montreal QC H2X 3K8 Canada").
+        if let Some(last) = parts.pop() {
+            let words: Vec<&str> = last.split_whitespace().collect();
+            // A state's code at the end is the state ("Springfield IL"), never the country it also names.
+            let found = (1..=words.len().min(3))
+                .rev()
+                .filter(|&n| {
+                    n > 1 || n == words.len() || !US_STATES.contains(&words[words.len() - 1].to_uppercase().as_str())
+                })
+                .find_map(|n| country_of(&words[words.len() - n..].join(" ")).map(|code| (n, code)));
+            match found {
+                Some((n, code)) => {
+                    draft.country = Some(code);
+                    let kept = words[..words.len() - n].join(" ");
+                    if !kept.is_empty() {
+                        parts.push(kept);
+                    }
+                }
+                None => parts.push(last),
+            }
         }
+        let mut parts: Vec<String> = parts.iter().flat_map(|p| split_name_from_street(p)).collect();
         let street_at = parts.iter().position(|p| p.chars().next().is_some_and(|c| c.is_ascii_digit()));
         let Some(street_at) = street_at else {
-            // No street: a name alone ("Kim Lee"), when it looks like one.
-            if let [only] = parts.as_slice()
+            // No street: the city, state and ZIP code sent after the street ("Austin, TX 78701"), or a
+            // name alone ("Kim Lee") when it looks like one.
+            if parts.last().is_some_and(|last| ends_with_postcode(last)) {
+                draft.city_region_postcode(&mut parts);
+                draft.set_us_when_it_is();
+            } else if let [only] = parts.as_slice()
                 && looks_like_name(only)
             {
                 draft.name = Some(only.clone());
@@ -75,15 +135,42 @@ impl Draft {
         if let Some(name) = before.iter().rev().find(|p| looks_like_name(p)) {
             draft.name = Some((*name).clone());
         }
-        let (line1, mut line2) = split_line2(&parts[street_at]);
-        draft.line1 = Some(line1);
         let mut rest: Vec<String> = parts[street_at + 1..].to_vec();
+        // Typed without commas, the street's part may hold the whole address: "221 oak ave apt 3b columbus
+        // oh 43215" is the street, its second line, then the city, state and ZIP code.
+        let mut street = parts[street_at].clone();
+        if rest.is_empty() && ends_with_postcode(&street) {
+            match split_street_from_place(&street) {
+                Some((only_street, place)) => {
+                    street = only_street;
+                    rest.push(place);
+                }
+                // No word tells the street from the city: the postal code and region are taken, the city
+                // is asked for.
+                None => {
+                    let mut place = vec![street.clone()];
+                    draft.city_region_postcode(&mut place);
+                    street = draft.city.take().unwrap_or_default();
+                }
+            }
+        }
+        let (line1, mut line2) = split_line2(&street);
+        draft.line1 = Some(line1);
         if let Some(first) = rest.first()
             && LINE2_WORDS.iter().any(|w| first.to_lowercase().starts_with(w))
         {
             line2 = Some(rest.remove(0));
         }
         draft.line2 = line2;
+        draft.city_region_postcode(&mut rest);
+        draft.set_us_when_it_is();
+        draft
+    }
+
+    /// The city, region and postal code from the last of `parts` ("TX 78701", "Austin TX 78701"), the city
+    /// from the part before when the last holds none.
+    fn city_region_postcode(&mut self, rest: &mut Vec<String>) {
+        let draft = self;
         // The last part holds the region and postal code ("TX 78701"), maybe the city before them.
         if let Some(last) = rest.pop() {
             let mut words: Vec<&str> = last.split_whitespace().collect();
@@ -105,14 +192,17 @@ impl Draft {
                 draft.city = Some(city);
             }
         }
-        if draft.country.is_none() {
-            let us_zip = draft.postal_code.as_deref().is_some_and(is_zip);
-            let us_state = draft.region.as_deref().is_some_and(|r| US_STATES.contains(&r));
+    }
+
+    /// A US ZIP code or state without a country named makes the address a US one.
+    fn set_us_when_it_is(&mut self) {
+        if self.country.is_none() {
+            let us_zip = self.postal_code.as_deref().is_some_and(is_zip);
+            let us_state = self.region.as_deref().is_some_and(|r| US_STATES.contains(&r));
             if us_zip || us_state {
-                draft.country = Some("US".into());
+                self.country = Some("US".into());
             }
         }
-        draft
     }
 
     /// `self`, with the fields it lacks taken from `earlier` (a name sent first, the address after).
@@ -198,6 +288,53 @@ fn split_line2(street: &str) -> (String, Option<String>) {
     }
 }
 
+/// "bo park 88 elm st" → ["bo park", "88 elm st"]: a name typed before the house number without a comma.
+/// Only when letters come first and a word follows the number ("TX 78701" and "Apt 4" stay whole).
+fn split_name_from_street(part: &str) -> Vec<String> {
+    let words: Vec<&str> = part.split_whitespace().collect();
+    let is_number =
+        |w: &str| w.chars().next().is_some_and(|c| c.is_ascii_digit()) && w.chars().any(|c| c.is_ascii_digit());
+    let Some(at) = words.iter().position(|w| is_number(w)) else { return vec![part.to_owned()] };
+    let name = words[..at].join(" ");
+    let starts_line2 = words.first().is_some_and(|w| LINE2_WORDS.contains(&w.to_lowercase().as_str()));
+    // A street follows the number: a word that ends a street's name, or a whole address to its postal code
+    // ("88 rue Saint-Denis Montreal QC H2X 3K8"); "i want 2 of them" is no address.
+    let street_follows = words.iter().skip(at + 2).any(|w| is_street_end(w)) || ends_with_postcode(part);
+    if at == 0 || at + 1 >= words.len() || !street_follows || starts_line2 || !looks_like_name(&name) {
+        return vec![part.to_owned()];
+    }
+    vec![name, words[at..].join(" ")]
+}
+
+/// "221 oak ave apt 3b columbus oh 43215" → ("221 oak ave apt 3b", "columbus oh 43215"): the city starts after
+/// the last word that ends a street name, and after a second line right behind it. `None` when no such
+/// word is there to tell the street from the city.
+fn split_street_from_place(street: &str) -> Option<(String, String)> {
+    let words: Vec<&str> = street.split_whitespace().collect();
+    let end = words.iter().skip(1).rposition(|w| is_street_end(w))? + 1;
+    let mut city_at = end + 1;
+    if words.get(city_at).is_some_and(|w| LINE2_WORDS.contains(&w.to_lowercase().as_str())) {
+        city_at += 2;
+    } else if words.get(city_at).is_some_and(|w| w.starts_with('#') && w.len() > 1) {
+        city_at += 1;
+    }
+    let place = words.get(city_at..)?.join(" ");
+    // The place must hold more than the postal code: a city or a region before it.
+    (place.split_whitespace().count() >= 2).then(|| (words[..city_at].join(" "), place))
+}
+
+fn is_street_end(word: &str) -> bool {
+    STREET_ENDS.contains(&word.trim_end_matches('.').to_lowercase().as_str())
+}
+
+/// Whether a part ends with a postal code: a ZIP ("78701") or a two-word postcode ("H2X 3K8").
+fn ends_with_postcode(part: &str) -> bool {
+    let words: Vec<&str> = part.split_whitespace().collect();
+    let n = words.len();
+    words.last().is_some_and(|w| is_zip(w))
+        || (n >= 2 && is_postcode_half(words[n - 2]) && is_postcode_half(words[n - 1]))
+}
+
 /// Two to five words of letters (a person's name), not a question.
 fn looks_like_name(text: &str) -> bool {
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -257,5 +394,53 @@ mod tests {
         assert_eq!((ca.country.as_deref(), ca.postal_code.as_deref()), (Some("CA"), Some("M5H 2N2")));
         assert!(ca.missing().is_empty());
         assert!(Draft::parse("how much is shipping?", country).is_empty());
+    }
+
+    #[test]
+    fn the_city_state_and_zip_sent_after_the_street_complete_the_address() {
+        let earlier = Draft::parse("Kim Lee", country).or(&Draft::default());
+        let earlier = Draft::parse("12 Main St Apt 4", country).or(&earlier);
+        assert_eq!(earlier.missing(), [Field::City, Field::State, Field::Zip]);
+        for place in ["Austin, TX 78701", "austin tx 78701", "Austin,TX 78701"] {
+            let d = Draft::parse(place, country).or(&earlier);
+            assert!(d.missing().is_empty(), "{place}: {d:?}");
+            assert_eq!(d.city.as_deref().map(str::to_lowercase).as_deref(), Some("austin"), "{place}");
+            assert_eq!((d.region.as_deref(), d.postal_code.as_deref()), (Some("TX"), Some("78701")), "{place}");
+            assert_eq!(d.line1.as_deref(), Some("12 Main St"), "{place}");
+        }
+    }
+
+    #[test]
+    fn an_address_typed_without_commas_is_read_whole() {
+        let d = Draft::parse("bo park 88 elm st", country);
+        assert_eq!((d.name.as_deref(), d.line1.as_deref()), (Some("bo park"), Some("88 elm st")));
+        let d = Draft::parse("dallas tx 75201", country).or(&d);
+        assert!(d.missing().is_empty(), "{d:?}");
+        let d = Draft::parse("221 oak ave apt 3b columbus oh 43215", country);
+        assert_eq!((d.line1.as_deref(), d.line2.as_deref()), (Some("221 oak ave"), Some("apt 3b")));
+        assert_eq!((d.city.as_deref(), d.region.as_deref()), (Some("columbus"), Some("OH")));
+        assert_eq!(d.postal_code.as_deref(), Some("43215"));
+        let d = Draft::parse("taylor brooks 221 oak ave columbus oh 43215", country);
+        assert_eq!((d.name.as_deref(), d.line1.as_deref()), (Some("taylor brooks"), Some("221 oak ave")));
+        assert!(d.missing().is_empty(), "{d:?}");
+        let d = Draft::parse("maria lopez 455 e olive st san antonio tx 78212", country);
+        assert_eq!(d.city.as_deref(), Some("san antonio"));
+        assert!(d.missing().is_empty(), "{d:?}");
+        let ca = Draft::parse("Jean Tremblay 88 rue Saint-Denis Montreal QC H2X 3K8 Canada", country);
+        assert_eq!(
+            (ca.name.as_deref(), ca.line1.as_deref()),
+            (Some("Jean Tremblay"), Some("88 rue Saint-Denis Montreal"))
+        );
+        assert_eq!((ca.region.as_deref(), ca.postal_code.as_deref()), (Some("QC"), Some("H2X 3K8")));
+        assert_eq!(ca.missing(), [Field::City]);
+        let ca = Draft::parse("Jean Tremblay 88 Queen St W Montreal QC H2X 3K8 Canada", country);
+        assert_eq!((ca.country.as_deref(), ca.postal_code.as_deref()), (Some("CA"), Some("H2X 3K8")));
+        assert_eq!((ca.name.as_deref(), ca.region.as_deref()), (Some("Jean Tremblay"), Some("QC")));
+        // What is not an address stays empty, and a second line or a state code is never taken for a name.
+        assert!(Draft::parse("i want 2 of them", country).name.is_none());
+        assert_eq!(Draft::parse("Apt 4", country).name, None);
+        assert_eq!(Draft::parse("TX 78701", country).name, None);
+        let ca = |w: &str| if w == "CA" { Some("CA".to_owned()) } else { country(w) };
+        assert_eq!(Draft::parse("Kim Lee 12 Main St Los Angeles CA", ca).country, None);
     }
 }

@@ -398,6 +398,16 @@ impl Bot {
                 let item = shop::item_by_sku(db, entities.sku.as_deref().unwrap_or_default()).await?;
                 return Ok((self.about_item(db, turn, &entities, item, *purpose).await?, intent));
             }
+            // "yes" / "ok bet" after the bot's "Want it?" about the piece in view takes it; a message the
+            // router read as something else (a price, a question) is that.
+            ConversationState::ViewingItem { sku }
+                if matches!(intent, Intent::Unknown | Intent::Thanks | Intent::Greeting)
+                    && self.router.takes_it(&normalize(turn.text)) =>
+            {
+                let item = shop::item_by_sku(db, sku).await?;
+                let decision = self.about_item(db, turn, &entities, item, ItemPurpose::Reserve).await?;
+                return Ok((decision, Intent::Reserve));
+            }
             ConversationState::ViewingItem { sku } => viewing = Some(sku.clone()),
             _ => {}
         }
@@ -1084,11 +1094,26 @@ impl Bot {
         if only_complete_parts && parsed.line1.is_none() {
             return None;
         }
-        // A name alone while the bot waits for an address, unless the words mean something else.
-        if parsed.line1.is_none() && self.router.route(turn.text).0 != Intent::Unknown {
+        // A name alone while the bot waits for an address, unless the words mean something else. A city,
+        // state and ZIP code are the address's, whatever the router makes of them ("San Antonio, TX
+        // 78212" is not Spanish).
+        if parsed.line1.is_none() && parsed.postal_code.is_none() && self.router.route(turn.text).0 != Intent::Unknown {
             return None;
         }
-        let draft = parsed.or(earlier);
+        // Asked for the city, "Montreal" alone is the city, not a new name; typed without commas, the
+        // street held it too ("88 rue Saint-Denis Montreal").
+        let mut parsed = parsed;
+        let city_asked = earlier.missing() == [Field::City] && parsed.line1.is_none() && parsed.city.is_none();
+        if city_asked {
+            parsed.city = parsed.name.take();
+        }
+        let mut draft = parsed.or(earlier);
+        if let (true, Some(city), Some(line1)) = (city_asked, &draft.city, &draft.line1) {
+            let (street, last) = line1.split_at(line1.len().saturating_sub(city.len()));
+            if last.eq_ignore_ascii_case(city) && street.ends_with(' ') {
+                draft.line1 = Some(street.trim_end().to_owned());
+            }
+        }
         let missing = draft.missing();
         if !missing.is_empty() {
             let w = &self.replies.words;

@@ -318,6 +318,9 @@ struct Answers {
     yes: Vec<String>,
     #[serde(default)]
     no: Vec<String>,
+    /// Whole messages that say yes to the bot's "Want it?" about the piece in view.
+    #[serde(default)]
+    takes: Vec<String>,
     /// Words that ask for a hold longer than the shop's ("till friday", "tomorrow").
     #[serde(default)]
     later: Vec<String>,
@@ -490,6 +493,7 @@ pub struct KeywordRouter {
     facts: BTreeMap<String, Vec<Phrase>>,
     yes: Vec<Vec<String>>,
     no: Vec<Vec<String>>,
+    takes: Vec<Vec<String>>,
     later: Vec<Phrase>,
     /// A country's words → its ISO code.
     countries: BTreeMap<String, String>,
@@ -622,6 +626,7 @@ impl KeywordRouter {
                 .collect(),
             yes: intents.answers.yes.iter().map(|w| normalize(w)).collect(),
             no: intents.answers.no.iter().map(|w| normalize(w)).collect(),
+            takes: intents.answers.takes.iter().map(|w| normalize(w)).collect(),
             later: intents.answers.later.iter().map(|w| Phrase::new(w)).collect(),
             countries: intents
                 .countries
@@ -840,6 +845,12 @@ impl KeywordRouter {
     /// A yes ("yes", "yep", "correct") as the whole message, an emoji or punctuation around it allowed.
     pub fn is_yes(&self, words: &[String]) -> bool {
         self.yes.iter().any(|y| y.as_slice() == words)
+    }
+
+    /// A yes to "Want it?" as the whole message ("yes", "ok bet", "say less"); a bare "ok", which
+    /// as often only acknowledges an answer, is not one.
+    pub fn takes_it(&self, words: &[String]) -> bool {
+        self.takes.iter().any(|y| y.as_slice() == words)
     }
 
     /// A no as the whole message.
