@@ -139,6 +139,22 @@ fn purpose_of(intent: &Intent) -> ItemPurpose {
     }
 }
 
+/// "ill take 2", "is 3 still available" right after a list of `len`: the one number of the message, when it
+/// is a place in the list and not a size ("size 2"), a price or an item number.
+fn number_in_list(words: &[String], len: usize, entities: &Entities) -> Option<u32> {
+    if entities.amount_minor.is_some() || entities.sku.is_some() || entities.order_number.is_some() {
+        return None;
+    }
+    const BEFORE_A_SIZE: &[&str] = &["size", "sz", "us", "eu", "uk", "w", "l", "x", "waist", "inseam", "in"];
+    let mut numbers = words.iter().enumerate().filter(|(_, w)| w.chars().all(|c| c.is_ascii_digit()));
+    let (at, number) = numbers.next()?;
+    if numbers.next().is_some() || (at > 0 && BEFORE_A_SIZE.contains(&words[at - 1].as_str())) {
+        return None;
+    }
+    let n: u32 = number.parse().ok()?;
+    (1..=len as u32).contains(&n).then_some(n)
+}
+
 /// Answers that leave the piece in view (or the list just shown) where it was: a side question, small
 /// talk, a message the bot did not understand.
 fn keeps_view(intent: &Intent) -> bool {
@@ -379,9 +395,17 @@ impl Bot {
                     };
                     return Ok((decision, intent));
                 }
-                let position = self.router.menu_choice(turn.text).or(entities.item_position);
-                if let Some(sku) = position.and_then(|n| candidates.get((n as usize).checked_sub(1)?)) {
-                    let item = shop::item_by_sku(db, sku).await?;
+                let position = self
+                    .router
+                    .menu_choice(turn.text)
+                    .or(entities.item_position)
+                    .or_else(|| number_in_list(&normalize(turn.text), candidates.len(), &entities));
+                let picked = match position.and_then(|n| candidates.get((n as usize).checked_sub(1)?)) {
+                    Some(sku) => Some(sku.clone()),
+                    None => self.named_in_list(db, turn.text, candidates, &intent).await?,
+                };
+                if let Some(sku) = picked {
+                    let item = shop::item_by_sku(db, &sku).await?;
                     // A bare number answers the question asked about "it" while the list was shown.
                     let purpose = match (asked, purpose_of(&intent)) {
                         (Some(asked), ItemPurpose::Details) => *asked,
@@ -434,6 +458,31 @@ impl Bot {
             decision.state = previous;
         }
         Ok((decision, intent))
+    }
+
+    /// "the carhartt one" right after a list: the one piece of the list the words name best, when no
+    /// piece outside the list matches them better (then it is a new search).
+    async fn named_in_list(
+        &self,
+        db: &impl ConnectionTrait,
+        text: &str,
+        candidates: &[String],
+        intent: &Intent,
+    ) -> Result<Option<String>, BotError> {
+        let about_a_piece = matches!(intent, Intent::Unknown)
+            || purpose_of(intent) != ItemPurpose::Details
+            || *intent == Intent::Availability;
+        let naming = self.router.naming_words(&normalize(text));
+        if !about_a_piece || naming.is_empty() {
+            return Ok(None);
+        }
+        let ranked = shop::rank(db, &naming, None, true).await?;
+        let Some(top) = ranked.first().map(|r| r.score) else { return Ok(None) };
+        let mut best = ranked.iter().filter(|r| r.score == top && candidates.contains(&r.item.sku));
+        Ok(match (best.next(), best.next()) {
+            (Some(only), None) => Some(only.item.sku.clone()),
+            _ => None,
+        })
     }
 
     async fn answer(
