@@ -155,6 +155,22 @@ fn number_in_list(words: &[String], len: usize, entities: &Entities) -> Option<u
     (1..=len as u32).contains(&n).then_some(n)
 }
 
+/// Whether every mention of `size` in the words is the piece's, not the customer's: "will the L fit",
+/// "would the xxl be too big", "does it run small". Only a size said as their own ("im an L", "i wear
+/// a large") gets a fit verdict; one read from the piece's tag would be a verdict on a size nobody wears.
+fn names_the_pieces_size(words: &[String], size: &str) -> bool {
+    const THE_PIECES: &[&str] = &["the", "this", "that", "its", "tagged", "run", "runs", "running", "fits", "fit"];
+    const SPELLED: &[(&str, &str)] = &[("small", "s"), ("medium", "m"), ("large", "l"), ("big", "l")];
+    let size = size.to_lowercase();
+    let mentions: Vec<usize> = words
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w == size || SPELLED.iter().any(|(word, s)| *w == word && *s == size))
+        .map(|(at, _)| at)
+        .collect();
+    !mentions.is_empty() && mentions.iter().all(|&at| at > 0 && THE_PIECES.contains(&words[at - 1].as_str()))
+}
+
 /// Answers that leave the piece in view (or the list just shown) where it was: a side question, small
 /// talk, a message the bot did not understand.
 fn keeps_view(intent: &Intent) -> bool {
@@ -1413,7 +1429,8 @@ impl Bot {
         let (t, w) = (&self.replies.templates, &self.replies.words);
         let size = item.tag_size.as_deref().unwrap_or(&w.no_size);
         let measurements = w.say_measurements(&shop::measurements(item)).unwrap_or_else(|| t.no_measurements.clone());
-        let Some(a) = self.chart.assess(item, text, entities.size.as_deref()) else {
+        let own_size = entities.size.as_deref().filter(|size| !names_the_pieces_size(&normalize(text), size));
+        let Some(a) = self.chart.assess(item, text, own_size) else {
             return render(&t.sizing, &[("title", &item.title), ("size", size), ("measurements", &measurements)]);
         };
         let Some(fits_like) = a.fits_like.as_ref().map(|f| w.say_fits_like(f)) else {
@@ -1453,8 +1470,10 @@ impl Bot {
             };
             sentences.push(render(template, &[("customer_size", &customer), ("fits_like", fits_like)]));
         }
-        // Height or weight alone ("I'm 6'2"): nothing to compare yet, so the bot asks for what it needs.
-        if a.customer.is_none() && self.router.names_body(text, &normalize(text)) {
+        // Height or weight alone ("I'm 6'2"), or only the piece's size ("would the xxl be too big on me"):
+        // nothing to compare yet, so the bot asks for what it needs.
+        let only_the_pieces_size = entities.size.is_some() && own_size.is_none();
+        if a.customer.is_none() && (only_the_pieces_size || self.router.names_body(text, &normalize(text))) {
             sentences.push(render(&t.size_ask, &[title]));
         }
         for missing in a.missing.iter().filter(|m| **m != a.measurement) {
