@@ -886,10 +886,14 @@ async fn a_turn_whose_job_was_lost_holds_the_conversation_back_only_once(db: Tes
         move || async move { (app.replies().await.len() >= n).then_some(()) }
     };
     queue.enqueue(&customer_message("ghosty", "first", written + chrono::Duration::seconds(1))).await.unwrap();
-    wait_for("the reply to the message after the lost one", ORDER_WAIT * 2, replied(1)).await;
+    wait_for("the reply to the message after the lost one", ORDER_WAIT + PATIENCE, replied(1)).await;
     let second = std::time::Instant::now();
     queue.enqueue(&customer_message("ghosty", "second", written + chrono::Duration::seconds(2))).await.unwrap();
-    wait_for("the reply to the next message, not held back again", ORDER_WAIT / 2, replied(2)).await;
-    println!("the next message was answered {:?} after it was queued", second.elapsed());
+    // Held back again, it would be answered no sooner than the order wait after it was queued; not held
+    // back, it is one job's work, which a loaded machine may stretch past a fixed fraction of the wait.
+    wait_for("the reply to the next message", PATIENCE, replied(2)).await;
+    let answered = second.elapsed();
+    println!("the next message was answered {answered:?} after it was queued");
+    assert!(answered < ORDER_WAIT, "the next message was held back again: answered after {answered:?}");
     app.stop().await.unwrap();
 }
