@@ -239,7 +239,7 @@ async fn a_refresh_answered_after_its_caller_gave_up_still_stores_the_new_tokens
         .await;
     Mock::given(method("POST"))
         .and(path(REFRESH))
-        .respond_with(fresh_tokens().set_delay(Duration::from_millis(1_200)))
+        .respond_with(fresh_tokens().set_delay(Duration::from_millis(3_000)))
         .expect(1)
         .mount(&fake)
         .await;
@@ -248,8 +248,10 @@ async fn a_refresh_answered_after_its_caller_gave_up_still_stores_the_new_tokens
         t.request_timeout_ms = 300;
     })
     .await;
-    // The job's deadline comes while the refresh is under way: the caller gives up.
-    let gave_up = tokio::time::timeout(Duration::from_millis(600), client.send_text("conv", "hello")).await;
+    // The job's deadline comes while the refresh is under way (it was asked for at once, after the 40105,
+    // and is answered after 3 s): the caller gives up, five request timeouts in. The deadline leaves a
+    // loaded machine 1.5 s to start the refresh, and the refresh's answer 1.5 s more to come after it.
+    let gave_up = tokio::time::timeout(Duration::from_millis(1_500), client.send_text("conv", "hello")).await;
     assert!(gave_up.is_err(), "still waiting for the refresh, not given up at the request timeout: {gave_up:?}");
     let conn = sea_orm::Database::connect(&db.url).await.unwrap();
     let stored = wait_for("the refreshed tokens", PATIENCE, || async {
