@@ -248,7 +248,10 @@ mod with_an_llm {
             .respond_with(completion(&answer.to_string()))
             .mount(&fake)
             .await;
-        let app = app_with_llm(&fake).await;
+        // The shipped timeout: the answer is what these tests read, and a loaded machine can take longer
+        // than 300 ms (twice, with the retry) to get it from the fake, when the keywords would answer instead.
+        let timeout_ms = philia_bot::config::Settings::defaults().llm.timeout_ms;
+        let app = app_with_llm_timing_out_after(&fake, timeout_ms).await;
         (fake, app)
     }
 
