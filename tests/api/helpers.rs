@@ -553,19 +553,27 @@ impl PrivateRedis {
         Self::start_with(test, Some(tempfile::tempdir().expect("a folder for the AOF"))).await
     }
 
-    async fn start_with(test: &str, dir: Option<tempfile::TempDir>) -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = match Self::spawn(port, dir.as_ref().map(tempfile::TempDir::path)) {
-            Ok(child) => child,
-            Err(e) if services_required() => panic!("{test}: cannot start redis-server: {e}"),
-            Err(e) => {
-                report_skip(test, &format!("cannot start redis-server: {e}"));
-                return None;
+    async fn start_with(test: &str, mut dir: Option<tempfile::TempDir>) -> Option<Self> {
+        // redis-server cannot be told to pick a port: it gets one found free a moment before, which another
+        // test may bind meanwhile. It then exits at once, and is started again on another port.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+            let child = match Self::spawn(port, dir.as_ref().map(tempfile::TempDir::path)) {
+                Ok(child) => child,
+                Err(e) if services_required() => panic!("{test}: cannot start redis-server: {e}"),
+                Err(e) => {
+                    report_skip(test, &format!("cannot start redis-server: {e}"));
+                    return None;
+                }
+            };
+            let mut server = Self { url: format!("redis://127.0.0.1:{port}"), port, child, dir: dir.take() };
+            if server.wait_until_up().await {
+                return Some(server);
             }
-        };
-        let server = Self { url: format!("redis://127.0.0.1:{port}"), port, child, dir };
-        server.wait_until_up().await;
-        Some(server)
+            server.stop();
+            dir = server.dir.take();
+        }
+        panic!("{test}: redis-server did not start on any of five free ports");
     }
 
     fn spawn(port: u16, dir: Option<&std::path::Path>) -> std::io::Result<std::process::Child> {
@@ -578,13 +586,21 @@ impl PrivateRedis {
         command.stdout(std::process::Stdio::null()).spawn()
     }
 
-    async fn wait_until_up(&self) {
+    /// Waits until the server answers (`true`), or has exited (`false`: it could not bind its port).
+    async fn wait_until_up(&mut self) -> bool {
         let url = self.url.clone();
-        wait_for("the private redis-server to answer", std::time::Duration::from_secs(10), || {
+        let child = &mut self.child;
+        let mut up = || {
             let url = url.clone();
-            async move { redis_cli(&url, &["PING"]).await.filter(|r| r == "PONG") }
-        })
-        .await;
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            async move {
+                if exited {
+                    return Some(false);
+                }
+                redis_cli(&url, &["PING"]).await.filter(|r| r == "PONG").map(|_| true)
+            }
+        };
+        wait_for("the private redis-server to answer", std::time::Duration::from_secs(10), &mut up).await
     }
 
     /// Stops the server (without `start_durable` its data is gone: it keeps nothing on disk).
@@ -597,7 +613,7 @@ impl PrivateRedis {
     pub async fn start_again(&mut self) {
         self.child =
             Self::spawn(self.port, self.dir.as_ref().map(tempfile::TempDir::path)).expect("redis-server starts again");
-        self.wait_until_up().await;
+        assert!(self.wait_until_up().await, "redis-server exited: port {} was taken while it was stopped", self.port);
     }
 }
 

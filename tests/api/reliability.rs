@@ -34,8 +34,13 @@ const DRAIN: Duration = Duration::from_secs(60);
 /// measure of the other (each passes alone, and either failed beside the other).
 static HEAVY: std::sync::LazyLock<tokio::sync::Mutex<()>> = std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The port in a start line's `http=HOST:PORT`: each process binds port 0 and says which one it got, for
+/// a port found free and closed again before the process bound it could be taken meanwhile (the suite's
+/// other tests bind listeners all the time, and a process takes seconds to start).
+fn bound_port(started: &str) -> u16 {
+    let address = started.split("http=").nth(1).and_then(|rest| rest.split_whitespace().next());
+    let port = address.and_then(|a| a.rsplit(':').next()).and_then(|p| p.trim_end_matches('"').parse().ok());
+    port.unwrap_or_else(|| panic!("no http=HOST:PORT in the start line: {started}"))
 }
 
 /// One `philia-bot serve` process; its stdout (JSON log lines) and stderr go to files for the checks.
@@ -89,8 +94,8 @@ impl Deployment {
         self.started += 1;
         let stdout = self.logs.path().join(format!("{role}-{}.out", self.started));
         let stderr = self.logs.path().join(format!("{role}-{}.err", self.started));
-        // Workers serve only /metrics and /health, on their own port, so the suite can scrape them.
-        let port = Some(free_port());
+        // Workers serve only /metrics and /health, on their own port, so the suite can scrape them. Port 0:
+        // the process binds a free one and names it in its start line.
         let mut command = Command::new(BIN);
         command
             .env_clear()
@@ -100,16 +105,18 @@ impl Deployment {
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .stdin(Stdio::null());
-        if let Some(port) = port {
-            command.env(if role == "worker" { "PHILIA_SERVER__METRICS_PORT" } else { "PORT" }, port.to_string());
-        }
-        let process = Process { child: command.spawn().expect("philia-bot starts"), port, stdout, stderr };
+        command.env(if role == "worker" { "PHILIA_SERVER__METRICS_PORT" } else { "PORT" }, "0");
+        let mut process = Process { child: command.spawn().expect("philia-bot starts"), port: None, stdout, stderr };
         let log = process.stdout.clone();
-        wait_for(&format!("the {role} process to start"), Duration::from_secs(20), || {
+        let started = wait_for(&format!("the {role} process to start"), Duration::from_secs(20), || {
             let log = log.clone();
-            async move { std::fs::read_to_string(&log).ok().filter(|l| l.contains("philia-bot started")).map(drop) }
+            async move {
+                let log = std::fs::read_to_string(&log).ok()?;
+                log.lines().find(|l| l.contains("philia-bot started")).map(str::to_owned)
+            }
         })
         .await;
+        process.port = Some(bound_port(&started));
         if role == "worker" || role == "all" {
             let log = process.stdout.clone();
             wait_for("the worker pool", Duration::from_secs(10), || {

@@ -215,10 +215,18 @@ async fn a_us_like_conversation_gets_no_picture_and_complete_texts(db: TestDatab
     app.stop().await.unwrap();
 }
 
+/// How long TikTok's 40064 pauses sending in the test below. Everything "while paused" must happen within
+/// it: with 1 s, a loaded machine late by a second between the 40064 and the notice's delivery (a drain, a
+/// wait and four queries) saw the notice sent, the pause being over.
+const PAUSE: Duration = Duration::from_secs(5);
+
 async fn a_40064_pauses_sending_alerts_once_and_resumes(db: TestDatabase, redis: Option<TestRedis>) {
     let fake = FakeTikTok::start(FakeConfig::default()).await;
     let staff = staff_server().await;
-    let app = connected_app_with(&fake, db, redis.as_ref(), Some(&staff), |s| s.tiktok.throttle_pause_secs = 1).await;
+    let app = connected_app_with(&fake, db, redis.as_ref(), Some(&staff), |s| {
+        s.tiktok.throttle_pause_secs = PAUSE.as_secs();
+    })
+    .await;
     fake.fault_next(1, Fault::RefuseCode(codes::TOO_FAST));
     assert!(fake.customer_writes("conv-1", "gil", "hi").await.delivered());
     app.finish_jobs().await;
@@ -245,15 +253,15 @@ async fn a_40064_pauses_sending_alerts_once_and_resumes(db: TestDatabase, redis:
     .await;
     assert!(alerts[0].contains("40064") && alerts[0].contains("pauses"), "{alerts:?}");
 
-    // The pause is over: the sweeper sends what waited, in order.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
-    sweeper::sweep(&app.state, chrono::Utc::now()).await.unwrap();
+    // The pause is over (it began before the throttled reply was seen): the sweeper sends what waited, in order.
+    tokio::time::sleep(PAUSE).await;
     let ids: Vec<i64> = throttled.iter().map(|m| m.id).chain(std::iter::once(notice[0].id)).collect();
-    assert!(
-        statuses(&app, &ids).await.iter().all(|s| *s == Some(DeliveryStatus::Sent)),
-        "{:?}",
-        statuses(&app, &ids).await
-    );
+    let all_sent = |statuses: &[Option<DeliveryStatus>]| statuses.iter().all(|s| *s == Some(DeliveryStatus::Sent));
+    wait_for("the sweeper to send what waited", PATIENCE, || async {
+        sweeper::sweep(&app.state, chrono::Utc::now()).await.unwrap();
+        all_sent(&statuses(&app, &ids).await).then_some(())
+    })
+    .await;
     assert!(fake.received("conv-1").iter().any(|m| m.content == Content::Text("your hold ends soon".into())));
     assert_eq!(staff_texts(&staff).await.len(), 1, "one alert per pause");
     app.stop().await.unwrap();
