@@ -740,7 +740,9 @@ async fn a_message_waiting_for_an_earlier_unread_one_never_holds_a_consumer(
     }
     let app = run_built(built, db);
     let total = (customers * each) as usize;
-    wait_for(&format!("{total} replies within the order wait"), ORDER_WAIT, || async {
+    // Generous: a loaded machine may take longer than the order wait to answer all 18; the order itself is
+    // what is asserted (a message held back past the order wait would be answered out of order).
+    wait_for(&format!("{total} replies"), ORDER_WAIT + PATIENCE, || async {
         let replies = app.replies().await;
         (replies.iter().filter(|r| r.delivery_status == Some(DeliveryStatus::DryRun)).count() >= total).then_some(())
     })
