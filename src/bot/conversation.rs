@@ -620,7 +620,12 @@ impl Bot {
                 shop::new_drops(db, entities.category.as_deref(), self.shop.drops_days, turn.now, 0, 1).await?;
             return self.about_item(db, turn, entities, newest.into_iter().next(), purpose).await;
         }
-        let naming = self.router.naming_words(&words);
+        let mut naming = self.router.naming_words(&words);
+        // Words that name no piece at all ("gift for my bf, hes a medium. what tees do u have") do not
+        // narrow a search by category: the tees in M are the answer, not "none in M".
+        if entities.category.is_some() && !naming.is_empty() && shop::rank(db, &naming, None, true).await?.is_empty() {
+            naming.clear();
+        }
         // "Got any jackets?" is a search, even right after talking about a piece; "any stains?" is not.
         let looks_elsewhere = !naming.is_empty() || entities.category.is_some();
         let viewing = viewing.filter(|_| !(self.router.is_search(&words) && looks_elsewhere));
