@@ -559,6 +559,10 @@ impl Bot {
             Intent::NewDrops | Intent::More => {
                 self.item_by_description(db, turn, &entities, ItemPurpose::Details, None).await?
             }
+            // "When does my hold end?" asks; it never releases the hold.
+            Intent::CancelHold if self.router.asks_when(&normalize(turn.text)) => {
+                self.hold_status(db, turn, viewing).await?
+            }
             Intent::CancelHold => self.cancel_holds(db, turn).await?,
             Intent::CancelOrder => self.cancel_order(db, turn, &entities).await?,
             Intent::Checkout => self.checkout(db, turn).await?,
@@ -1092,6 +1096,40 @@ impl Bot {
         }
         let lines: Vec<String> = released.iter().map(|f| render(&t.cancel_done, &[("title", &f.item.title)])).collect();
         Ok(Decision { notices, ..Decision::say(lines.join("\n"), ConversationState::Idle).then(&t.menu_hint) })
+    }
+
+    /// "When does the hold end?": until when the customer's own holds last (the piece in view first); for
+    /// a customer without one, until when someone else holds the piece in view, with their place on its
+    /// waitlist kept.
+    async fn hold_status(
+        &self,
+        db: &impl ConnectionTrait,
+        turn: &Turn<'_>,
+        viewing: Option<String>,
+    ) -> Result<Decision, BotError> {
+        let t = &self.replies.templates;
+        let mut own = holds::holds_of(db, turn.user.id).await?;
+        if !own.is_empty() {
+            own.sort_by_key(|(_, item)| Some(&item.sku) != viewing.as_ref());
+            let sku = own[0].1.sku.clone();
+            let lines: Vec<String> = own
+                .into_iter()
+                .map(|(hold, item)| {
+                    let until = self.shop_time(hold.expires_at, turn.now);
+                    render(&t.hold_already, &[("title", &item.title), ("until", &until)])
+                })
+                .collect();
+            return Ok(Decision::say(lines.join("\n"), ConversationState::ViewingItem { sku }));
+        }
+        if let Some(item) = shop::item_by_sku(db, viewing.as_deref().unwrap_or_default()).await?
+            && let Some(hold) = holds::active_hold(db, item.id).await?
+        {
+            holds::join_waitlist(db, turn.user.id, item.id, turn.now).await?;
+            let until = self.shop_time(hold.expires_at, turn.now);
+            let text = render(&t.hold_other_until, &[("title", &item.title), ("until", &until)]);
+            return Ok(Decision::say(text, ConversationState::ViewingItem { sku: item.sku }));
+        }
+        Ok(Decision::say(t.cancel_none.clone(), ConversationState::Idle).then(&t.menu_hint))
     }
 
     /// "Checkout": the customer's holds become one order at once (so no hold lapses while they type an

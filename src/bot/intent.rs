@@ -321,6 +321,10 @@ struct Answers {
     /// Whole messages that say yes to the bot's "Want it?" about the piece in view.
     #[serde(default)]
     takes: Vec<String>,
+    /// Words that ask when something happens ("when does the hold end"): a question about a hold, never
+    /// a request to release it.
+    #[serde(default)]
+    when: Vec<String>,
     /// Words that ask for a hold longer than the shop's ("till friday", "tomorrow").
     #[serde(default)]
     later: Vec<String>,
@@ -494,6 +498,7 @@ pub struct KeywordRouter {
     yes: Vec<Vec<String>>,
     no: Vec<Vec<String>>,
     takes: Vec<Vec<String>>,
+    when: Vec<Phrase>,
     later: Vec<Phrase>,
     /// A country's words → its ISO code.
     countries: BTreeMap<String, String>,
@@ -627,6 +632,7 @@ impl KeywordRouter {
             yes: intents.answers.yes.iter().map(|w| normalize(w)).collect(),
             no: intents.answers.no.iter().map(|w| normalize(w)).collect(),
             takes: intents.answers.takes.iter().map(|w| normalize(w)).collect(),
+            when: intents.answers.when.iter().map(|w| Phrase::new(w)).collect(),
             later: intents.answers.later.iter().map(|w| Phrase::new(w)).collect(),
             countries: intents
                 .countries
@@ -851,6 +857,11 @@ impl KeywordRouter {
     /// as often only acknowledges an answer, is not one.
     pub fn takes_it(&self, words: &[String]) -> bool {
         self.takes.iter().any(|y| y.as_slice() == words)
+    }
+
+    /// Whether the words ask when ("when does my hold end", "how long do i have").
+    pub fn asks_when(&self, words: &[String]) -> bool {
+        self.when.iter().any(|p| p.found_in(words))
     }
 
     /// A no as the whole message.

@@ -119,6 +119,7 @@ templates! {
         hold_taken: ["title"],
         hold_limit: ["title", "count", "held"],
         hold_waitlist_first: ["title", "until"],
+        hold_other_until: ["title", "until"],
         item_in_pending_order: ["title"],
         cancel_done: ["title"],
         cancel_none: [],
