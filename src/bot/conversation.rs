@@ -476,6 +476,36 @@ impl Bot {
         Ok((decision, intent))
     }
 
+    /// The pieces a message names one by one ("the champion hoodie and the acg half zip"): each part
+    /// between "and", "&", "+" or a comma names one piece better than any other. `None` unless there are
+    /// two or more, all different.
+    async fn several_named(
+        &self,
+        db: &impl ConnectionTrait,
+        text: &str,
+    ) -> Result<Option<Vec<items::Model>>, BotError> {
+        let lower = text.to_lowercase();
+        let parts: Vec<&str> =
+            lower.split([',', '&', '+']).flat_map(|p| p.split(" and ")).filter(|p| !p.trim().is_empty()).collect();
+        if parts.len() < 2 {
+            return Ok(None);
+        }
+        let mut items: Vec<items::Model> = Vec::new();
+        for part in parts {
+            let naming = self.router.naming_words(&normalize(part));
+            let ranked = shop::rank(db, &naming, None, true).await?;
+            match ranked.as_slice() {
+                [only] => items.push(only.item.clone()),
+                [best, next, ..] if best.score > next.score => items.push(best.item.clone()),
+                _ => return Ok(None),
+            }
+        }
+        let mut skus: Vec<&str> = items.iter().map(|i| i.sku.as_str()).collect();
+        skus.sort_unstable();
+        skus.dedup();
+        Ok((skus.len() == items.len()).then_some(items))
+    }
+
     /// "the carhartt one" right after a list: the one piece of the list the words name best, when no
     /// piece outside the list matches them better (then it is a new search).
     async fn named_in_list(
@@ -568,6 +598,20 @@ impl Bot {
             Intent::Checkout => self.checkout(db, turn).await?,
             Intent::Address => self.change_address(db, turn).await?,
             Intent::Swap => self.swap(db, turn, &entities, viewing).await?,
+            // "i want the champion hoodie and the acg half zip": both, each named clearly on its own.
+            Intent::Reserve
+                if entities.sku.is_none()
+                    && let Some(items) = self.several_named(db, turn.text).await? =>
+            {
+                let mut decision = Decision::default();
+                for item in items {
+                    let one = self.about_item(db, turn, &entities, Some(item), ItemPurpose::Reserve).await?;
+                    decision.replies.extend(one.replies);
+                    decision.notices.extend(one.notices);
+                    decision.state = one.state;
+                }
+                decision
+            }
             Intent::Availability
             | Intent::Sizing
             | Intent::Reserve
