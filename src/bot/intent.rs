@@ -923,7 +923,8 @@ impl KeywordRouter {
         let searching = self.is_search(&words);
         let spelled = self.respell(&words);
         let bare = self.without_polite(&spelled);
-        let known: Vec<bool> = spelled.iter().map(|w| self.vocabulary.contains(w)).collect();
+        let known: Vec<bool> =
+            spelled.iter().map(|w| self.vocabulary.contains(w) || NOT_TYPOS.contains(&w.as_str())).collect();
         let score_of = |wanted: &Intent| {
             self.intents
                 .iter()
@@ -1219,6 +1220,13 @@ const ENGLISH: &[&str] = &[
     "the", "this", "that", "and", "is", "it", "you", "u", "my", "to", "im", "an", "of", "for", "can", "have", "what",
     "how", "please", "pls", "your", "are", "with", "still",
 ];
+
+/// Common words one letter away from a keyword, which customers write as themselves, never as that
+/// keyword's typo: "than" is no "thank" ("is it more than 100"), "shirt" no "short", "right" no "tight",
+/// "story" no "store", "broke" no "broken" ("im broke, any discount?"), "weather" no "leather". Found by
+/// checking the words of the routing tables and examples against the keywords they were one edit from.
+const NOT_TYPOS: &[&str] =
+    &["than", "then", "shirt", "right", "story", "shell", "weather", "broke", "mode", "hallo", "costa", "whether"];
 
 /// Common English words that other languages also write ("a", "do", "me", "in", "on", "i").
 const SHARED_WITH_ENGLISH: &[&str] = &["a", "do", "i", "me", "in", "on"];
