@@ -1132,6 +1132,11 @@ impl Bot {
         let t = &self.replies.templates;
         let released = holds::release_holds(db, turn.user.id, turn.now).await?;
         if released.is_empty() {
+            // Right after checkout the holds are an order: "nvm i dont want it anymore can i cancel" means it.
+            let latest = shop_orders::latest_orders(db, turn.user.id, 1).await?.into_iter().next();
+            if latest.is_some_and(|order| order.status == OrderStatus::Pending) {
+                return self.cancel_order(db, turn, &Entities::default()).await;
+            }
             return Ok(Decision::say(t.cancel_none.clone(), ConversationState::Idle).then(&t.menu_hint));
         }
         let mut notices = Vec::new();
