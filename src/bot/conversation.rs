@@ -200,6 +200,7 @@ fn answered_while_waiting(intent: &Intent) -> bool {
         intent,
         Intent::Availability
             | Intent::Price
+            | Intent::Offer
             | Intent::Sizing
             | Intent::Details
             | Intent::Reserve
