@@ -1012,6 +1012,17 @@ impl Bot {
         let t = &self.replies.templates;
         let price = shop::price(item.price_minor, &self.shop.currency_symbol);
         let viewing = ConversationState::ViewingItem { sku: item.sku.clone() };
+        // "45 shipped?" for a $38 piece is no haggle: the price, and what shipping adds.
+        if entities.amount_minor.is_some_and(|offer| offer >= item.price_minor) {
+            let shipping = Shipping::of(&self.shop).for_subtotal(item.price_minor);
+            let total = shop::price(item.price_minor + shipping, &self.shop.currency_symbol);
+            let shipping = shop::price(shipping, &self.shop.currency_symbol);
+            let text = render(
+                &t.offer_at_price,
+                &[("title", &item.title), ("price", &price), ("shipping", &shipping), ("total", &total)],
+            );
+            return Decision::say(text, viewing);
+        }
         if !self.shop.accept_offers {
             return Decision::say(render(&t.offer_firm, &[("title", &item.title), ("price", &price)]), viewing);
         }

@@ -142,6 +142,7 @@ templates! {
         unclear_twice: [],
         price: ["title", "price"],
         offer_firm: ["title", "price"],
+        offer_at_price: ["title", "price", "shipping", "total"],
         offer_passed: ["title", "price", "offer"],
         authentic: ["title"],
         photos: ["title", "photo"],
