@@ -1231,17 +1231,27 @@ impl Bot {
             }
             _ => None,
         };
-        let Some(number) = order.map(|o| o.order_number) else {
+        let Some(order) = order else {
             return Ok(Decision::say(t.address_no_order.clone(), ConversationState::Idle));
         };
-        let number = Some(number);
-        if let Some(decision) = self.address_given(turn, number.clone(), &Draft::default(), true) {
+        let number = Some(order.order_number);
+        // The name on the order stays unless a new one is given.
+        let named = Draft { name: order.ship_name, ..Draft::default() };
+        if let Some(decision) = self.address_given(turn, number.clone(), &named, true) {
             return Ok(decision);
         }
-        Ok(Decision::say(
-            t.address_ask.clone(),
-            ConversationState::AwaitingAddress { order: number, draft: Draft::default() },
-        ))
+        // "can i change my address to 99 elm st dallas tx 75201": the address from its house number on.
+        let words: Vec<&str> = turn.text.split_whitespace().collect();
+        if let Some(at) = words.iter().position(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+            && at > 0
+        {
+            let from_street = words[at..].join(" ");
+            let inline = Turn { text: &from_street, ..*turn };
+            if let Some(decision) = self.address_given(&inline, number.clone(), &named, true) {
+                return Ok(decision);
+            }
+        }
+        Ok(Decision::say(t.address_ask.clone(), ConversationState::AwaitingAddress { order: number, draft: named }))
     }
 
     /// The customer sent (part of) a name and address. `None` when the message is no address at all
