@@ -1288,9 +1288,13 @@ impl Bot {
         }
         let mut draft = parsed.or(earlier);
         if let (true, Some(city), Some(line1)) = (city_asked, &draft.city, &draft.line1) {
-            let (street, last) = line1.split_at(line1.len().saturating_sub(city.len()));
-            if last.eq_ignore_ascii_case(city) && street.ends_with(' ') {
-                draft.line1 = Some(street.trim_end().to_owned());
+            // Cut on a character boundary only: "… Montréal" against "Montreal" differs in byte length.
+            let at = line1.len().saturating_sub(city.len());
+            if line1.is_char_boundary(at) {
+                let (street, last) = line1.split_at(at);
+                if last.eq_ignore_ascii_case(city) && street.ends_with(' ') {
+                    draft.line1 = Some(street.trim_end().to_owned());
+                }
             }
         }
         let missing = draft.missing();
