@@ -1182,7 +1182,8 @@ impl Bot {
                 .collect();
             return Ok(Decision::say(lines.join("\n"), ConversationState::ViewingItem { sku }));
         }
-        if let Some(item) = shop::item_by_sku(db, viewing.as_deref().unwrap_or_default()).await?
+        if let Some(sku) = viewing
+            && let Some(item) = shop::item_by_sku(db, &sku).await?
             && let Some(hold) = holds::active_hold(db, item.id).await?
         {
             holds::join_waitlist(db, turn.user.id, item.id, turn.now).await?;
