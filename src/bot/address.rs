@@ -170,26 +170,25 @@ impl Draft {
     /// The city, region and postal code from the last of `parts` ("TX 78701", "Austin TX 78701"), the city
     /// from the part before when the last holds none.
     fn city_region_postcode(&mut self, rest: &mut Vec<String>) {
-        let draft = self;
         // The last part holds the region and postal code ("TX 78701"), maybe the city before them.
         if let Some(last) = rest.pop() {
             let mut words: Vec<&str> = last.split_whitespace().collect();
             // A Canadian or British postcode is two words ("M5H 2N2"); a ZIP one ("78701", "78701-1234").
             let n = words.len();
             if n >= 2 && is_postcode_half(words[n - 2]) && is_postcode_half(words[n - 1]) && !is_zip(words[n - 1]) {
-                draft.postal_code = Some(format!("{} {}", words[n - 2], words[n - 1]).to_uppercase());
+                self.postal_code = Some(format!("{} {}", words[n - 2], words[n - 1]).to_uppercase());
                 words.truncate(n - 2);
             } else if words.last().is_some_and(|w| is_zip(w)) {
-                draft.postal_code = words.pop().map(str::to_owned);
+                self.postal_code = words.pop().map(str::to_owned);
             }
             if let Some(region) = words.last().filter(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_alphabetic())) {
-                draft.region = Some(region.to_uppercase());
+                self.region = Some(region.to_uppercase());
                 words.pop();
             }
             if !words.is_empty() {
-                draft.city = Some(words.join(" "));
+                self.city = Some(words.join(" "));
             } else if let Some(city) = rest.pop() {
-                draft.city = Some(city);
+                self.city = Some(city);
             }
         }
     }
@@ -292,8 +291,7 @@ fn split_line2(street: &str) -> (String, Option<String>) {
 /// Only when letters come first and a word follows the number ("TX 78701" and "Apt 4" stay whole).
 fn split_name_from_street(part: &str) -> Vec<String> {
     let words: Vec<&str> = part.split_whitespace().collect();
-    let is_number =
-        |w: &str| w.chars().next().is_some_and(|c| c.is_ascii_digit()) && w.chars().any(|c| c.is_ascii_digit());
+    let is_number = |w: &str| w.chars().next().is_some_and(|c| c.is_ascii_digit());
     let Some(at) = words.iter().position(|w| is_number(w)) else { return vec![part.to_owned()] };
     let name = words[..at].join(" ");
     let starts_line2 = words.first().is_some_and(|w| LINE2_WORDS.contains(&w.to_lowercase().as_str()));
