@@ -495,10 +495,9 @@ impl Bot {
         for part in parts {
             let naming = self.router.naming_words(&normalize(part));
             let ranked = shop::rank(db, &naming, None, true).await?;
-            match ranked.as_slice() {
-                [only] => items.push(only.item.clone()),
-                [best, next, ..] if best.score > next.score => items.push(best.item.clone()),
-                _ => return Ok(None),
+            match shop::clear_best(&ranked) {
+                Some(item) => items.push(item.clone()),
+                None => return Ok(None),
             }
         }
         let mut skus: Vec<&str> = items.iter().map(|i| i.sku.as_str()).collect();
@@ -718,25 +717,21 @@ impl Bot {
         // Only a near miss ("aight" ~ "light") while a piece is in view: the customer means that piece.
         let weak = ranked.first().is_some_and(|best| best.score < 3);
         let ranked = if weak && viewing.is_some() { Vec::new() } else { ranked };
-        match ranked.as_slice() {
-            [] => match viewing {
+        if ranked.is_empty() {
+            return match viewing {
                 Some(sku) => {
                     let item = shop::item_by_sku(db, &sku).await?;
                     self.about_item(db, turn, entities, item, purpose).await
                 }
                 None => Ok(Decision::say(t.item_not_found.clone(), ConversationState::Idle)),
-            },
-            [only] => self.about_item(db, turn, entities, Some(only.item.clone()), purpose).await,
-            [best, next, ..] if best.score > next.score => {
-                self.about_item(db, turn, entities, Some(best.item.clone()), purpose).await
-            }
-            _ => {
-                let top = ranked[0].score;
-                let tied: Vec<items::Model> =
-                    ranked.into_iter().filter(|r| r.score == top).take(5).map(|r| r.item).collect();
-                Ok(self.item_list(tied, None, false, &t.search_intro))
-            }
+            };
         }
+        if let Some(item) = shop::clear_best(&ranked) {
+            return self.about_item(db, turn, entities, Some(item.clone()), purpose).await;
+        }
+        let top = ranked[0].score;
+        let tied: Vec<items::Model> = ranked.into_iter().filter(|r| r.score == top).take(5).map(|r| r.item).collect();
+        Ok(self.item_list(tied, None, false, &t.search_intro))
     }
 
     /// The pieces of `size` among `found` (to choose from, or the one directly); none of that size says so
@@ -793,11 +788,7 @@ impl Bot {
     ) -> Result<Option<items::Model>, BotError> {
         let naming = self.router.naming_words(&normalize(turn.text));
         let ranked = shop::rank(db, &naming, entities.category.as_deref(), true).await?;
-        Ok(match ranked.as_slice() {
-            [only] => Some(only.item.clone()),
-            [best, next, ..] if best.score > next.score => Some(best.item.clone()),
-            _ => None,
-        })
+        Ok(shop::clear_best(&ranked).cloned())
     }
 
     fn menu_decision(&self, before: Option<String>) -> Decision {

@@ -72,6 +72,15 @@ pub async fn search(
     Ok(found)
 }
 
+/// The one item a ranking names clearly: the only one found, or one scoring above every other.
+pub fn clear_best(ranked: &[Ranked]) -> Option<&items::Model> {
+    match ranked {
+        [only] => Some(&only.item),
+        [best, next, ..] if best.score > next.score => Some(&best.item),
+        _ => None,
+    }
+}
+
 /// How many items a ranked search looks through: a thrift shop's stock, scored in code.
 const RANK_SCAN: u64 = 2_000;
 

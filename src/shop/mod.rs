@@ -12,7 +12,7 @@ pub mod orders;
 pub mod privacy;
 pub mod window;
 
-pub use self::catalog::{Ranked, Search, fits_size, item_by_sku, measurements, new_drops, rank, search};
+pub use self::catalog::{Ranked, Search, clear_best, fits_size, item_by_sku, measurements, new_drops, rank, search};
 pub use self::fit::{SIZE_CHART_FILE, SizeChart};
 pub use self::window::ReplyWindow;
 
