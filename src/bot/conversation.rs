@@ -19,6 +19,9 @@ use crate::store::entities::items::ItemStatus;
 use crate::store::entities::orders::{self, OrderStatus};
 use crate::store::entities::{conversations, items, messages, users};
 
+/// The FAQ topic (`faq.toml`) of shipping questions, answered per country when one is named.
+const SHIPPING: &str = "shipping";
+
 /// What the bot is waiting for in a conversation, stored as JSON in `conversations.state`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -545,6 +548,12 @@ impl Bot {
             Intent::Unknown => self.unclear(db, turn).await?,
             Intent::Thanks => Decision::say(t.thanks.clone(), ConversationState::Idle),
             Intent::OptOut => Decision { opt_out: true, ..Decision::say(t.opt_out.clone(), ConversationState::Idle) },
+            // "How much to ship to Canada?": that country's rate, or a person's quote, never "message us
+            // your country" to someone who just named it.
+            Intent::Faq(topic) if topic == SHIPPING && self.abroad(turn.text).is_some() => {
+                let (code, country) = self.abroad(turn.text).unwrap_or_default();
+                self.shipping_abroad(turn, &code, &country)
+            }
             Intent::Faq(topic) => match self.router.faq_answer(&topic) {
                 // "Do you ship to Texas, and is the fleece still available?": both are answered.
                 Some(answer) => match self.router.also_about_a_piece(turn.text) {
@@ -816,6 +825,30 @@ impl Bot {
         render(&staff.complaint, &[("kind", kind), ("message", &quoted(text))])
     }
 
+    /// The country abroad a message names (its code and name), if it names one other than the shop's own.
+    fn abroad(&self, text: &str) -> Option<(String, String)> {
+        self.router.country_named(text).filter(|(code, _)| !code.eq_ignore_ascii_case(&self.shop.home_country))
+    }
+
+    /// Shipping to a country abroad: the shop's rate for it (`shop.international_shipping_minor`), or the
+    /// conversation handed to a person for a quote.
+    fn shipping_abroad(&self, turn: &Turn<'_>, code: &str, country: &str) -> Decision {
+        let t = &self.replies.templates;
+        if let Some(&rate) = self.shop.international_shipping_minor.get(&code.to_uppercase()) {
+            let rate = shop::price(rate, &self.shop.currency_symbol);
+            let text = render(&t.shipping_abroad_rate, &[("country", country), ("rate", &rate)]);
+            return Decision::say(text, ConversationState::Idle);
+        }
+        let reason =
+            render(&self.replies.staff.shipping_quote, &[("country", country), ("message", &quoted(turn.text))]);
+        let mut decision = self.handoff(turn.now, reason);
+        if let Some(reply) = decision.replies.first_mut() {
+            let said = render(&t.shipping_abroad_quote, &[("country", country)]);
+            reply.text = format!("{said} {}", reply.text);
+        }
+        decision
+    }
+
     fn handoff(&self, now: DateTime<Utc>, reason: String) -> Decision {
         let hours = BusinessHours(&self.shop);
         let t = &self.replies.templates;
@@ -1006,6 +1039,12 @@ impl Bot {
         // "45 shipped?" for a $38 piece is no haggle: the price, and what shipping adds.
         if entities.amount_minor.is_some_and(|offer| offer >= item.price_minor) {
             let shipping = Shipping::of(&self.shop).for_subtotal(item.price_minor);
+            if shipping == 0 {
+                return Decision::say(
+                    render(&t.offer_at_price_free, &[("title", &item.title), ("price", &price)]),
+                    viewing,
+                );
+            }
             let total = shop::price(item.price_minor + shipping, &self.shop.currency_symbol);
             let shipping = shop::price(shipping, &self.shop.currency_symbol);
             let text = render(

@@ -41,11 +41,21 @@ impl Facts {
     /// `text` with every fact filled in (one whose setting is unset is left as it is: `config check` and
     /// start-up refuse texts that use it).
     pub fn fill(&self, text: &str) -> String {
+        self.fill_except(text, &[])
+    }
+
+    /// The same, leaving `own` placeholders for the reply to fill: a template's own `{shipping}` (what
+    /// shipping adds to this order, free over the threshold) is not the shop's US rate.
+    pub fn fill_except(&self, text: &str, own: &[&str]) -> String {
         if !text.contains('{') {
             return text.to_owned();
         }
-        let known: Vec<(&str, &str)> =
-            self.values.iter().filter_map(|(name, value)| Some((*name, value.as_deref()?))).collect();
+        let known: Vec<(&str, &str)> = self
+            .values
+            .iter()
+            .filter(|(name, _)| !own.contains(name))
+            .filter_map(|(name, value)| Some((*name, value.as_deref()?)))
+            .collect();
         render(text, &known)
     }
 
@@ -198,8 +208,8 @@ pub fn literal_amounts(text: &str, currency_symbol: &str) -> Vec<String> {
 impl Replies {
     /// These texts with the shop's facts filled in (the same in every reply, so filled once).
     pub fn with_facts(mut self, facts: &Facts) -> Self {
-        for text in self.templates.texts_mut() {
-            *text = facts.fill(text);
+        for (text, own) in self.templates.texts_mut() {
+            *text = facts.fill_except(text, own);
         }
         self
     }
@@ -219,6 +229,19 @@ mod tests {
         );
         assert_eq!(literal_amounts("Sat 12–4pm, within 3 days, size 10.5, W32 L30", "$"), Vec::<String>::new());
         assert_eq!(literal_amounts("€80 in a euro shop", "€"), ["€80"]);
+    }
+
+    #[test]
+    fn a_templates_own_placeholder_is_left_for_the_reply_even_when_a_fact_has_its_name() {
+        // `address_international_rate` says the rate of the country abroad as its own {shipping}: filled
+        // with the shop's US rate at start, every such reply said "$8".
+        let shop = crate::config::Settings::defaults().shop;
+        let replies = Replies::load(std::path::Path::new("/nonexistent")).expect("built-in");
+        let facts = Facts::new(&shop, &replies);
+        let filled = replies.with_facts(&facts);
+        assert!(filled.templates.address_international_rate.contains("{shipping}"));
+        assert!(filled.templates.offer_at_price.contains("{shipping}"));
+        assert!(!filled.templates.hold_length.contains('{'), "facts still fill the others");
     }
 
     #[test]

@@ -149,6 +149,18 @@ fn collapse_repeats(word: &str) -> String {
     out
 }
 
+/// A country's name as a sentence says it: "UK" and "USA" in capitals, "New Zealand" capitalized, "of" not.
+fn country_name(words: &str) -> String {
+    if words.len() <= 3 {
+        return words.to_uppercase();
+    }
+    let capital = |w: &str| {
+        let mut letters = w.chars();
+        letters.next().map_or_else(String::new, |first| first.to_uppercase().chain(letters).collect())
+    };
+    words.split(' ').map(|w| if w == "of" { w.to_owned() } else { capital(w) }).collect::<Vec<_>>().join(" ")
+}
+
 /// A keyword: one or more normalized words that must appear together, in order.
 #[derive(Debug, Clone)]
 struct Phrase(Vec<String>);
@@ -891,6 +903,18 @@ impl KeywordRouter {
         (code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()))
             .then(|| code.to_owned())
             .filter(|c| self.countries.values().any(|v| v == c))
+    }
+
+    /// The country a message names anywhere in it ("do u ship to new zealand?"): its ISO code and its name
+    /// as the customer wrote it ("New Zealand", "UK"), the longer name first.
+    pub fn country_named(&self, text: &str) -> Option<(String, String)> {
+        let words = normalize(text);
+        (1..=4).rev().find_map(|n| {
+            words.windows(n).find_map(|w| {
+                let name = w.join(" ");
+                self.countries.get(&name).map(|code| (code.clone(), country_name(&name)))
+            })
+        })
     }
 
     /// The words of a message that can name a piece: staff's synonyms applied; filler, the router's own

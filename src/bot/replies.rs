@@ -64,10 +64,11 @@ macro_rules! templates {
                 vec![$((format!("{}.{}", $section, stringify!($name)), self.$name.as_str(), &[$($placeholder),*])),+]
             }
 
-            /// Each template's text, to fill in what is the same for every reply (facts.rs does).
+            /// Each template's text, to fill in what is the same for every reply (facts.rs does), with its
+            /// own placeholders (which a fact of the same name must not fill).
             #[allow(dead_code, reason = "the macro declares it for every section; only the templates are filled")]
-            pub(super) fn texts_mut(&mut self) -> Vec<&mut String> {
-                vec![$(&mut self.$name),+]
+            pub(super) fn texts_mut(&mut self) -> Vec<(&mut String, &'static [&'static str])> {
+                vec![$((&mut self.$name, &[$($placeholder),*])),+]
             }
         }
     )+};
@@ -143,6 +144,7 @@ templates! {
         price: ["title", "price"],
         offer_firm: ["title", "price"],
         offer_at_price: ["title", "price", "shipping", "total"],
+        offer_at_price_free: ["title", "price"],
         offer_passed: ["title", "price", "offer"],
         authentic: ["title"],
         photos: ["title", "photo"],
@@ -165,6 +167,8 @@ templates! {
         address_international: ["country"],
         address_international_rate: ["country", "shipping", "total"],
         address_no_order: [],
+        shipping_abroad_rate: ["country", "rate"],
+        shipping_abroad_quote: ["country"],
         order_cancelled: ["order_number"],
         order_cancel_none: [],
         order_cancel_human: ["order_number", "status"],
@@ -243,6 +247,7 @@ templates! {
         address_shipped: ["order_number"],
         address_locked: ["order_number"],
         international: ["order_number", "country"],
+        shipping_quote: ["country", "message"],
         cancel_order: ["order_number", "status"],
         cancel_failed: ["order_number", "error"],
     }

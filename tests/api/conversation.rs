@@ -453,3 +453,20 @@ async fn the_staff_notice_is_framed_in_the_words_of_the_config() {
     assert!(!text.contains("needs a human"), "{body}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_shipping_question_naming_a_country_with_a_rate_gets_that_rate() {
+    // The shop ships to Canada at $25 (`shop.international_shipping_minor`): a customer who names Canada
+    // hears that, not "message us your country", and nobody has to step in. A country without a rate is
+    // a person's quote (eval/conversations/76_shipping_abroad_named.txt).
+    let db = TestDatabase::sqlite();
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.shop.international_shipping_minor.insert("CA".into(), 2500);
+    let app = crate::helpers::spawn_app_with(db, settings, philia_bot::role::Role::All).await;
+    let reply = say(&app, "luc", "hey do u ship to canada?? how much would it be").await;
+    assert!(reply.contains("Shipping to Canada is $25"), "{reply}");
+    assert!(!reply.to_lowercase().contains("message us your country"), "{reply}");
+    let conversation = conversations::Entity::find().one(&app.state.db).await.unwrap().expect("a conversation");
+    assert_eq!(conversation.handoff_reason, None, "a known rate needs no person");
+    app.stop().await.unwrap();
+}
