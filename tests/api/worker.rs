@@ -914,7 +914,7 @@ async fn the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after
     let queue = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "only"));
     let stream = format!("{}:jobs", redis.prefix);
     let written = chrono::Utc::now() - chrono::Duration::minutes(5);
-    // A backlog longer than one scan (256 entries a call) ahead of the conversation's two messages, with
+    // A backlog longer than several scans (64 entries a call) ahead of the conversation's two messages, with
     // entries that carry no turn among it: echoes, jobs queued by a release that registered at XADD, and
     // a field no script could read.
     for n in 0..600 {
@@ -936,9 +936,11 @@ async fn the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after
     let marker = format!("{}:turns-registered", redis.prefix);
     assert_eq!(redis_cli(&redis.url, &["GET", &marker]).await.as_deref(), Some(last.as_str()), "scanned to the end");
 
-    // Redis lost the marker and the turns (not the stream): the scan starts again from the first entry.
+    // Redis lost the marker, the turns and its scripts (not the stream): the scan starts again from the
+    // first entry.
     let turns = format!("{}:turns:conv-deep", redis.prefix);
     redis_cli(&redis.url, &["DEL", &marker, &turns]).await.unwrap();
+    assert_eq!(redis_cli(&redis.url, &["SCRIPT", "FLUSH"]).await.as_deref(), Some("OK"));
     assert_eq!(waits_for(turn_of(&second)).await, Some(turn_of(&first)), "registered again from the start");
 
     // A turn ended is not registered again by the next scans, though its entry is still in the stream.
