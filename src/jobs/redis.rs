@@ -109,14 +109,15 @@ return 0
 
 /// How many entries one call of [`REGISTER_SCRIPT`] registers at most. Each costs Redis about 37,000
 /// instructions (callgrind, Redis 7.0: the entry read into Lua with its job about 19,000, the `ZADD` of a
-/// new conversation about 15,600), so a call holds Redis well under a millisecond, however long the
-/// backlog; the call's own cost (about 27,000) is spread over the batch.
-const REGISTER_BATCH: u64 = 64;
+/// new conversation about 15,600). On 2 cores at a load average of 7.7, a call of 64 held Redis about
+/// 650 µs, of 32 about 350 µs: so 32, whatever the backlog, and a webhook's `XADD` never waits long
+/// behind one; the call's own cost (about 27,000) is still small spread over the batch.
+const REGISTER_BATCH: u64 = 32;
 /// How many calls of [`REGISTER_SCRIPT`] one check makes at most before it reads the turns as they are:
 /// about a million entries, the default `jobs.stream_max_len`. Past it the message goes by the turns
 /// registered so far (it may run before an earlier message not yet scanned) rather than keep its
 /// consumer scanning; the checks after it go on from the marker.
-const REGISTER_MAX_CALLS: u32 = 16_384;
+const REGISTER_MAX_CALLS: u32 = 32_768;
 
 /// A customer message's turn as its entry carries it: `<at_ms>:<conversation's length in bytes>:<conversation><key>`.
 /// The length makes it unambiguous whatever bytes TikTok's ids hold; [`REGISTER_SCRIPT`] reads it.

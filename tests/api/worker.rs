@@ -914,7 +914,7 @@ async fn the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after
     let queue = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "only"));
     let stream = format!("{}:jobs", redis.prefix);
     let written = chrono::Utc::now() - chrono::Duration::minutes(5);
-    // A backlog longer than several scans (64 entries a call) ahead of the conversation's two messages, with
+    // A backlog longer than many scans (32 entries a call) ahead of the conversation's two messages, with
     // entries that carry no turn among it: echoes, jobs queued by a release that registered at XADD, and
     // a field no script could read.
     for n in 0..600 {
