@@ -848,8 +848,8 @@ async fn a_job_taken_over_meanwhile_is_not_put_back_twice() {
 
 on_every_backend!(a_retried_webhook_of_a_processed_message_holds_nothing_back);
 
-/// TikTok's retry of a message already processed registers its turn again at enqueue; its job, finding
-/// the event done, must end that turn, or the customer's next messages are held back behind it.
+/// TikTok's retry of a message already processed is a new entry, whose turn is registered again; its job,
+/// finding the event done, must end that turn, or the customer's next messages are held back behind it.
 async fn a_retried_webhook_of_a_processed_message_holds_nothing_back(db: TestDatabase, redis: Option<TestRedis>) {
     use philia_bot::jobs::InboundTurn;
     let app = app_on(db, redis.as_ref()).await;
@@ -871,10 +871,9 @@ async fn a_retried_webhook_of_a_processed_message_holds_nothing_back(db: TestDat
 
 on_every_backend!(a_turn_whose_job_was_lost_holds_the_conversation_back_only_once);
 
-/// A turn can outlive its job (the job acknowledged without ending it: a worker cut off between the two,
-/// or a webhook whose XADD failed after its ZADD and was never retried). The next message waits for it up
-/// to the order wait, then goes ahead; the turn is given up on then, so the customer's later messages are
-/// not each held back again (they were, for the turns' whole 24 h life).
+/// A turn can outlive its job (the job acknowledged without ending it: a worker cut off between the two).
+/// The next message waits for it up to the order wait, then goes ahead; the turn is given up on then, so
+/// the customer's later messages are not each held back again (they were, for the turns' whole 24 h life).
 async fn a_turn_whose_job_was_lost_holds_the_conversation_back_only_once(db: TestDatabase, redis: Option<TestRedis>) {
     use philia_bot::startup::{Application, StartOptions};
     let mut settings = test_settings(&db);
@@ -882,8 +881,12 @@ async fn a_turn_whose_job_was_lost_holds_the_conversation_back_only_once(db: Tes
     let built = Application::build(settings, StartOptions::new(Role::All, true)).await.unwrap();
     let written = chrono::Utc::now() - chrono::Duration::seconds(30);
     let queue = built.state().queue.clone();
-    queue.enqueue(&customer_message("ghosty", "lost", written)).await.unwrap();
-    next_job(&mut queue.consumer(), "the job to lose").await.ack().await.unwrap();
+    let lost = customer_message("ghosty", "lost", written);
+    queue.enqueue(&lost).await.unwrap();
+    let delivery = next_job(&mut queue.consumer(), "the job to lose").await;
+    // Its order checked (which registers its turn), then acknowledged without its turn ended.
+    assert_eq!(queue.earlier_in_conversation(&turn_of(&lost)).await.unwrap(), None);
+    delivery.ack().await.unwrap();
     let app = run_built(built, db);
     let replied = |n: usize| {
         let app = &app;
