@@ -844,3 +844,19 @@ impl RedisQueue {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_field_says_where_the_conversation_ends_whatever_bytes_it_holds() {
+        assert_eq!(
+            turn_field(1_767_225_599_873, "Cgw4LjE+Y29udjE=", "im_receive_msg:7"),
+            b"1767225599873:16:Cgw4LjE+Y29udjE=im_receive_msg:7"
+        );
+        assert_eq!(turn_field(-5, "a: b", "k e:y"), b"-5:4:a: bk e:y");
+        assert_eq!(turn_field(0, "", "k"), b"0:0:k");
+        assert_eq!(turn_field(i64::MIN, "c", ""), b"-9223372036854775808:1:c");
+    }
+}

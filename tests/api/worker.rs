@@ -910,6 +910,9 @@ fn turn_of(job: &Job) -> philia_bot::jobs::InboundTurn {
     job.turn().expect("a customer message has a turn")
 }
 
+/// A conversation id as TikTok might write one: the turn field keeps whatever bytes it holds apart from the key.
+const DEEP: &str = "deep: 1:2 ";
+
 #[tokio::test]
 async fn the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after_the_marker_is_lost() {
     let test = "worker::the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after_the_marker_is_lost";
@@ -923,11 +926,11 @@ async fn the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after
     for n in 0..600 {
         queue.enqueue(&customer_message(&format!("filler{n}"), &format!("filler-{n}"), written)).await.unwrap();
     }
-    let old = serde_json::to_string(&customer_message("deep", "from-an-older-release", written)).unwrap();
+    let old = serde_json::to_string(&customer_message(DEEP, "from-an-older-release", written)).unwrap();
     redis_cli(&redis.url, &["XADD", &stream, "*", "job", &old]).await.unwrap();
     redis_cli(&redis.url, &["XADD", &stream, "*", "job", &old, "turn", "not a turn"]).await.unwrap();
-    let first = customer_message("deep", "first", written + chrono::Duration::seconds(1));
-    let second = customer_message("deep", "second", written + chrono::Duration::seconds(2));
+    let first = customer_message(DEEP, "first", written + chrono::Duration::seconds(1));
+    let second = customer_message(DEEP, "second", written + chrono::Duration::seconds(2));
     queue.enqueue(&first).await.unwrap();
     let last = queue.enqueue(&second).await.unwrap();
 
@@ -941,7 +944,7 @@ async fn the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after
 
     // Redis lost the marker, the turns and its scripts (not the stream): the scan starts again from the
     // first entry.
-    let turns = format!("{}:turns:conv-deep", redis.prefix);
+    let turns = format!("{}:turns:conv-{DEEP}", redis.prefix);
     redis_cli(&redis.url, &["DEL", &marker, &turns]).await.unwrap();
     assert_eq!(redis_cli(&redis.url, &["SCRIPT", "FLUSH"]).await.as_deref(), Some("OK"));
     assert_eq!(waits_for(turn_of(&second)).await, Some(turn_of(&first)), "registered again from the start");
