@@ -245,6 +245,10 @@ impl MemoryQueue {
             let Some(at) = state.dead.iter().position(|d| d.entry == entry) else { return Ok(None) };
             state.dead.remove(at)
         };
+        // A new job, registered as on Redis: its turn ended when it died.
+        if let Some(turn) = decode(&dead.payload).ok().as_ref().and_then(super::Job::turn) {
+            self.register_turn(&turn.conversation, &turn.key, turn.at_ms);
+        }
         self.enqueue(dead.payload).map(Some)
     }
 

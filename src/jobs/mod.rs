@@ -37,8 +37,13 @@ pub struct InboundTurn {
 impl Job {
     /// The customer message's turn in its conversation; `None` for jobs that need no order (echoes).
     pub fn turn(&self) -> Option<InboundTurn> {
+        self.ordered_message().map(MessageV1::turn)
+    }
+
+    /// The message whose turn orders the job: a customer's; `None` for echoes.
+    fn ordered_message(&self) -> Option<&MessageV1> {
         match self {
-            Job::InboundMessageV1(m) => Some(m.turn()),
+            Job::InboundMessageV1(m) => Some(m),
             Job::OutboundEchoV1(_) => None,
         }
     }
@@ -120,8 +125,13 @@ impl MessageV1 {
         InboundTurn {
             conversation: self.conversation_id.clone(),
             key: self.idempotency_key.clone(),
-            at_ms: self.sent_at().timestamp_millis(),
+            at_ms: self.turn_at_ms(),
         }
+    }
+
+    /// Its turn's time: when it was written, in milliseconds.
+    fn turn_at_ms(&self) -> i64 {
+        self.sent_at().timestamp_millis()
     }
 
     /// When it was written: TikTok's timestamp, or when the webhook arrived if TikTok gave none.
@@ -245,7 +255,8 @@ impl Delivery {
         match &self.backend {
             Backend::Redis(queue) => {
                 tokio::time::sleep(pause).await;
-                queue.requeue(&self.id, &self.payload, first_deferred).await
+                let turn = self.job.as_ref().ok().and_then(Job::turn);
+                queue.requeue(&self.id, &self.payload, turn.as_ref(), first_deferred).await
             }
             Backend::Memory(queue) => {
                 queue.requeue(self.id.clone(), self.payload.clone(), self.deliveries - 1, first_deferred, pause);
@@ -339,14 +350,13 @@ impl JobQueue {
         // Sized for a typical job up front: growing from serde_json's default took three reallocations.
         let mut payload = Vec::with_capacity(1024);
         serde_json::to_writer(&mut payload, job).map_err(|e| QueueError(e.into()))?;
-        let turn = job.turn();
         match self {
             // Redis takes the bytes as they are: serde_json writes UTF-8, and checking it again costs a
-            // pass over the job on every webhook.
-            JobQueue::Redis(queue) => queue.enqueue(connection, &payload, turn).await,
+            // pass over the job on every webhook. The turn goes in the entry, registered by the workers.
+            JobQueue::Redis(queue) => queue.enqueue(connection, &payload, job.ordered_message()).await,
             JobQueue::Memory(queue) => {
                 let payload = String::from_utf8(payload).map_err(|e| QueueError(e.into()))?;
-                if let Some(turn) = turn {
+                if let Some(turn) = job.turn() {
                     queue.register_turn(&turn.conversation, &turn.key, turn.at_ms);
                 }
                 queue.enqueue(payload)

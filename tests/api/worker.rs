@@ -848,8 +848,8 @@ async fn a_job_taken_over_meanwhile_is_not_put_back_twice() {
 
 on_every_backend!(a_retried_webhook_of_a_processed_message_holds_nothing_back);
 
-/// TikTok's retry of a message already processed registers its turn again at enqueue; its job, finding
-/// the event done, must end that turn, or the customer's next messages are held back behind it.
+/// TikTok's retry of a message already processed is a new entry, whose turn is registered again; its job,
+/// finding the event done, must end that turn, or the customer's next messages are held back behind it.
 async fn a_retried_webhook_of_a_processed_message_holds_nothing_back(db: TestDatabase, redis: Option<TestRedis>) {
     use philia_bot::jobs::InboundTurn;
     let app = app_on(db, redis.as_ref()).await;
@@ -871,10 +871,9 @@ async fn a_retried_webhook_of_a_processed_message_holds_nothing_back(db: TestDat
 
 on_every_backend!(a_turn_whose_job_was_lost_holds_the_conversation_back_only_once);
 
-/// A turn can outlive its job (the job acknowledged without ending it: a worker cut off between the two,
-/// or a webhook whose XADD failed after its ZADD and was never retried). The next message waits for it up
-/// to the order wait, then goes ahead; the turn is given up on then, so the customer's later messages are
-/// not each held back again (they were, for the turns' whole 24 h life).
+/// A turn can outlive its job (the job acknowledged without ending it: a worker cut off between the two).
+/// The next message waits for it up to the order wait, then goes ahead; the turn is given up on then, so
+/// the customer's later messages are not each held back again (they were, for the turns' whole 24 h life).
 async fn a_turn_whose_job_was_lost_holds_the_conversation_back_only_once(db: TestDatabase, redis: Option<TestRedis>) {
     use philia_bot::startup::{Application, StartOptions};
     let mut settings = test_settings(&db);
@@ -882,8 +881,12 @@ async fn a_turn_whose_job_was_lost_holds_the_conversation_back_only_once(db: Tes
     let built = Application::build(settings, StartOptions::new(Role::All, true)).await.unwrap();
     let written = chrono::Utc::now() - chrono::Duration::seconds(30);
     let queue = built.state().queue.clone();
-    queue.enqueue(&customer_message("ghosty", "lost", written)).await.unwrap();
-    next_job(&mut queue.consumer(), "the job to lose").await.ack().await.unwrap();
+    let lost = customer_message("ghosty", "lost", written);
+    queue.enqueue(&lost).await.unwrap();
+    let delivery = next_job(&mut queue.consumer(), "the job to lose").await;
+    // Its order checked (which registers its turn), then acknowledged without its turn ended.
+    assert_eq!(queue.earlier_in_conversation(&turn_of(&lost)).await.unwrap(), None);
+    delivery.ack().await.unwrap();
     let app = run_built(built, db);
     let replied = |n: usize| {
         let app = &app;
@@ -900,4 +903,90 @@ async fn a_turn_whose_job_was_lost_holds_the_conversation_back_only_once(db: Tes
     println!("the next message was answered {answered:?} after it was queued");
     assert!(answered < ORDER_WAIT, "the next message was held back again: answered after {answered:?}");
     app.stop().await.unwrap();
+}
+
+/// The turn of `message` queued by [`customer_message`].
+fn turn_of(job: &Job) -> philia_bot::jobs::InboundTurn {
+    job.turn().expect("a customer message has a turn")
+}
+
+/// A conversation id as TikTok might write one: the turn field keeps whatever bytes it holds apart from the key.
+const DEEP: &str = "deep: 1:2 ";
+
+#[tokio::test]
+async fn the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after_the_marker_is_lost() {
+    let test = "worker::the_turns_of_a_backlog_are_registered_once_across_scans_and_again_after_the_marker_is_lost";
+    let Some(redis) = TestRedis::new(test) else { return };
+    let queue = JobQueue::Redis(redis_queue(&redis.url, &redis.prefix, "only"));
+    let stream = format!("{}:jobs", redis.prefix);
+    let written = chrono::Utc::now() - chrono::Duration::minutes(5);
+    // A backlog longer than many scans (32 entries a call) ahead of the conversation's two messages, with
+    // entries that carry no turn among it: echoes, jobs queued by a release that registered at XADD, and
+    // a field no script could read.
+    for n in 0..600 {
+        queue.enqueue(&customer_message(&format!("filler{n}"), &format!("filler-{n}"), written)).await.unwrap();
+    }
+    let old = serde_json::to_string(&customer_message(DEEP, "from-an-older-release", written)).unwrap();
+    redis_cli(&redis.url, &["XADD", &stream, "*", "job", &old]).await.unwrap();
+    redis_cli(&redis.url, &["XADD", &stream, "*", "job", &old, "turn", "not a turn"]).await.unwrap();
+    let first = customer_message(DEEP, "first", written + chrono::Duration::seconds(1));
+    let second = customer_message(DEEP, "second", written + chrono::Duration::seconds(2));
+    queue.enqueue(&first).await.unwrap();
+    let last = queue.enqueue(&second).await.unwrap();
+
+    let waits_for = |turn| {
+        let queue = &queue;
+        async move { queue.earlier_in_conversation(&turn).await.unwrap().map(|earlier| earlier.turn) }
+    };
+    assert_eq!(waits_for(turn_of(&second)).await, Some(turn_of(&first)), "registered past the first scan's batch");
+    let marker = format!("{}:turns-registered", redis.prefix);
+    assert_eq!(redis_cli(&redis.url, &["GET", &marker]).await.as_deref(), Some(last.as_str()), "scanned to the end");
+
+    // Redis lost the marker, the turns and its scripts (not the stream): the scan starts again from the
+    // first entry.
+    let turns = format!("{}:turns:conv-{DEEP}", redis.prefix);
+    redis_cli(&redis.url, &["DEL", &marker, &turns]).await.unwrap();
+    assert_eq!(redis_cli(&redis.url, &["SCRIPT", "FLUSH"]).await.as_deref(), Some("OK"));
+    assert_eq!(waits_for(turn_of(&second)).await, Some(turn_of(&first)), "registered again from the start");
+
+    // A turn ended is not registered again by the next scans, though its entry is still in the stream.
+    queue.end_turn(&turn_of(&first)).await.unwrap();
+    queue.enqueue(&customer_message("other", "after", written)).await.unwrap();
+    assert_eq!(waits_for(turn_of(&second)).await, None, "the ended turn stays ended");
+    assert_eq!(queue.backlog().await.unwrap(), 605, "nothing was consumed");
+}
+
+on_both_queues!(a_job_put_back_or_replayed_keeps_its_turn);
+
+/// The copy of a job put back in the queue, and a dead letter replayed, are new entries: each carries the
+/// job's turn, so the customer's later messages wait for it even when no check registered the first entry
+/// (here none ran before it was put back, or died).
+async fn a_job_put_back_or_replayed_keeps_its_turn(redis: Option<TestRedis>) {
+    let queue = queue_for(redis.as_ref(), "only");
+    let mut consumer = queue.consumer();
+    let written = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let first = customer_message("keeper", "first", written);
+    let later = turn_of(&customer_message("keeper", "later", written + chrono::Duration::seconds(1)));
+    queue.enqueue(&first).await.unwrap();
+    next_job(&mut consumer, "the job").await.requeue(chrono::Utc::now(), Duration::ZERO).await.unwrap();
+    let earlier = queue.earlier_in_conversation(&later).await.unwrap().map(|e| e.turn);
+    assert_eq!(earlier, Some(turn_of(&first)), "the copy put back is registered");
+
+    let dying = customer_message("replayed", "dying", written);
+    let after = turn_of(&customer_message("replayed", "after", written + chrono::Duration::seconds(1)));
+    queue.enqueue(&dying).await.unwrap();
+    let mut delivery = next_job(&mut consumer, "a job").await;
+    if delivery.job.as_ref().unwrap() != &dying {
+        // The copy put back above came first: done with.
+        queue.end_turn(&turn_of(&first)).await.unwrap();
+        delivery.ack().await.unwrap();
+        delivery = next_job(&mut consumer, "the job to kill").await;
+    }
+    assert_eq!(delivery.nack(&JobError::Permanent(anyhow!("bad"))).await.unwrap(), NackOutcome::Dead);
+    queue.end_turn(&turn_of(&dying)).await.unwrap(); // as the worker does for a dead job
+    assert_eq!(queue.earlier_in_conversation(&after).await.unwrap(), None, "a dead job holds nothing back");
+    let dead = queue.dead_jobs().await.unwrap();
+    queue.replay_dead(&dead[0].entry).await.unwrap().expect("replayed");
+    let earlier = queue.earlier_in_conversation(&after).await.unwrap().map(|e| e.turn);
+    assert_eq!(earlier, Some(turn_of(&dying)), "the replayed job is registered");
 }
