@@ -985,10 +985,6 @@ impl KeywordRouter {
         // "any dunks in 10.5?": a size asked for a piece staff named.
         let sized = entities.size.is_some() || words.iter().any(|w| w.chars().all(|c| c.is_ascii_digit()));
         let sized_piece = searching && sized && words.iter().any(|w| self.names_a_piece(w));
-        // "got any band tees in XL", "any 2XL hoodies": a kind of piece looked for in a size asks whether
-        // one is in stock, not what is new (every such row of the held-out tables, dev3 to dev5, 5 of 5);
-        // "anything new in size M" still browses.
-        let sized_search = searching && sized && entities.category.is_some() && !words.iter().any(|w| w == "new");
         let mut scored: Vec<(Intent, u32)> = self
             .intents
             .iter()
@@ -1005,10 +1001,7 @@ impl KeywordRouter {
                     // "Got any jordans size 11?" looks through the stock; "I'm a size 10" is the customer.
                     Intent::Sizing if !searching && !buying_a_size && self.names_body(text, &words) => score += 4,
                     Intent::NewDrops
-                        if searching
-                            && !sized_search
-                            && entities.category.is_some()
-                            && self.naming_words(&words).is_empty() =>
+                        if searching && entities.category.is_some() && self.naming_words(&words).is_empty() =>
                     {
                         // Browsing a category ("what jackets do u have") outweighs "do u have".
                         score += 5;
@@ -1018,7 +1011,7 @@ impl KeywordRouter {
                     Intent::Availability if searching && score > 0 && !self.naming_words(&words).is_empty() => {
                         score += 1;
                     }
-                    Intent::Availability if sized_piece || sized_search => score += 2,
+                    Intent::Availability if sized_piece => score += 2,
                     _ => {}
                 }
                 (intent.clone(), score)
@@ -1404,14 +1397,10 @@ mod tests {
     }
 
     #[test]
-    fn a_search_for_a_named_piece_or_a_kind_in_a_size_is_about_availability() {
+    fn a_search_for_a_named_piece_in_a_size_is_about_its_availability() {
         let router = shipped();
         let scores = router.scores("got any jordans size 11");
         assert_eq!(scores.first().map(|(i, _)| i.name()), Some("availability".to_owned()), "{scores:?}");
-        let scores = router.scores("any corduroy jackets in XL");
-        assert_eq!(scores.first().map(|(i, _)| i.name()), Some("availability".to_owned()), "{scores:?}");
-        let scores = router.scores("anything new in size M");
-        assert_eq!(scores.first().map(|(i, _)| i.name()), Some("new_drops".to_owned()), "{scores:?}");
     }
 
     #[test]
