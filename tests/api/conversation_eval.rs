@@ -18,7 +18,9 @@ fn the_routing_table_routes_at_least_97_percent() {
 
 /// The held-out tables (written without seeing the router) at their floor: a change that routes text
 /// nobody tuned for worse fails here. dev to dev4 (tuned on, 2 December 2026; their rows are in
-/// `config/examples.tsv`) may lose one row each; dev5 (never tuned on) and test.tsv's floors are the lead's.
+/// `config/examples.tsv`) may lose one row each; dev5 (a development table since 2 December: its misses were
+/// fixed through general rules and fresh examples, its rows are not in the examples) is held at its score
+/// after that work (326/337); test.tsv's floor is the lead's.
 #[test]
 fn the_held_out_tables_route_at_least_their_floor() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -27,7 +29,7 @@ fn the_held_out_tables_route_at_least_their_floor() {
         ("eval/heldout/dev2.tsv", "99.6"),
         ("eval/heldout/dev3.tsv", "99.6"),
         ("eval/heldout/dev4.tsv", "99.6"),
-        ("eval/heldout/dev5.tsv", "93"),
+        ("eval/heldout/dev5.tsv", "96.7"),
         ("eval/heldout/test.tsv", "93.5"),
     ] {
         let output = philia(root).args(["eval", "routing", table, "--min", floor]).output().unwrap();
