@@ -20,7 +20,7 @@ fn the_routing_table_routes_at_least_97_percent() {
 /// nobody tuned for worse fails here. dev to dev4 (tuned on, 2 December 2026; their rows are in
 /// `config/examples.tsv`) may lose one row each; dev5 (a development table since 2 December: its misses were
 /// fixed through general rules and fresh examples, its rows are not in the examples) is held at its score
-/// after that work (326/337); test.tsv's floor is the lead's.
+/// after that work (326/337); dev6, dev7 and test.tsv (blind: scored by the lead only) may lose one row.
 #[test]
 fn the_held_out_tables_route_at_least_their_floor() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -30,7 +30,9 @@ fn the_held_out_tables_route_at_least_their_floor() {
         ("eval/heldout/dev3.tsv", "99.6"),
         ("eval/heldout/dev4.tsv", "99.6"),
         ("eval/heldout/dev5.tsv", "96.7"),
-        ("eval/heldout/test.tsv", "93.5"),
+        ("eval/heldout/dev6.tsv", "94.2"),
+        ("eval/heldout/dev7.tsv", "93.5"),
+        ("eval/heldout/test.tsv", "96.5"),
     ] {
         let output = philia(root).args(["eval", "routing", table, "--min", floor]).output().unwrap();
         assert!(output.status.success(), "{table} below {floor}%: {}", text(&output));
