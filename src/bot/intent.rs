@@ -951,12 +951,16 @@ impl KeywordRouter {
         })
     }
 
+    /// Which of a message's words the router knows (those match a phrase only as written, never as a typo).
+    fn known(&self, spelled: &[String]) -> Vec<bool> {
+        spelled.iter().map(|w| self.vocabulary.contains(w) || NOT_TYPOS.contains(&w.as_str())).collect()
+    }
+
     /// The intents a `not` phrase of `intents.toml` rules out for a message ("cuanto for shipping?" is
     /// no price question: price's `not` has "shipping").
     fn ruled_out(&self, text: &str) -> Vec<Intent> {
         let spelled = self.respell(&normalize(&self.emoji_as_words(text)));
-        let known: Vec<bool> =
-            spelled.iter().map(|w| self.vocabulary.contains(w) || NOT_TYPOS.contains(&w.as_str())).collect();
+        let known = self.known(&spelled);
         self.intents
             .iter()
             .filter(|(_, rules)| rules.not.iter().any(|p| p.found_among(&spelled, &known)))
@@ -972,8 +976,7 @@ impl KeywordRouter {
         let searching = self.is_search(&words);
         let spelled = self.respell(&words);
         let bare = self.without_polite(&spelled);
-        let known: Vec<bool> =
-            spelled.iter().map(|w| self.vocabulary.contains(w) || NOT_TYPOS.contains(&w.as_str())).collect();
+        let known = self.known(&spelled);
         let score_of = |wanted: &Intent| {
             self.intents
                 .iter()
