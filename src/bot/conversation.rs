@@ -550,8 +550,10 @@ impl Bot {
             Intent::OptOut => Decision { opt_out: true, ..Decision::say(t.opt_out.clone(), ConversationState::Idle) },
             // "How much to ship to Canada?": that country's rate, or a person's quote, never "message us
             // your country" to someone who just named it.
-            Intent::Faq(topic) if topic == SHIPPING && self.abroad(turn.text).is_some() => {
-                let (code, country) = self.abroad(turn.text).unwrap_or_default();
+            Intent::Faq(topic)
+                if topic == SHIPPING
+                    && let Some((code, country)) = self.abroad(turn.text) =>
+            {
                 self.shipping_abroad(turn, &code, &country)
             }
             Intent::Faq(topic) => match self.router.faq_answer(&topic) {
